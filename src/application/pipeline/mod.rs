@@ -1,0 +1,5 @@
+//! The write pipeline between the receivers and storage.
+
+pub mod buffer;
+
+pub use buffer::{BufferConfig, MemoryWriteBuffer};

@@ -1,0 +1,173 @@
+//! Ports of the application layer: what the use cases need from storage and
+//! the query engine. Adapters in `infrastructure` implement them.
+
+use std::fmt;
+use std::time::Duration;
+
+use arrow::datatypes::SchemaRef;
+use arrow::record_batch::RecordBatch;
+use async_trait::async_trait;
+
+use crate::domain::TenantId;
+
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// The tables TelemetryFlow stores; names follow the OpenTelemetry
+/// ClickHouse exporter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Table {
+    Traces,
+    Logs,
+    MetricsGauge,
+    MetricsSum,
+    MetricsHistogram,
+    MetricsExpHistogram,
+    MetricsSummary,
+}
+
+impl Table {
+    pub const ALL: [Table; 7] = [
+        Table::Traces,
+        Table::Logs,
+        Table::MetricsGauge,
+        Table::MetricsSum,
+        Table::MetricsHistogram,
+        Table::MetricsExpHistogram,
+        Table::MetricsSummary,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Table::Traces => "otel_traces",
+            Table::Logs => "otel_logs",
+            Table::MetricsGauge => "otel_metrics_gauge",
+            Table::MetricsSum => "otel_metrics_sum",
+            Table::MetricsHistogram => "otel_metrics_histogram",
+            Table::MetricsExpHistogram => "otel_metrics_exp_histogram",
+            Table::MetricsSummary => "otel_metrics_summary",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<Table> {
+        Table::ALL.into_iter().find(|t| t.name() == name)
+    }
+
+    /// The event-time column every table has (`Timestamp(ns, UTC)`), used for
+    /// hourly partitioning.
+    pub const TIMESTAMP_COLUMN: &'static str = "timestamp";
+}
+
+impl fmt::Display for Table {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// Rows for one table, converted from one request.
+#[derive(Debug, Clone)]
+pub struct TableBatch {
+    pub table: Table,
+    pub batch: RecordBatch,
+}
+
+/// Why a write was refused. Nothing refused was accepted.
+#[derive(Debug, thiserror::Error)]
+pub enum WriteError {
+    /// Too much is buffered: the client should retry later.
+    #[error("server overloaded: {reason}; retry after {retry_after:?}")]
+    Overloaded {
+        reason: String,
+        retry_after: Duration,
+    },
+    /// The server is shutting down.
+    #[error("server is shutting down")]
+    ShuttingDown,
+    #[error("write failed: {0}")]
+    Internal(BoxError),
+}
+
+/// Accepts converted batches on the write path.
+#[async_trait]
+pub trait WriteBuffer: Send + Sync {
+    /// Returns once the batches are buffered and visible to queries.
+    /// An error means nothing of the call was accepted.
+    async fn write(&self, tenant: &TenantId, batches: Vec<TableBatch>) -> Result<(), WriteError>;
+
+    /// Persists everything buffered; returns when all of it is in committed files.
+    async fn flush_all(&self) -> Result<(), WriteError>;
+}
+
+/// A committed Parquet file of one tenant's table.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileMeta {
+    /// Path inside the object store (no scheme), e.g.
+    /// `acme/otel_traces/date=2026-11-26/hour=13/0193….parquet`.
+    pub path: String,
+    pub size: u64,
+    pub rows: u64,
+}
+
+/// Storage errors.
+#[derive(Debug, thiserror::Error)]
+#[error("{context}: {source}")]
+pub struct StoreError {
+    pub context: String,
+    #[source]
+    pub source: BoxError,
+}
+
+/// The repository of committed data: immutable Parquet files.
+#[async_trait]
+pub trait FileStore: Send + Sync {
+    /// Writes one file of rows for `(tenant, table)`, all within the hour
+    /// starting at `hour_start_nanos`.
+    async fn write_file(
+        &self,
+        tenant: &TenantId,
+        table: Table,
+        hour_start_nanos: u64,
+        batch: RecordBatch,
+    ) -> Result<FileMeta, StoreError>;
+
+    /// Every committed file, by tenant and table.
+    async fn list_files(&self) -> Result<Vec<(TenantId, Table, FileMeta)>, StoreError>;
+}
+
+/// A consistent view of one tenant's table: committed files plus rows not yet
+/// flushed. A row is in exactly one of the two.
+#[derive(Debug, Clone, Default)]
+pub struct TableSnapshot {
+    pub files: Vec<FileMeta>,
+    pub batches: Vec<RecordBatch>,
+}
+
+/// Source of table snapshots for the read side.
+pub trait SnapshotSource: Send + Sync {
+    fn snapshot(&self, tenant: &TenantId, table: Table) -> TableSnapshot;
+}
+
+/// Why a query failed.
+#[derive(Debug, thiserror::Error)]
+pub enum QueryError {
+    /// The query is wrong (syntax, unknown column, type error): the caller's fault.
+    #[error("{0}")]
+    Invalid(String),
+    /// The query tries something API callers may not do.
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("query failed: {0}")]
+    Internal(String),
+}
+
+/// Rows answered by a query.
+#[derive(Debug, Clone)]
+pub struct QueryResult {
+    pub schema: SchemaRef,
+    pub batches: Vec<RecordBatch>,
+}
+
+/// The read model: answers SQL over one tenant's tables.
+#[async_trait]
+pub trait ReadModel: Send + Sync {
+    async fn sql(&self, tenant: &TenantId, sql: &str) -> Result<QueryResult, QueryError>;
+}

@@ -1,0 +1,29 @@
+//! `SqlQuery`: ad-hoc SQL over the caller's tenant's tables.
+
+use std::sync::Arc;
+
+use crate::application::ports::{QueryError, QueryResult, ReadModel};
+use crate::domain::TenantContext;
+
+#[derive(Debug, Clone)]
+pub struct SqlQuery {
+    pub ctx: TenantContext,
+    pub sql: String,
+}
+
+pub struct SqlHandler {
+    read_model: Arc<dyn ReadModel>,
+}
+
+impl SqlHandler {
+    pub fn new(read_model: Arc<dyn ReadModel>) -> Self {
+        Self { read_model }
+    }
+
+    pub async fn handle(&self, q: &SqlQuery) -> Result<QueryResult, QueryError> {
+        if q.sql.trim().is_empty() {
+            return Err(QueryError::Invalid("sql must not be empty".into()));
+        }
+        self.read_model.sql(q.ctx.tenant(), &q.sql).await
+    }
+}

@@ -1,0 +1,166 @@
+//! The command line: `telemetryflow serve` and `telemetryflow sql`.
+
+use std::path::PathBuf;
+
+use anyhow::{Context as _, bail};
+use clap::{Args, Parser, Subcommand};
+
+use crate::application::ports::ReadModel;
+use crate::config::{Config, Overrides};
+use crate::domain::TenantId;
+use crate::infrastructure::query::format::{self, Format};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "telemetryflow",
+    version,
+    about = "OpenTelemetry-native OTLP collector and columnar store"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the server (OTLP gRPC on :4317, OTLP/HTTP and the query API on :4318).
+    Serve(ServeArgs),
+    /// Run a SQL query against a server or directly against a data directory.
+    Sql(SqlArgs),
+}
+
+#[derive(Debug, Args, Default)]
+pub struct ServeArgs {
+    /// TOML configuration file (see config/telemetryflow.toml).
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Local state directory [default: ./data].
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+    /// OTLP/gRPC listen address [default: 127.0.0.1:4317].
+    #[arg(long)]
+    pub grpc_addr: Option<String>,
+    /// OTLP/HTTP and API listen address [default: 127.0.0.1:4318].
+    #[arg(long)]
+    pub http_addr: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct SqlArgs {
+    /// The SQL query, e.g. "SELECT count(*) FROM otel_traces".
+    pub query: String,
+    /// Query a running server at this base URL [default: http://127.0.0.1:4318].
+    #[arg(long, conflicts_with = "data_dir")]
+    pub server: Option<String>,
+    /// Query the files in this data directory directly, without a server.
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+    /// With --data-dir: the configuration file (for S3 storage settings).
+    #[arg(long, requires = "data_dir")]
+    pub config: Option<PathBuf>,
+    /// Tenant whose tables are queried.
+    #[arg(long, default_value = "default")]
+    pub tenant: String,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    pub format: Format,
+}
+
+impl ServeArgs {
+    pub fn load_config(&self) -> anyhow::Result<Config> {
+        let overrides = Overrides {
+            data_dir: self.data_dir.clone(),
+            grpc_addr: self.grpc_addr.clone(),
+            http_addr: self.http_addr.clone(),
+        };
+        Ok(Config::load(
+            self.config.as_deref(),
+            std::env::vars(),
+            &overrides,
+        )?)
+    }
+}
+
+/// Runs `telemetryflow serve` until SIGTERM or Ctrl-C, then shuts down gracefully.
+pub async fn serve(config: Config) -> anyhow::Result<()> {
+    let server = crate::bootstrap::start(config).await?;
+    wait_for_signal().await;
+    server.shutdown().await
+}
+
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+/// Runs `telemetryflow sql` and prints the result.
+pub fn sql(args: &SqlArgs) -> anyhow::Result<()> {
+    let tenant = TenantId::parse(&args.tenant).context("--tenant")?;
+    let result = match &args.data_dir {
+        Some(dir) => {
+            let overrides = Overrides {
+                data_dir: Some(dir.clone()),
+                ..Default::default()
+            };
+            let config = Config::load(args.config.as_deref(), std::env::vars(), &overrides)?;
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()?;
+            rt.block_on(async {
+                let storage = crate::bootstrap::open_storage(&config).await?;
+                storage
+                    .engine
+                    .sql(&tenant, &args.query)
+                    .await
+                    .map_err(anyhow::Error::from)
+            })?
+        }
+        None => {
+            let base = args.server.as_deref().unwrap_or("http://127.0.0.1:4318");
+            let url = format!("{}/api/v2/sql?format=arrow", base.trim_end_matches('/'));
+            let body = serde_json::json!({"sql": args.query}).to_string();
+            let resp = reqwest::blocking::Client::new()
+                .post(&url)
+                .header("content-type", "application/json")
+                .header(crate::infrastructure::otlp::TENANT_HEADER, tenant.as_str())
+                .body(body)
+                .send()
+                .with_context(|| format!("POST {url}"))?;
+            let status = resp.status();
+            let bytes = resp.bytes().context("reading the response")?;
+            if !status.is_success() {
+                let msg = serde_json::from_slice::<serde_json::Value>(&bytes)
+                    .ok()
+                    .and_then(|v| v.get("error").and_then(|e| e.as_str()).map(str::to_owned))
+                    .unwrap_or_else(|| String::from_utf8_lossy(&bytes).into_owned());
+                bail!("{status}: {msg}");
+            }
+            format::from_arrow_ipc(&bytes)?
+        }
+    };
+    let out = match args.format {
+        Format::Table => format::to_table(&result)? + "\n",
+        Format::Json => format::to_json(&result)?.to_string() + "\n",
+        Format::Csv => String::from_utf8(format::to_csv(&result)?)?,
+        Format::Arrow => bail!("--format arrow is for the HTTP API; use table, json or csv"),
+    };
+    print!("{out}");
+    Ok(())
+}

@@ -1,0 +1,517 @@
+//! Configuration: defaults < file (`--config`, TOML) < environment
+//! (`TELEMETRYFLOW_<SECTION>_<KEY>`) < command-line flags. Every key is
+//! documented in `config/telemetryflow.toml`. Unknown keys and bad values are
+//! errors that name the key.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("reading config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("config file {path}: {message}")]
+    File { path: PathBuf, message: String },
+    #[error("environment variable {var}: unknown setting (known: {known})")]
+    UnknownEnv { var: String, known: String },
+    #[error("invalid configuration: {0}")]
+    Invalid(String),
+    #[error("invalid value for {key}: {message}")]
+    BadValue { key: String, message: String },
+}
+
+pub type Result<T, E = ConfigError> = std::result::Result<T, E>;
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    pub server: ServerConfig,
+    pub storage: StorageConfig,
+    pub buffer: BufferSettings,
+    pub ingest: IngestSettings,
+    pub log: LogConfig,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerConfig {
+    pub grpc_addr: String,
+    pub http_addr: String,
+    pub max_request_bytes: usize,
+    pub cors_allowed_origins: Vec<String>,
+    pub shutdown_timeout_secs: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StorageConfig {
+    pub data_dir: PathBuf,
+    pub url: String,
+    pub s3: S3Config,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct S3Config {
+    pub endpoint: String,
+    pub region: String,
+    pub access_key_id: String,
+    pub secret_access_key: String,
+    pub allow_http: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BufferSettings {
+    pub flush_rows: usize,
+    pub flush_bytes: usize,
+    pub flush_interval_ms: u64,
+    pub max_buffered_bytes: usize,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct IngestSettings {
+    pub max_counter_series: usize,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogConfig {
+    pub level: String,
+    pub format: String,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            grpc_addr: "127.0.0.1:4317".into(),
+            http_addr: "127.0.0.1:4318".into(),
+            max_request_bytes: 64 << 20,
+            cors_allowed_origins: Vec::new(),
+            shutdown_timeout_secs: 30,
+        }
+    }
+}
+
+impl Default for StorageConfig {
+    fn default() -> Self {
+        Self {
+            data_dir: PathBuf::from("./data"),
+            url: String::new(),
+            s3: S3Config::default(),
+        }
+    }
+}
+
+impl Default for S3Config {
+    fn default() -> Self {
+        Self {
+            endpoint: String::new(),
+            region: "us-east-1".into(),
+            access_key_id: String::new(),
+            secret_access_key: String::new(),
+            allow_http: false,
+        }
+    }
+}
+
+impl Default for BufferSettings {
+    fn default() -> Self {
+        let d = crate::application::pipeline::BufferConfig::default();
+        Self {
+            flush_rows: d.flush_rows,
+            flush_bytes: d.flush_bytes,
+            flush_interval_ms: d.max_age.as_millis() as u64,
+            max_buffered_bytes: d.max_buffered_bytes,
+        }
+    }
+}
+
+impl Default for IngestSettings {
+    fn default() -> Self {
+        Self {
+            max_counter_series: 1_000_000,
+        }
+    }
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        Self {
+            level: "info".into(),
+            format: "text".into(),
+        }
+    }
+}
+
+/// Settings given on the command line (highest precedence).
+#[derive(Debug, Clone, Default)]
+pub struct Overrides {
+    pub data_dir: Option<PathBuf>,
+    pub grpc_addr: Option<String>,
+    pub http_addr: Option<String>,
+}
+
+const ENV_PREFIX: &str = "TELEMETRYFLOW_";
+
+/// Short environment names for the settings that also have flags.
+const ENV_ALIASES: [(&str, &str); 3] = [
+    ("TELEMETRYFLOW_DATA_DIR", "storage.data_dir"),
+    ("TELEMETRYFLOW_GRPC_ADDR", "server.grpc_addr"),
+    ("TELEMETRYFLOW_HTTP_ADDR", "server.http_addr"),
+];
+
+fn leaf_paths(prefix: &str, v: &toml::Value, out: &mut Vec<String>) {
+    match v {
+        toml::Value::Table(t) => {
+            for (k, v) in t {
+                let p = if prefix.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{prefix}.{k}")
+                };
+                leaf_paths(&p, v, out);
+            }
+        }
+        _ => out.push(prefix.to_owned()),
+    }
+}
+
+fn set_path(root: &mut toml::Value, path: &str, value: toml::Value) {
+    let mut cur = root;
+    let mut parts = path.split('.').peekable();
+    while let Some(p) = parts.next() {
+        let toml::Value::Table(t) = cur else { return };
+        if parts.peek().is_none() {
+            t.insert(p.to_owned(), value);
+            return;
+        }
+        cur = t
+            .entry(p.to_owned())
+            .or_insert_with(|| toml::Value::Table(Default::default()));
+    }
+}
+
+fn get_path<'a>(root: &'a toml::Value, path: &str) -> Option<&'a toml::Value> {
+    path.split('.').try_fold(root, |cur, p| cur.get(p))
+}
+
+/// Parses an environment value as the type the default has.
+fn env_value(default: Option<&toml::Value>, raw: &str) -> toml::Value {
+    match default {
+        Some(toml::Value::String(_)) | None => toml::Value::String(raw.to_owned()),
+        Some(toml::Value::Array(_)) => toml::Value::Array(
+            raw.split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(|s| toml::Value::String(s.to_owned()))
+                .collect(),
+        ),
+        Some(_) => toml::from_str::<toml::Table>(&format!("v = {raw}"))
+            .ok()
+            .and_then(|mut t| t.remove("v"))
+            .unwrap_or_else(|| toml::Value::String(raw.to_owned())),
+    }
+}
+
+impl Config {
+    /// Loads the configuration with full precedence.
+    pub fn load(
+        file: Option<&Path>,
+        env: impl IntoIterator<Item = (String, String)>,
+        overrides: &Overrides,
+    ) -> Result<Self> {
+        let defaults = toml::Value::try_from(Config::default())
+            .map_err(|e| ConfigError::Invalid(e.to_string()))?;
+        let mut merged = defaults.clone();
+        if let Some(path) = file {
+            let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+                path: path.to_owned(),
+                source,
+            })?;
+            let table: toml::Table = toml::from_str(&text).map_err(|e| ConfigError::File {
+                path: path.to_owned(),
+                message: e.to_string(),
+            })?;
+            // Validate the file alone first, so its errors name the file.
+            toml::Value::Table(table.clone())
+                .try_into::<Config>()
+                .map_err(|e| ConfigError::File {
+                    path: path.to_owned(),
+                    message: e.to_string(),
+                })?;
+            let mut leaves = Vec::new();
+            let file_value = toml::Value::Table(table);
+            leaf_paths("", &file_value, &mut leaves);
+            for leaf in leaves {
+                if let Some(v) = get_path(&file_value, &leaf) {
+                    set_path(&mut merged, &leaf, v.clone());
+                }
+            }
+        }
+        let mut known = Vec::new();
+        leaf_paths("", &defaults, &mut known);
+        for (var, raw) in env {
+            let Some(rest) = var.strip_prefix(ENV_PREFIX) else {
+                continue;
+            };
+            let key = ENV_ALIASES
+                .iter()
+                .find(|(alias, _)| *alias == var)
+                .map(|(_, k)| (*k).to_owned())
+                .or_else(|| {
+                    let lower = rest.to_ascii_lowercase();
+                    known.iter().find(|k| k.replace('.', "_") == lower).cloned()
+                });
+            let Some(key) = key else {
+                return Err(ConfigError::UnknownEnv {
+                    var,
+                    known:
+                        "TELEMETRYFLOW_<SECTION>_<KEY> for every key in config/telemetryflow.toml"
+                            .into(),
+                });
+            };
+            let value = env_value(get_path(&defaults, &key), &raw);
+            set_path(&mut merged, &key, value);
+        }
+        if let Some(d) = &overrides.data_dir {
+            set_path(
+                &mut merged,
+                "storage.data_dir",
+                toml::Value::String(d.display().to_string()),
+            );
+        }
+        if let Some(a) = &overrides.grpc_addr {
+            set_path(
+                &mut merged,
+                "server.grpc_addr",
+                toml::Value::String(a.clone()),
+            );
+        }
+        if let Some(a) = &overrides.http_addr {
+            set_path(
+                &mut merged,
+                "server.http_addr",
+                toml::Value::String(a.clone()),
+            );
+        }
+        let config: Config = merged
+            .try_into()
+            .map_err(|e: toml::de::Error| ConfigError::Invalid(e.to_string()))?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    fn validate(&self) -> Result<()> {
+        let bad = |key: &str, message: String| ConfigError::BadValue {
+            key: key.into(),
+            message,
+        };
+        for (key, addr) in [
+            ("server.grpc_addr", &self.server.grpc_addr),
+            ("server.http_addr", &self.server.http_addr),
+        ] {
+            addr.parse::<SocketAddr>()
+                .map_err(|e| bad(key, format!("{addr:?} is not HOST:PORT ({e})")))?;
+        }
+        if self.server.max_request_bytes == 0 {
+            return Err(bad(
+                "server.max_request_bytes",
+                "must be greater than 0".into(),
+            ));
+        }
+        for (key, v) in [
+            ("buffer.flush_rows", self.buffer.flush_rows),
+            ("buffer.flush_bytes", self.buffer.flush_bytes),
+            ("buffer.max_buffered_bytes", self.buffer.max_buffered_bytes),
+            ("ingest.max_counter_series", self.ingest.max_counter_series),
+        ] {
+            if v == 0 {
+                return Err(bad(key, "must be greater than 0".into()));
+            }
+        }
+        if self.buffer.flush_interval_ms == 0 {
+            return Err(bad(
+                "buffer.flush_interval_ms",
+                "must be greater than 0".into(),
+            ));
+        }
+        if !(self.storage.url.is_empty()
+            || self.storage.url.starts_with("s3://")
+            || self.storage.url.starts_with("file://"))
+        {
+            return Err(bad(
+                "storage.url",
+                format!(
+                    "{:?}: use s3://bucket/prefix, file:///path, or leave empty",
+                    self.storage.url
+                ),
+            ));
+        }
+        if !matches!(self.log.format.as_str(), "text" | "json") {
+            return Err(bad(
+                "log.format",
+                format!("{:?}: use text or json", self.log.format),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Where Parquet files go.
+    pub fn storage_location(&self) -> crate::infrastructure::storage::StorageLocation {
+        use crate::infrastructure::storage::StorageLocation;
+        let url = self.storage.url.as_str();
+        if let Some(rest) = url.strip_prefix("s3://") {
+            let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+            let s3 = &self.storage.s3;
+            let opt = |s: &str| (!s.is_empty()).then(|| s.to_owned());
+            StorageLocation::S3 {
+                bucket: bucket.to_owned(),
+                prefix: prefix.to_owned(),
+                endpoint: opt(&s3.endpoint),
+                region: s3.region.clone(),
+                access_key_id: opt(&s3.access_key_id),
+                secret_access_key: opt(&s3.secret_access_key),
+                allow_http: s3.allow_http,
+            }
+        } else if let Some(path) = url.strip_prefix("file://") {
+            StorageLocation::Local(PathBuf::from(path))
+        } else {
+            StorageLocation::Local(self.storage.data_dir.join("parquet"))
+        }
+    }
+
+    pub fn buffer_config(&self) -> crate::application::pipeline::BufferConfig {
+        crate::application::pipeline::BufferConfig {
+            flush_rows: self.buffer.flush_rows,
+            flush_bytes: self.buffer.flush_bytes,
+            max_age: std::time::Duration::from_millis(self.buffer.flush_interval_ms),
+            max_buffered_bytes: self.buffer.max_buffered_bytes,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write;
+
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn defaults_need_no_configuration() {
+        let c = Config::load(None, env(&[]), &Overrides::default()).unwrap();
+        assert_eq!(c, Config::default());
+        assert_eq!(c.server.grpc_addr, "127.0.0.1:4317");
+        assert_eq!(
+            c.storage_location(),
+            crate::infrastructure::storage::StorageLocation::Local(PathBuf::from("./data/parquet"))
+        );
+    }
+
+    #[test]
+    fn flags_beat_env_beat_file_beat_defaults() {
+        let mut f = tempfile::NamedTempFile::new().unwrap();
+        writeln!(f, "[server]\ngrpc_addr = \"127.0.0.1:1111\"\nhttp_addr = \"127.0.0.1:2222\"\n[buffer]\nflush_rows = 5").unwrap();
+        let e = env(&[
+            ("TELEMETRYFLOW_SERVER_HTTP_ADDR", "127.0.0.1:3333"),
+            ("TELEMETRYFLOW_BUFFER_FLUSH_ROWS", "7"),
+            (
+                "TELEMETRYFLOW_SERVER_CORS_ALLOWED_ORIGINS",
+                "https://a.example, https://b.example",
+            ),
+            ("PATH", "/bin"),
+        ]);
+        let o = Overrides {
+            http_addr: Some("127.0.0.1:4444".into()),
+            ..Default::default()
+        };
+        let c = Config::load(Some(f.path()), e.clone(), &o).unwrap();
+        assert_eq!(c.server.grpc_addr, "127.0.0.1:1111"); // file
+        assert_eq!(c.server.http_addr, "127.0.0.1:4444"); // flag over env over file
+        assert_eq!(c.buffer.flush_rows, 7); // env over file
+        assert_eq!(
+            c.server.cors_allowed_origins,
+            ["https://a.example", "https://b.example"]
+        );
+        let c = Config::load(Some(f.path()), e, &Overrides::default()).unwrap();
+        assert_eq!(c.server.http_addr, "127.0.0.1:3333");
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_values_name_the_key() {
+        let mut f = tempfile::NamedTempFile::new().unwrap();
+        writeln!(f, "[server]\ngrpc_adr = \"x\"").unwrap();
+        let e = Config::load(Some(f.path()), env(&[]), &Overrides::default())
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("grpc_adr"), "{e}");
+
+        let e = Config::load(
+            None,
+            env(&[("TELEMETRYFLOW_SERVER_GRPC_ADR", "x")]),
+            &Overrides::default(),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("TELEMETRYFLOW_SERVER_GRPC_ADR"), "{e}");
+
+        let e = Config::load(
+            None,
+            env(&[("TELEMETRYFLOW_BUFFER_FLUSH_ROWS", "many")]),
+            &Overrides::default(),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("flush_rows"), "{e}");
+
+        let o = Overrides {
+            grpc_addr: Some("nowhere".into()),
+            ..Default::default()
+        };
+        let e = Config::load(None, env(&[]), &o).unwrap_err().to_string();
+        assert!(e.contains("server.grpc_addr"), "{e}");
+    }
+
+    #[test]
+    fn the_documented_config_file_is_the_defaults() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/telemetryflow.toml");
+        let c = Config::load(Some(&path), env(&[]), &Overrides::default()).unwrap();
+        assert_eq!(c, Config::default());
+    }
+
+    #[test]
+    fn s3_urls_split_bucket_and_prefix() {
+        let mut c = Config::default();
+        c.storage.url = "s3://bucket/some/prefix".into();
+        c.storage.s3.endpoint = "http://127.0.0.1:9000".into();
+        match c.storage_location() {
+            crate::infrastructure::storage::StorageLocation::S3 {
+                bucket,
+                prefix,
+                endpoint,
+                ..
+            } => {
+                assert_eq!(
+                    (bucket.as_str(), prefix.as_str()),
+                    ("bucket", "some/prefix")
+                );
+                assert_eq!(endpoint.as_deref(), Some("http://127.0.0.1:9000"));
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+}

@@ -1,0 +1,14 @@
+//! The domain layer: TelemetryFlow's business vocabulary and rules.
+//!
+//! Pure Rust: std and thiserror only. No async runtime, no network, no file or
+//! columnar format types (the architecture test in `tests/it/architecture.rs`
+//! enforces this). Rules are pure functions over small borrowed or `Copy`
+//! values, so the ingest hot path can call them per item without allocating.
+
+pub mod events;
+pub mod ports;
+pub mod telemetry;
+pub mod tenancy;
+
+pub use events::DomainEvent;
+pub use tenancy::{TenantContext, TenantId, WorkspaceId};

@@ -1,0 +1,82 @@
+//! `MetricName`: the OpenTelemetry metric naming rule of the seed.
+
+use std::fmt;
+
+/// Why a metric name was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum MetricNameError {
+    #[error("metric name must not be empty")]
+    Empty,
+    #[error("metric name must be at most 255 characters")]
+    TooLong,
+    #[error("metric name must start with a letter")]
+    BadStart,
+    #[error("metric name may contain only letters, digits, '.', '_' and '-'")]
+    BadChar,
+}
+
+/// A valid metric name: non-empty, at most 255 characters, matching
+/// `^[a-zA-Z][a-zA-Z0-9._-]*$`. Borrowed, so checking one costs no allocation.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct MetricName<'a>(&'a str);
+
+impl<'a> MetricName<'a> {
+    pub const MAX_LEN: usize = 255;
+
+    pub fn parse(s: &'a str) -> Result<Self, MetricNameError> {
+        let bytes = s.as_bytes();
+        let Some(&first) = bytes.first() else {
+            return Err(MetricNameError::Empty);
+        };
+        if bytes.len() > Self::MAX_LEN {
+            return Err(MetricNameError::TooLong);
+        }
+        if !first.is_ascii_alphabetic() {
+            return Err(MetricNameError::BadStart);
+        }
+        if !bytes[1..]
+            .iter()
+            .all(|&b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+        {
+            return Err(MetricNameError::BadChar);
+        }
+        Ok(Self(s))
+    }
+
+    pub fn as_str(&self) -> &'a str {
+        self.0
+    }
+}
+
+impl fmt::Display for MetricName<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.0)
+    }
+}
+
+impl fmt::Debug for MetricName<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "MetricName({:?})", self.0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn follows_the_otel_naming_rule() {
+        for ok in ["http.server.duration", "a", "cpu_usage-percent", "A1.b_c-d"] {
+            assert_eq!(MetricName::parse(ok).unwrap().as_str(), ok);
+        }
+        assert_eq!(MetricName::parse(""), Err(MetricNameError::Empty));
+        assert_eq!(MetricName::parse("1abc"), Err(MetricNameError::BadStart));
+        assert_eq!(MetricName::parse("_abc"), Err(MetricNameError::BadStart));
+        assert_eq!(MetricName::parse("a b"), Err(MetricNameError::BadChar));
+        assert_eq!(MetricName::parse("a/b"), Err(MetricNameError::BadChar));
+        assert_eq!(MetricName::parse("résumé"), Err(MetricNameError::BadChar));
+        let long = "a".repeat(256);
+        assert_eq!(MetricName::parse(&long), Err(MetricNameError::TooLong));
+        assert!(MetricName::parse(&long[..255]).is_ok());
+    }
+}

@@ -1,0 +1,142 @@
+//! Why an item was rejected, and the tally a batch reports back to the client
+//! in OTLP `partial_success`.
+
+use std::fmt::Write as _;
+
+/// One reason for rejecting a single item (span, data point or log record).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Rejection {
+    /// Trace id absent, not 16 bytes, or all zero.
+    InvalidTraceId,
+    /// Span id absent, not 8 bytes, or all zero.
+    InvalidSpanId,
+    /// Parent span id present but not 8 bytes or all zero.
+    InvalidParentSpanId,
+    /// Span end time before its start time.
+    EndBeforeStart,
+    /// Metric name breaks the naming rule (see `MetricName`).
+    InvalidMetricName,
+    /// A monotonic sum (counter) point with a negative value.
+    NegativeCounter,
+    /// A monotonic sum point that is NaN or infinite.
+    NonFiniteCounter,
+    /// A cumulative monotonic series whose value went down without a new start time.
+    DecreasingCounter,
+    /// A log record whose trace/span context is malformed (wrong length or all zero).
+    InvalidLogContext,
+    /// Severity number outside 0..=24.
+    InvalidSeverityNumber,
+}
+
+impl Rejection {
+    pub const ALL: [Rejection; 10] = [
+        Rejection::InvalidTraceId,
+        Rejection::InvalidSpanId,
+        Rejection::InvalidParentSpanId,
+        Rejection::EndBeforeStart,
+        Rejection::InvalidMetricName,
+        Rejection::NegativeCounter,
+        Rejection::NonFiniteCounter,
+        Rejection::DecreasingCounter,
+        Rejection::InvalidLogContext,
+        Rejection::InvalidSeverityNumber,
+    ];
+
+    fn index(self) -> usize {
+        self as usize
+    }
+
+    /// English description used in the OTLP `error_message`.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Rejection::InvalidTraceId => "invalid trace id (must be 16 bytes, not all zero)",
+            Rejection::InvalidSpanId => "invalid span id (must be 8 bytes, not all zero)",
+            Rejection::InvalidParentSpanId => {
+                "invalid parent span id (must be empty or 8 bytes, not all zero)"
+            }
+            Rejection::EndBeforeStart => "end time before start time",
+            Rejection::InvalidMetricName => {
+                "invalid metric name (must match ^[a-zA-Z][a-zA-Z0-9._-]*$, at most 255 characters)"
+            }
+            Rejection::NegativeCounter => "negative value on a monotonic counter",
+            Rejection::NonFiniteCounter => "NaN or infinite value on a monotonic counter",
+            Rejection::DecreasingCounter => {
+                "cumulative monotonic counter decreased without a new start time"
+            }
+            Rejection::InvalidLogContext => {
+                "invalid trace context (trace id must be empty or 16 bytes, span id empty or 8 bytes, not all zero)"
+            }
+            Rejection::InvalidSeverityNumber => "severity number outside 0..=24",
+        }
+    }
+}
+
+/// Counts of rejected items by reason. Fixed size: recording costs no allocation.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Rejections {
+    counts: [u64; Rejection::ALL.len()],
+}
+
+impl Rejections {
+    pub fn record(&mut self, r: Rejection) {
+        self.record_n(r, 1);
+    }
+
+    pub fn record_n(&mut self, r: Rejection, n: u64) {
+        self.counts[r.index()] += n;
+    }
+
+    pub fn count(&self, r: Rejection) -> u64 {
+        self.counts[r.index()]
+    }
+
+    pub fn total(&self) -> u64 {
+        self.counts.iter().sum()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.total() == 0
+    }
+
+    /// The OTLP partial-success message, e.g. "rejected 3 of 10 spans: 2 invalid
+    /// trace id (...); 1 end time before start time". Empty when nothing was rejected.
+    pub fn message(&self, noun: &str, received: u64) -> String {
+        let total = self.total();
+        if total == 0 {
+            return String::new();
+        }
+        let mut msg = format!("rejected {total} of {received} {noun}: ");
+        let mut first = true;
+        for r in Rejection::ALL {
+            let n = self.count(r);
+            if n > 0 {
+                if !first {
+                    msg.push_str("; ");
+                }
+                first = false;
+                let _ = write!(msg, "{n} with {}", r.describe());
+            }
+        }
+        msg
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn message_names_every_reason_with_counts() {
+        let mut r = Rejections::default();
+        assert_eq!(r.message("spans", 5), "");
+        r.record(Rejection::InvalidTraceId);
+        r.record(Rejection::InvalidTraceId);
+        r.record(Rejection::EndBeforeStart);
+        assert_eq!(r.total(), 3);
+        assert_eq!(
+            r.message("spans", 10),
+            "rejected 3 of 10 spans: 2 with invalid trace id (must be 16 bytes, not all zero); \
+             1 with end time before start time"
+        );
+    }
+}

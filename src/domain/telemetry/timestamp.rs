@@ -1,0 +1,73 @@
+//! Points in time, as Unix nanoseconds (UTC), the OTLP representation.
+
+/// A point in time in nanoseconds since the Unix epoch, UTC.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct Timestamp(u64);
+
+impl Timestamp {
+    pub const NANOS_PER_HOUR: u64 = 3_600_000_000_000;
+
+    pub fn from_unix_nanos(nanos: u64) -> Self {
+        Self(nanos)
+    }
+
+    pub fn unix_nanos(&self) -> u64 {
+        self.0
+    }
+
+    /// Start of the hour this instant falls in (storage partitions are hourly).
+    pub fn hour_start(&self) -> Timestamp {
+        Timestamp(self.0 - self.0 % Self::NANOS_PER_HOUR)
+    }
+}
+
+/// The closed time range `[min, max]` covered by a batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TimeRange {
+    min: Timestamp,
+    max: Timestamp,
+}
+
+impl TimeRange {
+    pub fn point(t: Timestamp) -> Self {
+        Self { min: t, max: t }
+    }
+
+    pub fn min(&self) -> Timestamp {
+        self.min
+    }
+
+    pub fn max(&self) -> Timestamp {
+        self.max
+    }
+
+    pub fn include(&mut self, t: Timestamp) {
+        self.min = self.min.min(t);
+        self.max = self.max.max(t);
+    }
+
+    /// Extends an optional range by one instant.
+    pub fn extend(range: &mut Option<TimeRange>, t: Timestamp) {
+        match range {
+            Some(r) => r.include(t),
+            None => *range = Some(TimeRange::point(t)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ranges_and_hours() {
+        let mut r = None;
+        TimeRange::extend(&mut r, Timestamp::from_unix_nanos(50));
+        TimeRange::extend(&mut r, Timestamp::from_unix_nanos(10));
+        TimeRange::extend(&mut r, Timestamp::from_unix_nanos(30));
+        let r = r.unwrap();
+        assert_eq!((r.min().unix_nanos(), r.max().unix_nanos()), (10, 50));
+        let t = Timestamp::from_unix_nanos(2 * Timestamp::NANOS_PER_HOUR + 17);
+        assert_eq!(t.hour_start().unix_nanos(), 2 * Timestamp::NANOS_PER_HOUR);
+    }
+}

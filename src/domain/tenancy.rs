@@ -1,0 +1,148 @@
+//! Tenant and workspace context: who owns a piece of telemetry.
+
+use std::fmt;
+use std::sync::Arc;
+
+/// Why an identifier was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum IdError {
+    #[error("{what} must not be empty")]
+    Empty { what: &'static str },
+    #[error("{what} must be at most {max} characters, got {len}")]
+    TooLong {
+        what: &'static str,
+        max: usize,
+        len: usize,
+    },
+    #[error("{what} may contain only ASCII letters, digits, '-' and '_' (got {value:?})")]
+    InvalidChar { what: &'static str, value: String },
+}
+
+const MAX_ID_LEN: usize = 64;
+
+fn parse_id(what: &'static str, s: &str) -> Result<Arc<str>, IdError> {
+    if s.is_empty() {
+        return Err(IdError::Empty { what });
+    }
+    if s.len() > MAX_ID_LEN {
+        return Err(IdError::TooLong {
+            what,
+            max: MAX_ID_LEN,
+            len: s.len(),
+        });
+    }
+    if !s
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    {
+        return Err(IdError::InvalidChar {
+            what,
+            value: s.chars().take(80).collect(),
+        });
+    }
+    Ok(Arc::from(s))
+}
+
+macro_rules! id_type {
+    ($(#[$doc:meta])* $name:ident, $what:literal) => {
+        $(#[$doc])*
+        #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        pub struct $name(Arc<str>);
+
+        impl $name {
+            /// Parses an identifier: 1–64 ASCII letters, digits, `-` or `_`.
+            /// The restriction makes it safe as a storage path segment.
+            pub fn parse(s: &str) -> Result<Self, IdError> {
+                parse_id($what, s).map(Self)
+            }
+
+            /// The identifier every request gets when it names none.
+            pub fn default_id() -> Self {
+                Self(Arc::from("default"))
+            }
+
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+
+        impl fmt::Debug for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                write!(f, "{}({:?})", stringify!($name), &*self.0)
+            }
+        }
+    };
+}
+
+id_type!(
+    /// The tenant owning data; the unit of isolation. A query only ever sees
+    /// its caller's tenant.
+    TenantId,
+    "tenant id"
+);
+id_type!(
+    /// A workspace (project grouping) inside a tenant; stored as a column.
+    WorkspaceId,
+    "workspace id"
+);
+
+/// Who is writing or reading: tenant plus workspace.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct TenantContext {
+    tenant: TenantId,
+    workspace: WorkspaceId,
+}
+
+impl TenantContext {
+    pub fn new(tenant: TenantId, workspace: WorkspaceId) -> Self {
+        Self { tenant, workspace }
+    }
+
+    pub fn tenant(&self) -> &TenantId {
+        &self.tenant
+    }
+
+    pub fn workspace(&self) -> &WorkspaceId {
+        &self.workspace
+    }
+}
+
+impl Default for TenantContext {
+    fn default() -> Self {
+        Self::new(TenantId::default_id(), WorkspaceId::default_id())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tenant_ids_parse_safe_path_segments() {
+        assert_eq!(
+            TenantId::parse("acme-prod_1").unwrap().as_str(),
+            "acme-prod_1"
+        );
+        assert!(matches!(TenantId::parse(""), Err(IdError::Empty { .. })));
+        assert!(matches!(
+            TenantId::parse("../etc"),
+            Err(IdError::InvalidChar { .. })
+        ));
+        assert!(matches!(
+            TenantId::parse("a/b"),
+            Err(IdError::InvalidChar { .. })
+        ));
+        assert!(matches!(
+            TenantId::parse(&"x".repeat(65)),
+            Err(IdError::TooLong { len: 65, .. })
+        ));
+        let err = WorkspaceId::parse("a b").unwrap_err().to_string();
+        assert!(err.starts_with("workspace id may contain only"), "{err}");
+    }
+}

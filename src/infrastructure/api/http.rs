@@ -1,0 +1,168 @@
+//! Routes: `POST /v1/{traces,metrics,logs}` (OTLP/HTTP), `POST /api/v2/sql`,
+//! `GET /healthz`. Unknown paths get 404 and wrong methods 405.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, Query, State};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use serde::Deserialize;
+use serde_json::json;
+use tower_http::cors::{AllowOrigin, CorsLayer};
+
+use crate::application::ports::QueryError;
+use crate::application::queries::{SqlHandler, SqlQuery};
+use crate::infrastructure::otlp::http::{BodyFormat, HttpReceiver, error_response};
+use crate::infrastructure::otlp::status::{RpcStatus, code};
+use crate::infrastructure::otlp::{self, TENANT_HEADER, WORKSPACE_HEADER, tenant_context};
+use crate::infrastructure::query::format;
+
+/// Everything the routes need.
+#[derive(Clone)]
+pub struct ApiState {
+    pub otlp: HttpReceiver,
+    pub sql: Arc<SqlHandler>,
+    pub serving: Arc<AtomicBool>,
+    /// Origins allowed by CORS; `*` allows any.
+    pub cors_allowed_origins: Vec<String>,
+}
+
+#[derive(Deserialize)]
+struct SqlBody {
+    sql: String,
+}
+
+#[derive(Deserialize)]
+struct SqlParams {
+    format: Option<String>,
+}
+
+fn api_error(status: StatusCode, msg: impl Into<String>) -> Response {
+    (status, axum::Json(json!({"error": msg.into()}))).into_response()
+}
+
+async fn sql(
+    State(state): State<ApiState>,
+    Query(params): Query<SqlParams>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let get = |k: &str| headers.get(k).and_then(|v| v.to_str().ok());
+    let ctx = match tenant_context(get(TENANT_HEADER), get(WORKSPACE_HEADER)) {
+        Ok(c) => c,
+        Err(e) => return api_error(StatusCode::BAD_REQUEST, e.to_string()),
+    };
+    let body: SqlBody = match serde_json::from_slice(&body) {
+        Ok(b) => b,
+        Err(e) => {
+            return api_error(
+                StatusCode::BAD_REQUEST,
+                format!("request body must be JSON {{\"sql\": \"...\"}}: {e}"),
+            );
+        }
+    };
+    let fmt = params.format.as_deref().unwrap_or("json");
+    if !matches!(fmt, "json" | "csv" | "arrow") {
+        return api_error(
+            StatusCode::BAD_REQUEST,
+            format!("format must be one of json, csv, arrow (got {fmt:?})"),
+        );
+    }
+    let result = match state.sql.handle(&SqlQuery { ctx, sql: body.sql }).await {
+        Ok(r) => r,
+        Err(e @ QueryError::Invalid(_)) => {
+            return api_error(StatusCode::BAD_REQUEST, e.to_string());
+        }
+        Err(e @ QueryError::Forbidden(_)) => {
+            return api_error(StatusCode::FORBIDDEN, e.to_string());
+        }
+        Err(e @ QueryError::Internal(_)) => {
+            return api_error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string());
+        }
+    };
+    let rendered = match fmt {
+        "csv" => format::to_csv(&result).map(|b| ("text/csv", b)),
+        "arrow" => {
+            format::to_arrow_ipc(&result).map(|b| ("application/vnd.apache.arrow.stream", b))
+        }
+        _ => format::to_json(&result).map(|v| ("application/json", v.to_string().into_bytes())),
+    };
+    match rendered {
+        Ok((ct, bytes)) => (StatusCode::OK, [(header::CONTENT_TYPE, ct)], bytes).into_response(),
+        Err(e) => api_error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    }
+}
+
+async fn healthz(State(state): State<ApiState>) -> Response {
+    if state.serving.load(Ordering::SeqCst) {
+        (StatusCode::OK, "ok").into_response()
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, "shutting down").into_response()
+    }
+}
+
+async fn not_found(headers: HeaderMap) -> Response {
+    let ct = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok());
+    let format = BodyFormat::from_content_type(ct).unwrap_or(BodyFormat::Json);
+    error_response(
+        StatusCode::NOT_FOUND,
+        RpcStatus::new(
+            code::NOT_FOUND,
+            "unknown path: OTLP/HTTP paths are /v1/traces, /v1/metrics and /v1/logs",
+        ),
+        format,
+    )
+}
+
+fn cors(origins: &[String]) -> Option<CorsLayer> {
+    if origins.is_empty() {
+        return None;
+    }
+    let allow = if origins.iter().any(|o| o == "*") {
+        AllowOrigin::any()
+    } else {
+        AllowOrigin::list(origins.iter().filter_map(|o| HeaderValue::from_str(o).ok()))
+    };
+    Some(
+        CorsLayer::new()
+            .allow_origin(allow)
+            .allow_methods([Method::POST, Method::GET, Method::OPTIONS])
+            .allow_headers([
+                header::CONTENT_TYPE,
+                header::CONTENT_ENCODING,
+                HeaderName::from_static(otlp::TENANT_HEADER),
+                HeaderName::from_static(otlp::WORKSPACE_HEADER),
+            ])
+            .max_age(std::time::Duration::from_secs(3600)),
+    )
+}
+
+/// The HTTP router.
+pub fn router(state: ApiState) -> Router {
+    use crate::infrastructure::otlp::http as otlp_http;
+    let otlp_routes = Router::new()
+        .route("/v1/traces", post(otlp_http::traces))
+        .route("/v1/metrics", post(otlp_http::metrics))
+        .route("/v1/logs", post(otlp_http::logs))
+        .with_state(state.otlp.clone());
+    let limit = state.otlp.max_body_bytes;
+    let origins = state.cors_allowed_origins.clone();
+    let router = Router::new()
+        .route("/api/v2/sql", post(sql))
+        .route("/healthz", get(healthz))
+        .with_state(state)
+        .merge(otlp_routes)
+        .fallback(not_found)
+        // Compressed bodies can't exceed the decompressed limit either.
+        .layer(DefaultBodyLimit::max(limit));
+    match cors(&origins) {
+        Some(layer) => router.layer(layer),
+        None => router,
+    }
+}

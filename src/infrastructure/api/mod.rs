@@ -1,0 +1,5 @@
+//! The HTTP server on the OTLP/HTTP port: OTLP routes, `/api/v2/*`, health.
+
+pub mod http;
+
+pub use http::{ApiState, router};

@@ -1,0 +1,133 @@
+//! OTLP receivers: gRPC (`grpc`) and HTTP (`http`) adapters over one shared
+//! [`OtlpReceiver`] that decodes, converts and hands batches to the ingest
+//! command handler. Receivers stay thin: conversion lives in `convert`, the
+//! JSON decoder in `json`, body decompression in `decode`.
+
+pub mod convert;
+pub mod decode;
+pub mod grpc;
+pub mod http;
+pub mod json;
+pub mod status;
+
+use std::sync::Arc;
+
+use opentelemetry_proto::tonic::collector::logs::v1::{
+    ExportLogsPartialSuccess, ExportLogsServiceRequest, ExportLogsServiceResponse,
+};
+use opentelemetry_proto::tonic::collector::metrics::v1::{
+    ExportMetricsPartialSuccess, ExportMetricsServiceRequest, ExportMetricsServiceResponse,
+};
+use opentelemetry_proto::tonic::collector::trace::v1::{
+    ExportTracePartialSuccess, ExportTraceServiceRequest, ExportTraceServiceResponse,
+};
+
+use crate::application::commands::{IngestCommand, IngestHandler, IngestOutcome};
+use crate::application::ports::WriteError;
+use crate::domain::ports::CounterStore;
+use crate::domain::tenancy::IdError;
+use crate::domain::{TenantContext, TenantId, WorkspaceId};
+use convert::{ConvertError, Converted};
+
+/// Header (HTTP) / metadata key (gRPC) naming the tenant.
+pub const TENANT_HEADER: &str = "x-tenant-id";
+/// Header / metadata key naming the workspace.
+pub const WORKSPACE_HEADER: &str = "x-workspace-id";
+
+#[derive(Debug, thiserror::Error)]
+pub enum ReceiveError {
+    #[error("invalid {header} header: {source}")]
+    BadTenant {
+        header: &'static str,
+        #[source]
+        source: IdError,
+    },
+    #[error(transparent)]
+    Convert(#[from] ConvertError),
+    #[error(transparent)]
+    Write(#[from] WriteError),
+}
+
+pub type Result<T, E = ReceiveError> = std::result::Result<T, E>;
+
+/// Builds the tenant context from the two header values (absent = `default`).
+pub fn tenant_context(tenant: Option<&str>, workspace: Option<&str>) -> Result<TenantContext> {
+    let tenant = match tenant.map(str::trim) {
+        None | Some("") => TenantId::default_id(),
+        Some(t) => TenantId::parse(t).map_err(|source| ReceiveError::BadTenant {
+            header: TENANT_HEADER,
+            source,
+        })?,
+    };
+    let workspace = match workspace.map(str::trim) {
+        None | Some("") => WorkspaceId::default_id(),
+        Some(w) => WorkspaceId::parse(w).map_err(|source| ReceiveError::BadTenant {
+            header: WORKSPACE_HEADER,
+            source,
+        })?,
+    };
+    Ok(TenantContext::new(tenant, workspace))
+}
+
+/// What both receivers share: conversion and the ingest use case.
+pub struct OtlpReceiver {
+    handler: Arc<IngestHandler>,
+    counters: Arc<dyn CounterStore>,
+}
+
+impl OtlpReceiver {
+    pub fn new(handler: Arc<IngestHandler>, counters: Arc<dyn CounterStore>) -> Self {
+        Self { handler, counters }
+    }
+
+    async fn ingest(&self, converted: Converted) -> Result<IngestOutcome> {
+        let Converted { summary, batches } = converted;
+        Ok(self
+            .handler
+            .handle(IngestCommand { summary, batches })
+            .await?)
+    }
+
+    pub async fn export_traces(
+        &self,
+        ctx: &TenantContext,
+        req: &ExportTraceServiceRequest,
+    ) -> Result<ExportTraceServiceResponse> {
+        let out = self.ingest(convert::convert_traces(req, ctx)?).await?;
+        Ok(ExportTraceServiceResponse {
+            partial_success: (out.rejected > 0).then_some(ExportTracePartialSuccess {
+                rejected_spans: out.rejected as i64,
+                error_message: out.message,
+            }),
+        })
+    }
+
+    pub async fn export_metrics(
+        &self,
+        ctx: &TenantContext,
+        req: &ExportMetricsServiceRequest,
+    ) -> Result<ExportMetricsServiceResponse> {
+        let converted = convert::convert_metrics(req, ctx, self.counters.as_ref())?;
+        let out = self.ingest(converted).await?;
+        Ok(ExportMetricsServiceResponse {
+            partial_success: (out.rejected > 0).then_some(ExportMetricsPartialSuccess {
+                rejected_data_points: out.rejected as i64,
+                error_message: out.message,
+            }),
+        })
+    }
+
+    pub async fn export_logs(
+        &self,
+        ctx: &TenantContext,
+        req: &ExportLogsServiceRequest,
+    ) -> Result<ExportLogsServiceResponse> {
+        let out = self.ingest(convert::convert_logs(req, ctx)?).await?;
+        Ok(ExportLogsServiceResponse {
+            partial_success: (out.rejected > 0).then_some(ExportLogsPartialSuccess {
+                rejected_log_records: out.rejected as i64,
+                error_message: out.message,
+            }),
+        })
+    }
+}

@@ -1,0 +1,8 @@
+//! The DataFusion query engine: the read model over Parquet files plus rows
+//! not yet flushed.
+
+pub mod engine;
+pub mod format;
+mod table;
+
+pub use engine::DataFusionEngine;

@@ -1,0 +1,8 @@
+//! Storage: table schemas, Parquet encoding and the object-store repository.
+
+pub mod object_store;
+pub mod parquet;
+pub mod schema;
+
+pub use self::object_store::{ObjectFileStore, StorageLocation};
+pub use schema::table_schema;

@@ -1,0 +1,212 @@
+//! `ObjectFileStore`: the [`FileStore`] repository over object_store — a local
+//! directory by default, S3 (or any S3-compatible server) when configured.
+//!
+//! Layout: `<root>/<tenant>/<table>/date=YYYY-MM-DD/hour=HH/<uuid v7>.parquet`.
+//! A file appears atomically (the local store writes a temporary file and
+//! renames it; S3 PUT is atomic).
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use arrow::record_batch::RecordBatch;
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use futures::TryStreamExt;
+use object_store::aws::AmazonS3Builder;
+use object_store::local::LocalFileSystem;
+use object_store::path::Path;
+use object_store::prefix::PrefixStore;
+use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
+
+use super::parquet::encode;
+use crate::application::Table;
+use crate::application::ports::{FileMeta, FileStore, StoreError};
+use crate::domain::TenantId;
+
+/// Where Parquet files live.
+#[derive(Debug, Clone, PartialEq)]
+pub enum StorageLocation {
+    Local(PathBuf),
+    S3 {
+        bucket: String,
+        prefix: String,
+        endpoint: Option<String>,
+        region: String,
+        access_key_id: Option<String>,
+        secret_access_key: Option<String>,
+        allow_http: bool,
+    },
+}
+
+fn err(
+    context: impl Into<String>,
+    e: impl std::error::Error + Send + Sync + 'static,
+) -> StoreError {
+    StoreError {
+        context: context.into(),
+        source: Box::new(e),
+    }
+}
+
+impl StorageLocation {
+    /// Builds the object store for this location.
+    pub fn build(&self) -> Result<Arc<dyn ObjectStore>, StoreError> {
+        match self {
+            StorageLocation::Local(dir) => {
+                std::fs::create_dir_all(dir)
+                    .map_err(|e| err(format!("creating {}", dir.display()), e))?;
+                let fs = LocalFileSystem::new_with_prefix(dir)
+                    .map_err(|e| err(format!("opening {}", dir.display()), e))?;
+                Ok(Arc::new(fs))
+            }
+            StorageLocation::S3 {
+                bucket,
+                prefix,
+                endpoint,
+                region,
+                access_key_id,
+                secret_access_key,
+                allow_http,
+            } => {
+                let mut b = AmazonS3Builder::from_env()
+                    .with_bucket_name(bucket)
+                    .with_region(region)
+                    .with_allow_http(*allow_http);
+                if let Some(e) = endpoint {
+                    b = b.with_endpoint(e).with_virtual_hosted_style_request(false);
+                }
+                if let Some(k) = access_key_id {
+                    b = b.with_access_key_id(k);
+                }
+                if let Some(s) = secret_access_key {
+                    b = b.with_secret_access_key(s);
+                }
+                let s3 = b
+                    .build()
+                    .map_err(|e| err(format!("configuring s3://{bucket}"), e))?;
+                let prefix = prefix.trim_matches('/');
+                if prefix.is_empty() {
+                    Ok(Arc::new(s3))
+                } else {
+                    Ok(Arc::new(PrefixStore::new(s3, prefix)))
+                }
+            }
+        }
+    }
+}
+
+/// Parquet files in an object store.
+pub struct ObjectFileStore {
+    store: Arc<dyn ObjectStore>,
+}
+
+impl ObjectFileStore {
+    pub fn new(store: Arc<dyn ObjectStore>) -> Self {
+        Self { store }
+    }
+
+    pub fn object_store(&self) -> Arc<dyn ObjectStore> {
+        Arc::clone(&self.store)
+    }
+}
+
+/// The directory of a partition: `<tenant>/<table>/date=YYYY-MM-DD/hour=HH`.
+pub fn partition_dir(tenant: &TenantId, table: Table, hour_start_nanos: u64) -> String {
+    let secs = (hour_start_nanos / 1_000_000_000) as i64;
+    let t = DateTime::<Utc>::from_timestamp(secs, 0).unwrap_or_default();
+    format!(
+        "{tenant}/{}/date={}/hour={}",
+        table.name(),
+        t.format("%Y-%m-%d"),
+        t.format("%H")
+    )
+}
+
+/// Parses `<tenant>/<table>/date=…/hour=…/<name>.parquet`.
+fn parse_path(path: &str) -> Option<(TenantId, Table)> {
+    let parts: Vec<&str> = path.split('/').collect();
+    match parts.as_slice() {
+        [tenant, table, date, hour, file]
+            if date.starts_with("date=")
+                && hour.starts_with("hour=")
+                && file.ends_with(".parquet") =>
+        {
+            Some((TenantId::parse(tenant).ok()?, Table::from_name(table)?))
+        }
+        _ => None,
+    }
+}
+
+#[async_trait]
+impl FileStore for ObjectFileStore {
+    async fn write_file(
+        &self,
+        tenant: &TenantId,
+        table: Table,
+        hour_start_nanos: u64,
+        batch: RecordBatch,
+    ) -> Result<FileMeta, StoreError> {
+        let rows = batch.num_rows() as u64;
+        let bytes = tokio::task::spawn_blocking(move || encode(table, &batch))
+            .await
+            .map_err(|e| err("encoding task", e))?
+            .map_err(|e| err(format!("encoding {table}"), e))?;
+        let path = format!(
+            "{}/{}.parquet",
+            partition_dir(tenant, table, hour_start_nanos),
+            uuid::Uuid::now_v7()
+        );
+        let size = bytes.len() as u64;
+        self.store
+            .put(&Path::from(path.as_str()), PutPayload::from(bytes))
+            .await
+            .map_err(|e| err(format!("writing {path}"), e))?;
+        Ok(FileMeta { path, size, rows })
+    }
+
+    async fn list_files(&self) -> Result<Vec<(TenantId, Table, FileMeta)>, StoreError> {
+        let metas: Vec<_> = self
+            .store
+            .list(None)
+            .try_collect()
+            .await
+            .map_err(|e| err("listing stored files", e))?;
+        let mut out = Vec::new();
+        for m in metas {
+            let path = m.location.to_string();
+            if let Some((tenant, table)) = parse_path(&path) {
+                out.push((
+                    tenant,
+                    table,
+                    FileMeta {
+                        path,
+                        size: m.size,
+                        rows: 0,
+                    },
+                ));
+            }
+        }
+        out.sort_by(|a, b| a.2.path.cmp(&b.2.path));
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn layout_is_tenant_table_date_hour() {
+        let t = TenantId::parse("acme").unwrap();
+        // 2026-11-26T13:00:00Z
+        let hour = 1_795_698_000u64 * 1_000_000_000;
+        assert_eq!(
+            partition_dir(&t, Table::Traces, hour),
+            "acme/otel_traces/date=2026-11-26/hour=13"
+        );
+        let p = "acme/otel_logs/date=2026-11-26/hour=13/x.parquet";
+        assert_eq!(parse_path(p), Some((t, Table::Logs)));
+        assert_eq!(parse_path("acme/otel_logs/x.parquet"), None);
+        assert_eq!(parse_path("acme/other/date=1/hour=2/x.parquet"), None);
+    }
+}

@@ -1,0 +1,257 @@
+//! Arrow schemas of the stored tables (see `docs/schema.md`).
+//!
+//! Names follow the OpenTelemetry ClickHouse exporter, in snake_case.
+//! Attribute maps are `Map<Utf8, Utf8>` so that `span_attributes['http.method']`
+//! works in SQL; each has a companion `*_attribute_types` map that records the
+//! OTLP type of every non-string value (`int`, `double`, `bool`, `bytes`,
+//! `array`, `kvlist`, `empty`), so no type information is lost.
+
+use std::sync::{Arc, OnceLock};
+
+use arrow::array::{Array, MapBuilder, StringBuilder};
+use arrow::datatypes::{DataType, Field, Fields, Schema, SchemaRef, TimeUnit};
+
+use crate::application::Table;
+
+/// `Timestamp(Nanosecond, "UTC")`.
+pub fn ts_type() -> DataType {
+    DataType::Timestamp(TimeUnit::Nanosecond, Some("UTC".into()))
+}
+
+/// The attribute map type, exactly as `MapBuilder<StringBuilder, StringBuilder>` builds it.
+pub fn attr_map_type() -> DataType {
+    static T: OnceLock<DataType> = OnceLock::new();
+    T.get_or_init(|| {
+        MapBuilder::new(None, StringBuilder::new(), StringBuilder::new())
+            .finish()
+            .data_type()
+            .clone()
+    })
+    .clone()
+}
+
+fn f(name: &str, dt: DataType, nullable: bool) -> Field {
+    Field::new(name, dt, nullable)
+}
+
+fn s(name: &str) -> Field {
+    f(name, DataType::Utf8, false)
+}
+
+fn list_of(fields: Vec<Field>) -> DataType {
+    DataType::List(Arc::new(Field::new(
+        "item",
+        DataType::Struct(Fields::from(fields)),
+        false,
+    )))
+}
+
+fn attr_fields(prefix: &str) -> [Field; 2] {
+    [
+        f(&format!("{prefix}attributes"), attr_map_type(), false),
+        f(&format!("{prefix}attribute_types"), attr_map_type(), false),
+    ]
+}
+
+/// Columns shared by every table: context, resource and scope.
+fn context_fields() -> Vec<Field> {
+    let mut v = vec![s("workspace_id"), s("service_name")];
+    v.extend(attr_fields("resource_"));
+    v.push(f(
+        "resource_dropped_attributes_count",
+        DataType::UInt32,
+        false,
+    ));
+    v.push(s("resource_schema_url"));
+    v.push(s("resource_entity_refs"));
+    v.push(s("scope_name"));
+    v.push(s("scope_version"));
+    v.extend(attr_fields("scope_"));
+    v.push(f("scope_dropped_attributes_count", DataType::UInt32, false));
+    v.push(s("scope_schema_url"));
+    v
+}
+
+/// The element fields of `events`.
+pub fn event_fields() -> Vec<Field> {
+    let mut v = vec![f("timestamp", ts_type(), false), s("name")];
+    v.extend(attr_fields(""));
+    v.push(f("dropped_attributes_count", DataType::UInt32, false));
+    v
+}
+
+/// The element fields of `links`.
+pub fn link_fields() -> Vec<Field> {
+    let mut v = vec![s("trace_id"), s("span_id"), s("trace_state")];
+    v.extend(attr_fields(""));
+    v.push(f("dropped_attributes_count", DataType::UInt32, false));
+    v.push(f("flags", DataType::UInt32, false));
+    v
+}
+
+/// The element fields of `exemplars`.
+pub fn exemplar_fields() -> Vec<Field> {
+    let mut v = vec![
+        f("timestamp", ts_type(), false),
+        f("value", DataType::Float64, false),
+        f("value_int", DataType::Int64, true),
+        s("span_id"),
+        s("trace_id"),
+    ];
+    v.extend(attr_fields("filtered_"));
+    v
+}
+
+/// The element fields of summary `quantiles`.
+pub fn quantile_fields() -> Vec<Field> {
+    vec![
+        f("quantile", DataType::Float64, false),
+        f("value", DataType::Float64, false),
+    ]
+}
+
+fn u64_list() -> DataType {
+    DataType::List(Arc::new(Field::new("item", DataType::UInt64, false)))
+}
+
+fn f64_list() -> DataType {
+    DataType::List(Arc::new(Field::new("item", DataType::Float64, false)))
+}
+
+fn traces() -> Schema {
+    let mut v = vec![
+        f("timestamp", ts_type(), false),
+        s("trace_id"),
+        s("span_id"),
+        s("parent_span_id"),
+        s("trace_state"),
+        s("span_name"),
+        s("span_kind"),
+        f("duration_ns", DataType::Int64, false),
+        s("status_code"),
+        s("status_message"),
+        f("flags", DataType::UInt32, false),
+    ];
+    v.extend(context_fields());
+    v.extend(attr_fields("span_"));
+    v.push(f("dropped_attributes_count", DataType::UInt32, false));
+    v.push(f("events", list_of(event_fields()), false));
+    v.push(f("dropped_events_count", DataType::UInt32, false));
+    v.push(f("links", list_of(link_fields()), false));
+    v.push(f("dropped_links_count", DataType::UInt32, false));
+    Schema::new(v)
+}
+
+fn logs() -> Schema {
+    let mut v = vec![
+        f("timestamp", ts_type(), false),
+        f("observed_timestamp", ts_type(), false),
+        s("trace_id"),
+        s("span_id"),
+        f("trace_flags", DataType::UInt32, false),
+        s("severity_text"),
+        f("severity_number", DataType::Int32, false),
+        s("body"),
+        s("body_type"),
+        s("event_name"),
+    ];
+    v.extend(context_fields());
+    v.extend(attr_fields("log_"));
+    v.push(f("dropped_attributes_count", DataType::UInt32, false));
+    Schema::new(v)
+}
+
+/// Columns every metric table starts with.
+fn metric_fields() -> Vec<Field> {
+    let mut v = vec![
+        f("timestamp", ts_type(), false),
+        f("start_timestamp", ts_type(), false),
+        s("metric_name"),
+        s("metric_description"),
+        s("metric_unit"),
+    ];
+    v.extend(context_fields());
+    v.extend(attr_fields("metric_metadata_"));
+    v.extend(attr_fields(""));
+    v.push(f("flags", DataType::UInt32, false));
+    v.push(f("exemplars", list_of(exemplar_fields()), false));
+    v
+}
+
+fn metrics(table: Table) -> Schema {
+    let mut v = metric_fields();
+    let temporality = || f("aggregation_temporality", DataType::Int32, false);
+    match table {
+        Table::MetricsGauge => {
+            v.push(f("value", DataType::Float64, false));
+            v.push(f("value_int", DataType::Int64, true));
+        }
+        Table::MetricsSum => {
+            v.push(f("value", DataType::Float64, false));
+            v.push(f("value_int", DataType::Int64, true));
+            v.push(temporality());
+            v.push(f("is_monotonic", DataType::Boolean, false));
+        }
+        Table::MetricsHistogram => {
+            v.push(f("count", DataType::UInt64, false));
+            v.push(f("sum", DataType::Float64, true));
+            v.push(f("bucket_counts", u64_list(), false));
+            v.push(f("explicit_bounds", f64_list(), false));
+            v.push(f("min", DataType::Float64, true));
+            v.push(f("max", DataType::Float64, true));
+            v.push(temporality());
+        }
+        Table::MetricsExpHistogram => {
+            v.push(f("count", DataType::UInt64, false));
+            v.push(f("sum", DataType::Float64, true));
+            v.push(f("scale", DataType::Int32, false));
+            v.push(f("zero_count", DataType::UInt64, false));
+            v.push(f("zero_threshold", DataType::Float64, false));
+            v.push(f("positive_offset", DataType::Int32, false));
+            v.push(f("positive_bucket_counts", u64_list(), false));
+            v.push(f("negative_offset", DataType::Int32, false));
+            v.push(f("negative_bucket_counts", u64_list(), false));
+            v.push(f("min", DataType::Float64, true));
+            v.push(f("max", DataType::Float64, true));
+            v.push(temporality());
+        }
+        Table::MetricsSummary => {
+            v.push(f("count", DataType::UInt64, false));
+            v.push(f("sum", DataType::Float64, false));
+            v.push(f("quantiles", list_of(quantile_fields()), false));
+        }
+        Table::Traces | Table::Logs => unreachable!("not a metric table"),
+    }
+    Schema::new(v)
+}
+
+/// The schema of a table.
+pub fn table_schema(table: Table) -> SchemaRef {
+    static SCHEMAS: OnceLock<Vec<SchemaRef>> = OnceLock::new();
+    let all = SCHEMAS.get_or_init(|| {
+        Table::ALL
+            .iter()
+            .map(|&t| {
+                Arc::new(match t {
+                    Table::Traces => traces(),
+                    Table::Logs => logs(),
+                    m => metrics(m),
+                })
+            })
+            .collect()
+    });
+    let idx = Table::ALL
+        .iter()
+        .position(|&t| t == table)
+        .expect("every table is in Table::ALL");
+    Arc::clone(&all[idx])
+}
+
+/// Sort order of the rows in a stored file: the common filters first.
+pub fn sort_columns(table: Table) -> &'static [&'static str] {
+    match table {
+        Table::Traces => &["service_name", "span_name", "timestamp"],
+        Table::Logs => &["service_name", "severity_number", "timestamp"],
+        _ => &["metric_name", "service_name", "timestamp"],
+    }
+}

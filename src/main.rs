@@ -1,0 +1,33 @@
+use clap::Parser;
+use telemetryflow::cli::{self, Cli, Command, ServeArgs};
+
+fn init_tracing(level: &str, json: bool) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if json {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    match cli.command.unwrap_or(Command::Serve(ServeArgs::default())) {
+        Command::Serve(args) => {
+            let config = args.load_config()?;
+            init_tracing(&config.log.level, config.log.format == "json");
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()?;
+            rt.block_on(cli::serve(config))
+        }
+        Command::Sql(args) => {
+            init_tracing("warn", false);
+            cli::sql(&args)
+        }
+    }
+}

@@ -1,0 +1,13 @@
+//! The one integration-test binary (one link of DataFusion, not one per file).
+
+mod architecture;
+mod fixtures;
+mod otlp_errors;
+mod otlp_grpc;
+mod otlp_http;
+mod partial_success;
+mod sdk;
+mod shutdown;
+mod storage;
+mod support;
+mod tenancy;

@@ -1,0 +1,269 @@
+//! Every error status of the OTLP receivers and the SQL API.
+
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+use opentelemetry_proto::tonic::collector::trace::v1::trace_service_client::TraceServiceClient;
+use prost::Message;
+use telemetryflow::infrastructure::otlp::status::RpcStatus;
+use tonic::codec::CompressionEncoding;
+
+use crate::fixtures::*;
+use crate::otlp_http::{gzip, post};
+use crate::support::TestServer;
+
+fn rpc_status(body: &[u8]) -> RpcStatus {
+    RpcStatus::decode(body).expect("a google.rpc.Status body")
+}
+
+#[tokio::test]
+async fn http_error_statuses() {
+    let s = TestServer::start_with(|c| c.server.max_request_bytes = 1 << 20).await;
+    let url = format!("{}/v1/traces", s.http);
+
+    // Undecodable protobuf → 400 with a google.rpc.Status.
+    let r = post(
+        &url,
+        "application/x-protobuf",
+        None,
+        vec![0xff, 0xff, 0xff],
+        None,
+    )
+    .await;
+    assert_eq!(r.status, 400);
+    let st = rpc_status(&r.body);
+    assert_eq!(st.code, 3);
+    assert!(
+        st.message.contains("invalid OTLP/protobuf traces request"),
+        "{}",
+        st.message
+    );
+
+    // Bad JSON → 400 with a JSON Status naming the problem.
+    let r = post(
+        &url,
+        "application/json",
+        None,
+        br#"{"resourceSpans":[{"scopeSpans":[{"spans":[{"traceId":"xyz"}]}]}]}"#.to_vec(),
+        None,
+    )
+    .await;
+    assert_eq!(r.status, 400);
+    let v: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
+    assert_eq!(v["code"], 3);
+    assert!(v["message"].as_str().unwrap().contains("traceId"), "{v}");
+
+    // Corrupt gzip → 400.
+    let r = post(
+        &url,
+        "application/x-protobuf",
+        Some("gzip"),
+        b"not gzip at all".to_vec(),
+        None,
+    )
+    .await;
+    assert_eq!(r.status, 400);
+    assert!(rpc_status(&r.body).message.contains("gzip"));
+
+    // Unknown content encoding → 415.
+    let r = post(&url, "application/x-protobuf", Some("br"), vec![], None).await;
+    assert_eq!(r.status, 415);
+
+    // Wrong content type → 415.
+    let r = post(&url, "text/plain", None, b"hello".to_vec(), None).await;
+    assert_eq!(r.status, 415);
+    assert!(rpc_status(&r.body).message.contains("text/plain"));
+
+    // Wrong method → 405.
+    let resp = reqwest::get(&url).await.unwrap();
+    assert_eq!(resp.status().as_u16(), 405);
+
+    // Unknown path → 404.
+    let r = post(
+        &format!("{}/v1/profiles-or-whatever", s.http),
+        "application/x-protobuf",
+        None,
+        vec![],
+        None,
+    )
+    .await;
+    assert_eq!(r.status, 404);
+    assert_eq!(rpc_status(&r.body).code, 5);
+
+    // A gzip bomb: 40 KiB compressed, 40 MiB inflated, limit 1 MiB → 413.
+    let bomb = gzip(&vec![0u8; 40 << 20]);
+    assert!(bomb.len() < 100 << 10);
+    let r = post(&url, "application/x-protobuf", Some("gzip"), bomb, None).await;
+    assert_eq!(r.status, 413);
+    assert!(
+        rpc_status(&r.body)
+            .message
+            .contains("larger than 1048576 bytes")
+    );
+
+    // An uncompressed body over the limit → 413.
+    let r = post(
+        &url,
+        "application/x-protobuf",
+        None,
+        vec![0u8; (1 << 20) + 1],
+        None,
+    )
+    .await;
+    assert_eq!(r.status, 413);
+
+    // A bad tenant header → 400.
+    let r = post(&url, "application/x-protobuf", None, vec![], Some("../etc")).await;
+    assert_eq!(r.status, 400);
+    assert!(rpc_status(&r.body).message.contains("x-tenant-id"));
+
+    // Empty requests succeed.
+    for (ct, body) in [
+        ("application/x-protobuf", vec![]),
+        ("application/json", b"{}".to_vec()),
+    ] {
+        for path in ["traces", "metrics", "logs"] {
+            let r = post(
+                &format!("{}/v1/{path}", s.http),
+                ct,
+                None,
+                body.clone(),
+                None,
+            )
+            .await;
+            assert_eq!(r.status, 200, "{path} {ct}");
+        }
+    }
+
+    // Nothing of the failed requests was stored.
+    assert_eq!(
+        s.sql("SELECT count(*) AS n FROM otel_traces").await[0].num_rows(),
+        1
+    );
+    s.wait_for_count("SELECT count(*) FROM otel_traces", 0)
+        .await;
+}
+
+#[tokio::test]
+async fn grpc_limits_are_resource_exhausted() {
+    let s = TestServer::start_with(|c| c.server.max_request_bytes = 1 << 20).await;
+    let mut client = TraceServiceClient::connect(s.grpc.clone())
+        .await
+        .unwrap()
+        .send_compressed(CompressionEncoding::Gzip);
+    // A compressed message that inflates past the limit.
+    let mut big = span(1, 1, "big", T0);
+    big.attributes.push(kv_str("blob", &"x".repeat(2 << 20)));
+    let err = client
+        .export(traces("svc", vec![big.clone()]))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), tonic::Code::ResourceExhausted, "{err}");
+
+    // The same message uncompressed.
+    let mut plain = TraceServiceClient::connect(s.grpc.clone()).await.unwrap();
+    let err = plain.export(traces("svc", vec![big])).await.unwrap_err();
+    assert_eq!(err.code(), tonic::Code::ResourceExhausted, "{err}");
+
+    // A bad tenant is INVALID_ARGUMENT; an empty request is fine.
+    let mut req = tonic::Request::new(ExportTraceServiceRequest::default());
+    req.metadata_mut()
+        .insert("x-tenant-id", "bad tenant".parse().unwrap());
+    assert_eq!(
+        plain.export(req).await.unwrap_err().code(),
+        tonic::Code::InvalidArgument
+    );
+    plain
+        .export(ExportTraceServiceRequest::default())
+        .await
+        .unwrap();
+    s.wait_for_count("SELECT count(*) FROM otel_traces", 0)
+        .await;
+}
+
+#[tokio::test]
+async fn sql_errors_are_clear() {
+    let s = TestServer::start().await;
+    let (status, body) = s.sql_raw("default", "SELEC 1", "json").await;
+    assert_eq!(status, 400);
+    let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert!(v["error"].as_str().unwrap().contains("SELEC"), "{v}");
+
+    let (status, body) = s
+        .sql_raw("default", "SELECT nope FROM otel_traces", "json")
+        .await;
+    assert_eq!(status, 400, "{}", String::from_utf8_lossy(&body));
+    assert!(String::from_utf8_lossy(&body).contains("nope"));
+
+    for forbidden in [
+        "CREATE EXTERNAL TABLE x STORED AS PARQUET LOCATION '/etc/'",
+        "CREATE TABLE t AS SELECT 1",
+        "DROP TABLE otel_traces",
+        "INSERT INTO otel_traces SELECT * FROM otel_traces",
+        "COPY (SELECT 1) TO '/tmp/x.csv'",
+        "SET datafusion.execution.batch_size = 1",
+    ] {
+        let (status, body) = s.sql_raw("default", forbidden, "json").await;
+        assert_eq!(
+            status,
+            403,
+            "{forbidden}: {}",
+            String::from_utf8_lossy(&body)
+        );
+    }
+
+    let (status, _) = s.sql_raw("default", "SELECT 1", "xml").await;
+    assert_eq!(status, 400);
+    let resp = reqwest::Client::new()
+        .post(format!("{}/api/v2/sql", s.http))
+        .body("not json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 400);
+
+    // JSON and CSV renderings.
+    let (status, body) = s
+        .sql_raw("default", "SELECT 1 AS one, 'a' AS s", "json")
+        .await;
+    assert_eq!(status, 200);
+    let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(
+        v,
+        serde_json::json!({"columns":[{"name":"one","type":"Int64"},{"name":"s","type":"Utf8"}],"rows":[[1,"a"]]})
+    );
+    let (_, body) = s
+        .sql_raw("default", "SELECT 1 AS one, 'a' AS s", "csv")
+        .await;
+    assert_eq!(String::from_utf8(body).unwrap(), "one,s\n1,a\n");
+
+    let resp = reqwest::get(format!("{}/healthz", s.http)).await.unwrap();
+    assert_eq!(resp.status().as_u16(), 200);
+}
+
+#[tokio::test]
+async fn cors_allows_configured_origins() {
+    let s = TestServer::start_with(|c| {
+        c.server.cors_allowed_origins = vec!["https://app.example".into()]
+    })
+    .await;
+    let resp = reqwest::Client::new()
+        .request(reqwest::Method::OPTIONS, format!("{}/v1/traces", s.http))
+        .header("origin", "https://app.example")
+        .header("access-control-request-method", "POST")
+        .header("access-control-request-headers", "content-type")
+        .send()
+        .await
+        .unwrap();
+    assert!(resp.status().is_success());
+    assert_eq!(
+        resp.headers()["access-control-allow-origin"],
+        "https://app.example"
+    );
+    let resp = reqwest::Client::new()
+        .request(reqwest::Method::OPTIONS, format!("{}/v1/traces", s.http))
+        .header("origin", "https://evil.example")
+        .header("access-control-request-method", "POST")
+        .send()
+        .await
+        .unwrap();
+    assert!(resp.headers().get("access-control-allow-origin").is_none());
+}

@@ -1,0 +1,290 @@
+//! Parquet on object storage: layout, flushed + unflushed reads, restart,
+//! readability by another engine (pyarrow), and S3 against a real
+//! S3-compatible server (moto).
+
+use std::net::TcpListener;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use datafusion::assert_batches_sorted_eq;
+use prost::Message;
+
+use crate::fixtures::*;
+use crate::otlp_http::post;
+use crate::support::{TestServer, parquet_files, test_config};
+
+async fn send_spans(s: &TestServer, first: u8, n: u8, hour_offset: u64) {
+    let spans = (first..first + n)
+        .map(|i| {
+            span(
+                i,
+                1,
+                &format!("op-{i}"),
+                T0 + hour_offset * 3600 * SEC + u64::from(i),
+            )
+        })
+        .collect();
+    let r = post(
+        &format!("{}/v1/traces", s.http),
+        "application/x-protobuf",
+        None,
+        traces("svc", spans).encode_to_vec(),
+        None,
+    )
+    .await;
+    assert_eq!(r.status, 200);
+}
+
+#[tokio::test]
+async fn flushed_and_buffered_rows_are_read_exactly_once() {
+    let mut s = TestServer::start().await;
+    send_spans(&s, 1, 10, 0).await;
+    send_spans(&s, 11, 5, 1).await; // the next hour: its own partition
+    s.server
+        .as_ref()
+        .unwrap()
+        .buffer
+        .flush_due(true)
+        .await
+        .unwrap();
+    send_spans(&s, 16, 3, 0).await; // buffered, not yet flushed
+    let files = parquet_files(&s.parquet_dir());
+    let rel: Vec<String> = files
+        .iter()
+        .map(|f| {
+            let p = f
+                .strip_prefix(s.parquet_dir())
+                .unwrap()
+                .to_string_lossy()
+                .into_owned();
+            p[..p.rfind('/').unwrap()].to_owned()
+        })
+        .collect();
+    assert_eq!(
+        rel,
+        [
+            "default/otel_traces/date=2026-11-26/hour=10",
+            "default/otel_traces/date=2026-11-26/hour=11"
+        ]
+    );
+    let b = s
+        .sql("SELECT date_trunc('hour', timestamp) AS hour, count(*) AS spans, count(DISTINCT trace_id) AS traces FROM otel_traces GROUP BY 1")
+        .await;
+    assert_batches_sorted_eq!(
+        [
+            "+----------------------+-------+--------+",
+            "| hour                 | spans | traces |",
+            "+----------------------+-------+--------+",
+            "| 2026-11-26T10:00:00Z | 13    | 13     |",
+            "| 2026-11-26T11:00:00Z | 5     | 5      |",
+            "+----------------------+-------+--------+",
+        ],
+        &b
+    );
+    // After a restart everything was persisted and is read back from Parquet.
+    s.shutdown().await;
+    let dir = s.dir.path().to_path_buf();
+    let server = telemetryflow::start(test_config(&dir)).await.unwrap();
+    let s2 = TestServer {
+        grpc: format!("http://{}", server.grpc_addr),
+        http: format!("http://{}", server.http_addr),
+        server: Some(server),
+        dir: s.dir,
+    };
+    s2.wait_for_count("SELECT count(*) FROM otel_traces", 18)
+        .await;
+    s2.wait_for_count("SELECT count(DISTINCT span_name) FROM otel_traces", 18)
+        .await;
+    assert_eq!(parquet_files(&s2.parquet_dir()).len(), 3);
+}
+
+#[tokio::test]
+async fn parquet_files_are_readable_by_pyarrow_with_the_same_row_counts() {
+    let mut s = TestServer::start().await;
+    send_spans(&s, 1, 7, 0).await;
+    let req = logs("svc", (0..4).map(|i| log(T0 + i, 9, "hello")).collect());
+    post(
+        &format!("{}/v1/logs", s.http),
+        "application/x-protobuf",
+        None,
+        req.encode_to_vec(),
+        None,
+    )
+    .await;
+    let req = metrics(
+        "svc",
+        vec![gauge(
+            "g",
+            (0..5)
+                .map(|i| {
+                    number_point(
+                        T0 + i,
+                        0,
+                        opentelemetry_proto::tonic::metrics::v1::number_data_point::Value::AsDouble(
+                            1.0,
+                        ),
+                        vec![kv_str("k", "v")],
+                    )
+                })
+                .collect(),
+        )],
+    );
+    post(
+        &format!("{}/v1/metrics", s.http),
+        "application/x-protobuf",
+        None,
+        req.encode_to_vec(),
+        None,
+    )
+    .await;
+    s.shutdown().await;
+    let files = parquet_files(&s.parquet_dir());
+    assert_eq!(files.len(), 3);
+    let script = r#"
+import sys, pyarrow.parquet as pq
+for f in sys.argv[1:]:
+    t = pq.read_table(f)
+    table = f.split('/parquet/')[1].split('/')[1]
+    print(table, t.num_rows, t.schema.field('timestamp').type)
+"#;
+    let out = Command::new("python3")
+        .arg("-c")
+        .arg(script)
+        .args(&files)
+        .output()
+        .expect("python3 runs");
+    assert!(
+        out.status.success(),
+        "pyarrow failed (is it installed? .ci/run installs it): {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut lines: Vec<String> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    lines.sort();
+    assert_eq!(
+        lines,
+        [
+            "otel_logs 4 timestamp[ns, tz=UTC]",
+            "otel_metrics_gauge 5 timestamp[ns, tz=UTC]",
+            "otel_traces 7 timestamp[ns, tz=UTC]",
+        ]
+    );
+}
+
+/// A real S3-compatible server, stopped on drop.
+struct Moto(Child, u16);
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+async fn start_moto() -> Moto {
+    let port = free_port();
+    let child = Command::new("python3")
+        .args([
+            "-m",
+            "moto.server",
+            "-H",
+            "127.0.0.1",
+            "-p",
+            &port.to_string(),
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("python3 -m moto.server (pip install 'moto[server]'; .ci/run does)");
+    let moto = Moto(child, port);
+    for _ in 0..200 {
+        if reqwest::get(format!("http://127.0.0.1:{port}/"))
+            .await
+            .is_ok()
+        {
+            return moto;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("moto_server did not start on port {port}");
+}
+
+#[tokio::test]
+async fn s3_storage_against_a_real_s3_compatible_server() {
+    let moto = start_moto().await;
+    let endpoint = format!("http://127.0.0.1:{}", moto.1);
+    let resp = reqwest::Client::new()
+        .put(format!("{endpoint}/telemetry"))
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        resp.status().is_success(),
+        "create bucket: {}",
+        resp.status()
+    );
+    let s3 = |c: &mut telemetryflow::Config| {
+        c.storage.url = "s3://telemetry/tf-prefix".into();
+        c.storage.s3.endpoint = endpoint.clone();
+        c.storage.s3.allow_http = true;
+        c.storage.s3.access_key_id = "test".into();
+        c.storage.s3.secret_access_key = "test".into();
+    };
+    let mut s = TestServer::start_with(s3).await;
+    send_spans(&s, 1, 6, 0).await;
+    s.server
+        .as_ref()
+        .unwrap()
+        .buffer
+        .flush_due(true)
+        .await
+        .unwrap();
+    send_spans(&s, 7, 2, 0).await;
+    s.wait_for_count("SELECT count(*) FROM otel_traces", 8)
+        .await;
+    s.shutdown().await;
+    assert!(
+        parquet_files(&s.parquet_dir()).is_empty(),
+        "nothing is written locally"
+    );
+
+    // The objects are in the bucket under the prefix.
+    let listing = reqwest::get(format!(
+        "{endpoint}/telemetry?list-type=2&prefix=tf-prefix/default/otel_traces/"
+    ))
+    .await
+    .unwrap()
+    .text()
+    .await
+    .unwrap();
+    assert_eq!(listing.matches(".parquet</Key>").count(), 2, "{listing}");
+
+    // A fresh server (new local data dir) reads them back from S3.
+    let s2 = TestServer::start_with(s3).await;
+    s2.wait_for_count("SELECT count(*) FROM otel_traces", 8)
+        .await;
+    let b = s2
+        .sql("SELECT min(span_name) AS first, max(span_name) AS last FROM otel_traces")
+        .await;
+    assert_batches_sorted_eq!(
+        [
+            "+-------+------+",
+            "| first | last |",
+            "+-------+------+",
+            "| op-1  | op-8 |",
+            "+-------+------+"
+        ],
+        &b
+    );
+}

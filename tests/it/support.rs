@@ -1,0 +1,121 @@
+//! Test support: a real server on ephemeral ports, and SQL helpers.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use arrow::record_batch::RecordBatch;
+use datafusion::arrow;
+use telemetryflow::Config;
+use telemetryflow::infrastructure::query::format::from_arrow_ipc;
+
+pub struct TestServer {
+    pub server: Option<telemetryflow::Server>,
+    pub dir: tempfile::TempDir,
+    pub grpc: String,
+    pub http: String,
+}
+
+pub fn test_config(dir: &std::path::Path) -> Config {
+    let mut c = Config::default();
+    c.server.grpc_addr = "127.0.0.1:0".into();
+    c.server.http_addr = "127.0.0.1:0".into();
+    c.storage.data_dir = dir.to_path_buf();
+    c.server.shutdown_timeout_secs = 10;
+    c
+}
+
+impl TestServer {
+    pub async fn start() -> Self {
+        Self::start_with(|_| {}).await
+    }
+
+    pub async fn start_with(tweak: impl FnOnce(&mut Config)) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = test_config(dir.path());
+        tweak(&mut config);
+        let server = telemetryflow::start(config).await.expect("server starts");
+        Self {
+            grpc: format!("http://{}", server.grpc_addr),
+            http: format!("http://{}", server.http_addr),
+            server: Some(server),
+            dir,
+        }
+    }
+
+    pub fn parquet_dir(&self) -> PathBuf {
+        self.dir.path().join("parquet")
+    }
+
+    /// Runs SQL through the HTTP API as `tenant`; panics on an error status.
+    pub async fn sql_as(&self, tenant: &str, sql: &str) -> Vec<RecordBatch> {
+        let (status, body) = self.sql_raw(tenant, sql, "arrow").await;
+        assert_eq!(status, 200, "{sql}: {}", String::from_utf8_lossy(&body));
+        from_arrow_ipc(&body).unwrap().batches
+    }
+
+    pub async fn sql(&self, sql: &str) -> Vec<RecordBatch> {
+        self.sql_as("default", sql).await
+    }
+
+    pub async fn sql_raw(&self, tenant: &str, sql: &str, format: &str) -> (u16, Vec<u8>) {
+        let resp = reqwest::Client::new()
+            .post(format!("{}/api/v2/sql?format={format}", self.http))
+            .header("x-tenant-id", tenant)
+            .header("content-type", "application/json")
+            .body(serde_json::json!({ "sql": sql }).to_string())
+            .send()
+            .await
+            .unwrap();
+        (resp.status().as_u16(), resp.bytes().await.unwrap().to_vec())
+    }
+
+    /// Polls `sql` until its first column's first value, as text, equals `want`
+    /// (data from async SDK exporters arrives a little later), or fails.
+    pub async fn wait_for_count(&self, sql: &str, want: u64) {
+        let mut last = String::new();
+        for _ in 0..100 {
+            let batches = self.sql(sql).await;
+            last = first_value(&batches);
+            if last == want.to_string() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("{sql}: wanted {want}, last saw {last}");
+    }
+
+    pub async fn shutdown(&mut self) {
+        if let Some(s) = self.server.take() {
+            s.shutdown().await.expect("clean shutdown");
+        }
+    }
+}
+
+pub fn first_value(batches: &[RecordBatch]) -> String {
+    batches
+        .iter()
+        .find(|b| b.num_rows() > 0)
+        .map(|b| arrow::util::display::array_value_to_string(b.column(0), 0).unwrap())
+        .unwrap_or_default()
+}
+
+/// Every `*.parquet` file under `dir`.
+pub fn parquet_files(dir: &std::path::Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(rd) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for e in rd.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if p.extension().is_some_and(|x| x == "parquet") {
+                out.push(p);
+            }
+        }
+    }
+    out.sort();
+    out
+}
