@@ -255,3 +255,81 @@ pub fn sort_columns(table: Table) -> &'static [&'static str] {
         _ => &["metric_name", "service_name", "timestamp"],
     }
 }
+
+/// The tables and their columns as Markdown (kept in `docs/schema.md`; a
+/// test fails when the two disagree — regenerate with `UPDATE_DOCS=1`).
+pub fn markdown() -> String {
+    let mut out = String::from(
+        "# Table schemas\n\n\
+         Generated from `src/infrastructure/storage/schema.rs` (`UPDATE_DOCS=1 cargo test --lib schema` \
+         rewrites this file). Every table has the context columns (`workspace_id`, `service_name`, \
+         `resource_*`, `scope_*`). Timestamps are `Timestamp(ns, UTC)`; ids are lowercase hex strings \
+         (empty when absent). Attribute maps are `Map<Utf8, Utf8>` (`span_attributes['http.method']`); \
+         their `*_attribute_types` companion maps give the OTLP type of each non-string value \
+         (`int`, `double`, `bool`, `bytes`, `array`, `kvlist`, `empty`). Arrays and kvlists are \
+         stored as OTLP/JSON. Metric `value` is Float64; integer points also keep `value_int` exactly. \
+         `span_kind` is `Unspecified|Internal|Server|Client|Producer|Consumer`, `status_code` \
+         `Unset|Ok|Error`, `aggregation_temporality` 1 = delta, 2 = cumulative.\n",
+    );
+    for t in Table::ALL {
+        out.push_str(&format!(
+            "\n## `{}`\n\n| column | type | nullable |\n|---|---|---|\n",
+            t.name()
+        ));
+        for f in table_schema(t).fields() {
+            let ty = match f.data_type() {
+                DataType::Map(..) => "Map<Utf8, Utf8>".to_string(),
+                DataType::List(item) => match item.data_type() {
+                    DataType::Struct(fields) => format!(
+                        "List<Struct<{}>>",
+                        fields
+                            .iter()
+                            .map(|f| f.name().as_str())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                    other => format!("List<{other}>"),
+                },
+                other => other.to_string(),
+            };
+            out.push_str(&format!(
+                "| `{}` | {} | {} |\n",
+                f.name(),
+                ty,
+                if f.is_nullable() { "yes" } else { "no" }
+            ));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn docs_schema_md_is_current() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/schema.md");
+        let want = markdown();
+        if std::env::var_os("UPDATE_DOCS").is_some() {
+            std::fs::write(&path, &want).unwrap();
+        }
+        let have = std::fs::read_to_string(&path).unwrap_or_default();
+        assert!(
+            have == want,
+            "docs/schema.md is stale: run UPDATE_DOCS=1 cargo test --lib schema"
+        );
+    }
+
+    #[test]
+    fn every_table_has_the_partitioning_timestamp() {
+        for t in Table::ALL {
+            let s = table_schema(t);
+            let f = s.field_with_name(Table::TIMESTAMP_COLUMN).unwrap();
+            assert_eq!(f.data_type(), &ts_type(), "{t}");
+            for c in sort_columns(t) {
+                assert!(s.index_of(c).is_ok(), "{t}: sort column {c}");
+            }
+        }
+    }
+}
