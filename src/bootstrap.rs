@@ -1,6 +1,6 @@
 //! The composition root: builds the adapters, wires them into the use cases,
-//! starts the servers and background tasks, and shuts everything down in
-//! order. The only module that knows every layer.
+//! starts the servers and background tasks, recovers the write-ahead log, and
+//! shuts everything down in order. The only module that knows every layer.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -8,45 +8,99 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use anyhow::Context as _;
+use object_store::ObjectStore;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use crate::application::commands::{IngestHandler, ShardedCounterStore};
+use crate::application::commands::{IngestHandler, IngestStats, ShardedCounterStore};
 use crate::application::event_bus::EventBus;
-use crate::application::pipeline::MemoryWriteBuffer;
-use crate::application::ports::{FileStore, SnapshotSource, WriteBuffer};
+use crate::application::pipeline::{PartitionBuffer, Pipeline};
+use crate::application::ports::{FileStore, SnapshotSource, WriteAheadLog, WriteBuffer};
 use crate::application::queries::SqlHandler;
 use crate::config::Config;
+use crate::infrastructure::api::metrics::MetricsSources;
 use crate::infrastructure::api::{ApiState, router};
 use crate::infrastructure::otlp::OtlpReceiver;
 use crate::infrastructure::otlp::grpc::GrpcReceiver;
 use crate::infrastructure::otlp::http::HttpReceiver;
 use crate::infrastructure::query::DataFusionEngine;
 use crate::infrastructure::storage::ObjectFileStore;
+use crate::infrastructure::wal::{ReplayReport, Wal, read_only_replay};
 
 /// The storage side, also used by `telemetryflow sql --data-dir` without a server.
 pub struct Storage {
-    pub buffer: Arc<MemoryWriteBuffer>,
+    pub pipeline: Arc<Pipeline>,
     pub engine: Arc<DataFusionEngine>,
+    /// One more than the highest WAL sequence number in committed files.
+    pub next_seq: u64,
 }
 
-/// Opens the object store, loads the catalog of committed files, and builds
-/// the write buffer and the query engine over them.
-pub async fn open_storage(config: &Config) -> anyhow::Result<Storage> {
-    let location = config.storage_location();
-    let store = location.build().context("opening storage")?;
+/// Opens the object store (or uses `store`), loads the committed files from
+/// the manifests, and builds the pipeline (not yet accepting writes) and the
+/// query engine over them. With `gc`, deletes uncommitted data files older
+/// than the configured grace period.
+pub async fn open_storage(
+    config: &Config,
+    store: Option<Arc<dyn ObjectStore>>,
+    gc: bool,
+) -> anyhow::Result<Storage> {
+    let store = match store {
+        Some(s) => s,
+        None => config
+            .storage_location()
+            .build()
+            .context("opening storage")?,
+    };
     let files = Arc::new(ObjectFileStore::new(Arc::clone(&store)));
-    let buffer = Arc::new(
-        MemoryWriteBuffer::open(config.buffer_config(), files as Arc<dyn FileStore>)
+    let catalog = files
+        .load_catalog()
+        .await
+        .context("loading the table manifests")?;
+    let next_seq = catalog
+        .iter()
+        .flat_map(|c| c.files.iter().map(|f| f.max_seq))
+        .max()
+        .unwrap_or(0)
+        + 1;
+    if gc {
+        match files
+            .collect_garbage(Duration::from_secs(config.storage.gc_grace_secs))
             .await
-            .context("loading the catalog of stored files")?,
-    );
+        {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(files = n, "deleted uncommitted data files"),
+            Err(e) => tracing::warn!(error = %e, "garbage collection of uncommitted files failed"),
+        }
+    }
+    let buffer = Arc::new(PartitionBuffer::new(
+        config.buffer_config(),
+        files as Arc<dyn FileStore>,
+        catalog,
+    ));
+    let pipeline = Arc::new(Pipeline::new(buffer));
     let engine = Arc::new(
-        DataFusionEngine::new(Arc::clone(&buffer) as Arc<dyn SnapshotSource>, store)
+        DataFusionEngine::new(Arc::clone(&pipeline) as Arc<dyn SnapshotSource>, store)
             .context("starting the query engine")?,
     );
-    Ok(Storage { buffer, engine })
+    Ok(Storage {
+        pipeline,
+        engine,
+        next_seq,
+    })
+}
+
+/// Reads the WAL of `config` into `storage` without writing anything (for
+/// the CLI on a data directory): unflushed data becomes queryable too.
+pub fn replay_read_only(config: &Config, storage: &Storage) -> anyhow::Result<ReplayReport> {
+    let buffer = Arc::clone(storage.pipeline.buffer());
+    let dir = config.wal_config().dir;
+    read_only_replay(&dir, |seq, entry| {
+        for b in &entry.batches {
+            buffer.insert(&entry.tenant, b.table, &b.batch, seq, true);
+        }
+    })
+    .context("reading the write-ahead log")
 }
 
 /// A running server.
@@ -54,9 +108,11 @@ pub struct Server {
     pub grpc_addr: SocketAddr,
     pub http_addr: SocketAddr,
     pub events: Arc<EventBus>,
-    pub buffer: Arc<MemoryWriteBuffer>,
+    pub pipeline: Arc<Pipeline>,
     serving: Arc<AtomicBool>,
     stop: watch::Sender<bool>,
+    recovery: Option<JoinHandle<anyhow::Result<(Arc<Wal>, ReplayReport)>>>,
+    wal: Option<Arc<Wal>>,
     grpc_task: JoinHandle<anyhow::Result<()>>,
     http_task: JoinHandle<anyhow::Result<()>>,
     flusher: JoinHandle<()>,
@@ -64,14 +120,29 @@ pub struct Server {
 }
 
 /// Builds everything from `config` and starts serving. Addresses with port 0
-/// bind ephemeral ports; the bound ones are in [`Server`].
+/// bind ephemeral ports; the bound ones are in [`Server`]. Writes are
+/// accepted once WAL replay is done ([`Server::ready`]).
 pub async fn start(config: Config) -> anyhow::Result<Server> {
-    let Storage { buffer, engine } = open_storage(&config).await?;
+    start_with_store(config, None).await
+}
+
+/// As [`start`], with the object store given (tests inject faults this way).
+pub async fn start_with_store(
+    config: Config,
+    store: Option<Arc<dyn ObjectStore>>,
+) -> anyhow::Result<Server> {
+    let Storage {
+        pipeline,
+        engine,
+        next_seq,
+    } = open_storage(&config, store, true).await?;
     let events = Arc::new(EventBus::new());
+    let stats = Arc::new(IngestStats::default());
     let counters = Arc::new(ShardedCounterStore::new(config.ingest.max_counter_series));
     let ingest = Arc::new(IngestHandler::new(
-        Arc::clone(&buffer) as Arc<dyn WriteBuffer>,
+        Arc::clone(&pipeline) as Arc<dyn WriteBuffer>,
         Arc::clone(&events) as _,
+        Arc::clone(&stats),
     ));
     let receiver = Arc::new(OtlpReceiver::new(ingest, counters));
     let sql = Arc::new(SqlHandler::new(engine));
@@ -86,6 +157,33 @@ pub async fn start(config: Config) -> anyhow::Result<Server> {
         .with_context(|| format!("binding HTTP on {}", config.server.http_addr))?;
     let grpc_addr = grpc_listener.local_addr()?;
     let http_addr = http_listener.local_addr()?;
+
+    // Recovery: replay the WAL into the buffers (skipping what the manifests
+    // already hold), then accept writes. Queries and /readyz work meanwhile.
+    let recovery = {
+        let pipeline = Arc::clone(&pipeline);
+        let wal_config = config.wal_config();
+        tokio::task::spawn_blocking(move || {
+            let buffer = Arc::clone(pipeline.buffer());
+            let (wal, report) = Wal::open(wal_config, next_seq, |seq, entry| {
+                for b in &entry.batches {
+                    buffer.insert(&entry.tenant, b.table, &b.batch, seq, true);
+                }
+                buffer.note_seq(seq);
+            })
+            .context("opening the write-ahead log")?;
+            let wal = Arc::new(wal);
+            pipeline.set_wal(Arc::clone(&wal) as Arc<dyn WriteAheadLog>);
+            tracing::info!(
+                records = report.records,
+                segments = report.segments,
+                torn = report.torn_tails,
+                corrupt = report.corrupt,
+                "write-ahead log replayed; accepting writes"
+            );
+            Ok((wal, report))
+        })
+    };
 
     let max = config.server.max_request_bytes;
     let (traces, metrics, logs) = GrpcReceiver::new(Arc::clone(&receiver)).services(max);
@@ -114,6 +212,11 @@ pub async fn start(config: Config) -> anyhow::Result<Server> {
         },
         sql,
         serving: Arc::clone(&serving),
+        metrics: MetricsSources {
+            pipeline: Arc::clone(&pipeline),
+            ingest: stats,
+            events: Arc::clone(&events),
+        },
         cors_allowed_origins: config.server.cors_allowed_origins.clone(),
     });
     let http_task = {
@@ -128,7 +231,7 @@ pub async fn start(config: Config) -> anyhow::Result<Server> {
         })
     };
     let flusher = {
-        let buffer = Arc::clone(&buffer);
+        let pipeline = Arc::clone(&pipeline);
         let mut rx = stop_rx;
         let tick = config.buffer_config().max_age.min(Duration::from_secs(1)) / 2;
         tokio::spawn(async move {
@@ -137,8 +240,8 @@ pub async fn start(config: Config) -> anyhow::Result<Server> {
             loop {
                 tokio::select! {
                     _ = interval.tick() => {
-                        if let Err(e) = buffer.flush_due(false).await {
-                            tracing::warn!(error = %e, "periodic flush failed");
+                        if let Err(e) = pipeline.flush_due(false).await {
+                            tracing::debug!(error = %e, "periodic flush failed");
                         }
                     }
                     _ = async { let _ = rx.wait_for(|s| *s).await; } => break,
@@ -151,9 +254,11 @@ pub async fn start(config: Config) -> anyhow::Result<Server> {
         grpc_addr,
         http_addr,
         events,
-        buffer,
+        pipeline,
         serving,
         stop,
+        recovery: Some(recovery),
+        wal: None,
         grpc_task,
         http_task,
         flusher,
@@ -162,16 +267,28 @@ pub async fn start(config: Config) -> anyhow::Result<Server> {
 }
 
 impl Server {
+    /// Waits until WAL replay is done and writes are accepted.
+    pub async fn ready(&mut self) -> anyhow::Result<ReplayReport> {
+        match self.recovery.take() {
+            Some(task) => {
+                let (wal, report) = task.await.context("recovery task")??;
+                self.wal = Some(wal);
+                Ok(report)
+            }
+            None => Ok(ReplayReport::default()),
+        }
+    }
+
     /// Graceful shutdown: stop accepting, finish in-flight requests, persist
-    /// everything buffered. Returns an error only if buffered data could not
-    /// be persisted.
-    pub async fn shutdown(self) -> anyhow::Result<()> {
+    /// everything buffered, close the WAL. Returns an error only if buffered
+    /// data could not be persisted (it is still in the WAL then).
+    pub async fn shutdown(mut self) -> anyhow::Result<()> {
         tracing::info!("shutting down: no new requests, flushing buffered data");
         self.serving.store(false, Ordering::SeqCst);
         let _ = self.stop.send(true);
         let deadline = self.shutdown_timeout;
         let servers = async {
-            let (g, h) = tokio::join!(self.grpc_task, self.http_task);
+            let (g, h) = tokio::join!(&mut self.grpc_task, &mut self.http_task);
             for r in [g, h] {
                 match r {
                     Ok(Ok(())) => {}
@@ -183,19 +300,28 @@ impl Server {
         if tokio::time::timeout(deadline, servers).await.is_err() {
             tracing::warn!("in-flight requests did not finish within {deadline:?}");
         }
-        let _ = self.flusher.await;
-        self.buffer.close();
-        // Retry the final flush until it succeeds or the deadline passes.
+        let _ = (&mut self.flusher).await;
+        self.ready().await?;
+        self.pipeline.close();
         let started = std::time::Instant::now();
         loop {
-            match self.buffer.flush_all().await {
+            match self.pipeline.flush_all().await {
                 Ok(()) => break,
                 Err(e) if started.elapsed() < deadline => {
                     tracing::warn!(error = %e, "final flush failed; retrying");
                     tokio::time::sleep(Duration::from_millis(200)).await;
                 }
-                Err(e) => return Err(e).context("persisting buffered data at shutdown"),
+                Err(e) => {
+                    if let Some(wal) = &self.wal {
+                        wal.close();
+                    }
+                    return Err(e)
+                        .context("persisting buffered data at shutdown (it stays in the WAL)");
+                }
             }
+        }
+        if let Some(wal) = &self.wal {
+            wal.close();
         }
         tracing::info!("shutdown complete");
         Ok(())

@@ -124,7 +124,8 @@ pub fn sql(args: &SqlArgs) -> anyhow::Result<()> {
                 .enable_all()
                 .build()?;
             rt.block_on(async {
-                let storage = crate::bootstrap::open_storage(&config).await?;
+                let storage = crate::bootstrap::open_storage(&config, None, false).await?;
+                crate::bootstrap::replay_read_only(&config, &storage)?;
                 storage
                     .engine
                     .sql(&tenant, &args.query)

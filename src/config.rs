@@ -34,6 +34,7 @@ pub struct Config {
     pub server: ServerConfig,
     pub storage: StorageConfig,
     pub buffer: BufferSettings,
+    pub wal: WalSettings,
     pub ingest: IngestSettings,
     pub log: LogConfig,
 }
@@ -53,6 +54,7 @@ pub struct ServerConfig {
 pub struct StorageConfig {
     pub data_dir: PathBuf,
     pub url: String,
+    pub gc_grace_secs: u64,
     pub s3: S3Config,
 }
 
@@ -73,6 +75,26 @@ pub struct BufferSettings {
     pub flush_bytes: usize,
     pub flush_interval_ms: u64,
     pub max_buffered_bytes: usize,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WalSettings {
+    pub fsync: bool,
+    pub segment_bytes: u64,
+    pub max_bytes: u64,
+    pub queue_capacity: usize,
+}
+
+impl Default for WalSettings {
+    fn default() -> Self {
+        Self {
+            fsync: true,
+            segment_bytes: 64 << 20,
+            max_bytes: 4 << 30,
+            queue_capacity: 1024,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -105,6 +127,7 @@ impl Default for StorageConfig {
         Self {
             data_dir: PathBuf::from("./data"),
             url: String::new(),
+            gc_grace_secs: 900,
             s3: S3Config::default(),
         }
     }
@@ -332,6 +355,9 @@ impl Config {
             ("buffer.flush_bytes", self.buffer.flush_bytes),
             ("buffer.max_buffered_bytes", self.buffer.max_buffered_bytes),
             ("ingest.max_counter_series", self.ingest.max_counter_series),
+            ("wal.queue_capacity", self.wal.queue_capacity),
+            ("wal.segment_bytes", self.wal.segment_bytes as usize),
+            ("wal.max_bytes", self.wal.max_bytes as usize),
         ] {
             if v == 0 {
                 return Err(bad(key, "must be greater than 0".into()));
@@ -385,6 +411,16 @@ impl Config {
             StorageLocation::Local(PathBuf::from(path))
         } else {
             StorageLocation::Local(self.storage.data_dir.join("parquet"))
+        }
+    }
+
+    pub fn wal_config(&self) -> crate::infrastructure::wal::WalConfig {
+        crate::infrastructure::wal::WalConfig {
+            dir: self.storage.data_dir.join("wal"),
+            segment_bytes: self.wal.segment_bytes,
+            fsync: self.wal.fsync,
+            max_bytes: self.wal.max_bytes,
+            queue_capacity: self.wal.queue_capacity,
         }
     }
 

@@ -11,6 +11,7 @@ pub mod bootstrap;
 pub mod cli;
 pub mod config;
 pub mod domain;
+pub mod failpoint;
 pub mod infrastructure;
 
 pub use bootstrap::{Server, start};

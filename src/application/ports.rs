@@ -73,12 +73,15 @@ pub struct TableBatch {
 /// Why a write was refused. Nothing refused was accepted.
 #[derive(Debug, thiserror::Error)]
 pub enum WriteError {
-    /// Too much is buffered: the client should retry later.
+    /// Too much is buffered or queued: the client should retry later.
     #[error("server overloaded: {reason}; retry after {retry_after:?}")]
     Overloaded {
         reason: String,
         retry_after: Duration,
     },
+    /// Start-up recovery (WAL replay) is still running.
+    #[error("server is recovering its write-ahead log; retry shortly")]
+    NotReady,
     /// The server is shutting down.
     #[error("server is shutting down")]
     ShuttingDown,
@@ -89,22 +92,83 @@ pub enum WriteError {
 /// Accepts converted batches on the write path.
 #[async_trait]
 pub trait WriteBuffer: Send + Sync {
-    /// Returns once the batches are buffered and visible to queries.
-    /// An error means nothing of the call was accepted.
+    /// Returns once the batches are durable (in the fsync'd write-ahead log)
+    /// and visible to queries. An error means nothing of the call was accepted.
     async fn write(&self, tenant: &TenantId, batches: Vec<TableBatch>) -> Result<(), WriteError>;
 
     /// Persists everything buffered; returns when all of it is in committed files.
     async fn flush_all(&self) -> Result<(), WriteError>;
 }
 
+/// Why the write-ahead log refused or failed an append.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum WalError {
+    #[error(
+        "write-ahead log is full ({bytes} bytes on disk, limit {max}): storage is not keeping up"
+    )]
+    Full { bytes: u64, max: u64 },
+    #[error("write-ahead log queue is full")]
+    QueueFull,
+    #[error("write-ahead log is closed")]
+    Closed,
+    #[error("write-ahead log I/O error: {0}")]
+    Io(String),
+}
+
+/// Runs on the log's writer thread, in sequence order, once the record is
+/// durable (`Ok(seq)`) or has failed.
+pub type DurableCallback = Box<dyn FnOnce(Result<u64, WalError>) + Send>;
+
+/// Counters of the write-ahead log.
+#[derive(Debug, Clone, Default)]
+pub struct WalStats {
+    pub bytes_written: u64,
+    pub records: u64,
+    pub fsyncs: u64,
+    pub fsync_seconds_sum: f64,
+    /// (upper bound in seconds, count) — not cumulative.
+    pub fsync_buckets: Vec<(f64, u64)>,
+    pub fsync_bucket_inf: u64,
+    pub bytes_on_disk: u64,
+    pub queued: u64,
+    pub segments_deleted: u64,
+}
+
+/// The write-ahead log port.
+pub trait WriteAheadLog: Send + Sync {
+    /// Encodes the record on the caller's thread and queues it; `on_durable`
+    /// runs once it is fsync'd (group commit). An immediate error means it was
+    /// not queued.
+    fn append(
+        &self,
+        tenant: &TenantId,
+        batches: &[TableBatch],
+        on_durable: DurableCallback,
+    ) -> Result<(), WalError>;
+
+    /// Allows deleting every record with `seq < watermark` (they are in
+    /// committed Parquet files).
+    fn release_before(&self, watermark: u64);
+
+    fn stats(&self) -> WalStats;
+}
+
 /// A committed Parquet file of one tenant's table.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct FileMeta {
     /// Path inside the object store (no scheme), e.g.
     /// `acme/otel_traces/date=2026-11-26/hour=13/0193….parquet`.
     pub path: String,
     pub size: u64,
     pub rows: u64,
+    /// Start of the hour partition, Unix ns.
+    pub hour_start: u64,
+    /// Highest WAL sequence number whose rows for this partition are in this
+    /// file (all lower ones for the partition are in this or earlier files).
+    pub max_seq: u64,
+    /// Event-time range of the rows, Unix ns.
+    pub min_ts: i64,
+    pub max_ts: i64,
 }
 
 /// Storage errors.
@@ -116,21 +180,44 @@ pub struct StoreError {
     pub source: BoxError,
 }
 
-/// The repository of committed data: immutable Parquet files.
+/// The committed files of one tenant's table, at a manifest version.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TableCatalog {
+    pub tenant: TenantId,
+    pub table: Table,
+    pub version: u64,
+    pub files: Vec<FileMeta>,
+}
+
+/// The repository of committed data: immutable Parquet files listed by a
+/// versioned manifest per table.
 #[async_trait]
 pub trait FileStore: Send + Sync {
-    /// Writes one file of rows for `(tenant, table)`, all within the hour
-    /// starting at `hour_start_nanos`.
+    /// Writes one data file of rows for `(tenant, table)`, all within the hour
+    /// starting at `hour_start`. The file is not visible until committed.
     async fn write_file(
         &self,
         tenant: &TenantId,
         table: Table,
-        hour_start_nanos: u64,
+        hour_start: u64,
+        max_seq: u64,
         batch: RecordBatch,
     ) -> Result<FileMeta, StoreError>;
 
-    /// Every committed file, by tenant and table.
-    async fn list_files(&self) -> Result<Vec<(TenantId, Table, FileMeta)>, StoreError>;
+    /// Atomically adds files to the table's manifest; returns the new version.
+    async fn commit(
+        &self,
+        tenant: &TenantId,
+        table: Table,
+        added: Vec<FileMeta>,
+    ) -> Result<u64, StoreError>;
+
+    /// The committed files of every table.
+    async fn load_catalog(&self) -> Result<Vec<TableCatalog>, StoreError>;
+
+    /// Deletes data files that no manifest lists and that are older than
+    /// `grace` (left by a crash between write and commit). Returns how many.
+    async fn collect_garbage(&self, grace: Duration) -> Result<usize, StoreError>;
 }
 
 /// A consistent view of one tenant's table: committed files plus rows not yet

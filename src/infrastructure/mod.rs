@@ -5,3 +5,4 @@ pub mod api;
 pub mod otlp;
 pub mod query;
 pub mod storage;
+pub mod wal;

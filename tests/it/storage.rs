@@ -43,7 +43,7 @@ async fn flushed_and_buffered_rows_are_read_exactly_once() {
     s.server
         .as_ref()
         .unwrap()
-        .buffer
+        .pipeline
         .flush_due(true)
         .await
         .unwrap();
@@ -83,14 +83,8 @@ async fn flushed_and_buffered_rows_are_read_exactly_once() {
     );
     // After a restart everything was persisted and is read back from Parquet.
     s.shutdown().await;
-    let dir = s.dir.path().to_path_buf();
-    let server = telemetryflow::start(test_config(&dir)).await.unwrap();
-    let s2 = TestServer {
-        grpc: format!("http://{}", server.grpc_addr),
-        http: format!("http://{}", server.http_addr),
-        server: Some(server),
-        dir: s.dir,
-    };
+    let config = test_config(s.dir.path());
+    let s2 = TestServer::from_config(config, s.dir, None).await;
     s2.wait_for_count("SELECT count(*) FROM otel_traces", 18)
         .await;
     s2.wait_for_count("SELECT count(DISTINCT span_name) FROM otel_traces", 18)
@@ -246,7 +240,7 @@ async fn s3_storage_against_a_real_s3_compatible_server() {
     s.server
         .as_ref()
         .unwrap()
-        .buffer
+        .pipeline
         .flush_due(true)
         .await
         .unwrap();

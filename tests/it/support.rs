@@ -33,7 +33,20 @@ impl TestServer {
         let dir = tempfile::tempdir().unwrap();
         let mut config = test_config(dir.path());
         tweak(&mut config);
-        let server = telemetryflow::start(config).await.expect("server starts");
+        Self::from_config(config, dir, None).await
+    }
+
+    /// Starts a server on `dir` (kept alive by the returned value) and waits
+    /// until it accepts writes.
+    pub async fn from_config(
+        config: Config,
+        dir: tempfile::TempDir,
+        store: Option<std::sync::Arc<dyn object_store::ObjectStore>>,
+    ) -> Self {
+        let mut server = telemetryflow::bootstrap::start_with_store(config, store)
+            .await
+            .expect("server starts");
+        server.ready().await.expect("WAL replay");
         Self {
             grpc: format!("http://{}", server.grpc_addr),
             http: format!("http://{}", server.http_addr),

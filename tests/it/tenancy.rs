@@ -27,7 +27,7 @@ async fn tenants_are_isolated_in_queries_and_storage() {
     s.server
         .as_ref()
         .unwrap()
-        .buffer
+        .pipeline
         .flush_due(true)
         .await
         .unwrap();

@@ -4,4 +4,4 @@ pub mod counters;
 pub mod ingest;
 
 pub use counters::ShardedCounterStore;
-pub use ingest::{IngestCommand, IngestHandler, IngestOutcome};
+pub use ingest::{IngestCommand, IngestHandler, IngestOutcome, IngestStats};

@@ -1,26 +1,29 @@
-//! `MemoryWriteBuffer`: accepted rows wait here, visible to queries, until a
-//! flush writes them as one Parquet file per (tenant, table, hour).
+//! `PartitionBuffer`: durable (already in the WAL) rows wait here, visible to
+//! queries, until a flush writes them as one Parquet file per
+//! (tenant, table, hour) partition and commits it to the table's manifest.
 //!
-//! A flush moves a partition's batches to an *in-flight* list (still visible),
-//! writes the file without holding any lock, then — in one critical section —
-//! drops the in-flight batches and adds the committed file to the catalog. A
-//! query snapshot therefore sees every row exactly once, before, during and
-//! after a flush. A failed flush puts its batches back and is retried.
+//! Rows enter in WAL-sequence order (from the WAL writer thread, or replay).
+//! A partition has *open* batches and at most one *flushing* job. A flush
+//! moves the open batches into the job (still visible), writes and commits
+//! the file without holding any lock, then — in one critical section — drops
+//! the job and adds the file to the catalog. A query snapshot therefore sees
+//! every row exactly once, before, during and after a flush. A failed flush
+//! puts its batches back in front and retries with backoff. One job at a
+//! time per partition keeps each file's `max_seq` a watermark: every row of
+//! the partition with a lower sequence number is committed.
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use arrow::array::{Array, TimestampNanosecondArray, UInt32Array};
 use arrow::compute::{concat_batches, take_record_batch};
 use arrow::record_batch::RecordBatch;
-use async_trait::async_trait;
 use parking_lot::RwLock;
 
 use crate::application::ports::{
-    FileMeta, FileStore, SnapshotSource, StoreError, Table, TableBatch, TableSnapshot, WriteBuffer,
-    WriteError,
+    FileMeta, FileStore, StoreError, Table, TableCatalog, TableSnapshot,
 };
 use crate::domain::TenantId;
 use crate::domain::telemetry::Timestamp;
@@ -42,9 +45,9 @@ impl Default for BufferConfig {
     fn default() -> Self {
         Self {
             flush_rows: 1_000_000,
-            flush_bytes: 64 << 20,
+            flush_bytes: 32 << 20,
             max_age: Duration::from_secs(10),
-            max_buffered_bytes: 512 << 20,
+            max_buffered_bytes: 128 << 20,
         }
     }
 }
@@ -56,154 +59,278 @@ struct PartitionKey {
     hour_start: u64,
 }
 
-#[derive(Debug)]
-struct Partition {
+#[derive(Debug, Default, Clone)]
+struct Chunk {
     batches: Vec<RecordBatch>,
     rows: usize,
     bytes: usize,
-    since: Instant,
+    min_seq: u64,
+    max_seq: u64,
+}
+
+impl Chunk {
+    fn push(&mut self, batch: RecordBatch, seq: u64) {
+        if self.batches.is_empty() {
+            self.min_seq = seq;
+        }
+        self.rows += batch.num_rows();
+        self.bytes += batch.get_array_memory_size();
+        self.max_seq = self.max_seq.max(seq);
+        self.batches.push(batch);
+    }
 }
 
 #[derive(Debug)]
-struct InFlight {
-    id: u64,
-    key: PartitionKey,
-    batches: Vec<RecordBatch>,
-    bytes: usize,
+struct Partition {
+    open: Chunk,
+    since: Option<Instant>,
+    flushing: Option<Arc<Chunk>>,
+    failures: u32,
+    retry_at: Option<Instant>,
 }
 
 #[derive(Debug, Default)]
 struct State {
-    open: HashMap<PartitionKey, Partition>,
-    in_flight: Vec<InFlight>,
-    files: HashMap<(TenantId, Table), Vec<FileMeta>>,
+    partitions: HashMap<PartitionKey, Partition>,
+    catalog: HashMap<(TenantId, Table), (u64, Vec<FileMeta>)>,
     buffered_bytes: usize,
+    max_inserted_seq: u64,
 }
 
-/// The in-memory write buffer with size/age flushing to a [`FileStore`].
-pub struct MemoryWriteBuffer {
+/// Counters for `/metrics`.
+#[derive(Debug, Default)]
+pub struct FlushStats {
+    pub files: AtomicU64,
+    pub rows: AtomicU64,
+    pub failures: AtomicU64,
+    pub nanos: AtomicU64,
+}
+
+pub struct PartitionBuffer {
     config: BufferConfig,
     store: Arc<dyn FileStore>,
     state: RwLock<State>,
-    next_flush_id: AtomicU64,
-    closed: AtomicBool,
-    stats: BufferStats,
+    stats: FlushStats,
 }
 
-/// Counters for `/metrics` and tests.
-#[derive(Debug, Default)]
-pub struct BufferStats {
-    pub files_written: AtomicU64,
-    pub rows_flushed: AtomicU64,
-    pub flush_failures: AtomicU64,
+/// One partition's flush, taken out of the lock.
+struct Job {
+    key: PartitionKey,
+    chunk: Arc<Chunk>,
 }
 
-impl MemoryWriteBuffer {
-    /// Builds the buffer and loads the catalog of committed files.
-    pub async fn open(config: BufferConfig, store: Arc<dyn FileStore>) -> Result<Self, StoreError> {
-        let mut files: HashMap<(TenantId, Table), Vec<FileMeta>> = HashMap::new();
-        for (tenant, table, meta) in store.list_files().await? {
-            files.entry((tenant, table)).or_default().push(meta);
-        }
-        Ok(Self {
+impl PartitionBuffer {
+    /// An empty buffer over the committed files of `catalog`.
+    pub fn new(
+        config: BufferConfig,
+        store: Arc<dyn FileStore>,
+        catalog: Vec<TableCatalog>,
+    ) -> Self {
+        let catalog = catalog
+            .into_iter()
+            .map(|c| ((c.tenant, c.table), (c.version, c.files)))
+            .collect();
+        Self {
             config,
             store,
             state: RwLock::new(State {
-                files,
+                catalog,
                 ..State::default()
             }),
-            next_flush_id: AtomicU64::new(1),
-            closed: AtomicBool::new(false),
-            stats: BufferStats::default(),
-        })
+            stats: FlushStats::default(),
+        }
     }
 
-    pub fn stats(&self) -> &BufferStats {
+    pub fn config(&self) -> &BufferConfig {
+        &self.config
+    }
+
+    pub fn stats(&self) -> &FlushStats {
         &self.stats
     }
 
-    /// Bytes of Arrow memory held (open and in flight).
+    /// Bytes of Arrow memory held (open and flushing).
     pub fn buffered_bytes(&self) -> usize {
         self.state.read().buffered_bytes
     }
 
-    /// Refuses further writes (graceful shutdown); flushing still works.
-    pub fn close(&self) {
-        self.closed.store(true, Ordering::SeqCst);
+    /// Manifest versions of every table: `(tenant, table, version, files)`.
+    pub fn manifest_versions(&self) -> Vec<(TenantId, Table, u64, usize)> {
+        let st = self.state.read();
+        let mut v: Vec<_> = st
+            .catalog
+            .iter()
+            .map(|((t, tb), (ver, files))| (t.clone(), *tb, *ver, files.len()))
+            .collect();
+        v.sort_by(|a, b| (&a.0, a.1).cmp(&(&b.0, b.1)));
+        v
+    }
+
+    /// Highest WAL sequence number of the partition's committed rows (0 if none).
+    pub fn committed_seq(&self, tenant: &TenantId, table: Table, hour_start: u64) -> u64 {
+        let st = self.state.read();
+        st.catalog
+            .get(&(tenant.clone(), table))
+            .map(|(_, files)| {
+                files
+                    .iter()
+                    .filter(|f| f.hour_start == hour_start)
+                    .map(|f| f.max_seq)
+                    .max()
+                    .unwrap_or(0)
+            })
+            .unwrap_or(0)
+    }
+
+    /// The lowest sequence number whose rows are not all committed yet: WAL
+    /// records below it may be deleted.
+    pub fn watermark(&self) -> u64 {
+        let st = self.state.read();
+        st.partitions
+            .values()
+            .flat_map(|p| {
+                let open = (!p.open.batches.is_empty()).then_some(p.open.min_seq);
+                let flushing = p.flushing.as_ref().map(|c| c.min_seq);
+                open.into_iter().chain(flushing)
+            })
+            .min()
+            .unwrap_or(st.max_inserted_seq + 1)
+    }
+
+    /// Adds durable rows with WAL sequence number `seq`, split by hour. With
+    /// `skip_committed`, rows of partitions already committed up to `seq`
+    /// are dropped (WAL replay after a crash).
+    pub fn insert(
+        &self,
+        tenant: &TenantId,
+        table: Table,
+        batch: &RecordBatch,
+        seq: u64,
+        skip_committed: bool,
+    ) {
+        let parts = match split_by_hour(batch) {
+            Ok(p) => p,
+            Err(e) => {
+                tracing::error!(error = %e, %table, "batch without a valid timestamp column dropped");
+                return;
+            }
+        };
+        let now = Instant::now();
+        for (hour_start, part) in parts {
+            if skip_committed && self.committed_seq(tenant, table, hour_start) >= seq {
+                continue;
+            }
+            let mut st = self.state.write();
+            st.buffered_bytes += part.get_array_memory_size();
+            st.max_inserted_seq = st.max_inserted_seq.max(seq);
+            let p = st
+                .partitions
+                .entry(PartitionKey {
+                    tenant: tenant.clone(),
+                    table,
+                    hour_start,
+                })
+                .or_insert_with(|| Partition {
+                    open: Chunk::default(),
+                    since: None,
+                    flushing: None,
+                    failures: 0,
+                    retry_at: None,
+                });
+            p.since.get_or_insert(now);
+            p.open.push(part, seq);
+        }
+    }
+
+    /// Records that everything up to `seq` was inserted (replay skipped it).
+    pub fn note_seq(&self, seq: u64) {
+        let mut st = self.state.write();
+        st.max_inserted_seq = st.max_inserted_seq.max(seq);
+    }
+
+    fn take_due(&self, force: bool) -> Vec<Job> {
+        let now = Instant::now();
+        let mut st = self.state.write();
+        let mut jobs = Vec::new();
+        for (key, p) in st.partitions.iter_mut() {
+            if p.flushing.is_some() || p.open.batches.is_empty() {
+                continue;
+            }
+            let due = p.open.rows >= self.config.flush_rows
+                || p.open.bytes >= self.config.flush_bytes
+                || p.since
+                    .is_some_and(|s| now.duration_since(s) >= self.config.max_age);
+            let backing_off = p.retry_at.is_some_and(|t| now < t);
+            if (force || due) && !(backing_off && !force) {
+                let chunk = Arc::new(std::mem::take(&mut p.open));
+                p.since = None;
+                p.flushing = Some(Arc::clone(&chunk));
+                jobs.push(Job {
+                    key: key.clone(),
+                    chunk,
+                });
+            }
+        }
+        jobs
     }
 
     /// Flushes every partition that is due (by rows, bytes or age), or all of
     /// them when `force`. Returns how many files were committed.
     pub async fn flush_due(&self, force: bool) -> Result<usize, StoreError> {
-        let now = Instant::now();
-        let jobs: Vec<InFlight> = {
-            let mut st = self.state.write();
-            let due: Vec<PartitionKey> = st
-                .open
-                .iter()
-                .filter(|(_, p)| {
-                    force
-                        || p.rows >= self.config.flush_rows
-                        || p.bytes >= self.config.flush_bytes
-                        || now.duration_since(p.since) >= self.config.max_age
-                })
-                .map(|(k, _)| k.clone())
-                .collect();
-            let mut jobs = Vec::with_capacity(due.len());
-            for key in due {
-                if let Some(p) = st.open.remove(&key) {
-                    let job = InFlight {
-                        id: self.next_flush_id.fetch_add(1, Ordering::Relaxed),
-                        key,
-                        batches: p.batches,
-                        bytes: p.bytes,
-                    };
-                    st.in_flight.push(InFlight {
-                        id: job.id,
-                        key: job.key.clone(),
-                        batches: job.batches.clone(),
-                        bytes: 0,
-                    });
-                    jobs.push(job);
-                }
-            }
-            jobs
-        };
+        let jobs = self.take_due(force);
         let mut committed = 0;
         let mut first_err = None;
-        for job in jobs {
-            match self.write_job(&job).await {
+        // Partitions are independent: flush them concurrently.
+        let results = futures::future::join_all(jobs.iter().map(|j| self.flush_one(j))).await;
+        for (job, result) in jobs.into_iter().zip(results) {
+            match result {
                 Ok(meta) => {
-                    let rows = meta.rows;
                     let mut st = self.state.write();
-                    st.in_flight.retain(|f| f.id != job.id);
-                    st.buffered_bytes = st.buffered_bytes.saturating_sub(job.bytes);
-                    st.files
+                    let version = meta.1;
+                    let entry = st
+                        .catalog
                         .entry((job.key.tenant.clone(), job.key.table))
-                        .or_default()
-                        .push(meta);
+                        .or_insert((0, Vec::new()));
+                    entry.0 = entry.0.max(version);
+                    entry.1.push(meta.0);
+                    st.buffered_bytes = st.buffered_bytes.saturating_sub(job.chunk.bytes);
+                    let remove = match st.partitions.get_mut(&job.key) {
+                        Some(p) => {
+                            p.flushing = None;
+                            p.failures = 0;
+                            p.retry_at = None;
+                            p.open.batches.is_empty()
+                        }
+                        None => false,
+                    };
+                    if remove {
+                        st.partitions.remove(&job.key);
+                    }
                     committed += 1;
-                    self.stats.files_written.fetch_add(1, Ordering::Relaxed);
-                    self.stats.rows_flushed.fetch_add(rows, Ordering::Relaxed);
                 }
                 Err(e) => {
-                    tracing::warn!(tenant = %job.key.tenant, table = %job.key.table, error = %e, "flush failed; will retry");
-                    self.stats.flush_failures.fetch_add(1, Ordering::Relaxed);
+                    self.stats.failures.fetch_add(1, Ordering::Relaxed);
                     let mut st = self.state.write();
-                    st.in_flight.retain(|f| f.id != job.id);
-                    let rows: usize = job.batches.iter().map(|b| b.num_rows()).sum();
-                    let p = st.open.entry(job.key).or_insert_with(|| Partition {
-                        batches: Vec::new(),
-                        rows: 0,
-                        bytes: 0,
-                        since: now,
-                    });
-                    let mut batches = job.batches;
-                    batches.append(&mut p.batches);
-                    p.batches = batches;
-                    p.rows += rows;
-                    p.bytes += job.bytes;
-                    p.since = p.since.min(now);
+                    if let Some(p) = st.partitions.get_mut(&job.key) {
+                        // Put the rows back in front of newer ones, in order.
+                        p.flushing = None;
+                        let mut merged =
+                            Arc::try_unwrap(job.chunk).unwrap_or_else(|c| (*c).clone());
+                        let newer = std::mem::take(&mut p.open);
+                        if !newer.batches.is_empty() {
+                            merged.batches.extend(newer.batches);
+                            merged.rows += newer.rows;
+                            merged.bytes += newer.bytes;
+                            merged.max_seq = newer.max_seq;
+                        }
+                        p.open = merged;
+                        p.since.get_or_insert_with(Instant::now);
+                        p.failures += 1;
+                        let backoff =
+                            Duration::from_millis(100) * 2u32.saturating_pow(p.failures.min(9));
+                        p.retry_at = Some(Instant::now() + backoff.min(Duration::from_secs(30)));
+                        tracing::warn!(tenant = %job.key.tenant, table = %job.key.table, failures = p.failures, ?backoff, error = %e, "flush failed; rows stay in the WAL and will be retried");
+                    }
                     first_err.get_or_insert(e);
                 }
             }
@@ -214,48 +341,58 @@ impl MemoryWriteBuffer {
         }
     }
 
-    async fn write_job(&self, job: &InFlight) -> Result<FileMeta, StoreError> {
-        let schema = job.batches[0].schema();
-        let batch = concat_batches(&schema, &job.batches).map_err(|e| StoreError {
+    async fn flush_one(&self, job: &Job) -> Result<(FileMeta, u64), StoreError> {
+        let started = Instant::now();
+        let schema = job.chunk.batches[0].schema();
+        let batch = concat_batches(&schema, &job.chunk.batches).map_err(|e| StoreError {
             context: "concatenating buffered batches".into(),
             source: Box::new(e),
         })?;
-        self.store
-            .write_file(&job.key.tenant, job.key.table, job.key.hour_start, batch)
-            .await
+        let meta = self
+            .store
+            .write_file(
+                &job.key.tenant,
+                job.key.table,
+                job.key.hour_start,
+                job.chunk.max_seq,
+                batch,
+            )
+            .await?;
+        crate::failpoint::crash_point("after_parquet_write");
+        let version = self
+            .store
+            .commit(&job.key.tenant, job.key.table, vec![meta.clone()])
+            .await?;
+        self.stats.files.fetch_add(1, Ordering::Relaxed);
+        self.stats.rows.fetch_add(meta.rows, Ordering::Relaxed);
+        self.stats
+            .nanos
+            .fetch_add(started.elapsed().as_nanos() as u64, Ordering::Relaxed);
+        Ok((meta, version))
     }
 
-    fn insert(
-        &self,
-        tenant: &TenantId,
-        table: Table,
-        batch: RecordBatch,
-    ) -> Result<(), WriteError> {
-        let parts = split_by_hour(&batch).map_err(|e| WriteError::Internal(e.into()))?;
-        let now = Instant::now();
-        let mut st = self.state.write();
-        for (hour_start, part) in parts {
-            let bytes = part.get_array_memory_size();
-            let rows = part.num_rows();
-            let p = st
-                .open
-                .entry(PartitionKey {
-                    tenant: tenant.clone(),
-                    table,
-                    hour_start,
-                })
-                .or_insert_with(|| Partition {
-                    batches: Vec::new(),
-                    rows: 0,
-                    bytes: 0,
-                    since: now,
-                });
-            p.batches.push(part);
-            p.rows += rows;
-            p.bytes += bytes;
-            st.buffered_bytes += bytes;
+    /// True when nothing is buffered.
+    pub fn is_empty(&self) -> bool {
+        self.state.read().partitions.is_empty()
+    }
+
+    pub fn snapshot(&self, tenant: &TenantId, table: Table) -> TableSnapshot {
+        let st = self.state.read();
+        let files = st
+            .catalog
+            .get(&(tenant.clone(), table))
+            .map(|(_, f)| f.clone())
+            .unwrap_or_default();
+        let mut batches = Vec::new();
+        for (k, p) in &st.partitions {
+            if k.table == table && &k.tenant == tenant {
+                if let Some(f) = &p.flushing {
+                    batches.extend(f.batches.iter().cloned());
+                }
+                batches.extend(p.open.batches.iter().cloned());
+            }
         }
-        Ok(())
+        TableSnapshot { files, batches }
     }
 }
 
@@ -294,57 +431,4 @@ fn split_by_hour(batch: &RecordBatch) -> Result<Vec<(u64, RecordBatch)>, String>
         .collect::<Result<_, _>>()?;
     out.sort_by_key(|(h, _)| *h);
     Ok(out)
-}
-
-#[async_trait]
-impl WriteBuffer for MemoryWriteBuffer {
-    async fn write(&self, tenant: &TenantId, batches: Vec<TableBatch>) -> Result<(), WriteError> {
-        if self.closed.load(Ordering::SeqCst) {
-            return Err(WriteError::ShuttingDown);
-        }
-        let buffered = self.buffered_bytes();
-        if buffered > self.config.max_buffered_bytes {
-            return Err(WriteError::Overloaded {
-                reason: format!(
-                    "{buffered} bytes buffered, over the limit of {}",
-                    self.config.max_buffered_bytes
-                ),
-                retry_after: Duration::from_secs(1),
-            });
-        }
-        for b in batches {
-            self.insert(tenant, b.table, b.batch)?;
-        }
-        Ok(())
-    }
-
-    async fn flush_all(&self) -> Result<(), WriteError> {
-        self.flush_due(true)
-            .await
-            .map(|_| ())
-            .map_err(|e| WriteError::Internal(Box::new(e)))
-    }
-}
-
-impl SnapshotSource for MemoryWriteBuffer {
-    fn snapshot(&self, tenant: &TenantId, table: Table) -> TableSnapshot {
-        let st = self.state.read();
-        let files = st
-            .files
-            .get(&(tenant.clone(), table))
-            .cloned()
-            .unwrap_or_default();
-        let mut batches = Vec::new();
-        for (k, p) in &st.open {
-            if k.table == table && &k.tenant == tenant {
-                batches.extend(p.batches.iter().cloned());
-            }
-        }
-        for f in &st.in_flight {
-            if f.key.table == table && &f.key.tenant == tenant {
-                batches.extend(f.batches.iter().cloned());
-            }
-        }
-        TableSnapshot { files, batches }
-    }
 }

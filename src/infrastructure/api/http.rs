@@ -27,6 +27,8 @@ pub struct ApiState {
     pub otlp: HttpReceiver,
     pub sql: Arc<SqlHandler>,
     pub serving: Arc<AtomicBool>,
+    /// Sources of `/metrics`; the pipeline also tells readiness.
+    pub metrics: super::metrics::MetricsSources,
     /// Origins allowed by CORS; `*` allows any.
     pub cors_allowed_origins: Vec<String>,
 }
@@ -105,6 +107,30 @@ async fn healthz(State(state): State<ApiState>) -> Response {
     }
 }
 
+/// 200 once start-up recovery (WAL replay) is done and while serving.
+async fn readyz(State(state): State<ApiState>) -> Response {
+    if !state.serving.load(Ordering::SeqCst) {
+        (StatusCode::SERVICE_UNAVAILABLE, "shutting down").into_response()
+    } else if !state.metrics.pipeline.is_ready() {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "replaying the write-ahead log",
+        )
+            .into_response()
+    } else {
+        (StatusCode::OK, "ready").into_response()
+    }
+}
+
+async fn metrics(State(state): State<ApiState>) -> Response {
+    (
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        super::metrics::render(&state.metrics),
+    )
+        .into_response()
+}
+
 async fn not_found(headers: HeaderMap) -> Response {
     let ct = headers
         .get(header::CONTENT_TYPE)
@@ -156,6 +182,8 @@ pub fn router(state: ApiState) -> Router {
     let router = Router::new()
         .route("/api/v2/sql", post(sql))
         .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
         .with_state(state)
         .merge(otlp_routes)
         .fallback(not_found)

@@ -25,6 +25,7 @@ use tonic::codec::CompressionEncoding;
 use tonic::metadata::MetadataMap;
 use tonic::{Request, Response, Status};
 
+use super::status::{RpcStatus, code};
 use super::{OtlpReceiver, ReceiveError, TENANT_HEADER, WORKSPACE_HEADER, tenant_context};
 use crate::application::ports::WriteError;
 use crate::domain::TenantContext;
@@ -43,13 +44,20 @@ fn context(md: &MetadataMap) -> Result<TenantContext, Status> {
 /// Maps receive errors to gRPC codes: client faults are INVALID_ARGUMENT
 /// (not retryable), overload and shutdown UNAVAILABLE (retryable).
 pub fn to_status(e: ReceiveError) -> Status {
-    match e {
-        ReceiveError::BadTenant { .. } => Status::invalid_argument(e.to_string()),
-        ReceiveError::Write(WriteError::Overloaded { .. })
-        | ReceiveError::Write(WriteError::ShuttingDown) => Status::unavailable(e.to_string()),
-        ReceiveError::Write(WriteError::Internal(_)) => Status::unavailable(e.to_string()),
-        ReceiveError::Convert(_) => Status::internal(e.to_string()),
-    }
+    let retry_after = match &e {
+        ReceiveError::BadTenant { .. } => return Status::invalid_argument(e.to_string()),
+        ReceiveError::Convert(_) => return Status::internal(e.to_string()),
+        ReceiveError::Write(WriteError::Overloaded { retry_after, .. }) => *retry_after,
+        ReceiveError::Write(_) => std::time::Duration::from_secs(1),
+    };
+    // UNAVAILABLE is retryable for OTLP clients; RetryInfo says when.
+    let msg = e.to_string();
+    let details = RpcStatus::new(code::UNAVAILABLE, msg.clone()).with_retry_after(retry_after);
+    Status::with_details(
+        tonic::Code::Unavailable,
+        msg,
+        prost::Message::encode_to_vec(&details).into(),
+    )
 }
 
 impl GrpcReceiver {

@@ -83,7 +83,7 @@ fn receive_error(e: ReceiveError, format: BodyFormat) -> Response {
         ReceiveError::Write(WriteError::Overloaded { retry_after, .. }) => retry_later(
             error_response(
                 StatusCode::TOO_MANY_REQUESTS,
-                RpcStatus::new(code::RESOURCE_EXHAUSTED, msg),
+                RpcStatus::new(code::UNAVAILABLE, msg).with_retry_after(retry_after),
                 format,
             ),
             retry_after,
@@ -91,7 +91,7 @@ fn receive_error(e: ReceiveError, format: BodyFormat) -> Response {
         ReceiveError::Write(_) => retry_later(
             error_response(
                 StatusCode::SERVICE_UNAVAILABLE,
-                RpcStatus::new(code::UNAVAILABLE, msg),
+                RpcStatus::new(code::UNAVAILABLE, msg).with_retry_after(Duration::from_secs(1)),
                 format,
             ),
             Duration::from_secs(1),

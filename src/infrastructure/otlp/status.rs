@@ -20,6 +20,24 @@ pub struct ProtoAny {
     pub value: Vec<u8>,
 }
 
+/// `google.rpc.RetryInfo`.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct RetryInfo {
+    #[prost(message, optional, tag = "1")]
+    pub retry_delay: Option<ProtoDuration>,
+}
+
+/// `google.protobuf.Duration`.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct ProtoDuration {
+    #[prost(int64, tag = "1")]
+    pub seconds: i64,
+    #[prost(int32, tag = "2")]
+    pub nanos: i32,
+}
+
+pub const RETRY_INFO_TYPE_URL: &str = "type.googleapis.com/google.rpc.RetryInfo";
+
 /// gRPC status codes used in `RpcStatus::code`.
 pub mod code {
     pub const INVALID_ARGUMENT: i32 = 3;
@@ -37,6 +55,21 @@ impl RpcStatus {
             message: message.into(),
             details: Vec::new(),
         }
+    }
+
+    /// Adds a `RetryInfo` detail: OTLP clients wait this long before retrying.
+    pub fn with_retry_after(mut self, after: std::time::Duration) -> Self {
+        let info = RetryInfo {
+            retry_delay: Some(ProtoDuration {
+                seconds: after.as_secs() as i64,
+                nanos: after.subsec_nanos() as i32,
+            }),
+        };
+        self.details.push(ProtoAny {
+            type_url: RETRY_INFO_TYPE_URL.into(),
+            value: prost::Message::encode_to_vec(&info),
+        });
+        self
     }
 
     /// The proto3 JSON form: `{"code":3,"message":"…"}`.

@@ -1,5 +1,6 @@
 //! Storage: table schemas, Parquet encoding and the object-store repository.
 
+pub mod manifest;
 pub mod object_store;
 pub mod parquet;
 pub mod schema;

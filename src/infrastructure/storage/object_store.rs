@@ -8,19 +8,24 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use std::time::Duration;
+
+use arrow::array::{Array, TimestampNanosecondArray};
+use arrow::compute::{max, min};
 use arrow::record_batch::RecordBatch;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use futures::TryStreamExt;
-use object_store::aws::AmazonS3Builder;
+use object_store::aws::{AmazonS3Builder, S3ConditionalPut};
 use object_store::local::LocalFileSystem;
 use object_store::path::Path;
 use object_store::prefix::PrefixStore;
 use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
 
+use super::manifest::Manifests;
 use super::parquet::encode;
 use crate::application::Table;
-use crate::application::ports::{FileMeta, FileStore, StoreError};
+use crate::application::ports::{FileMeta, FileStore, StoreError, TableCatalog};
 use crate::domain::TenantId;
 
 /// Where Parquet files live.
@@ -71,7 +76,8 @@ impl StorageLocation {
                 let mut b = AmazonS3Builder::from_env()
                     .with_bucket_name(bucket)
                     .with_region(region)
-                    .with_allow_http(*allow_http);
+                    .with_allow_http(*allow_http)
+                    .with_conditional_put(S3ConditionalPut::ETagMatch);
                 if let Some(e) = endpoint {
                     b = b.with_endpoint(e).with_virtual_hosted_style_request(false);
                 }
@@ -95,14 +101,18 @@ impl StorageLocation {
     }
 }
 
-/// Parquet files in an object store.
+/// Parquet files in an object store, committed through per-table manifests.
 pub struct ObjectFileStore {
     store: Arc<dyn ObjectStore>,
+    manifests: Manifests,
 }
 
 impl ObjectFileStore {
     pub fn new(store: Arc<dyn ObjectStore>) -> Self {
-        Self { store }
+        Self {
+            manifests: Manifests::new(Arc::clone(&store)),
+            store,
+        }
     }
 
     pub fn object_store(&self) -> Arc<dyn ObjectStore> {
@@ -137,23 +147,33 @@ fn parse_path(path: &str) -> Option<(TenantId, Table)> {
     }
 }
 
+fn time_range(batch: &RecordBatch) -> (i64, i64) {
+    batch
+        .column_by_name(Table::TIMESTAMP_COLUMN)
+        .and_then(|c| c.as_any().downcast_ref::<TimestampNanosecondArray>())
+        .map(|ts| (min(ts).unwrap_or(0), max(ts).unwrap_or(0)))
+        .unwrap_or((0, 0))
+}
+
 #[async_trait]
 impl FileStore for ObjectFileStore {
     async fn write_file(
         &self,
         tenant: &TenantId,
         table: Table,
-        hour_start_nanos: u64,
+        hour_start: u64,
+        max_seq: u64,
         batch: RecordBatch,
     ) -> Result<FileMeta, StoreError> {
         let rows = batch.num_rows() as u64;
+        let (min_ts, max_ts) = time_range(&batch);
         let bytes = tokio::task::spawn_blocking(move || encode(table, &batch))
             .await
             .map_err(|e| err("encoding task", e))?
             .map_err(|e| err(format!("encoding {table}"), e))?;
         let path = format!(
             "{}/{}.parquet",
-            partition_dir(tenant, table, hour_start_nanos),
+            partition_dir(tenant, table, hour_start),
             uuid::Uuid::now_v7()
         );
         let size = bytes.len() as u64;
@@ -161,33 +181,58 @@ impl FileStore for ObjectFileStore {
             .put(&Path::from(path.as_str()), PutPayload::from(bytes))
             .await
             .map_err(|e| err(format!("writing {path}"), e))?;
-        Ok(FileMeta { path, size, rows })
+        Ok(FileMeta {
+            path,
+            size,
+            rows,
+            hour_start,
+            max_seq,
+            min_ts,
+            max_ts,
+        })
     }
 
-    async fn list_files(&self) -> Result<Vec<(TenantId, Table, FileMeta)>, StoreError> {
+    async fn commit(
+        &self,
+        tenant: &TenantId,
+        table: Table,
+        added: Vec<FileMeta>,
+    ) -> Result<u64, StoreError> {
+        self.manifests.commit(tenant, table, added).await
+    }
+
+    async fn load_catalog(&self) -> Result<Vec<TableCatalog>, StoreError> {
+        self.manifests.load_all().await
+    }
+
+    async fn collect_garbage(&self, grace: Duration) -> Result<usize, StoreError> {
+        let committed = self.manifests.committed_paths().await;
         let metas: Vec<_> = self
             .store
             .list(None)
             .try_collect()
             .await
             .map_err(|e| err("listing stored files", e))?;
-        let mut out = Vec::new();
+        let cutoff = Utc::now() - chrono::Duration::from_std(grace).unwrap_or_default();
+        let mut deleted = 0;
         for m in metas {
             let path = m.location.to_string();
-            if let Some((tenant, table)) = parse_path(&path) {
-                out.push((
-                    tenant,
-                    table,
-                    FileMeta {
-                        path,
-                        size: m.size,
-                        rows: 0,
-                    },
-                ));
+            if parse_path(&path).is_some()
+                && !committed.contains(&path)
+                && m.last_modified <= cutoff
+            {
+                match self.store.delete(&m.location).await {
+                    Ok(()) => {
+                        tracing::info!(%path, "deleted an uncommitted data file");
+                        deleted += 1;
+                    }
+                    Err(e) => {
+                        tracing::warn!(%path, error = %e, "could not delete an uncommitted data file")
+                    }
+                }
             }
         }
-        out.sort_by(|a, b| a.2.path.cmp(&b.2.path));
-        Ok(out)
+        Ok(deleted)
     }
 }
 

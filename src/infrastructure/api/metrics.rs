@@ -1,0 +1,212 @@
+//! `GET /metrics`: Prometheus text format, OpenTelemetry-Collector-style
+//! counters plus the write path's gauges.
+
+use std::fmt::Write as _;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use crate::application::commands::IngestStats;
+use crate::application::event_bus::EventBus;
+use crate::application::pipeline::Pipeline;
+use crate::domain::telemetry::Signal;
+
+/// What `/metrics` reads.
+#[derive(Clone)]
+pub struct MetricsSources {
+    pub pipeline: Arc<Pipeline>,
+    pub ingest: Arc<IngestStats>,
+    pub events: Arc<EventBus>,
+}
+
+fn item(signal: Signal) -> &'static str {
+    match signal {
+        Signal::Traces => "spans",
+        Signal::Metrics => "metric_points",
+        Signal::Logs => "log_records",
+    }
+}
+
+fn header(out: &mut String, name: &str, kind: &str, help: &str) {
+    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+}
+
+pub fn render(src: &MetricsSources) -> String {
+    let mut out = String::new();
+    let snapshot = src.ingest.snapshot();
+    for (what, help, pick) in [
+        ("accepted", "Items stored.", 0usize),
+        (
+            "rejected",
+            "Items dropped for breaking a domain rule (reported in partial_success).",
+            1,
+        ),
+        (
+            "refused",
+            "Items of requests refused as a whole (overload, shutdown, storage failure).",
+            2,
+        ),
+    ] {
+        for signal in [Signal::Traces, Signal::Metrics, Signal::Logs] {
+            let name = format!("telemetryflow_receiver_{what}_{}_total", item(signal));
+            header(&mut out, &name, "counter", help);
+            for (tenant, s, a, r, f) in &snapshot {
+                if *s == signal {
+                    let v = [a, r, f][pick];
+                    let _ = writeln!(out, "{name}{{tenant=\"{tenant}\"}} {v}");
+                }
+            }
+        }
+    }
+    if let Some(wal) = src.pipeline.wal() {
+        let w = wal.stats();
+        header(
+            &mut out,
+            "telemetryflow_wal_bytes_written_total",
+            "counter",
+            "Bytes appended to the write-ahead log.",
+        );
+        let _ = writeln!(
+            out,
+            "telemetryflow_wal_bytes_written_total {}",
+            w.bytes_written
+        );
+        header(
+            &mut out,
+            "telemetryflow_wal_records_total",
+            "counter",
+            "Records appended to the write-ahead log.",
+        );
+        let _ = writeln!(out, "telemetryflow_wal_records_total {}", w.records);
+        header(
+            &mut out,
+            "telemetryflow_wal_bytes",
+            "gauge",
+            "Bytes of write-ahead log on disk.",
+        );
+        let _ = writeln!(out, "telemetryflow_wal_bytes {}", w.bytes_on_disk);
+        header(
+            &mut out,
+            "telemetryflow_wal_queue_depth",
+            "gauge",
+            "Requests waiting for the WAL writer.",
+        );
+        let _ = writeln!(out, "telemetryflow_wal_queue_depth {}", w.queued);
+        header(
+            &mut out,
+            "telemetryflow_wal_segments_deleted_total",
+            "counter",
+            "WAL segments deleted after their data was committed.",
+        );
+        let _ = writeln!(
+            out,
+            "telemetryflow_wal_segments_deleted_total {}",
+            w.segments_deleted
+        );
+        header(
+            &mut out,
+            "telemetryflow_wal_fsync_seconds",
+            "histogram",
+            "fsync latency of WAL group commits.",
+        );
+        let mut cumulative = 0;
+        for (le, n) in &w.fsync_buckets {
+            cumulative += n;
+            let _ = writeln!(
+                out,
+                "telemetryflow_wal_fsync_seconds_bucket{{le=\"{le}\"}} {cumulative}"
+            );
+        }
+        cumulative += w.fsync_bucket_inf;
+        let _ = writeln!(
+            out,
+            "telemetryflow_wal_fsync_seconds_bucket{{le=\"+Inf\"}} {cumulative}"
+        );
+        let _ = writeln!(
+            out,
+            "telemetryflow_wal_fsync_seconds_sum {}",
+            w.fsync_seconds_sum
+        );
+        let _ = writeln!(out, "telemetryflow_wal_fsync_seconds_count {}", w.fsyncs);
+    }
+    let buffer = src.pipeline.buffer();
+    header(
+        &mut out,
+        "telemetryflow_buffered_bytes",
+        "gauge",
+        "Arrow bytes buffered, not yet in Parquet.",
+    );
+    let _ = writeln!(
+        out,
+        "telemetryflow_buffered_bytes {}",
+        buffer.buffered_bytes()
+    );
+    let f = buffer.stats();
+    header(
+        &mut out,
+        "telemetryflow_flushes_total",
+        "counter",
+        "Parquet files written and committed.",
+    );
+    let _ = writeln!(
+        out,
+        "telemetryflow_flushes_total {}",
+        f.files.load(Ordering::Relaxed)
+    );
+    header(
+        &mut out,
+        "telemetryflow_flushed_rows_total",
+        "counter",
+        "Rows written to Parquet.",
+    );
+    let _ = writeln!(
+        out,
+        "telemetryflow_flushed_rows_total {}",
+        f.rows.load(Ordering::Relaxed)
+    );
+    header(
+        &mut out,
+        "telemetryflow_flush_failures_total",
+        "counter",
+        "Failed flushes (retried with backoff).",
+    );
+    let _ = writeln!(
+        out,
+        "telemetryflow_flush_failures_total {}",
+        f.failures.load(Ordering::Relaxed)
+    );
+    header(
+        &mut out,
+        "telemetryflow_flush_seconds_total",
+        "counter",
+        "Time spent writing and committing files.",
+    );
+    let _ = writeln!(
+        out,
+        "telemetryflow_flush_seconds_total {}",
+        f.nanos.load(Ordering::Relaxed) as f64 / 1e9
+    );
+    header(
+        &mut out,
+        "telemetryflow_manifest_version",
+        "gauge",
+        "Current manifest version per table.",
+    );
+    for (tenant, table, version, _) in buffer.manifest_versions() {
+        let _ = writeln!(
+            out,
+            "telemetryflow_manifest_version{{tenant=\"{tenant}\",table=\"{table}\"}} {version}"
+        );
+    }
+    header(
+        &mut out,
+        "telemetryflow_domain_events_total",
+        "counter",
+        "Domain events published.",
+    );
+    let _ = writeln!(
+        out,
+        "telemetryflow_domain_events_total {}",
+        src.events.published()
+    );
+    out
+}
