@@ -1,6 +1,8 @@
 //! The one integration-test binary (one link of DataFusion, not one per file).
 
 mod architecture;
+mod crash;
+mod faults;
 mod fixtures;
 mod otlp_errors;
 mod otlp_grpc;

@@ -1,0 +1,366 @@
+//! Crash recovery of the real binary: SIGKILL at random moments while clients
+//! send, and aborts at chosen crash points (between Parquet write and
+//! manifest commit, during WAL replay, after a WAL write before its fsync).
+//! After every restart: each acknowledged span is queryable exactly once, and
+//! each request is all-or-nothing (nothing unacknowledged is half-visible).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::TcpListener;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use prost::Message;
+
+use crate::fixtures::*;
+use crate::support::parquet_files;
+
+const BIN: &str = env!("CARGO_BIN_EXE_telemetryflow");
+const SPANS_PER_REQUEST: u8 = 8;
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+struct Proc {
+    child: Child,
+    http: String,
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts the server on `dir` with small, frequent flushes.
+fn spawn(dir: &Path, crash_at: Option<&str>) -> Proc {
+    let (grpc, http) = (free_port(), free_port());
+    let mut cmd = Command::new(BIN);
+    cmd.args(["serve", "--data-dir"])
+        .arg(dir)
+        .args([
+            "--grpc-addr",
+            &format!("127.0.0.1:{grpc}"),
+            "--http-addr",
+            &format!("127.0.0.1:{http}"),
+        ])
+        .env("TELEMETRYFLOW_BUFFER_FLUSH_INTERVAL_MS", "150")
+        .env("TELEMETRYFLOW_BUFFER_FLUSH_ROWS", "64")
+        .env("TELEMETRYFLOW_STORAGE_GC_GRACE_SECS", "0")
+        .env("TELEMETRYFLOW_WAL_SEGMENT_BYTES", "65536")
+        .env_remove("TFLOW_CRASH_AT")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    if let Some(c) = crash_at {
+        cmd.env("TFLOW_CRASH_AT", c);
+    }
+    Proc {
+        child: cmd.spawn().unwrap(),
+        http: format!("http://127.0.0.1:{http}"),
+    }
+}
+
+/// Waits for `/readyz` = 200, or for the process to exit (returns false).
+async fn wait_ready(p: &mut Proc) -> bool {
+    let started = Instant::now();
+    loop {
+        if p.child.try_wait().unwrap().is_some() {
+            return false;
+        }
+        if let Ok(r) = reqwest::get(format!("{}/readyz", p.http)).await
+            && r.status().as_u16() == 200
+        {
+            return true;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "server not ready"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+fn kill9(p: &mut Proc) {
+    let _ = Command::new("kill")
+        .args(["-KILL", &p.child.id().to_string()])
+        .status();
+    let _ = p.child.wait();
+}
+
+/// One request of `SPANS_PER_REQUEST` spans named `r{req}-{i}`; all share
+/// trace id bytes derived from `req`.
+async fn send_request(http: &str, req: u32) -> bool {
+    let spans = (0..SPANS_PER_REQUEST)
+        .map(|i| {
+            let mut s = span(1, i + 1, &format!("r{req}-{i}"), T0 + u64::from(req) * SEC);
+            s.trace_id = {
+                let mut t = vec![0xee; 16];
+                t[..4].copy_from_slice(&req.to_be_bytes());
+                t
+            };
+            s
+        })
+        .collect();
+    let body = traces("crash", spans).encode_to_vec();
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(5))
+        .build()
+        .unwrap();
+    match client
+        .post(format!("{http}/v1/traces"))
+        .header("content-type", "application/x-protobuf")
+        .body(body)
+        .send()
+        .await
+    {
+        Ok(r) => r.status().as_u16() == 200,
+        Err(_) => false,
+    }
+}
+
+/// Span names per request id, as stored.
+fn stored(dir: &Path) -> BTreeMap<u32, Vec<String>> {
+    let out = Command::new(BIN)
+        .args(["sql", "--data-dir"])
+        .arg(dir)
+        .args(["--format", "csv", "SELECT span_name FROM otel_traces"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut by_req: BTreeMap<u32, Vec<String>> = BTreeMap::new();
+    for line in String::from_utf8(out.stdout).unwrap().lines().skip(1) {
+        let req: u32 = line[1..line.find('-').unwrap()].parse().unwrap();
+        by_req.entry(req).or_default().push(line.to_owned());
+    }
+    by_req
+}
+
+/// Every acked request is stored exactly once; every other request is
+/// either wholly stored (acked just before the kill) or not at all.
+fn check(dir: &Path, acked: &BTreeSet<u32>, sent: u32) {
+    let by_req = stored(dir);
+    for (req, names) in &by_req {
+        assert!(*req < sent, "request {req} was never sent");
+        let distinct: BTreeSet<&String> = names.iter().collect();
+        assert_eq!(
+            distinct.len(),
+            names.len(),
+            "request {req} duplicated: {names:?}"
+        );
+        assert_eq!(
+            names.len(),
+            usize::from(SPANS_PER_REQUEST),
+            "request {req} half-visible: {names:?}"
+        );
+    }
+    for req in acked {
+        assert!(by_req.contains_key(req), "acked request {req} lost");
+    }
+}
+
+/// Committed files only: every Parquet file on disk is listed by a manifest
+/// after a restart (orphans are garbage-collected).
+fn no_orphans(dir: &Path) {
+    let mut listed = BTreeSet::new();
+    let mdir = dir.join("parquet/default/otel_traces/_manifest");
+    for e in std::fs::read_dir(&mdir).into_iter().flatten().flatten() {
+        let text = std::fs::read_to_string(e.path()).unwrap();
+        let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+        for f in v["add"]
+            .as_array()
+            .or(v["files"].as_array())
+            .into_iter()
+            .flatten()
+        {
+            listed.insert(f["path"].as_str().unwrap().to_owned());
+        }
+    }
+    for f in parquet_files(&dir.join("parquet")) {
+        let rel = f
+            .strip_prefix(dir.join("parquet"))
+            .unwrap()
+            .to_string_lossy()
+            .into_owned();
+        assert!(listed.contains(&rel), "{rel} is on disk but in no manifest");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_at_random_moments_loses_and_duplicates_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let mut acked = BTreeSet::new();
+    let mut next_req = 0u32;
+    // A deterministic spread of kill delays: during appends, flushes, idle.
+    let delays_ms = [90u64, 310, 170, 520, 40, 260];
+    for (cycle, delay) in delays_ms.iter().enumerate() {
+        let mut p = spawn(&data, None);
+        assert!(wait_ready(&mut p).await, "cycle {cycle}: server exited");
+        let http = p.http.clone();
+        let start = next_req;
+        let deadline = Instant::now() + Duration::from_millis(*delay);
+        // Four concurrent senders until the kill.
+        let senders: Vec<_> = (0..4u32)
+            .map(|k| {
+                let http = http.clone();
+                tokio::spawn(async move {
+                    let mut mine = Vec::new();
+                    let mut req = start + k;
+                    while Instant::now() < deadline {
+                        if send_request(&http, req).await {
+                            mine.push(req);
+                        }
+                        req += 4;
+                    }
+                    (mine, req)
+                })
+            })
+            .collect();
+        tokio::time::sleep_until(deadline.into()).await;
+        kill9(&mut p);
+        for s in senders {
+            let (mine, last) = s.await.unwrap();
+            acked.extend(mine);
+            next_req = next_req.max(last);
+        }
+        next_req += 4;
+        // Recovery: replay, then everything acked is there exactly once.
+        let mut p = spawn(&data, None);
+        assert!(wait_ready(&mut p).await);
+        kill9(&mut p);
+        check(&data, &acked, next_req);
+    }
+    assert!(
+        acked.len() > 20,
+        "too few acked requests to mean anything: {}",
+        acked.len()
+    );
+    // A clean start and shutdown leaves no orphan files.
+    let mut p = spawn(&data, None);
+    assert!(wait_ready(&mut p).await);
+    let _ = Command::new("kill")
+        .args(["-TERM", &p.child.id().to_string()])
+        .status();
+    assert!(p.child.wait().unwrap().success());
+    no_orphans(&data);
+    check(&data, &acked, next_req);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn crash_between_parquet_write_and_manifest_commit() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let mut p = spawn(&data, Some("after_parquet_write"));
+    assert!(wait_ready(&mut p).await);
+    let mut acked = BTreeSet::new();
+    for req in 0..20 {
+        if send_request(&p.http, req).await {
+            acked.insert(req);
+        }
+    }
+    // The first flush writes a file and aborts before committing it.
+    let status = tokio::task::spawn_blocking(move || {
+        let s = p.child.wait().unwrap();
+        drop(p);
+        s
+    })
+    .await
+    .unwrap();
+    assert!(!status.success(), "the crash point must have fired");
+    assert!(
+        !parquet_files(&data.join("parquet")).is_empty(),
+        "an uncommitted file was left"
+    );
+    assert!(!acked.is_empty());
+    // Restart: the orphan is never visible and is collected; the WAL restores all.
+    let mut p = spawn(&data, None);
+    assert!(wait_ready(&mut p).await);
+    let r = reqwest::Client::new()
+        .post(format!("{}/api/v2/sql?format=csv", p.http))
+        .body(r#"{"sql":"SELECT count(*) = count(DISTINCT span_name) AS exactly_once FROM otel_traces"}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.text().await.unwrap(), "exactly_once\ntrue\n");
+    let _ = Command::new("kill")
+        .args(["-TERM", &p.child.id().to_string()])
+        .status();
+    assert!(p.child.wait().unwrap().success());
+    no_orphans(&data);
+    check(&data, &acked, 20);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn crash_during_replay_and_twice_replayed_data_is_not_duplicated() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let mut p = spawn(&data, None);
+    assert!(wait_ready(&mut p).await);
+    let mut acked = BTreeSet::new();
+    for req in 0..30 {
+        if send_request(&p.http, req).await {
+            acked.insert(req);
+        }
+    }
+    kill9(&mut p);
+    // Replay aborts half-way, twice; then a full replay.
+    for _ in 0..2 {
+        let mut p = spawn(&data, Some("during_replay:2"));
+        assert!(
+            !wait_ready(&mut p).await,
+            "the crash point must fire during replay"
+        );
+    }
+    let mut p = spawn(&data, None);
+    assert!(wait_ready(&mut p).await);
+    kill9(&mut p);
+    // And once more: replaying what may already be flushed adds nothing.
+    let mut p = spawn(&data, None);
+    assert!(wait_ready(&mut p).await);
+    tokio::time::sleep(Duration::from_millis(400)).await; // let it flush
+    kill9(&mut p);
+    check(&data, &acked, 30);
+    assert_eq!(stored(&data).len(), 30);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn crash_after_a_wal_write_before_its_ack() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let mut p = spawn(&data, None);
+    assert!(wait_ready(&mut p).await);
+    let mut acked = BTreeSet::new();
+    for req in 0..5 {
+        assert!(send_request(&p.http, req).await);
+        acked.insert(req);
+    }
+    kill9(&mut p);
+    // The 3rd write of the next run aborts between write and fsync/ack.
+    let mut p = spawn(&data, Some("after_wal_write:3"));
+    assert!(wait_ready(&mut p).await);
+    for req in 5..10 {
+        if send_request(&p.http, req).await {
+            acked.insert(req);
+        }
+    }
+    let _ = p.child.wait();
+    assert_eq!(
+        acked.len(),
+        7,
+        "two writes succeeded before the crash point"
+    );
+    let mut p = spawn(&data, None);
+    assert!(wait_ready(&mut p).await);
+    kill9(&mut p);
+    check(&data, &acked, 10);
+}
