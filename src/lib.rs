@@ -12,6 +12,7 @@ pub mod cli;
 pub mod config;
 pub mod domain;
 pub mod failpoint;
+pub mod synth;
 pub mod infrastructure;
 
 pub use bootstrap::{Server, start};
