@@ -103,6 +103,9 @@ pub fn replay_read_only(config: &Config, storage: &Storage) -> anyhow::Result<Re
     .context("reading the write-ahead log")
 }
 
+/// WAL replay running in the background; yields the opened log.
+type RecoveryTask = JoinHandle<anyhow::Result<(Arc<Wal>, ReplayReport)>>;
+
 /// A running server.
 pub struct Server {
     pub grpc_addr: SocketAddr,
@@ -111,7 +114,7 @@ pub struct Server {
     pub pipeline: Arc<Pipeline>,
     serving: Arc<AtomicBool>,
     stop: watch::Sender<bool>,
-    recovery: Option<JoinHandle<anyhow::Result<(Arc<Wal>, ReplayReport)>>>,
+    recovery: Option<RecoveryTask>,
     wal: Option<Arc<Wal>>,
     grpc_task: JoinHandle<anyhow::Result<()>>,
     http_task: JoinHandle<anyhow::Result<()>>,

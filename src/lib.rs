@@ -12,8 +12,8 @@ pub mod cli;
 pub mod config;
 pub mod domain;
 pub mod failpoint;
-pub mod synth;
 pub mod infrastructure;
+pub mod synth;
 
 pub use bootstrap::{Server, start};
 pub use config::Config;

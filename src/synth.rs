@@ -17,7 +17,14 @@ use opentelemetry_proto::tonic::resource::v1::Resource;
 use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span, Status, span};
 
 const SERVICES: [&str; 4] = ["checkout", "cart", "payment", "frontend"];
-const ROUTES: [&str; 6] = ["/", "/cart", "/cart/add", "/checkout", "/pay", "/product/{id}"];
+const ROUTES: [&str; 6] = [
+    "/",
+    "/cart",
+    "/cart/add",
+    "/checkout",
+    "/pay",
+    "/product/{id}",
+];
 const METHODS: [&str; 3] = ["GET", "POST", "PUT"];
 const BODIES: [&str; 5] = [
     "request completed",
@@ -116,9 +123,13 @@ impl Synth {
             let svc = (self.next() % SERVICES.len() as u64) as usize;
             let route = self.pick(&ROUTES);
             let method = self.pick(&METHODS);
-            let error = self.next() % 50 == 0;
+            let error = self.next().is_multiple_of(50);
             for k in 0..8.min(n - made) {
-                let id = if k == 0 { root_id } else { self.next().max(1).to_be_bytes() };
+                let id = if k == 0 {
+                    root_id
+                } else {
+                    self.next().max(1).to_be_bytes()
+                };
                 let dur = 1_000_000 + self.next() % 50_000_000;
                 let status_code = if error && k == 0 { 500 } else { 200 };
                 let span = Span {
@@ -128,7 +139,10 @@ impl Synth {
                     name: if k == 0 {
                         format!("{method} {route}")
                     } else {
-                        format!("SELECT {}", self.pick(&["orders", "carts", "users", "items"]))
+                        format!(
+                            "SELECT {}",
+                            self.pick(&["orders", "carts", "users", "items"])
+                        )
                     },
                     kind: if k == 0 { 2 } else { 3 },
                     start_time_unix_nano: start + k as u64 * 1000,
@@ -142,12 +156,19 @@ impl Synth {
                         i("server.port", 443),
                         s("network.protocol.version", "1.1"),
                         s("user_agent.original", "Mozilla/5.0 (X11; Linux x86_64)"),
-                        s("client.address", format!("10.0.{}.{}", self.next() % 256, self.next() % 256)),
+                        s(
+                            "client.address",
+                            format!("10.0.{}.{}", self.next() % 256, self.next() % 256),
+                        ),
                         i("app.items", (self.next() % 20) as i64),
                     ],
                     status: Some(Status {
                         code: if error && k == 0 { 2 } else { 0 },
-                        message: if error && k == 0 { "internal error".into() } else { String::new() },
+                        message: if error && k == 0 {
+                            "internal error".into()
+                        } else {
+                            String::new()
+                        },
                     }),
                     events: if error && k == 0 {
                         vec![span::Event {
@@ -185,9 +206,18 @@ impl Synth {
 
     fn labels(&mut self, series: u64) -> Vec<KeyValue> {
         vec![
-            s("http.route", ROUTES[(series % ROUTES.len() as u64) as usize]),
-            s("http.request.method", METHODS[(series % METHODS.len() as u64) as usize]),
-            i("http.response.status_code", if series % 7 == 0 { 500 } else { 200 }),
+            s(
+                "http.route",
+                ROUTES[(series % ROUTES.len() as u64) as usize],
+            ),
+            s(
+                "http.request.method",
+                METHODS[(series % METHODS.len() as u64) as usize],
+            ),
+            i(
+                "http.response.status_code",
+                if series.is_multiple_of(7) { 500 } else { 200 },
+            ),
             s("instance", format!("i-{:03}", series % 16)),
         ]
     }
@@ -210,7 +240,9 @@ impl Synth {
             gauge.push(NumberDataPoint {
                 attributes: attrs.clone(),
                 time_unix_nano: t,
-                value: Some(number_data_point::Value::AsDouble((self.next() % 10_000) as f64 / 100.0)),
+                value: Some(number_data_point::Value::AsDouble(
+                    (self.next() % 10_000) as f64 / 100.0,
+                )),
                 ..Default::default()
             });
             sum.push(NumberDataPoint {
@@ -254,8 +286,14 @@ impl Synth {
                 count: 100,
                 sum: 1234.5,
                 quantile_values: vec![
-                    summary_data_point::ValueAtQuantile { quantile: 0.5, value: 10.0 },
-                    summary_data_point::ValueAtQuantile { quantile: 0.99, value: 99.0 },
+                    summary_data_point::ValueAtQuantile {
+                        quantile: 0.5,
+                        value: 10.0,
+                    },
+                    summary_data_point::ValueAtQuantile {
+                        quantile: 0.99,
+                        value: 99.0,
+                    },
                 ],
                 ..Default::default()
             });
@@ -267,7 +305,11 @@ impl Synth {
             data: Some(data),
             ..Default::default()
         };
-        metrics.push(m("system.cpu.utilization", "1", metric::Data::Gauge(Gauge { data_points: gauge })));
+        metrics.push(m(
+            "system.cpu.utilization",
+            "1",
+            metric::Data::Gauge(Gauge { data_points: gauge }),
+        ));
         metrics.push(m(
             "http.server.requests",
             "{request}",
@@ -293,7 +335,11 @@ impl Synth {
                 aggregation_temporality: 1,
             }),
         ));
-        metrics.push(m("gc.pause", "ms", metric::Data::Summary(Summary { data_points: summ })));
+        metrics.push(m(
+            "gc.pause",
+            "ms",
+            metric::Data::Summary(Summary { data_points: summ }),
+        ));
         let service = self.pick(&SERVICES);
         ExportMetricsServiceRequest {
             resource_metrics: vec![ResourceMetrics {
@@ -314,7 +360,9 @@ impl Synth {
         for _ in 0..n {
             let t = self.tick();
             let sev = [9, 9, 9, 13, 17][(self.next() % 5) as usize];
-            let body = self.pick(&BODIES).replace("{}", &(self.next() % 1000).to_string());
+            let body = self
+                .pick(&BODIES)
+                .replace("{}", &(self.next() % 1000).to_string());
             self.counter += 1;
             records.push(LogRecord {
                 time_unix_nano: t,
@@ -365,7 +413,11 @@ mod tests {
         let a = Synth::new(7, 1_000).traces(512);
         let b = Synth::new(7, 1_000).traces(512);
         assert_eq!(a, b);
-        let spans: usize = a.resource_spans.iter().map(|r| r.scope_spans[0].spans.len()).sum();
+        let spans: usize = a
+            .resource_spans
+            .iter()
+            .map(|r| r.scope_spans[0].spans.len())
+            .sum();
         assert_eq!(spans, 512);
         assert_ne!(a, Synth::new(8, 1_000).traces(512));
         let m = Synth::new(1, 1_000).metrics(500);
@@ -381,6 +433,11 @@ mod tests {
             })
             .sum();
         assert_eq!(points, 500);
-        assert_eq!(Synth::new(1, 1_000).logs(512).resource_logs[0].scope_logs[0].log_records.len(), 512);
+        assert_eq!(
+            Synth::new(1, 1_000).logs(512).resource_logs[0].scope_logs[0]
+                .log_records
+                .len(),
+            512
+        );
     }
 }

@@ -302,3 +302,80 @@ async fn readiness_and_prometheus_metrics() {
     assert_eq!(metric(&m, "telemetryflow_domain_events_total"), 1.0);
     assert!(m.contains("# TYPE telemetryflow_wal_fsync_seconds histogram"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_wal_refuses_writes_until_storage_catches_up() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("parquet")).unwrap();
+    let down = Arc::new(AtomicBool::new(true));
+    let store = Arc::new(FlakyStore {
+        inner: LocalFileSystem::new_with_prefix(dir.path().join("parquet")).unwrap(),
+        down: Arc::clone(&down),
+    });
+    let mut config = test_config(dir.path());
+    config.buffer.flush_interval_ms = 50;
+    config.wal.max_bytes = 256 << 10;
+    config.wal.segment_bytes = 64 << 10;
+    let s = TestServer::from_config(config, dir, Some(store)).await;
+    let mut acked = 0u64;
+    let mut refusal = None;
+    for req in 0..500u32 {
+        let spans = (0..16u8)
+            .map(|i| span(i + 1, 1, &format!("w{req}-{i}"), T0))
+            .collect();
+        let r = post(
+            &format!("{}/v1/traces", s.http),
+            "application/x-protobuf",
+            None,
+            traces("svc", spans).encode_to_vec(),
+            None,
+        )
+        .await;
+        if r.status == 200 {
+            acked += 16;
+        } else {
+            refusal = Some(r);
+            break;
+        }
+    }
+    let r = refusal.expect("a full WAL must refuse writes");
+    assert_eq!(r.status, 429);
+    let st = RpcStatus::decode(&r.body[..]).unwrap();
+    assert!(
+        st.message.contains("write-ahead log is full"),
+        "{}",
+        st.message
+    );
+    // Storage comes back: flushes commit, segments are released, writes resume.
+    down.store(false, Ordering::SeqCst);
+    let mut resumed = false;
+    for _ in 0..200 {
+        let spans = vec![span(1, 1, "resumed", T0)];
+        let r = post(
+            &format!("{}/v1/traces", s.http),
+            "application/x-protobuf",
+            None,
+            traces("svc", spans).encode_to_vec(),
+            None,
+        )
+        .await;
+        if r.status == 200 {
+            resumed = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(resumed, "writes never resumed");
+    s.wait_for_count("SELECT count(*) FROM otel_traces", acked + 1)
+        .await;
+    let m = reqwest::get(format!("{}/metrics", s.http))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metric(&m, "telemetryflow_wal_segments_deleted_total") >= 1.0,
+        "{m}"
+    );
+}

@@ -261,7 +261,7 @@ impl PartitionBuffer {
                 || p.since
                     .is_some_and(|s| now.duration_since(s) >= self.config.max_age);
             let backing_off = p.retry_at.is_some_and(|t| now < t);
-            if (force || due) && !(backing_off && !force) {
+            if force || (due && !backing_off) {
                 let chunk = Arc::new(std::mem::take(&mut p.open));
                 p.since = None;
                 p.flushing = Some(Arc::clone(&chunk));

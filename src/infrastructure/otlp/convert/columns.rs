@@ -5,10 +5,10 @@ use std::fmt::Write as _;
 use std::sync::Arc;
 
 use arrow::array::{
-    ArrayRef, ListArray, MapBuilder, StringBuilder, StructArray, TimestampNanosecondBuilder,
-    UInt32Builder,
+    Array, ArrayRef, ListArray, MapArray, MapBuilder, StringBuilder, StructArray,
+    TimestampNanosecondBuilder, UInt32Builder,
 };
-use arrow::buffer::OffsetBuffer;
+use arrow::buffer::{OffsetBuffer, ScalarBuffer};
 use arrow::datatypes::{DataType, Field, Fields};
 use base64::Engine as _;
 use opentelemetry_proto::tonic::common::v1::{
@@ -273,9 +273,20 @@ impl AttrBuilder {
     }
 
     pub fn finish_into(&mut self, cols: &mut Vec<ArrayRef>) {
-        cols.push(Arc::new(self.map.finish()));
-        cols.push(Arc::new(self.types.finish()));
+        cols.push(Arc::new(shrink_map(self.map.finish())));
+        cols.push(Arc::new(shrink_map(self.types.finish())));
     }
+}
+
+/// `MapArray` has no `shrink_to_fit` of its own: shrink its parts.
+fn shrink_map(m: MapArray) -> MapArray {
+    let (field, offsets, mut entries, nulls, ordered) = m.into_parts();
+    entries.shrink_to_fit();
+    let mut buf = offsets.into_inner().into_inner();
+    buf.shrink_to_fit();
+    // The offsets are the builder's own, so they are valid.
+    let offsets = OffsetBuffer::new(ScalarBuffer::from(buf));
+    MapArray::new(field, offsets, entries, nulls, ordered)
 }
 
 /// A timestamp column builder in UTC.

@@ -14,7 +14,6 @@ use super::{Converted, Result};
 use crate::application::{Table, TableBatch};
 use crate::domain::TenantContext;
 use crate::domain::telemetry::LogBatch;
-use crate::infrastructure::storage::schema::table_schema;
 
 /// The time a log record is filed under: its event time, or when the
 /// collector observed it if the source set none (OpenTelemetry log data model).
@@ -81,7 +80,7 @@ impl LogColumns {
         self.ctx.finish_into(&mut c);
         self.attrs.finish_into(&mut c);
         c.push(Arc::new(self.dropped.finish()));
-        Ok(RecordBatch::try_new(table_schema(Table::Logs), c)?)
+        super::finish_batch(Table::Logs, c)
     }
 }
 

@@ -12,7 +12,8 @@ use arrow::record_batch::RecordBatch;
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
 use opentelemetry_proto::tonic::common::v1::KeyValue;
 use opentelemetry_proto::tonic::metrics::v1::{
-    AggregationTemporality, Exemplar, Metric, exemplar, metric::Data, number_data_point,
+    AggregationTemporality, Exemplar, ExponentialHistogramDataPoint, HistogramDataPoint, Metric,
+    NumberDataPoint, SummaryDataPoint, exemplar, metric::Data, number_data_point,
 };
 
 use super::columns::{
@@ -22,7 +23,7 @@ use super::{Converted, Result};
 use crate::application::{Table, TableBatch};
 use crate::domain::TenantContext;
 use crate::domain::telemetry::{CounterObservation, CounterStore, MetricBatch};
-use crate::infrastructure::storage::schema::{exemplar_fields, quantile_fields, table_schema};
+use crate::infrastructure::storage::schema::{exemplar_fields, quantile_fields};
 
 fn u64_list() -> ListBuilder<UInt64Builder> {
     ListBuilder::new(UInt64Builder::new()).with_field(Arc::new(Field::new(
@@ -117,6 +118,34 @@ struct Point<'a> {
     exemplars: &'a [Exemplar],
 }
 
+/// The fields every OTLP data point type shares.
+trait DataPoint {
+    fn point(&self) -> Point<'_>;
+}
+
+macro_rules! data_point {
+    ($t:ty, |$p:ident| $exemplars:expr) => {
+        impl DataPoint for $t {
+            fn point(&self) -> Point<'_> {
+                let $p = self;
+                Point {
+                    attributes: &$p.attributes,
+                    start: $p.start_time_unix_nano,
+                    time: $p.time_unix_nano,
+                    flags: $p.flags,
+                    exemplars: $exemplars,
+                }
+            }
+        }
+    };
+}
+
+data_point!(NumberDataPoint, |p| &p.exemplars);
+data_point!(HistogramDataPoint, |p| &p.exemplars);
+data_point!(ExponentialHistogramDataPoint, |p| &p.exemplars);
+// Summaries carry no exemplars.
+data_point!(SummaryDataPoint, |_p| &[]);
+
 /// The metric a point belongs to, rendered once.
 struct MetricCtx<'a> {
     workspace: &'a str,
@@ -192,7 +221,7 @@ impl NumberColumns {
             c.push(Arc::new(self.temporality.finish()));
             c.push(Arc::new(self.monotonic.finish()));
         }
-        Ok(RecordBatch::try_new(table_schema(table), c)?)
+        super::finish_batch(table, c)
     }
 }
 
@@ -232,10 +261,7 @@ impl HistogramColumns {
         c.push(Arc::new(self.min.finish()));
         c.push(Arc::new(self.max.finish()));
         c.push(Arc::new(self.temporality.finish()));
-        Ok(RecordBatch::try_new(
-            table_schema(Table::MetricsHistogram),
-            c,
-        )?)
+        super::finish_batch(Table::MetricsHistogram, c)
     }
 }
 
@@ -290,10 +316,7 @@ impl ExpHistogramColumns {
         c.push(Arc::new(self.min.finish()));
         c.push(Arc::new(self.max.finish()));
         c.push(Arc::new(self.temporality.finish()));
-        Ok(RecordBatch::try_new(
-            table_schema(Table::MetricsExpHistogram),
-            c,
-        )?)
+        super::finish_batch(Table::MetricsExpHistogram, c)
     }
 }
 
@@ -322,10 +345,7 @@ impl SummaryColumns {
             children,
             &mut self.q_offsets,
         )?);
-        Ok(RecordBatch::try_new(
-            table_schema(Table::MetricsSummary),
-            c,
-        )?)
+        super::finish_batch(Table::MetricsSummary, c)
     }
 }
 
@@ -413,16 +433,7 @@ pub fn convert_metrics(
                         for p in &g.data_points {
                             batch.admit_point(p.time_unix_nano);
                             let c = &mut cols.gauge;
-                            c.common.append(
-                                &m,
-                                &Point {
-                                    attributes: &p.attributes,
-                                    start: p.start_time_unix_nano,
-                                    time: p.time_unix_nano,
-                                    flags: p.flags,
-                                    exemplars: &p.exemplars,
-                                },
-                            );
+                            c.common.append(&m, &p.point());
                             c.push_value(p.value.as_ref());
                         }
                     }
@@ -457,16 +468,7 @@ pub fn convert_metrics(
                                 batch.admit_point(p.time_unix_nano);
                             }
                             let c = &mut cols.sum;
-                            c.common.append(
-                                &m,
-                                &Point {
-                                    attributes: &p.attributes,
-                                    start: p.start_time_unix_nano,
-                                    time: p.time_unix_nano,
-                                    flags: p.flags,
-                                    exemplars: &p.exemplars,
-                                },
-                            );
+                            c.common.append(&m, &p.point());
                             c.push_value(p.value.as_ref());
                             c.temporality.append_value(s.aggregation_temporality);
                             c.monotonic.append_value(s.is_monotonic);
@@ -476,16 +478,7 @@ pub fn convert_metrics(
                         for p in &hist.data_points {
                             batch.admit_point(p.time_unix_nano);
                             let c = &mut cols.histogram;
-                            c.common.append(
-                                &m,
-                                &Point {
-                                    attributes: &p.attributes,
-                                    start: p.start_time_unix_nano,
-                                    time: p.time_unix_nano,
-                                    flags: p.flags,
-                                    exemplars: &p.exemplars,
-                                },
-                            );
+                            c.common.append(&m, &p.point());
                             c.count.append_value(p.count);
                             c.sum.append_option(p.sum);
                             c.buckets.values().append_slice(&p.bucket_counts);
@@ -501,16 +494,7 @@ pub fn convert_metrics(
                         for p in &eh.data_points {
                             batch.admit_point(p.time_unix_nano);
                             let c = &mut cols.exp;
-                            c.common.append(
-                                &m,
-                                &Point {
-                                    attributes: &p.attributes,
-                                    start: p.start_time_unix_nano,
-                                    time: p.time_unix_nano,
-                                    flags: p.flags,
-                                    exemplars: &p.exemplars,
-                                },
-                            );
+                            c.common.append(&m, &p.point());
                             c.count.append_value(p.count);
                             c.sum.append_option(p.sum);
                             c.scale.append_value(p.scale);
@@ -537,16 +521,7 @@ pub fn convert_metrics(
                         for p in &sum.data_points {
                             batch.admit_point(p.time_unix_nano);
                             let c = &mut cols.summary;
-                            c.common.append(
-                                &m,
-                                &Point {
-                                    attributes: &p.attributes,
-                                    start: p.start_time_unix_nano,
-                                    time: p.time_unix_nano,
-                                    flags: p.flags,
-                                    exemplars: &[],
-                                },
-                            );
+                            c.common.append(&m, &p.point());
                             c.count.append_value(p.count);
                             c.sum.append_value(p.sum);
                             for q in &p.quantile_values {

@@ -14,7 +14,7 @@ use super::{Converted, Result};
 use crate::application::{Table, TableBatch};
 use crate::domain::TenantContext;
 use crate::domain::telemetry::SpanBatch;
-use crate::infrastructure::storage::schema::{event_fields, link_fields, table_schema};
+use crate::infrastructure::storage::schema::{event_fields, link_fields};
 
 pub fn span_kind_name(kind: i32) -> &'static str {
     match kind {
@@ -176,7 +176,7 @@ impl SpanColumns {
             &mut lk.offsets,
         )?);
         c.push(Arc::new(self.dropped_links.finish()));
-        Ok(RecordBatch::try_new(table_schema(Table::Traces), c)?)
+        super::finish_batch(Table::Traces, c)
     }
 }
 
