@@ -121,10 +121,13 @@ fn percentile(sorted: &[u64], p: f64) -> f64 {
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     let args = Args::parse();
-    let endpoint = args.endpoint.clone().unwrap_or_else(|| match args.protocol {
-        Protocol::Grpc => "http://127.0.0.1:4317".into(),
-        Protocol::Http => "http://127.0.0.1:4318".into(),
-    });
+    let endpoint = args
+        .endpoint
+        .clone()
+        .unwrap_or_else(|| match args.protocol {
+            Protocol::Grpc => "http://127.0.0.1:4317".into(),
+            Protocol::Http => "http://127.0.0.1:4318".into(),
+        });
     let tenant = args.tenant.clone().unwrap_or_else(|| {
         let t = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -205,9 +208,14 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
                             c = c.send_compressed(tonic::codec::CompressionEncoding::Gzip);
                         }
                         let mut r = tonic::Request::new(req.clone());
-                        r.metadata_mut().insert("x-tenant-id", tenant.parse().expect("ascii tenant"));
+                        r.metadata_mut()
+                            .insert("x-tenant-id", tenant.parse().expect("ascii tenant"));
                         match c.export(r).await {
-                            Ok(resp) => Ok(resp.get_ref().partial_success.as_ref().map_or(0, |p| p.rejected_spans)),
+                            Ok(resp) => Ok(resp
+                                .get_ref()
+                                .partial_success
+                                .as_ref()
+                                .map_or(0, |p| p.rejected_spans)),
                             Err(s) => Err(s.code() == tonic::Code::Unavailable),
                         }
                     }
@@ -217,9 +225,14 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
                             c = c.send_compressed(tonic::codec::CompressionEncoding::Gzip);
                         }
                         let mut r = tonic::Request::new(req.clone());
-                        r.metadata_mut().insert("x-tenant-id", tenant.parse().expect("ascii tenant"));
+                        r.metadata_mut()
+                            .insert("x-tenant-id", tenant.parse().expect("ascii tenant"));
                         match c.export(r).await {
-                            Ok(resp) => Ok(resp.get_ref().partial_success.as_ref().map_or(0, |p| p.rejected_data_points)),
+                            Ok(resp) => Ok(resp
+                                .get_ref()
+                                .partial_success
+                                .as_ref()
+                                .map_or(0, |p| p.rejected_data_points)),
                             Err(s) => Err(s.code() == tonic::Code::Unavailable),
                         }
                     }
@@ -229,9 +242,14 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
                             c = c.send_compressed(tonic::codec::CompressionEncoding::Gzip);
                         }
                         let mut r = tonic::Request::new(req.clone());
-                        r.metadata_mut().insert("x-tenant-id", tenant.parse().expect("ascii tenant"));
+                        r.metadata_mut()
+                            .insert("x-tenant-id", tenant.parse().expect("ascii tenant"));
                         match c.export(r).await {
-                            Ok(resp) => Ok(resp.get_ref().partial_success.as_ref().map_or(0, |p| p.rejected_log_records)),
+                            Ok(resp) => Ok(resp
+                                .get_ref()
+                                .partial_success
+                                .as_ref()
+                                .map_or(0, |p| p.rejected_log_records)),
                             Err(s) => Err(s.code() == tonic::Code::Unavailable),
                         }
                     }
@@ -276,8 +294,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
                     Ok(rejected) => {
                         latencies.push(t.elapsed().as_micros() as u64);
                         let n = count_items(pool[idx].as_ref()) as u64;
-                        totals.accepted.fetch_add(n - rejected as u64, Ordering::Relaxed);
-                        totals.rejected.fetch_add(rejected as u64, Ordering::Relaxed);
+                        totals
+                            .accepted
+                            .fetch_add(n - rejected as u64, Ordering::Relaxed);
+                        totals
+                            .rejected
+                            .fetch_add(rejected as u64, Ordering::Relaxed);
                     }
                     Err(true) => {
                         totals.refused_requests.fetch_add(1, Ordering::Relaxed);
@@ -333,7 +355,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
             .await?
             .text()
             .await?;
-        let stored: u64 = resp.lines().nth(1).and_then(|l| l.trim().parse().ok()).unwrap_or(0);
+        let stored: u64 = resp
+            .lines()
+            .nth(1)
+            .and_then(|l| l.trim().parse().ok())
+            .unwrap_or(0);
         if stored == accepted {
             eprintln!("verified: all {accepted} acknowledged items are stored");
         } else {
@@ -347,8 +373,18 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
 fn count_items(p: &Payload) -> usize {
     use opentelemetry_proto::tonic::metrics::v1::metric::Data;
     match p {
-        Payload::Traces(r) => r.resource_spans.iter().flat_map(|r| &r.scope_spans).map(|s| s.spans.len()).sum(),
-        Payload::Logs(r) => r.resource_logs.iter().flat_map(|r| &r.scope_logs).map(|s| s.log_records.len()).sum(),
+        Payload::Traces(r) => r
+            .resource_spans
+            .iter()
+            .flat_map(|r| &r.scope_spans)
+            .map(|s| s.spans.len())
+            .sum(),
+        Payload::Logs(r) => r
+            .resource_logs
+            .iter()
+            .flat_map(|r| &r.scope_logs)
+            .map(|s| s.log_records.len())
+            .sum(),
         Payload::Metrics(r) => r
             .resource_metrics
             .iter()
