@@ -81,6 +81,25 @@ async fn flushed_and_buffered_rows_are_read_exactly_once() {
         ],
         &b
     );
+    // A time filter prunes files by the manifest's time ranges: only hour 11 is opened.
+    let plan = s
+        .sql("EXPLAIN SELECT count(*) FROM otel_traces WHERE timestamp >= '2026-11-26T11:00:00Z'")
+        .await;
+    let plan = datafusion::arrow::util::pretty::pretty_format_batches(&plan)
+        .unwrap()
+        .to_string();
+    assert!(plan.contains("hour=11/"), "{plan}");
+    assert!(!plan.contains("hour=10/"), "{plan}");
+    s.wait_for_count(
+        "SELECT count(*) FROM otel_traces WHERE timestamp >= '2026-11-26T11:00:00Z'",
+        5,
+    )
+    .await;
+    s.wait_for_count(
+        "SELECT count(*) FROM otel_traces WHERE timestamp < '2026-11-26T11:00:00Z'",
+        13,
+    )
+    .await;
     // After a restart everything was persisted and is read back from Parquet.
     s.shutdown().await;
     let config = test_config(s.dir.path());

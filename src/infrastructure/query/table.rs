@@ -6,17 +6,86 @@ use std::sync::Arc;
 use arrow::datatypes::SchemaRef;
 use async_trait::async_trait;
 use datafusion::catalog::{Session, TableProvider};
+use datafusion::common::ScalarValue;
 use datafusion::datasource::MemTable;
 use datafusion::datasource::listing::PartitionedFile;
 use datafusion::datasource::physical_plan::{FileGroup, FileScanConfigBuilder, ParquetSource};
 use datafusion::datasource::source::DataSourceExec;
 use datafusion::error::Result;
 use datafusion::execution::object_store::ObjectStoreUrl;
-use datafusion::logical_expr::{Expr, TableProviderFilterPushDown, TableType};
+use datafusion::logical_expr::{
+    Between, BinaryExpr, Expr, Operator, TableProviderFilterPushDown, TableType,
+};
 use datafusion::physical_plan::ExecutionPlan;
 use datafusion::physical_plan::union::UnionExec;
 
+use crate::application::Table;
 use crate::application::ports::TableSnapshot;
+
+fn ts_literal(e: &Expr) -> Option<i64> {
+    match e {
+        Expr::Literal(ScalarValue::TimestampNanosecond(Some(v), _), _) => Some(*v),
+        Expr::Cast(c) => ts_literal(&c.expr),
+        _ => None,
+    }
+}
+
+fn is_ts_column(e: &Expr) -> bool {
+    matches!(e, Expr::Column(c) if c.name == Table::TIMESTAMP_COLUMN)
+}
+
+/// Inclusive bounds on `timestamp` implied by the pushed-down filters
+/// (comparisons with nanosecond literals, `BETWEEN`); anything else is ignored,
+/// which only means less pruning.
+pub(crate) fn time_bounds(filters: &[Expr]) -> (Option<i64>, Option<i64>) {
+    let mut lows = Vec::new();
+    let mut highs = Vec::new();
+    for f in filters {
+        match f {
+            Expr::BinaryExpr(BinaryExpr { left, op, right }) => {
+                let (op, v) = if is_ts_column(left) {
+                    match ts_literal(right) {
+                        Some(v) => (*op, v),
+                        None => continue,
+                    }
+                } else if is_ts_column(right) {
+                    match (ts_literal(left), op.swap()) {
+                        (Some(v), Some(op)) => (op, v),
+                        _ => continue,
+                    }
+                } else {
+                    continue;
+                };
+                match op {
+                    Operator::Gt => lows.push(v.saturating_add(1)),
+                    Operator::GtEq => lows.push(v),
+                    Operator::Lt => highs.push(v.saturating_sub(1)),
+                    Operator::LtEq => highs.push(v),
+                    Operator::Eq => {
+                        lows.push(v);
+                        highs.push(v);
+                    }
+                    _ => {}
+                }
+            }
+            Expr::Between(Between {
+                expr,
+                negated: false,
+                low,
+                high,
+            }) if is_ts_column(expr) => {
+                if let Some(v) = ts_literal(low) {
+                    lows.push(v);
+                }
+                if let Some(v) = ts_literal(high) {
+                    highs.push(v);
+                }
+            }
+            _ => {}
+        }
+    }
+    (lows.into_iter().max(), highs.into_iter().min())
+}
 
 #[derive(Debug)]
 pub struct TenantTable {
@@ -61,13 +130,16 @@ impl TableProvider for TenantTable {
         limit: Option<usize>,
     ) -> Result<Arc<dyn ExecutionPlan>> {
         let mut plans: Vec<Arc<dyn ExecutionPlan>> = Vec::new();
-        if !self.snapshot.files.is_empty() {
-            let files: Vec<PartitionedFile> = self
-                .snapshot
-                .files
-                .iter()
-                .map(|f| PartitionedFile::new(f.path.clone(), f.size))
-                .collect();
+        // Prune by the manifest's per-file time range before opening anything.
+        let (lo, hi) = time_bounds(filters);
+        let files: Vec<PartitionedFile> = self
+            .snapshot
+            .files
+            .iter()
+            .filter(|f| !(lo.is_some_and(|l| f.max_ts < l) || hi.is_some_and(|h| f.min_ts > h)))
+            .map(|f| PartitionedFile::new(f.path.clone(), f.size))
+            .collect();
+        if !files.is_empty() {
             let groups = FileGroup::new(files).split_files(state.config().target_partitions());
             let source = Arc::new(ParquetSource::new(Arc::clone(&self.schema)));
             let config = FileScanConfigBuilder::new(self.store_url.clone(), source)
@@ -85,5 +157,53 @@ impl TableProvider for TenantTable {
             plans.push(mem.scan(state, projection, filters, limit).await?);
         }
         UnionExec::try_new(plans)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use datafusion::prelude::{col, lit};
+
+    use super::*;
+
+    fn ts(v: i64) -> Expr {
+        lit(ScalarValue::TimestampNanosecond(
+            Some(v),
+            Some("UTC".into()),
+        ))
+    }
+
+    #[test]
+    fn time_bounds_from_filters() {
+        assert_eq!(time_bounds(&[]), (None, None));
+        assert_eq!(
+            time_bounds(&[col("timestamp").gt_eq(ts(10)), col("timestamp").lt(ts(20))]),
+            (Some(10), Some(19))
+        );
+        assert_eq!(
+            time_bounds(&[ts(10).lt(col("timestamp"))]),
+            (Some(11), None)
+        );
+        assert_eq!(
+            time_bounds(&[col("timestamp").between(ts(5), ts(7))]),
+            (Some(5), Some(7))
+        );
+        assert_eq!(
+            time_bounds(&[col("timestamp").eq(ts(3))]),
+            (Some(3), Some(3))
+        );
+        assert_eq!(
+            time_bounds(&[col("timestamp").gt(ts(1)), col("timestamp").gt(ts(9))]),
+            (Some(10), None)
+        );
+        // Other columns and shapes are ignored.
+        assert_eq!(
+            time_bounds(&[col("observed_timestamp").gt(ts(1))]),
+            (None, None)
+        );
+        assert_eq!(
+            time_bounds(&[col("timestamp").gt(ts(1)).or(col("timestamp").lt(ts(0)))]),
+            (None, None)
+        );
     }
 }
