@@ -3114,3 +3114,27 @@ mod tests {
         assert!(e.to_string().starts_with("malformed JSON: "), "{e}");
     }
 }
+
+#[cfg(test)]
+mod float_tests {
+    /// Doubles survive OTLP/JSON exactly (serde_json's `float_roundtrip`):
+    /// the same request gives the same values over JSON as over protobuf.
+    #[test]
+    fn doubles_round_trip_exactly() {
+        let v = 1364.0 * 0.087;
+        let body = format!(
+            r#"{{"resourceMetrics":[{{"scopeMetrics":[{{"metrics":[{{"name":"m","gauge":{{"dataPoints":[{{"asDouble":{}}}]}}}}]}}]}}]}}"#,
+            serde_json::to_string(&v).unwrap()
+        );
+        let req = super::decode_metrics(body.as_bytes()).unwrap();
+        let Some(opentelemetry_proto::tonic::metrics::v1::metric::Data::Gauge(g)) =
+            &req.resource_metrics[0].scope_metrics[0].metrics[0].data
+        else {
+            panic!("gauge expected")
+        };
+        assert_eq!(
+            g.data_points[0].value,
+            Some(opentelemetry_proto::tonic::metrics::v1::number_data_point::Value::AsDouble(v))
+        );
+    }
+}
