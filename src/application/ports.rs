@@ -180,6 +180,19 @@ pub struct StoreError {
     pub source: BoxError,
 }
 
+impl StoreError {
+    /// `source` while doing `context` (e.g. "writing a/b.parquet").
+    pub fn new(
+        context: impl Into<String>,
+        source: impl std::error::Error + Send + Sync + 'static,
+    ) -> Self {
+        Self {
+            context: context.into(),
+            source: Box::new(source),
+        }
+    }
+}
+
 /// The committed files of one tenant's table, at a manifest version.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TableCatalog {

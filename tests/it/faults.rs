@@ -114,6 +114,25 @@ impl ObjectStore for FlakyStore {
     }
 }
 
+/// A server whose object store is down until the returned flag is cleared.
+async fn flaky_server(
+    tweak: impl FnOnce(&mut telemetryflow::Config),
+) -> (TestServer, Arc<AtomicBool>) {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("parquet")).unwrap();
+    let down = Arc::new(AtomicBool::new(true));
+    let store = Arc::new(FlakyStore {
+        inner: LocalFileSystem::new_with_prefix(dir.path().join("parquet")).unwrap(),
+        down: Arc::clone(&down),
+    });
+    let mut config = test_config(dir.path());
+    tweak(&mut config);
+    (
+        TestServer::from_config(config, dir, Some(store)).await,
+        down,
+    )
+}
+
 fn metric(text: &str, name: &str) -> f64 {
     text.lines()
         .find(|l| l.starts_with(name) && l[name.len()..].starts_with(' '))
@@ -124,18 +143,12 @@ fn metric(text: &str, name: &str) -> f64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn object_store_outage_means_backpressure_not_loss() {
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::create_dir_all(dir.path().join("parquet")).unwrap();
-    let down = Arc::new(AtomicBool::new(true));
-    let store = Arc::new(FlakyStore {
-        inner: LocalFileSystem::new_with_prefix(dir.path().join("parquet")).unwrap(),
-        down: Arc::clone(&down),
-    });
-    let mut config = test_config(dir.path());
-    config.buffer.flush_interval_ms = 50;
-    config.buffer.max_buffered_bytes = 2 << 20;
-    let budget = config.buffer.max_buffered_bytes as f64;
-    let mut s = TestServer::from_config(config, dir, Some(store)).await;
+    let budget = (2 << 20) as f64;
+    let (mut s, down) = flaky_server(|c| {
+        c.buffer.flush_interval_ms = 50;
+        c.buffer.max_buffered_bytes = 2 << 20;
+    })
+    .await;
 
     // While the store is down, requests are accepted into the WAL until the
     // memory budget is reached; then they are refused, retryably.
@@ -305,18 +318,12 @@ async fn readiness_and_prometheus_metrics() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_wal_refuses_writes_until_storage_catches_up() {
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::create_dir_all(dir.path().join("parquet")).unwrap();
-    let down = Arc::new(AtomicBool::new(true));
-    let store = Arc::new(FlakyStore {
-        inner: LocalFileSystem::new_with_prefix(dir.path().join("parquet")).unwrap(),
-        down: Arc::clone(&down),
-    });
-    let mut config = test_config(dir.path());
-    config.buffer.flush_interval_ms = 50;
-    config.wal.max_bytes = 256 << 10;
-    config.wal.segment_bytes = 64 << 10;
-    let s = TestServer::from_config(config, dir, Some(store)).await;
+    let (s, down) = flaky_server(|c| {
+        c.buffer.flush_interval_ms = 50;
+        c.wal.max_bytes = 256 << 10;
+        c.wal.segment_bytes = 64 << 10;
+    })
+    .await;
     let mut acked = 0u64;
     let mut refusal = None;
     for req in 0..500u32 {

@@ -344,10 +344,8 @@ impl PartitionBuffer {
     async fn flush_one(&self, job: &Job) -> Result<(FileMeta, u64), StoreError> {
         let started = Instant::now();
         let schema = job.chunk.batches[0].schema();
-        let batch = concat_batches(&schema, &job.chunk.batches).map_err(|e| StoreError {
-            context: "concatenating buffered batches".into(),
-            source: Box::new(e),
-        })?;
+        let batch = concat_batches(&schema, &job.chunk.batches)
+            .map_err(|e| StoreError::new("concatenating buffered batches", e))?;
         let meta = self
             .store
             .write_file(

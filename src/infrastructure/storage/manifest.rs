@@ -55,16 +55,6 @@ impl TableState {
     }
 }
 
-fn err(
-    context: impl Into<String>,
-    e: impl std::error::Error + Send + Sync + 'static,
-) -> StoreError {
-    StoreError {
-        context: context.into(),
-        source: Box::new(e),
-    }
-}
-
 pub fn manifest_dir(tenant: &TenantId, table: Table) -> String {
     format!("{tenant}/{}/_manifest", table.name())
 }
@@ -107,11 +97,11 @@ impl Manifests {
             .store
             .get(path)
             .await
-            .map_err(|e| err(format!("reading {path}"), e))?
+            .map_err(|e| StoreError::new(format!("reading {path}"), e))?
             .bytes()
             .await
-            .map_err(|e| err(format!("reading {path}"), e))?;
-        serde_json::from_slice(&bytes).map_err(|e| err(format!("parsing {path}"), e))
+            .map_err(|e| StoreError::new(format!("reading {path}"), e))?;
+        serde_json::from_slice(&bytes).map_err(|e| StoreError::new(format!("parsing {path}"), e))
     }
 
     /// Reads the newest state of a table's manifest from the store.
@@ -122,7 +112,7 @@ impl Manifests {
             .list(Some(&Path::from(dir.as_str())))
             .try_collect()
             .await
-            .map_err(|e| err(format!("listing {dir}"), e))?;
+            .map_err(|e| StoreError::new(format!("listing {dir}"), e))?;
         let mut versions = Vec::new();
         let mut checkpoint = 0;
         for m in &metas {
@@ -160,7 +150,7 @@ impl Manifests {
             .store
             .list_with_delimiter(None)
             .await
-            .map_err(|e| err("listing tenants", e))?;
+            .map_err(|e| StoreError::new("listing tenants", e))?;
         let mut out = Vec::new();
         for tenant_dir in root.common_prefixes {
             let Some(tenant) = tenant_dir.filename().and_then(|t| TenantId::parse(t).ok()) else {
@@ -170,7 +160,7 @@ impl Manifests {
                 .store
                 .list_with_delimiter(Some(&tenant_dir))
                 .await
-                .map_err(|e| err(format!("listing {tenant_dir}"), e))?;
+                .map_err(|e| StoreError::new(format!("listing {tenant_dir}"), e))?;
             for table_dir in tables.common_prefixes {
                 let Some(table) = table_dir.filename().and_then(Table::from_name) else {
                     continue;
@@ -213,7 +203,8 @@ impl Manifests {
                 add: add.clone(),
                 remove: Vec::new(),
             };
-            let body = serde_json::to_vec(&version).map_err(|e| err("encoding manifest", e))?;
+            let body = serde_json::to_vec(&version)
+                .map_err(|e| StoreError::new("encoding manifest", e))?;
             let put = self
                 .store
                 .put_opts(
@@ -236,10 +227,15 @@ impl Manifests {
                     // Someone else committed this version: catch up and retry.
                     state = self.load_table(tenant, table).await?;
                 }
-                Err(e) => return Err(err(format!("committing {dir} v{}", version.version), e)),
+                Err(e) => {
+                    return Err(StoreError::new(
+                        format!("committing {dir} v{}", version.version),
+                        e,
+                    ));
+                }
             }
         }
-        Err(err(
+        Err(StoreError::new(
             format!("committing {dir}"),
             std::io::Error::other("too many concurrent commits"),
         ))

@@ -43,25 +43,15 @@ pub enum StorageLocation {
     },
 }
 
-fn err(
-    context: impl Into<String>,
-    e: impl std::error::Error + Send + Sync + 'static,
-) -> StoreError {
-    StoreError {
-        context: context.into(),
-        source: Box::new(e),
-    }
-}
-
 impl StorageLocation {
     /// Builds the object store for this location.
     pub fn build(&self) -> Result<Arc<dyn ObjectStore>, StoreError> {
         match self {
             StorageLocation::Local(dir) => {
                 std::fs::create_dir_all(dir)
-                    .map_err(|e| err(format!("creating {}", dir.display()), e))?;
+                    .map_err(|e| StoreError::new(format!("creating {}", dir.display()), e))?;
                 let fs = LocalFileSystem::new_with_prefix(dir)
-                    .map_err(|e| err(format!("opening {}", dir.display()), e))?;
+                    .map_err(|e| StoreError::new(format!("opening {}", dir.display()), e))?;
                 Ok(Arc::new(fs))
             }
             StorageLocation::S3 {
@@ -89,7 +79,7 @@ impl StorageLocation {
                 }
                 let s3 = b
                     .build()
-                    .map_err(|e| err(format!("configuring s3://{bucket}"), e))?;
+                    .map_err(|e| StoreError::new(format!("configuring s3://{bucket}"), e))?;
                 let prefix = prefix.trim_matches('/');
                 if prefix.is_empty() {
                     Ok(Arc::new(s3))
@@ -169,8 +159,8 @@ impl FileStore for ObjectFileStore {
         let (min_ts, max_ts) = time_range(&batch);
         let bytes = tokio::task::spawn_blocking(move || encode(table, &batch))
             .await
-            .map_err(|e| err("encoding task", e))?
-            .map_err(|e| err(format!("encoding {table}"), e))?;
+            .map_err(|e| StoreError::new("encoding task", e))?
+            .map_err(|e| StoreError::new(format!("encoding {table}"), e))?;
         let path = format!(
             "{}/{}.parquet",
             partition_dir(tenant, table, hour_start),
@@ -180,7 +170,7 @@ impl FileStore for ObjectFileStore {
         self.store
             .put(&Path::from(path.as_str()), PutPayload::from(bytes))
             .await
-            .map_err(|e| err(format!("writing {path}"), e))?;
+            .map_err(|e| StoreError::new(format!("writing {path}"), e))?;
         Ok(FileMeta {
             path,
             size,
@@ -212,7 +202,7 @@ impl FileStore for ObjectFileStore {
             .list(None)
             .try_collect()
             .await
-            .map_err(|e| err("listing stored files", e))?;
+            .map_err(|e| StoreError::new("listing stored files", e))?;
         let cutoff = Utc::now() - chrono::Duration::from_std(grace).unwrap_or_default();
         let mut deleted = 0;
         for m in metas {
