@@ -40,7 +40,7 @@ async fn sigterm_persists_everything_buffered_and_exits_zero() {
         .unwrap();
     let base = format!("http://127.0.0.1:{http}");
     let started = Instant::now();
-    while reqwest::get(format!("{base}/healthz"))
+    while reqwest::get(format!("{base}/readyz"))
         .await
         .map(|r| r.status().as_u16())
         .ok()
