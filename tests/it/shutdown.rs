@@ -38,6 +38,16 @@ async fn sigterm_persists_everything_buffered_and_exits_zero() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
+    // Kill the server if an assertion fails before it exits.
+    struct KillOnDrop(u32);
+    impl Drop for KillOnDrop {
+        fn drop(&mut self) {
+            let _ = Command::new("kill")
+                .args(["-KILL", &self.0.to_string()])
+                .status();
+        }
+    }
+    let _guard = KillOnDrop(child.id());
     let base = format!("http://127.0.0.1:{http}");
     let started = Instant::now();
     while reqwest::get(format!("{base}/readyz"))
