@@ -5,7 +5,6 @@
 //! each request is all-or-nothing (nothing unacknowledged is half-visible).
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::net::TcpListener;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -13,18 +12,11 @@ use std::time::{Duration, Instant};
 use prost::Message;
 
 use crate::fixtures::*;
+use crate::support::free_port;
 use crate::support::parquet_files;
 
 const BIN: &str = env!("CARGO_BIN_EXE_telemetryflow");
 const SPANS_PER_REQUEST: u8 = 8;
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 struct Proc {
     child: Child,

@@ -1,7 +1,6 @@
 //! The real binary: zero-config start, SIGTERM → graceful shutdown that
 //! persists everything buffered, and `telemetryflow sql --data-dir`.
 
-use std::net::TcpListener;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -9,17 +8,10 @@ use prost::Message;
 
 use crate::fixtures::*;
 use crate::otlp_http::post;
+use crate::support::free_port;
 use crate::support::parquet_files;
 
 const BIN: &str = env!("CARGO_BIN_EXE_telemetryflow");
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 #[tokio::test]
 async fn sigterm_persists_everything_buffered_and_exits_zero() {

@@ -2,7 +2,6 @@
 //! readability by another engine (pyarrow), and S3 against a real
 //! S3-compatible server (moto).
 
-use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
@@ -11,6 +10,7 @@ use prost::Message;
 
 use crate::fixtures::*;
 use crate::otlp_http::post;
+use crate::support::free_port;
 use crate::support::{TestServer, parquet_files, test_config};
 
 async fn send_spans(s: &TestServer, first: u8, n: u8, hour_offset: u64) {
@@ -195,14 +195,6 @@ impl Drop for Moto {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 async fn start_moto() -> Moto {
