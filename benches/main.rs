@@ -18,8 +18,10 @@
 //! ```
 //!
 //! The data is generated deterministically (fixed-seed PRNG, fixed
-//! timestamps); before measuring, `setup` checks that the JSON body decodes
-//! to exactly the protobuf request and that every item is accepted.
+//! timestamps) and the JSON bodies by the library's encoder
+//! (`infrastructure::otlp::json_encode`); before measuring, `setup` checks
+//! that the JSON body decodes to exactly the protobuf request and that every
+//! item is accepted.
 
 use std::hint::black_box;
 
@@ -36,11 +38,10 @@ use opentelemetry_proto::tonic::metrics::v1::{
 use opentelemetry_proto::tonic::resource::v1::Resource;
 use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span, Status, span};
 use prost::Message;
-use serde_json::{Value, json};
 use telemetryflow::application::commands::ShardedCounterStore;
 use telemetryflow::domain::TenantContext;
 use telemetryflow::infrastructure::otlp::convert::{convert_logs, convert_metrics, convert_traces};
-use telemetryflow::infrastructure::otlp::json;
+use telemetryflow::infrastructure::otlp::{json, json_encode};
 
 /// Items (spans, data points, log records) per request.
 const ITEMS: usize = 512;
@@ -476,181 +477,17 @@ fn gen_logs() -> ExportLogsServiceRequest {
     ExportLogsServiceRequest { resource_logs }
 }
 
-// ---------------------------------------------------------------------------
-// OTLP/JSON encoding of the generated requests (only the fields used above)
-// ---------------------------------------------------------------------------
-
-fn any_json(v: &AnyValue) -> Value {
-    match &v.value {
-        Some(any_value::Value::StringValue(x)) => json!({ "stringValue": x }),
-        Some(any_value::Value::IntValue(x)) => json!({ "intValue": x.to_string() }),
-        Some(any_value::Value::DoubleValue(x)) => json!({ "doubleValue": x }),
-        Some(any_value::Value::BoolValue(x)) => json!({ "boolValue": x }),
-        other => panic!("bench generator does not use {other:?}"),
-    }
-}
-
-fn attrs_json(kvs: &[KeyValue]) -> Value {
-    kvs.iter()
-        .map(|kv| json!({ "key": kv.key, "value": any_json(kv.value.as_ref().unwrap()) }))
-        .collect()
-}
-
-fn resource_json(r: &Option<Resource>) -> Value {
-    json!({ "attributes": attrs_json(&r.as_ref().unwrap().attributes) })
-}
-
-fn scope_json(s: &Option<InstrumentationScope>) -> Value {
-    let s = s.as_ref().unwrap();
-    json!({ "name": s.name, "version": s.version })
-}
-
+/// OTLP/JSON bodies of the generated requests, by the library's encoder.
 fn traces_json(req: &ExportTraceServiceRequest) -> Vec<u8> {
-    let rs: Vec<Value> = req
-        .resource_spans
-        .iter()
-        .map(|rs| {
-            let ss: Vec<Value> = rs
-                .scope_spans
-                .iter()
-                .map(|ss| {
-                    let spans: Vec<Value> = ss
-                        .spans
-                        .iter()
-                        .map(|sp| {
-                            let status = sp.status.as_ref().unwrap();
-                            json!({
-                                "traceId": hex::encode(&sp.trace_id),
-                                "spanId": hex::encode(&sp.span_id),
-                                "parentSpanId": hex::encode(&sp.parent_span_id),
-                                "flags": sp.flags,
-                                "name": sp.name,
-                                "kind": sp.kind,
-                                "startTimeUnixNano": sp.start_time_unix_nano.to_string(),
-                                "endTimeUnixNano": sp.end_time_unix_nano.to_string(),
-                                "attributes": attrs_json(&sp.attributes),
-                                "events": sp.events.iter().map(|e| json!({
-                                    "timeUnixNano": e.time_unix_nano.to_string(),
-                                    "name": e.name,
-                                    "attributes": attrs_json(&e.attributes),
-                                })).collect::<Vec<_>>(),
-                                "status": { "code": status.code, "message": status.message },
-                            })
-                        })
-                        .collect();
-                    json!({ "scope": scope_json(&ss.scope), "spans": spans, "schemaUrl": ss.schema_url })
-                })
-                .collect();
-            json!({ "resource": resource_json(&rs.resource), "scopeSpans": ss, "schemaUrl": rs.schema_url })
-        })
-        .collect();
-    serde_json::to_vec(&json!({ "resourceSpans": rs })).unwrap()
-}
-
-fn number_point_json(p: &NumberDataPoint) -> Value {
-    let mut v = json!({
-        "attributes": attrs_json(&p.attributes),
-        "startTimeUnixNano": p.start_time_unix_nano.to_string(),
-        "timeUnixNano": p.time_unix_nano.to_string(),
-    });
-    match p.value {
-        Some(number_data_point::Value::AsDouble(x)) => v["asDouble"] = json!(x),
-        Some(number_data_point::Value::AsInt(x)) => v["asInt"] = json!(x.to_string()),
-        None => {}
-    }
-    v
+    serde_json::to_vec(&json_encode::encode_traces(req)).expect("a JSON value serializes")
 }
 
 fn metrics_json(req: &ExportMetricsServiceRequest) -> Vec<u8> {
-    let rm: Vec<Value> = req
-        .resource_metrics
-        .iter()
-        .map(|rm| {
-            let sm: Vec<Value> = rm
-                .scope_metrics
-                .iter()
-                .map(|sm| {
-                    let metrics: Vec<Value> = sm
-                        .metrics
-                        .iter()
-                        .map(|m| {
-                            let mut v = json!({ "name": m.name, "unit": m.unit, "description": m.description });
-                            match m.data.as_ref().unwrap() {
-                                metric::Data::Gauge(g) => {
-                                    v["gauge"] = json!({
-                                        "dataPoints": g.data_points.iter().map(number_point_json).collect::<Vec<_>>()
-                                    });
-                                }
-                                metric::Data::Sum(s) => {
-                                    v["sum"] = json!({
-                                        "aggregationTemporality": s.aggregation_temporality,
-                                        "isMonotonic": s.is_monotonic,
-                                        "dataPoints": s.data_points.iter().map(number_point_json).collect::<Vec<_>>()
-                                    });
-                                }
-                                metric::Data::Histogram(h) => {
-                                    v["histogram"] = json!({
-                                        "aggregationTemporality": h.aggregation_temporality,
-                                        "dataPoints": h.data_points.iter().map(|p| json!({
-                                            "attributes": attrs_json(&p.attributes),
-                                            "startTimeUnixNano": p.start_time_unix_nano.to_string(),
-                                            "timeUnixNano": p.time_unix_nano.to_string(),
-                                            "count": p.count.to_string(),
-                                            "sum": p.sum,
-                                            "bucketCounts": p.bucket_counts.iter().map(u64::to_string).collect::<Vec<_>>(),
-                                            "explicitBounds": p.explicit_bounds,
-                                            "min": p.min,
-                                            "max": p.max,
-                                        })).collect::<Vec<_>>()
-                                    });
-                                }
-                                other => panic!("bench generator does not use {other:?}"),
-                            }
-                            v
-                        })
-                        .collect();
-                    json!({ "scope": scope_json(&sm.scope), "metrics": metrics })
-                })
-                .collect();
-            json!({ "resource": resource_json(&rm.resource), "scopeMetrics": sm })
-        })
-        .collect();
-    serde_json::to_vec(&json!({ "resourceMetrics": rm })).unwrap()
+    serde_json::to_vec(&json_encode::encode_metrics(req)).expect("a JSON value serializes")
 }
 
 fn logs_json(req: &ExportLogsServiceRequest) -> Vec<u8> {
-    let rl: Vec<Value> = req
-        .resource_logs
-        .iter()
-        .map(|rl| {
-            let sl: Vec<Value> = rl
-                .scope_logs
-                .iter()
-                .map(|sl| {
-                    let records: Vec<Value> = sl
-                        .log_records
-                        .iter()
-                        .map(|r| {
-                            json!({
-                                "timeUnixNano": r.time_unix_nano.to_string(),
-                                "observedTimeUnixNano": r.observed_time_unix_nano.to_string(),
-                                "severityNumber": r.severity_number,
-                                "severityText": r.severity_text,
-                                "body": any_json(r.body.as_ref().unwrap()),
-                                "attributes": attrs_json(&r.attributes),
-                                "flags": r.flags,
-                                "traceId": hex::encode(&r.trace_id),
-                                "spanId": hex::encode(&r.span_id),
-                            })
-                        })
-                        .collect();
-                    json!({ "scope": scope_json(&sl.scope), "logRecords": records })
-                })
-                .collect();
-            json!({ "resource": resource_json(&rl.resource), "scopeLogs": sl })
-        })
-        .collect();
-    serde_json::to_vec(&json!({ "resourceLogs": rl })).unwrap()
+    serde_json::to_vec(&json_encode::encode_logs(req)).expect("a JSON value serializes")
 }
 
 // ---------------------------------------------------------------------------

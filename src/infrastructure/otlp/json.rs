@@ -126,6 +126,12 @@ pub fn decode_logs(body: &[u8]) -> Result<ExportLogsServiceRequest> {
     })
 }
 
+/// Decodes one OTLP/JSON `AnyValue` object (`{"intValue":"1"}`), already
+/// parsed; `{}` is an `AnyValue` holding no value.
+pub fn decode_any_value(v: &Value) -> Result<AnyValue> {
+    any_value(v, &ROOT, 0)
+}
+
 /// JSON encoding of the export responses (proto3 JSON mapping: lowerCamelCase,
 /// int64 as string, empty message/default fields omitted → `"{}"`).
 pub fn encode_trace_response(r: &ExportTraceServiceResponse) -> Vec<u8> {
