@@ -132,6 +132,11 @@ pub fn decode_any_value(v: &Value) -> Result<AnyValue> {
     any_value(v, &ROOT, 0)
 }
 
+/// Decodes an OTLP/JSON array of `EntityRef` objects, already parsed.
+pub fn decode_entity_refs(v: &Value) -> Result<Vec<EntityRef>> {
+    list(v, &ROOT, entity_ref)
+}
+
 /// JSON encoding of the export responses (proto3 JSON mapping: lowerCamelCase,
 /// int64 as string, empty message/default fields omitted → `"{}"`).
 pub fn encode_trace_response(r: &ExportTraceServiceResponse) -> Vec<u8> {

@@ -1,4 +1,5 @@
-//! OTLP (prost types) → validated Arrow record batches.
+//! OTLP (prost types) → validated Arrow record batches, and back for traces
+//! (`spans_to_otlp`).
 //!
 //! One pass per request: every item goes through its batch aggregate's rules
 //! (`domain::telemetry::{SpanBatch, MetricBatch, LogBatch}`) and, when
@@ -8,11 +9,13 @@
 mod columns;
 mod logs;
 mod metrics;
+mod to_otlp;
 mod traces;
 
 pub use columns::{render_any_value, write_any_value_json};
 pub use logs::convert_logs;
 pub use metrics::convert_metrics;
+pub use to_otlp::spans_to_otlp;
 pub use traces::convert_traces;
 
 use arrow::array::ArrayRef;
@@ -27,6 +30,19 @@ pub enum ConvertError {
     /// Column construction failed: a bug, not bad input.
     #[error("building Arrow columns: {0}")]
     Arrow(#[from] arrow::error::ArrowError),
+    /// Rows → OTLP: a column is missing or of a type that cannot be read.
+    #[error("column `{column}`: {message}")]
+    Column { column: String, message: String },
+    /// Rows → OTLP: a row holds a value that does not convert back
+    /// (bad hex id, unknown enum name, a value that does not parse as its
+    /// recorded attribute type, a negative time).
+    #[error("batch {batch}, row {row}, column `{column}`: {message}")]
+    MalformedRow {
+        batch: usize,
+        row: usize,
+        column: String,
+        message: String,
+    },
 }
 
 pub type Result<T, E = ConvertError> = std::result::Result<T, E>;
