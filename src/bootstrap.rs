@@ -15,9 +15,10 @@ use tokio::task::JoinHandle;
 
 use crate::application::commands::{IngestHandler, IngestStats, ShardedCounterStore};
 use crate::application::event_bus::EventBus;
+use crate::application::event_bus::EventHandler;
 use crate::application::pipeline::{PartitionBuffer, Pipeline};
-use crate::application::ports::{FileStore, SnapshotSource, WriteAheadLog, WriteBuffer};
-use crate::application::queries::SqlHandler;
+use crate::application::ports::{FileStore, ReadModel, SnapshotSource, WriteAheadLog, WriteBuffer};
+use crate::application::queries::{MetricQueries, SqlHandler, TraceQueries};
 use crate::config::Config;
 use crate::infrastructure::api::metrics::MetricsSources;
 use crate::infrastructure::api::{ApiState, router};
@@ -52,7 +53,9 @@ pub async fn open_storage(
             .build()
             .context("opening storage")?,
     };
-    let files = Arc::new(ObjectFileStore::new(Arc::clone(&store)));
+    let files = Arc::new(
+        ObjectFileStore::new(Arc::clone(&store)).with_row_group_rows(config.storage.row_group_rows),
+    );
     let catalog = files
         .load_catalog()
         .await
@@ -148,7 +151,17 @@ pub async fn start_with_store(
         Arc::clone(&stats),
     ));
     let receiver = Arc::new(OtlpReceiver::new(ingest, counters));
-    let sql = Arc::new(SqlHandler::new(engine));
+    let limits = config.query_limits();
+    let read_model = Arc::clone(&engine) as Arc<dyn ReadModel>;
+    let sql = Arc::new(SqlHandler::new(Arc::clone(&read_model), limits));
+    let metric_queries = Arc::new(MetricQueries::new(
+        Arc::clone(&read_model),
+        limits,
+        Duration::from_secs(config.query.cache_ttl_secs),
+        config.query.cache_max_entries,
+    ));
+    events.subscribe(Arc::clone(&metric_queries) as Arc<dyn EventHandler>);
+    let trace_queries = Arc::new(TraceQueries::new(read_model, limits));
     let serving = Arc::new(AtomicBool::new(true));
     let (stop, stop_rx) = watch::channel(false);
 
@@ -214,11 +227,14 @@ pub async fn start_with_store(
             max_body_bytes: max,
         },
         sql,
+        metric_queries: Arc::clone(&metric_queries),
+        trace_queries,
         serving: Arc::clone(&serving),
         metrics: MetricsSources {
             pipeline: Arc::clone(&pipeline),
             ingest: stats,
             events: Arc::clone(&events),
+            queries: metric_queries,
         },
         cors_allowed_origins: config.server.cors_allowed_origins.clone(),
     });

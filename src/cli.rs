@@ -5,9 +5,10 @@ use std::path::PathBuf;
 use anyhow::{Context as _, bail};
 use clap::{Args, Parser, Subcommand};
 
-use crate::application::ports::ReadModel;
+use crate::application::ports::{QueryLimits, ReadModel};
 use crate::config::{Config, Overrides};
 use crate::domain::TenantId;
+use crate::infrastructure::api::TRUNCATED_HEADER;
 use crate::infrastructure::query::format::{self, Format};
 
 #[derive(Debug, Parser)]
@@ -126,9 +127,13 @@ pub fn sql(args: &SqlArgs) -> anyhow::Result<()> {
             rt.block_on(async {
                 let storage = crate::bootstrap::open_storage(&config, None, false).await?;
                 crate::bootstrap::replay_read_only(&config, &storage)?;
+                let limits = QueryLimits {
+                    max_rows: usize::MAX,
+                    ..config.query_limits()
+                };
                 storage
                     .engine
-                    .sql(&tenant, &args.query)
+                    .query(&tenant, &args.query, &[], &limits)
                     .await
                     .map_err(anyhow::Error::from)
             })?
@@ -145,6 +150,7 @@ pub fn sql(args: &SqlArgs) -> anyhow::Result<()> {
                 .send()
                 .with_context(|| format!("POST {url}"))?;
             let status = resp.status();
+            let truncated = resp.headers().contains_key(TRUNCATED_HEADER);
             let bytes = resp.bytes().context("reading the response")?;
             if !status.is_success() {
                 let msg = serde_json::from_slice::<serde_json::Value>(&bytes)
@@ -153,7 +159,7 @@ pub fn sql(args: &SqlArgs) -> anyhow::Result<()> {
                     .unwrap_or_else(|| String::from_utf8_lossy(&bytes).into_owned());
                 bail!("{status}: {msg}");
             }
-            format::from_arrow_ipc(&bytes)?
+            format::from_arrow_ipc(&bytes, truncated)?
         }
     };
     let out = match args.format {
@@ -163,5 +169,11 @@ pub fn sql(args: &SqlArgs) -> anyhow::Result<()> {
         Format::Arrow => bail!("--format arrow is for the HTTP API; use table, json or csv"),
     };
     print!("{out}");
+    if result.truncated {
+        eprintln!(
+            "warning: result truncated to {} rows (the server's query.max_rows)",
+            result.num_rows()
+        );
+    }
     Ok(())
 }

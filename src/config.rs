@@ -36,6 +36,7 @@ pub struct Config {
     pub buffer: BufferSettings,
     pub wal: WalSettings,
     pub ingest: IngestSettings,
+    pub query: QuerySettings,
     pub log: LogConfig,
 }
 
@@ -55,6 +56,7 @@ pub struct StorageConfig {
     pub data_dir: PathBuf,
     pub url: String,
     pub gc_grace_secs: u64,
+    pub row_group_rows: usize,
     pub s3: S3Config,
 }
 
@@ -105,6 +107,16 @@ pub struct IngestSettings {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
+pub struct QuerySettings {
+    pub timeout_secs: u64,
+    pub memory_limit_mb: usize,
+    pub max_rows: usize,
+    pub cache_ttl_secs: u64,
+    pub cache_max_entries: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
 pub struct LogConfig {
     pub level: String,
     pub format: String,
@@ -128,6 +140,7 @@ impl Default for StorageConfig {
             data_dir: PathBuf::from("./data"),
             url: String::new(),
             gc_grace_secs: 900,
+            row_group_rows: 131_072,
             s3: S3Config::default(),
         }
     }
@@ -161,6 +174,18 @@ impl Default for IngestSettings {
     fn default() -> Self {
         Self {
             max_counter_series: 1_000_000,
+        }
+    }
+}
+
+impl Default for QuerySettings {
+    fn default() -> Self {
+        Self {
+            timeout_secs: 30,
+            memory_limit_mb: 1024,
+            max_rows: 100_000,
+            cache_ttl_secs: 300,
+            cache_max_entries: 10_000,
         }
     }
 }
@@ -352,12 +377,16 @@ impl Config {
         }
         for (key, v) in [
             ("buffer.flush_rows", self.buffer.flush_rows),
+            ("storage.row_group_rows", self.storage.row_group_rows),
             ("buffer.flush_bytes", self.buffer.flush_bytes),
             ("buffer.max_buffered_bytes", self.buffer.max_buffered_bytes),
             ("ingest.max_counter_series", self.ingest.max_counter_series),
             ("wal.queue_capacity", self.wal.queue_capacity),
             ("wal.segment_bytes", self.wal.segment_bytes as usize),
             ("wal.max_bytes", self.wal.max_bytes as usize),
+            ("query.timeout_secs", self.query.timeout_secs as usize),
+            ("query.memory_limit_mb", self.query.memory_limit_mb),
+            ("query.max_rows", self.query.max_rows),
         ] {
             if v == 0 {
                 return Err(bad(key, "must be greater than 0".into()));
@@ -421,6 +450,14 @@ impl Config {
             fsync: self.wal.fsync,
             max_bytes: self.wal.max_bytes,
             queue_capacity: self.wal.queue_capacity,
+        }
+    }
+
+    pub fn query_limits(&self) -> crate::application::ports::QueryLimits {
+        crate::application::ports::QueryLimits {
+            timeout: std::time::Duration::from_secs(self.query.timeout_secs),
+            memory_bytes: self.query.memory_limit_mb << 20,
+            max_rows: self.query.max_rows,
         }
     }
 

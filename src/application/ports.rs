@@ -249,12 +249,22 @@ pub trait SnapshotSource: Send + Sync {
 /// Why a query failed.
 #[derive(Debug, thiserror::Error)]
 pub enum QueryError {
-    /// The query is wrong (syntax, unknown column, type error): the caller's fault.
+    /// The query is wrong (syntax, unknown column, type error, bad
+    /// parameter): the caller's fault.
     #[error("{0}")]
     Invalid(String),
     /// The query tries something API callers may not do.
     #[error("{0}")]
     Forbidden(String),
+    /// Nothing matched where one thing was asked for (a trace id).
+    #[error("{0}")]
+    NotFound(String),
+    /// The query ran past its time limit and was cancelled.
+    #[error("query cancelled after the {0:?} timeout (query.timeout_secs)")]
+    Timeout(Duration),
+    /// The query needed more memory than one query may use.
+    #[error("query exceeded its memory limit (query.memory_limit_mb): {0}")]
+    ResourcesExhausted(String),
     #[error("query failed: {0}")]
     Internal(String),
 }
@@ -264,10 +274,55 @@ pub enum QueryError {
 pub struct QueryResult {
     pub schema: SchemaRef,
     pub batches: Vec<RecordBatch>,
+    /// More rows matched than the row cap allowed; `batches` hold the first.
+    pub truncated: bool,
 }
 
-/// The read model: answers SQL over one tenant's tables.
+impl QueryResult {
+    pub fn num_rows(&self) -> usize {
+        self.batches.iter().map(RecordBatch::num_rows).sum()
+    }
+}
+
+/// A value bound to a placeholder (`$1`, `$2`, … in order) of a statement.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SqlParam {
+    Utf8(String),
+    Int64(i64),
+    Float64(f64),
+    /// Compared with the `Timestamp(ns, UTC)` columns.
+    TimestampNs(i64),
+}
+
+/// What one query may use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct QueryLimits {
+    pub timeout: Duration,
+    pub memory_bytes: usize,
+    /// Rows returned at most; beyond, the result is cut and `truncated`.
+    pub max_rows: usize,
+}
+
+impl Default for QueryLimits {
+    fn default() -> Self {
+        Self {
+            timeout: Duration::from_secs(30),
+            memory_bytes: 1 << 30,
+            max_rows: 100_000,
+        }
+    }
+}
+
+/// The read model: answers read-only SQL over one tenant's tables (the
+/// [`Table`]s, by name). Statements the application generates bind their
+/// values as `params`; SQL from API callers comes without.
 #[async_trait]
 pub trait ReadModel: Send + Sync {
-    async fn sql(&self, tenant: &TenantId, sql: &str) -> Result<QueryResult, QueryError>;
+    async fn query(
+        &self,
+        tenant: &TenantId,
+        sql: &str,
+        params: &[SqlParam],
+        limits: &QueryLimits,
+    ) -> Result<QueryResult, QueryError>;
 }

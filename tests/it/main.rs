@@ -8,6 +8,7 @@ mod otlp_errors;
 mod otlp_grpc;
 mod otlp_http;
 mod partial_success;
+mod queries;
 mod sdk;
 mod shutdown;
 mod storage;

@@ -63,7 +63,7 @@ impl TestServer {
     pub async fn sql_as(&self, tenant: &str, sql: &str) -> Vec<RecordBatch> {
         let (status, body) = self.sql_raw(tenant, sql, "arrow").await;
         assert_eq!(status, 200, "{sql}: {}", String::from_utf8_lossy(&body));
-        from_arrow_ipc(&body).unwrap().batches
+        from_arrow_ipc(&body, false).unwrap().batches
     }
 
     pub async fn sql(&self, sql: &str) -> Vec<RecordBatch> {

@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use crate::application::ports::{QueryError, QueryResult, ReadModel};
+use crate::application::ports::{QueryError, QueryLimits, QueryResult, ReadModel};
 use crate::domain::TenantContext;
 
 #[derive(Debug, Clone)]
@@ -13,17 +13,20 @@ pub struct SqlQuery {
 
 pub struct SqlHandler {
     read_model: Arc<dyn ReadModel>,
+    limits: QueryLimits,
 }
 
 impl SqlHandler {
-    pub fn new(read_model: Arc<dyn ReadModel>) -> Self {
-        Self { read_model }
+    pub fn new(read_model: Arc<dyn ReadModel>, limits: QueryLimits) -> Self {
+        Self { read_model, limits }
     }
 
     pub async fn handle(&self, q: &SqlQuery) -> Result<QueryResult, QueryError> {
         if q.sql.trim().is_empty() {
             return Err(QueryError::Invalid("sql must not be empty".into()));
         }
-        self.read_model.sql(q.ctx.tenant(), &q.sql).await
+        self.read_model
+            .query(q.ctx.tenant(), &q.sql, &[], &self.limits)
+            .await
     }
 }

@@ -5,6 +5,7 @@ pub mod counters;
 pub mod ids;
 pub mod metric_name;
 pub mod rejection;
+pub mod series;
 pub mod service_name;
 pub mod timestamp;
 

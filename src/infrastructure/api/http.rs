@@ -1,102 +1,34 @@
-//! Routes: `POST /v1/{traces,metrics,logs}` (OTLP/HTTP), `POST /api/v2/sql`,
-//! `GET /healthz`. Unknown paths get 404 and wrong methods 405.
+//! Routes: `POST /v1/{traces,metrics,logs}` (OTLP/HTTP), the query API
+//! under `/api/v2` (see `query.rs`), `GET /healthz`, `/readyz`, `/metrics`. Unknown paths get 404 and wrong methods 405.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use axum::Router;
-use axum::body::Bytes;
-use axum::extract::{DefaultBodyLimit, Query, State};
+use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use serde::Deserialize;
-use serde_json::json;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
-use crate::application::ports::QueryError;
-use crate::application::queries::{SqlHandler, SqlQuery};
+use super::query;
+use crate::application::queries::{MetricQueries, SqlHandler, TraceQueries};
+use crate::infrastructure::otlp;
 use crate::infrastructure::otlp::http::{BodyFormat, HttpReceiver, error_response};
 use crate::infrastructure::otlp::status::{RpcStatus, code};
-use crate::infrastructure::otlp::{self, TENANT_HEADER, WORKSPACE_HEADER, tenant_context};
-use crate::infrastructure::query::format;
 
 /// Everything the routes need.
 #[derive(Clone)]
 pub struct ApiState {
     pub otlp: HttpReceiver,
     pub sql: Arc<SqlHandler>,
+    pub metric_queries: Arc<MetricQueries>,
+    pub trace_queries: Arc<TraceQueries>,
     pub serving: Arc<AtomicBool>,
     /// Sources of `/metrics`; the pipeline also tells readiness.
     pub metrics: super::metrics::MetricsSources,
     /// Origins allowed by CORS; `*` allows any.
     pub cors_allowed_origins: Vec<String>,
-}
-
-#[derive(Deserialize)]
-struct SqlBody {
-    sql: String,
-}
-
-#[derive(Deserialize)]
-struct SqlParams {
-    format: Option<String>,
-}
-
-fn api_error(status: StatusCode, msg: impl Into<String>) -> Response {
-    (status, axum::Json(json!({"error": msg.into()}))).into_response()
-}
-
-async fn sql(
-    State(state): State<ApiState>,
-    Query(params): Query<SqlParams>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    let get = |k: &str| headers.get(k).and_then(|v| v.to_str().ok());
-    let ctx = match tenant_context(get(TENANT_HEADER), get(WORKSPACE_HEADER)) {
-        Ok(c) => c,
-        Err(e) => return api_error(StatusCode::BAD_REQUEST, e.to_string()),
-    };
-    let body: SqlBody = match serde_json::from_slice(&body) {
-        Ok(b) => b,
-        Err(e) => {
-            return api_error(
-                StatusCode::BAD_REQUEST,
-                format!("request body must be JSON {{\"sql\": \"...\"}}: {e}"),
-            );
-        }
-    };
-    let fmt = params.format.as_deref().unwrap_or("json");
-    if !matches!(fmt, "json" | "csv" | "arrow") {
-        return api_error(
-            StatusCode::BAD_REQUEST,
-            format!("format must be one of json, csv, arrow (got {fmt:?})"),
-        );
-    }
-    let result = match state.sql.handle(&SqlQuery { ctx, sql: body.sql }).await {
-        Ok(r) => r,
-        Err(e @ QueryError::Invalid(_)) => {
-            return api_error(StatusCode::BAD_REQUEST, e.to_string());
-        }
-        Err(e @ QueryError::Forbidden(_)) => {
-            return api_error(StatusCode::FORBIDDEN, e.to_string());
-        }
-        Err(e @ QueryError::Internal(_)) => {
-            return api_error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string());
-        }
-    };
-    let rendered = match fmt {
-        "csv" => format::to_csv(&result).map(|b| ("text/csv", b)),
-        "arrow" => {
-            format::to_arrow_ipc(&result).map(|b| ("application/vnd.apache.arrow.stream", b))
-        }
-        _ => format::to_json(&result).map(|v| ("application/json", v.to_string().into_bytes())),
-    };
-    match rendered {
-        Ok((ct, bytes)) => (StatusCode::OK, [(header::CONTENT_TYPE, ct)], bytes).into_response(),
-        Err(e) => api_error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
-    }
 }
 
 async fn healthz(State(state): State<ApiState>) -> Response {
@@ -180,7 +112,17 @@ pub fn router(state: ApiState) -> Router {
     let limit = state.otlp.max_body_bytes;
     let origins = state.cors_allowed_origins.clone();
     let router = Router::new()
-        .route("/api/v2/sql", post(sql))
+        .route("/api/v2/sql", post(query::sql))
+        .route("/api/v2/metrics", get(query::metrics_catalog))
+        .route("/api/v2/metrics/timeseries", get(query::timeseries))
+        .route("/api/v2/traces", get(query::search_traces))
+        .route("/api/v2/traces/{trace_id}", get(query::trace))
+        .route("/api/v2/services", get(query::services))
+        .route(
+            "/api/v2/services/{service}/operations",
+            get(query::operations),
+        )
+        .route("/api/v2/logs", get(query::logs))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))

@@ -8,6 +8,7 @@ use std::sync::atomic::Ordering;
 use crate::application::commands::IngestStats;
 use crate::application::event_bus::EventBus;
 use crate::application::pipeline::Pipeline;
+use crate::application::queries::MetricQueries;
 use crate::domain::telemetry::Signal;
 
 /// What `/metrics` reads.
@@ -16,6 +17,7 @@ pub struct MetricsSources {
     pub pipeline: Arc<Pipeline>,
     pub ingest: Arc<IngestStats>,
     pub events: Arc<EventBus>,
+    pub queries: Arc<MetricQueries>,
 }
 
 fn item(signal: Signal) -> &'static str {
@@ -208,5 +210,21 @@ pub fn render(src: &MetricsSources) -> String {
         "telemetryflow_domain_events_total {}",
         src.events.published()
     );
+    let (hits, misses) = src.queries.cache_stats();
+    for (name, help, v) in [
+        (
+            "telemetryflow_query_cache_hits_total",
+            "Time-series queries answered from the result cache.",
+            hits,
+        ),
+        (
+            "telemetryflow_query_cache_misses_total",
+            "Time-series queries computed (not cached, expired, or invalidated by ingest).",
+            misses,
+        ),
+    ] {
+        header(&mut out, name, "counter", help);
+        let _ = writeln!(out, "{name} {v}");
+    }
     out
 }

@@ -25,16 +25,12 @@ pub enum Format {
     Arrow,
 }
 
-/// `{"columns":[{"name","type"}],"rows":[[…]]}`.
-pub fn to_json(result: &QueryResult) -> Result<Value> {
-    let columns: Vec<Value> = result
-        .schema
-        .fields()
-        .iter()
-        .map(|f| json!({"name": f.name(), "type": f.data_type().to_string()}))
-        .collect();
-    let mut rows = Vec::new();
-    for batch in &result.batches {
+/// Each row as a JSON object keyed by column name (maps as objects, nested
+/// lists and structs as arrays and objects, timestamps as RFC 3339 strings,
+/// nulls explicit).
+pub fn to_objects(batches: &[RecordBatch]) -> Result<Vec<Map<String, Value>>> {
+    let mut out = Vec::new();
+    for batch in batches {
         if batch.num_rows() == 0 {
             continue;
         }
@@ -48,17 +44,49 @@ pub fn to_json(result: &QueryResult) -> Result<Value> {
         }
         let objects: Vec<Map<String, Value>> = serde_json::from_slice(&buf)
             .map_err(|e| FormatError(arrow::error::ArrowError::JsonError(e.to_string())))?;
-        for mut obj in objects {
-            let row: Vec<Value> = result
-                .schema
-                .fields()
-                .iter()
-                .map(|f| obj.remove(f.name()).unwrap_or(Value::Null))
-                .collect();
-            rows.push(Value::Array(row));
-        }
+        out.extend(objects);
     }
-    Ok(json!({"columns": columns, "rows": rows}))
+    Ok(out)
+}
+
+/// `{"columns":[{"name","type"}],"rows":[[…]],"truncated":bool}`.
+pub fn to_json(result: &QueryResult) -> Result<Value> {
+    let columns: Vec<Value> = result
+        .schema
+        .fields()
+        .iter()
+        .map(|f| json!({"name": f.name(), "type": f.data_type().to_string()}))
+        .collect();
+    let rows: Vec<Value> = to_objects(&result.batches)?
+        .into_iter()
+        .map(|mut obj| {
+            Value::Array(
+                result
+                    .schema
+                    .fields()
+                    .iter()
+                    .map(|f| obj.remove(f.name()).unwrap_or(Value::Null))
+                    .collect(),
+            )
+        })
+        .collect();
+    Ok(json!({"columns": columns, "rows": rows, "truncated": result.truncated}))
+}
+
+/// Newline-delimited JSON: one object per row.
+pub fn to_ndjson(result: &QueryResult) -> Result<Vec<u8>> {
+    let mut buf = Vec::new();
+    for b in &result.batches {
+        if b.num_rows() == 0 {
+            continue;
+        }
+        let mut w = JsonWriterBuilder::new()
+            .with_explicit_nulls(true)
+            .build::<_, arrow::json::writer::LineDelimited>(&mut buf);
+        w.write(b)?;
+        w.finish()?;
+    }
+    Ok(buf)
 }
 
 pub fn to_csv(result: &QueryResult) -> Result<Vec<u8>> {
@@ -97,9 +125,13 @@ pub fn to_arrow_ipc(result: &QueryResult) -> Result<Vec<u8>> {
 }
 
 /// Reads an Arrow IPC stream back.
-pub fn from_arrow_ipc(bytes: &[u8]) -> Result<QueryResult> {
+pub fn from_arrow_ipc(bytes: &[u8], truncated: bool) -> Result<QueryResult> {
     let reader = arrow::ipc::reader::StreamReader::try_new(std::io::Cursor::new(bytes), None)?;
     let schema = reader.schema();
     let batches = reader.collect::<std::result::Result<Vec<_>, _>>()?;
-    Ok(QueryResult { schema, batches })
+    Ok(QueryResult {
+        schema,
+        batches,
+        truncated,
+    })
 }

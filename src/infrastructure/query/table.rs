@@ -9,6 +9,7 @@ use datafusion::catalog::{Session, TableProvider};
 use datafusion::common::ScalarValue;
 use datafusion::datasource::MemTable;
 use datafusion::datasource::listing::PartitionedFile;
+use datafusion::datasource::physical_plan::parquet::CachedParquetFileReaderFactory;
 use datafusion::datasource::physical_plan::{FileGroup, FileScanConfigBuilder, ParquetSource};
 use datafusion::datasource::source::DataSourceExec;
 use datafusion::error::Result;
@@ -141,7 +142,19 @@ impl TableProvider for TenantTable {
             .collect();
         if !files.is_empty() {
             let groups = FileGroup::new(files).split_files(state.config().target_partitions());
-            let source = Arc::new(ParquetSource::new(Arc::clone(&self.schema)));
+            // The session's Parquet options (filter pushdown, bloom filters
+            // on read) and its footer cache: repeated lookups skip re-reading
+            // file metadata. Filters reach the source through DataFusion's
+            // physical filter pushdown (row-group statistics, bloom filters).
+            let store = state.runtime_env().object_store(&self.store_url)?;
+            let metadata_cache = state.runtime_env().cache_manager.get_file_metadata_cache();
+            let source = Arc::new(
+                ParquetSource::new(Arc::clone(&self.schema))
+                    .with_table_parquet_options(state.table_options().parquet.clone())
+                    .with_parquet_file_reader_factory(Arc::new(
+                        CachedParquetFileReaderFactory::new(store, metadata_cache),
+                    )),
+            );
             let config = FileScanConfigBuilder::new(self.store_url.clone(), source)
                 .with_file_groups(groups)
                 .with_projection_indices(projection.cloned())?

@@ -23,7 +23,7 @@ use object_store::prefix::PrefixStore;
 use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
 
 use super::manifest::Manifests;
-use super::parquet::encode;
+use super::parquet::{ROW_GROUP_ROWS, encode};
 use crate::application::Table;
 use crate::application::ports::{FileMeta, FileStore, StoreError, TableCatalog};
 use crate::domain::TenantId;
@@ -95,6 +95,7 @@ impl StorageLocation {
 pub struct ObjectFileStore {
     store: Arc<dyn ObjectStore>,
     manifests: Manifests,
+    row_group_rows: usize,
 }
 
 impl ObjectFileStore {
@@ -102,7 +103,15 @@ impl ObjectFileStore {
         Self {
             manifests: Manifests::new(Arc::clone(&store)),
             store,
+            row_group_rows: ROW_GROUP_ROWS,
         }
+    }
+
+    /// Rows per Parquet row group (the unit statistics and bloom filters
+    /// prune); default [`ROW_GROUP_ROWS`].
+    pub fn with_row_group_rows(mut self, rows: usize) -> Self {
+        self.row_group_rows = rows.max(1);
+        self
     }
 
     pub fn object_store(&self) -> Arc<dyn ObjectStore> {
@@ -157,7 +166,8 @@ impl FileStore for ObjectFileStore {
     ) -> Result<FileMeta, StoreError> {
         let rows = batch.num_rows() as u64;
         let (min_ts, max_ts) = time_range(&batch);
-        let bytes = tokio::task::spawn_blocking(move || encode(table, &batch))
+        let rows_per_group = self.row_group_rows;
+        let bytes = tokio::task::spawn_blocking(move || encode(table, &batch, rows_per_group))
             .await
             .map_err(|e| StoreError::new("encoding task", e))?
             .map_err(|e| StoreError::new(format!("encoding {table}"), e))?;

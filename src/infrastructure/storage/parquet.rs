@@ -22,10 +22,10 @@ pub enum EncodeError {
 
 pub type Result<T, E = EncodeError> = std::result::Result<T, E>;
 
-/// Rows per row group: small enough that statistics prune well.
+/// Default rows per row group: small enough that statistics prune well.
 pub const ROW_GROUP_ROWS: usize = 128 * 1024;
 
-fn writer_properties(table: Table, batch: &RecordBatch) -> WriterProperties {
+fn writer_properties(table: Table, batch: &RecordBatch, row_group_rows: usize) -> WriterProperties {
     let schema = batch.schema();
     let sorting: Vec<SortingColumn> = sort_columns(table)
         .iter()
@@ -39,7 +39,7 @@ fn writer_properties(table: Table, batch: &RecordBatch) -> WriterProperties {
     let mut props = WriterProperties::builder()
         .set_compression(Compression::ZSTD(ZstdLevel::default()))
         .set_statistics_enabled(EnabledStatistics::Page)
-        .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
+        .set_max_row_group_row_count(Some(row_group_rows))
         .set_sorting_columns(Some(sorting));
     if matches!(table, Table::Traces | Table::Logs) {
         props = props
@@ -67,13 +67,13 @@ pub fn sort_rows(table: Table, batch: &RecordBatch) -> Result<RecordBatch> {
 }
 
 /// Encodes a table's rows as one Parquet file.
-pub fn encode(table: Table, batch: &RecordBatch) -> Result<Bytes> {
+pub fn encode(table: Table, batch: &RecordBatch, row_group_rows: usize) -> Result<Bytes> {
     let sorted = sort_rows(table, batch)?;
     let mut out = Vec::with_capacity(batch.get_array_memory_size() / 4);
     let mut w = ArrowWriter::try_new(
         &mut out,
         sorted.schema(),
-        Some(writer_properties(table, &sorted)),
+        Some(writer_properties(table, &sorted, row_group_rows)),
     )?;
     w.write(&sorted)?;
     w.close()?;
