@@ -323,7 +323,7 @@ pub fn severity(s: &str) -> Result<i32, QueryError> {
 /// Milliseconds (may be fractional) as nanoseconds, non-negative.
 pub fn duration_ms(param: &str, s: &str) -> Result<i64, QueryError> {
     match s.trim().parse::<f64>() {
-        Ok(ms) if ms.is_finite() && ms >= 0.0 && ms < 1e12 => Ok((ms * 1e6).round() as i64),
+        Ok(ms) if (0.0..1e12).contains(&ms) => Ok((ms * 1e6).round() as i64),
         _ => Err(invalid(param, format!("{s:?}: milliseconds, ≥ 0"))),
     }
 }

@@ -29,10 +29,6 @@ pub const TRUNCATED_HEADER: &str = "x-telemetryflow-truncated";
 
 type Params = HashMap<String, String>;
 
-pub fn api_error(status: StatusCode, msg: impl Into<String>) -> Response {
-    (status, axum::Json(json!({"error": msg.into()}))).into_response()
-}
-
 fn query_error(e: QueryError) -> Response {
     let (status, kind) = match &e {
         QueryError::Invalid(_) => (StatusCode::BAD_REQUEST, "bad_request"),
@@ -51,10 +47,10 @@ fn query_error(e: QueryError) -> Response {
         .into_response()
 }
 
-fn ctx(headers: &HeaderMap) -> Result<TenantContext, Response> {
+fn ctx(headers: &HeaderMap) -> Result<TenantContext, QueryError> {
     let get = |k: &str| headers.get(k).and_then(|v| v.to_str().ok());
     tenant_context(get(TENANT_HEADER), get(WORKSPACE_HEADER))
-        .map_err(|e| api_error(StatusCode::BAD_REQUEST, e.to_string()))
+        .map_err(|e| QueryError::Invalid(e.to_string()))
 }
 
 fn now_ns() -> i64 {
@@ -105,7 +101,7 @@ where
 {
     match ctx(headers) {
         Ok(c) => f(c).await.unwrap_or_else(query_error),
-        Err(r) => r,
+        Err(e) => query_error(e),
     }
 }
 
