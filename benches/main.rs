@@ -13,8 +13,8 @@
 //!   (what a flush does), items/s of rows written;
 //! * `wal_append_fsync`     one request's batches appended to the WAL and
 //!   fsync'd (one writer, so no group commit helps);
-//! * `ingest_end_to_end`    decode + convert + WAL append + fsync + buffer insert
-//!   + the flushes they make due, in process, one request at a time (an
+//! * `ingest_end_to_end`    decode + convert + WAL append + fsync + buffer insert,
+//!   plus the flushes they make due, in process, one request at a time (an
 //!   ack per iteration, as a single client would see);
 //! * `ingest_end_to_end_8_clients` the same for 8 requests sent at once.
 //!
