@@ -101,7 +101,7 @@ impl TraceService for GrpcReceiver {
         let ctx = context(request.metadata())?;
         let resp = self
             .inner
-            .export_traces(&ctx, request.get_ref())
+            .export_traces(&ctx, request.into_inner())
             .await
             .map_err(to_status)?;
         Ok(Response::new(resp))
@@ -117,7 +117,7 @@ impl MetricsService for GrpcReceiver {
         let ctx = context(request.metadata())?;
         let resp = self
             .inner
-            .export_metrics(&ctx, request.get_ref())
+            .export_metrics(&ctx, request.into_inner())
             .await
             .map_err(to_status)?;
         Ok(Response::new(resp))
@@ -133,7 +133,7 @@ impl LogsService for GrpcReceiver {
         let ctx = context(request.metadata())?;
         let resp = self
             .inner
-            .export_logs(&ctx, request.get_ref())
+            .export_logs(&ctx, request.into_inner())
             .await
             .map_err(to_status)?;
         Ok(Response::new(resp))

@@ -167,35 +167,35 @@ async fn handle(rx: HttpReceiver, signal: Signal, headers: HeaderMap, body: Byte
     let result: Result<Vec<u8>, Response> = match (signal, format) {
         (Signal::Traces, BodyFormat::Protobuf) => {
             match opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest::decode(body) {
-                Ok(req) => r.export_traces(&ctx, &req).await.map(|x| x.encode_to_vec()),
+                Ok(req) => r.export_traces(&ctx, req).await.map(|x| x.encode_to_vec()),
                 Err(e) => return bad_request(format!("invalid OTLP/protobuf traces request: {e}")),
             }
         }
         (Signal::Traces, BodyFormat::Json) => match json::decode_traces(&body) {
-            Ok(req) => r.export_traces(&ctx, &req).await.map(|x| json::encode_trace_response(&x)),
+            Ok(req) => r.export_traces(&ctx, req).await.map(|x| json::encode_trace_response(&x)),
             Err(e) => return bad_request(format!("invalid OTLP/JSON traces request: {e}")),
         },
         (Signal::Metrics, BodyFormat::Protobuf) => {
             match opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest::decode(body) {
-                Ok(req) => r.export_metrics(&ctx, &req).await.map(|x| x.encode_to_vec()),
+                Ok(req) => r.export_metrics(&ctx, req).await.map(|x| x.encode_to_vec()),
                 Err(e) => return bad_request(format!("invalid OTLP/protobuf metrics request: {e}")),
             }
         }
         (Signal::Metrics, BodyFormat::Json) => match json::decode_metrics(&body) {
             Ok(req) => r
-                .export_metrics(&ctx, &req)
+                .export_metrics(&ctx, req)
                 .await
                 .map(|x| json::encode_metrics_response(&x)),
             Err(e) => return bad_request(format!("invalid OTLP/JSON metrics request: {e}")),
         },
         (Signal::Logs, BodyFormat::Protobuf) => {
             match opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest::decode(body) {
-                Ok(req) => r.export_logs(&ctx, &req).await.map(|x| x.encode_to_vec()),
+                Ok(req) => r.export_logs(&ctx, req).await.map(|x| x.encode_to_vec()),
                 Err(e) => return bad_request(format!("invalid OTLP/protobuf logs request: {e}")),
             }
         }
         (Signal::Logs, BodyFormat::Json) => match json::decode_logs(&body) {
-            Ok(req) => r.export_logs(&ctx, &req).await.map(|x| json::encode_logs_response(&x)),
+            Ok(req) => r.export_logs(&ctx, req).await.map(|x| json::encode_logs_response(&x)),
             Err(e) => return bad_request(format!("invalid OTLP/JSON logs request: {e}")),
         },
     }

@@ -93,9 +93,13 @@ impl OtlpReceiver {
     pub async fn export_traces(
         &self,
         ctx: &TenantContext,
-        req: &ExportTraceServiceRequest,
+        req: ExportTraceServiceRequest,
     ) -> Result<ExportTraceServiceResponse> {
-        let out = self.ingest(convert::convert_traces(req, ctx)?).await?;
+        let converted = convert::convert_traces(&req, ctx)?;
+        // The decoded request (several times its wire size) is not kept
+        // while the WAL fsync is awaited.
+        drop(req);
+        let out = self.ingest(converted).await?;
         Ok(ExportTraceServiceResponse {
             partial_success: (out.rejected > 0).then_some(ExportTracePartialSuccess {
                 rejected_spans: out.rejected as i64,
@@ -107,9 +111,10 @@ impl OtlpReceiver {
     pub async fn export_metrics(
         &self,
         ctx: &TenantContext,
-        req: &ExportMetricsServiceRequest,
+        req: ExportMetricsServiceRequest,
     ) -> Result<ExportMetricsServiceResponse> {
-        let converted = convert::convert_metrics(req, ctx, self.counters.as_ref())?;
+        let converted = convert::convert_metrics(&req, ctx, self.counters.as_ref())?;
+        drop(req);
         let out = self.ingest(converted).await?;
         Ok(ExportMetricsServiceResponse {
             partial_success: (out.rejected > 0).then_some(ExportMetricsPartialSuccess {
@@ -122,9 +127,11 @@ impl OtlpReceiver {
     pub async fn export_logs(
         &self,
         ctx: &TenantContext,
-        req: &ExportLogsServiceRequest,
+        req: ExportLogsServiceRequest,
     ) -> Result<ExportLogsServiceResponse> {
-        let out = self.ingest(convert::convert_logs(req, ctx)?).await?;
+        let converted = convert::convert_logs(&req, ctx)?;
+        drop(req);
+        let out = self.ingest(converted).await?;
         Ok(ExportLogsServiceResponse {
             partial_success: (out.rejected > 0).then_some(ExportLogsPartialSuccess {
                 rejected_log_records: out.rejected as i64,
