@@ -252,7 +252,9 @@ pub async fn start_with_store(
     let flusher = {
         let pipeline = Arc::clone(&pipeline);
         let mut rx = stop_rx;
-        let tick = config.buffer_config().max_age.min(Duration::from_secs(1)) / 2;
+        // Often enough that memory pressure is relieved before the budget
+        // refuses writes; a tick with nothing due only takes a lock briefly.
+        let tick = (config.buffer_config().max_age / 2).min(Duration::from_millis(100));
         tokio::spawn(async move {
             let mut interval = tokio::time::interval(tick.max(Duration::from_millis(10)));
             interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);

@@ -293,3 +293,41 @@ async fn s3_storage_against_a_real_s3_compatible_server() {
         &b
     );
 }
+
+/// Above half the memory budget the largest partitions are flushed even if
+/// none reached its size or age threshold: writes keep being accepted.
+#[tokio::test]
+async fn memory_pressure_flushes_before_thresholds() {
+    let mut s = TestServer::start_with(|c| {
+        c.buffer.max_buffered_bytes = 4 << 20;
+        c.buffer.flush_bytes = 64 << 20;
+        c.buffer.flush_rows = 10_000_000;
+        c.buffer.flush_interval_ms = 3_600_000;
+    })
+    .await;
+    let mut synth = telemetryflow::synth::Synth::new(7, T0);
+    let mut accepted = 0;
+    for _ in 0..60 {
+        let req = synth.metrics(512);
+        let r = post(
+            &format!("{}/v1/metrics", s.http),
+            "application/x-protobuf",
+            None,
+            req.encode_to_vec(),
+            None,
+        )
+        .await;
+        if r.status == 200 {
+            accepted += 1;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    // 60 requests of ~300 KB buffered each would be 4x the budget: without
+    // pressure flushes most would be refused after the first dozen.
+    assert!(accepted >= 55, "accepted {accepted} of 60");
+    assert!(
+        !parquet_files(&s.parquet_dir()).is_empty(),
+        "flushed under pressure, long before the hour-long age threshold"
+    );
+    s.shutdown().await;
+}

@@ -251,6 +251,31 @@ impl PartitionBuffer {
     fn take_due(&self, force: bool) -> Vec<Job> {
         let now = Instant::now();
         let mut st = self.state.write();
+        // Memory pressure: above half the budget, the largest open
+        // partitions are due too, until what stays open is under half.
+        // Without this, several partitions each below `flush_bytes` (five
+        // metric tables, many tenants) fill the budget and writes are
+        // refused while nothing is due.
+        let pressured = {
+            let half = self.config.max_buffered_bytes / 2;
+            let mut excess = st.buffered_bytes.saturating_sub(half);
+            let mut open: Vec<(usize, &PartitionKey)> = st
+                .partitions
+                .iter()
+                .filter(|(_, p)| p.flushing.is_none() && !p.open.batches.is_empty())
+                .map(|(k, p)| (p.open.bytes, k))
+                .collect();
+            open.sort_unstable_by_key(|e| std::cmp::Reverse(e.0));
+            let mut keys = Vec::new();
+            for (bytes, key) in open {
+                if excess == 0 {
+                    break;
+                }
+                excess = excess.saturating_sub(bytes);
+                keys.push(key.clone());
+            }
+            keys
+        };
         let mut jobs = Vec::new();
         for (key, p) in st.partitions.iter_mut() {
             if p.flushing.is_some() || p.open.batches.is_empty() {
@@ -259,7 +284,8 @@ impl PartitionBuffer {
             let due = p.open.rows >= self.config.flush_rows
                 || p.open.bytes >= self.config.flush_bytes
                 || p.since
-                    .is_some_and(|s| now.duration_since(s) >= self.config.max_age);
+                    .is_some_and(|s| now.duration_since(s) >= self.config.max_age)
+                || pressured.contains(key);
             let backing_off = p.retry_at.is_some_and(|t| now < t);
             if force || (due && !backing_off) {
                 let chunk = Arc::new(std::mem::take(&mut p.open));
