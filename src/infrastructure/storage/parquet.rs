@@ -8,6 +8,7 @@ use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::metadata::SortingColumn;
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
+use parquet::schema::types::ColumnPath;
 
 use super::schema::sort_columns;
 use crate::application::Table;
@@ -36,11 +37,23 @@ fn writer_properties(table: Table, batch: &RecordBatch, row_group_rows: usize) -
             nulls_first: false,
         })
         .collect();
+    // Page statistics for the top-level scalar columns, which queries filter
+    // on; none for the leaves of maps and lists (attribute keys and values,
+    // events, links, buckets): nothing prunes by them, and their min/max cost
+    // ~2% of the server's CPU under load.
     let mut props = WriterProperties::builder()
         .set_compression(Compression::ZSTD(ZstdLevel::default()))
-        .set_statistics_enabled(EnabledStatistics::Page)
+        .set_statistics_enabled(EnabledStatistics::None)
         .set_max_row_group_row_count(Some(row_group_rows))
         .set_sorting_columns(Some(sorting));
+    for f in schema.fields() {
+        if !f.data_type().is_nested() {
+            props = props.set_column_statistics_enabled(
+                ColumnPath::from(f.name().as_str()),
+                EnabledStatistics::Page,
+            );
+        }
+    }
     if matches!(table, Table::Traces | Table::Logs) {
         props = props
             .set_column_bloom_filter_enabled("trace_id".into(), true)
