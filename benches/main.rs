@@ -51,6 +51,10 @@ use telemetryflow::infrastructure::storage::parquet::{ROW_GROUP_ROWS, encode};
 use telemetryflow::infrastructure::wal::Wal;
 use telemetryflow::synth::Synth;
 
+/// The server's allocator (src/main.rs), so the stages cost what they do there.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Items (spans, data points, log records) per request.
 const ITEMS: usize = 512;
 /// Requests whose rows make one Parquet file in `parquet_encode`.
@@ -67,7 +71,7 @@ struct Signal<M> {
     more: Vec<M>,
     decode_json: fn(&[u8]) -> json::Result<M>,
     convert: fn(&M, &TenantContext, &ShardedCounterStore) -> Converted,
-    export: for<'a> fn(&'a OtlpReceiver, &'a TenantContext, &'a M) -> ExportFuture<'a>,
+    export: for<'a> fn(&'a OtlpReceiver, &'a TenantContext, M) -> ExportFuture<'a>,
 }
 
 type ExportFuture<'a> =
@@ -79,7 +83,7 @@ fn signal<M: Message + Default + PartialEq + std::fmt::Debug>(
     to_json: fn(&M) -> serde_json::Value,
     decode_json: fn(&[u8]) -> json::Result<M>,
     convert: fn(&M, &TenantContext, &ShardedCounterStore) -> Converted,
-    export: for<'a> fn(&'a OtlpReceiver, &'a TenantContext, &'a M) -> ExportFuture<'a>,
+    export: for<'a> fn(&'a OtlpReceiver, &'a TenantContext, M) -> ExportFuture<'a>,
 ) -> Signal<M> {
     let mut synth = Synth::new(42, T0);
     let req = generate(&mut synth);
@@ -315,7 +319,7 @@ fn bench_signal<M: Message + Default + Sync>(c: &mut Criterion, sig: Signal<M>) 
                 k += 1;
                 rt.block_on(async {
                     let req = M::decode(&body[..]).expect("decodes");
-                    (sig.export)(&path.receiver, &ctx, &req)
+                    (sig.export)(&path.receiver, &ctx, req)
                         .await
                         .expect("accepted");
                     path.pipeline.flush_due(false).await.expect("flushes");
@@ -333,7 +337,7 @@ fn bench_signal<M: Message + Default + Sync>(c: &mut Criterion, sig: Signal<M>) 
                         let (receiver, ctx) = (&path.receiver, &ctx);
                         async move {
                             let req = M::decode(&body[..]).expect("decodes");
-                            (sig.export)(receiver, ctx, &req).await.expect("accepted");
+                            (sig.export)(receiver, ctx, req).await.expect("accepted");
                         }
                     });
                     futures::future::join_all(sends).await;

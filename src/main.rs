@@ -1,6 +1,12 @@
 use clap::Parser;
 use telemetryflow::cli::{self, Cli, Command, ServeArgs};
 
+/// mimalloc instead of glibc malloc: decoding OTLP allocates a string per
+/// attribute, and under load glibc's malloc/free took ~27% of the server's
+/// CPU and kept freed memory in per-thread arenas (see docs/benchmarks.md).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn init_tracing(level: &str, json: bool) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
