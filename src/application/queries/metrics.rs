@@ -7,6 +7,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use arrow::array::Array;
+use arrow::record_batch::RecordBatch;
 use arrow::util::display::FormatOptions;
 use parking_lot::Mutex;
 use serde::Serialize;
@@ -14,7 +15,7 @@ use serde::Serialize;
 use super::params::{Aggregation, Interval, TimeWindow, invalid, sql_string};
 use super::rows;
 use crate::application::event_bus::EventHandler;
-use crate::application::ports::{QueryError, QueryLimits, ReadModel, SqlParam};
+use crate::application::ports::{QueryError, QueryLimits, QueryResult, ReadModel, SqlParam};
 use crate::domain::telemetry::series::{
     CumulativePoint, MergedHistogram, bucket_start, cumulative_bucket_increase, cumulative_increase,
 };
@@ -210,16 +211,8 @@ impl MetricQueries {
     }
 
     async fn compute(&self, q: &TimeSeriesQuery) -> Result<TimeSeries, QueryError> {
-        let kinds = catalog(
-            &*self.read_model,
-            &self.limits,
-            &q.tenant,
-            &q.window,
-            Some(&q.metric),
-        )
-        .await?;
-        let info = kinds.first();
-        let series = match (info.map(|i| i.kind), q.aggregation) {
+        let kind = self.kind(q).await?;
+        let series = match (kind, q.aggregation) {
             (None, _) => Vec::new(),
             (
                 Some(kind @ (MetricKind::Gauge | MetricKind::Sum)),
@@ -254,13 +247,49 @@ impl MetricQueries {
         };
         Ok(TimeSeries {
             metric: q.metric.clone(),
-            kind: info.map(|i| i.kind),
+            kind,
             interval: q.interval.to_string(),
             aggregation: q.aggregation.to_string(),
             start: q.window.start_ns / 1_000_000,
             end: q.window.end_ns / 1_000_000,
             series,
         })
+    }
+
+    /// The metric's type: the table holding most of its points in the
+    /// window (a name used with two types is the caller's mistake; the
+    /// catalog shows both). A count per table, far cheaper than the catalog.
+    async fn kind(&self, q: &TimeSeriesQuery) -> Result<Option<MetricKind>, QueryError> {
+        let parts: Vec<String> = MetricKind::ALL
+            .iter()
+            .map(|(kind, table)| {
+                format!(
+                    "SELECT '{label}' AS kind, CAST(count(*) AS BIGINT) AS points FROM {table} \
+                     WHERE metric_name = $1 AND timestamp >= $2 AND timestamp < $3",
+                    label = kind.label(),
+                )
+            })
+            .collect();
+        let sql = format!(
+            "SELECT kind FROM ({}) WHERE points > 0 ORDER BY points DESC, kind LIMIT 1",
+            parts.join(" UNION ALL ")
+        );
+        let params = [
+            SqlParam::Utf8(q.metric.clone()),
+            SqlParam::TimestampNs(q.window.start_ns),
+            SqlParam::TimestampNs(q.window.end_ns),
+        ];
+        let result = self
+            .read_model
+            .query(&q.tenant, &sql, &params, &self.limits)
+            .await?;
+        for b in &result.batches {
+            let kind = rows::strings(b, "kind")?;
+            if b.num_rows() > 0 {
+                return Ok(MetricKind::from_label(kind.value(0)));
+            }
+        }
+        Ok(None)
     }
 
     /// `WHERE` over metric, window and service, binding `$1…$4`.
@@ -368,7 +397,7 @@ impl MetricQueries {
         q: &TimeSeriesQuery,
         kind: MetricKind,
         value_cols: &str,
-    ) -> Result<crate::application::ports::QueryResult, QueryError> {
+    ) -> Result<QueryResult, QueryError> {
         let (filter, params) = Self::filter(q);
         let groups: String = Self::group_exprs(q)
             .iter()
@@ -378,7 +407,7 @@ impl MetricQueries {
             "SELECT service_name, resource_attributes, scope_name, attributes, \
              CAST(start_timestamp AS BIGINT) AS start_ns, CAST(timestamp AS BIGINT) AS ts_ns, \
              aggregation_temporality, {value_cols}{groups} \
-             FROM {table} WHERE {filter} ORDER BY timestamp",
+             FROM {table} WHERE {filter}",
             table = kind.table(),
         );
         let result = self
@@ -400,50 +429,28 @@ impl MetricQueries {
     /// the previous (domain rule: resets, start times), summed per bucket.
     async fn counter(&self, q: &TimeSeriesQuery) -> Result<Vec<Series>, QueryError> {
         let result = self.raw(q, MetricKind::Sum, "value").await?;
+        let series = group_series(
+            q,
+            &result,
+            |b| rows::float64s(b, "value"),
+            |v, r| v.value(r),
+        )?;
         let interval = q.interval.nanos();
-        let mut last: HashMap<String, (CumulativePoint, f64)> = HashMap::new();
         let mut sums: BTreeMap<BTreeMap<String, String>, BTreeMap<i64, f64>> = BTreeMap::new();
-        let options = FormatOptions::default();
-        let mut key = String::new();
-        for b in &result.batches {
-            let fmts = rows::formatters(
-                b,
-                &[
-                    "service_name",
-                    "resource_attributes",
-                    "scope_name",
-                    "attributes",
-                ],
-                &options,
-            )?;
-            let start = rows::int64s(b, "start_ns")?;
-            let ts = rows::int64s(b, "ts_ns")?;
-            let temporality = rows::int64s(b, "aggregation_temporality")?;
-            let value = rows::float64s(b, "value")?;
-            let gs = (0..q.group_by.len())
-                .map(|i| rows::strings(b, &format!("g{i}")))
-                .collect::<Result<Vec<_>, _>>()?;
-            for r in 0..b.num_rows() {
-                let v = value.value(r);
-                let p = CumulativePoint {
-                    start_ns: start.value(r),
-                    ts_ns: ts.value(r),
-                };
-                let inc = if temporality.value(r) == 1 {
-                    Some(v)
+        for s in series {
+            let buckets = sums.entry(s.labels).or_default();
+            let mut prev = None;
+            for pt in s.points {
+                let inc = if pt.delta {
+                    Some(pt.value)
                 } else {
-                    key.clear();
-                    rows::append_key(&fmts, r, &mut key)?;
-                    let prev = last.get(&key).copied();
-                    let inc = cumulative_increase(prev, p, v, q.window.start_ns);
-                    last.insert(key.clone(), (p, v));
+                    let inc = cumulative_increase(prev, pt.at, pt.value, q.window.start_ns);
+                    prev = Some((pt.at, pt.value));
                     inc
                 };
                 if let Some(inc) = inc {
-                    *sums
-                        .entry(Self::labels(q, &gs, r))
-                        .or_default()
-                        .entry(bucket_start(p.ts_ns, interval))
+                    *buckets
+                        .entry(bucket_start(pt.at.ts_ns, interval))
                         .or_default() += inc;
                 }
             }
@@ -481,67 +488,61 @@ impl MetricQueries {
                 "bucket_counts, explicit_bounds, min, max",
             )
             .await?;
+        let series = group_series(
+            q,
+            &result,
+            |b| {
+                Ok((
+                    rows::u64_lists(b, "bucket_counts")?,
+                    rows::f64_lists(b, "explicit_bounds")?,
+                    rows::float64s(b, "min")?,
+                    rows::float64s(b, "max")?,
+                ))
+            },
+            |(counts, bounds, min, max), r| {
+                let mut h = HistogramPoint {
+                    counts: Vec::new(),
+                    bounds: Vec::new(),
+                    min: rows::opt_f64(min, r),
+                    max: rows::opt_f64(max, r),
+                };
+                rows::list_u64(counts, r, &mut h.counts);
+                rows::list_f64(bounds, r, &mut h.bounds);
+                h
+            },
+        )?;
         let interval = q.interval.nanos();
-        let mut last: HashMap<String, (CumulativePoint, Vec<u64>)> = HashMap::new();
         let mut merged: BTreeMap<BTreeMap<String, String>, BTreeMap<i64, MergedHistogram>> =
             BTreeMap::new();
-        let options = FormatOptions::default();
-        let (mut key, mut counts, mut bounds, mut inc) =
-            (String::new(), Vec::new(), Vec::new(), Vec::new());
-        for b in &result.batches {
-            let fmts = rows::formatters(
-                b,
-                &[
-                    "service_name",
-                    "resource_attributes",
-                    "scope_name",
-                    "attributes",
-                ],
-                &options,
-            )?;
-            let start = rows::int64s(b, "start_ns")?;
-            let ts = rows::int64s(b, "ts_ns")?;
-            let temporality = rows::int64s(b, "aggregation_temporality")?;
-            let bucket_counts = rows::u64_lists(b, "bucket_counts")?;
-            let explicit_bounds = rows::f64_lists(b, "explicit_bounds")?;
-            let min = rows::float64s(b, "min")?;
-            let max = rows::float64s(b, "max")?;
-            let gs = (0..q.group_by.len())
-                .map(|i| rows::strings(b, &format!("g{i}")))
-                .collect::<Result<Vec<_>, _>>()?;
-            for r in 0..b.num_rows() {
-                rows::list_u64(&bucket_counts, r, &mut counts);
-                rows::list_f64(&explicit_bounds, r, &mut bounds);
-                let p = CumulativePoint {
-                    start_ns: start.value(r),
-                    ts_ns: ts.value(r),
-                };
-                let (observed, lo, hi) = if temporality.value(r) == 1 {
-                    inc.clone_from(&counts);
-                    (true, rows::opt_f64(&min, r), rows::opt_f64(&max, r))
+        let mut inc = Vec::new();
+        for s in series {
+            let buckets = merged.entry(s.labels).or_default();
+            let mut prev: Option<(CumulativePoint, Vec<u64>)> = None;
+            for pt in s.points {
+                let h = pt.value;
+                let (observed, lo, hi) = if pt.delta {
+                    inc.clone_from(&h.counts);
+                    (true, h.min, h.max)
                 } else {
-                    key.clear();
-                    rows::append_key(&fmts, r, &mut key)?;
-                    let prev = last.get(&key);
                     let ok = cumulative_bucket_increase(
-                        prev.map(|(pp, c)| (*pp, c.as_slice())),
-                        p,
-                        &counts,
+                        prev.as_ref().map(|(pp, c)| (*pp, c.as_slice())),
+                        pt.at,
+                        &h.counts,
                         q.window.start_ns,
                         &mut inc,
                     );
-                    last.insert(key.clone(), (p, counts.clone()));
                     // A cumulative point's min/max cover its whole lifetime,
                     // not this bucket: don't clamp with them.
                     (ok, None, None)
                 };
                 if observed {
-                    merged
-                        .entry(Self::labels(q, &gs, r))
+                    buckets
+                        .entry(bucket_start(pt.at.ts_ns, interval))
                         .or_default()
-                        .entry(bucket_start(p.ts_ns, interval))
-                        .or_default()
-                        .add(&bounds, &inc, lo, hi);
+                        .add(&h.bounds, &inc, lo, hi);
+                }
+                if !pt.delta {
+                    prev = Some((pt.at, h.counts));
                 }
             }
         }
@@ -563,6 +564,93 @@ impl MetricQueries {
                 .collect(),
         ))
     }
+}
+
+/// One raw point of a series, as read for rate/increase/percentiles.
+struct RawPoint<P> {
+    at: CumulativePoint,
+    /// Delta temporality: the value is already this point's increase.
+    delta: bool,
+    value: P,
+}
+
+/// The points of one series (service, resource, scope and point
+/// attributes), in time order, with the series' group-by labels.
+struct SeriesPoints<P> {
+    labels: BTreeMap<String, String>,
+    points: Vec<RawPoint<P>>,
+}
+
+/// A histogram point's buckets.
+struct HistogramPoint {
+    counts: Vec<u64>,
+    bounds: Vec<f64>,
+    min: Option<f64>,
+    max: Option<f64>,
+}
+
+/// Splits raw rows (from [`MetricQueries::raw`], in no particular order)
+/// into series and sorts each by time. `columns` reads a batch's value
+/// columns once; `value` takes one row's value from them. Grouping here
+/// rather than `ORDER BY` in the engine keeps memory to the points
+/// themselves: sorting millions of rows with their attribute maps exceeded
+/// the per-query memory limit.
+fn group_series<C, P>(
+    q: &TimeSeriesQuery,
+    result: &QueryResult,
+    columns: impl Fn(&RecordBatch) -> Result<C, QueryError>,
+    value: impl Fn(&C, usize) -> P,
+) -> Result<Vec<SeriesPoints<P>>, QueryError> {
+    let options = FormatOptions::default();
+    let mut index: HashMap<String, usize> = HashMap::new();
+    let mut series: Vec<SeriesPoints<P>> = Vec::new();
+    let mut key = String::new();
+    for b in &result.batches {
+        let fmts = rows::formatters(
+            b,
+            &[
+                "service_name",
+                "resource_attributes",
+                "scope_name",
+                "attributes",
+            ],
+            &options,
+        )?;
+        let start = rows::int64s(b, "start_ns")?;
+        let ts = rows::int64s(b, "ts_ns")?;
+        let temporality = rows::int64s(b, "aggregation_temporality")?;
+        let gs = (0..q.group_by.len())
+            .map(|i| rows::strings(b, &format!("g{i}")))
+            .collect::<Result<Vec<_>, _>>()?;
+        let cols = columns(b)?;
+        for r in 0..b.num_rows() {
+            key.clear();
+            rows::append_key(&fmts, r, &mut key)?;
+            let i = match index.get(&key) {
+                Some(&i) => i,
+                None => {
+                    series.push(SeriesPoints {
+                        labels: MetricQueries::labels(q, &gs, r),
+                        points: Vec::new(),
+                    });
+                    index.insert(key.clone(), series.len() - 1);
+                    series.len() - 1
+                }
+            };
+            series[i].points.push(RawPoint {
+                at: CumulativePoint {
+                    start_ns: start.value(r),
+                    ts_ns: ts.value(r),
+                },
+                delta: temporality.value(r) == 1,
+                value: value(&cols, r),
+            });
+        }
+    }
+    for s in &mut series {
+        s.points.sort_by_key(|p| p.at.ts_ns);
+    }
+    Ok(series)
 }
 
 fn finish(map: BTreeMap<BTreeMap<String, String>, Vec<Point>>) -> Vec<Series> {

@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# Ingest throughput, ack latency and peak server RSS, durable ack on (default
+# settings), release build; server and load generator share the machine.
+# For each signal/protocol: a fresh data directory and server, the load
+# generator flat out, then again at half of the rate it reached (the issue's
+# "p99 at half of peak"). Peak RSS is the kernel's high-water mark (VmHWM).
+# Usage: scripts/bench-ingest.sh [seconds] [signal/protocol ...]
+#   e.g. scripts/bench-ingest.sh 15 traces/http logs/http
+set -euo pipefail
+cd "$(dirname "$0")/.."
+secs=${1:-15}; shift || true
+cases=("$@")
+[ ${#cases[@]} -gt 0 ] || cases=(traces/http traces/grpc logs/http metrics/http)
+[ -n "${NO_BUILD:-}" ] || cargo build --release --bin telemetryflow --example loadgen
+bin=target/release/telemetryflow
+gen=target/release/examples/loadgen
+run() { # signal protocol rate
+  local signal=$1 protocol=$2 rate=$3
+  local dir; dir=$(mktemp -d)
+  $bin serve --data-dir "$dir" --grpc-addr 127.0.0.1:34317 --http-addr 127.0.0.1:34318 \
+    >"$dir/server.log" 2>&1 &
+  local pid=$!
+  until curl -sf 127.0.0.1:34318/readyz >/dev/null; do sleep 0.1; done
+  local ep=http://127.0.0.1:34318
+  [ "$protocol" = grpc ] && ep=http://127.0.0.1:34317
+  local out
+  out=$($gen --protocol "$protocol" --endpoint $ep --api http://127.0.0.1:34318 \
+    --signal "$signal" --duration "$secs" --concurrency 8 --rate "$rate" 2>"$dir/loadgen.err") \
+    || { cat "$dir/loadgen.err" >&2; }
+  local hwm; hwm=$(awk '/VmHWM/ {print int($2/1024)}' /proc/$pid/status)
+  kill -TERM $pid; wait $pid || true
+  echo "${out%\}},\"target_rate\":$rate,\"peak_rss_mib\":$hwm,\"verified\":$(grep -q '^verified' "$dir/loadgen.err" && echo true || echo false)}"
+  rm -rf "$dir"
+}
+for c in "${cases[@]}"; do
+  signal=${c%/*} protocol=${c#*/}
+  line=$(run "$signal" "$protocol" 0)
+  echo "$line"
+  peak=$(python3 -c 'import json,sys; print(int(json.loads(sys.argv[1])["accepted_per_s"]))' "$line")
+  run "$signal" "$protocol" $((peak / 2))
+done
