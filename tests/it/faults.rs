@@ -284,13 +284,7 @@ async fn readiness_and_prometheus_metrics() {
         Some("acme"),
     )
     .await;
-    s.server
-        .as_ref()
-        .unwrap()
-        .pipeline
-        .flush_due(true)
-        .await
-        .unwrap();
+    s.flush().await;
     let m = reqwest::get(format!("{}/metrics", s.http))
         .await
         .unwrap()

@@ -11,7 +11,7 @@ use crate::fixtures::*;
 use crate::otlp_http::post;
 use crate::support::TestServer;
 
-const TENANT: &str = "acme";
+pub const TENANT: &str = "acme";
 /// T0 in Unix milliseconds (bucket timestamps).
 const T0_MS: i64 = (T0 / 1_000_000) as i64;
 const MIN_MS: i64 = 60_000;
@@ -30,13 +30,15 @@ pub async fn get(s: &TestServer, path_and_query: &str, tenant: &str) -> (u16, Va
     (status, v)
 }
 
-async fn ok(s: &TestServer, path_and_query: &str) -> Value {
+/// GET as [`TENANT`], expecting 200 and JSON.
+pub async fn ok(s: &TestServer, path_and_query: &str) -> Value {
     let (status, v) = get(s, path_and_query, TENANT).await;
     assert_eq!(status, 200, "{path_and_query}: {v}");
     v
 }
 
-async fn send(s: &TestServer, signal: &str, body: Vec<u8>, tenant: &str) {
+/// Sends a protobuf request and expects every item accepted.
+pub async fn send(s: &TestServer, signal: &str, body: Vec<u8>, tenant: &str) {
     let r = post(
         &format!("{}/v1/{signal}", s.http),
         "application/x-protobuf",
@@ -48,16 +50,6 @@ async fn send(s: &TestServer, signal: &str, body: Vec<u8>, tenant: &str) {
     assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
     // Every item accepted: no partial success.
     assert!(r.body.is_empty(), "partial success: {:?}", r.body);
-}
-
-async fn flush(s: &TestServer) {
-    s.server
-        .as_ref()
-        .unwrap()
-        .pipeline
-        .flush_due(true)
-        .await
-        .unwrap();
 }
 
 fn host(h: &str) -> Vec<opentelemetry_proto::tonic::common::v1::KeyValue> {
@@ -126,7 +118,7 @@ async fn load_metrics(s: &TestServer, tenant: &str) {
         ],
     );
     send(s, "metrics", first.encode_to_vec(), tenant).await;
-    flush(s).await;
+    s.flush().await;
     // Buffered: the rest.
     let rest = metrics(
         "api",

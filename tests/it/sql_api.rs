@@ -220,13 +220,7 @@ async fn a_one_hour_query_opens_only_that_hours_files() {
             .collect();
         send_traces(&s, traces("svc", spans).encode_to_vec()).await;
     }
-    s.server
-        .as_ref()
-        .unwrap()
-        .pipeline
-        .flush_due(true)
-        .await
-        .unwrap();
+    s.flush().await;
     s.shutdown().await;
     assert_eq!(parquet_files(&s.parquet_dir()).len(), 6);
     let (plan, rows) = executed(
@@ -260,13 +254,7 @@ async fn a_trace_lookup_reads_a_small_fraction_of_row_groups() {
         spans.push(sp);
     }
     send_traces(&s, traces("svc", spans).encode_to_vec()).await;
-    s.server
-        .as_ref()
-        .unwrap()
-        .pipeline
-        .flush_due(true)
-        .await
-        .unwrap();
+    s.flush().await;
     s.shutdown().await;
     assert_eq!(parquet_files(&s.parquet_dir()).len(), 1);
     let wanted = id(1234);

@@ -40,13 +40,7 @@ async fn flushed_and_buffered_rows_are_read_exactly_once() {
     let mut s = TestServer::start().await;
     send_spans(&s, 1, 10, 0).await;
     send_spans(&s, 11, 5, 1).await; // the next hour: its own partition
-    s.server
-        .as_ref()
-        .unwrap()
-        .pipeline
-        .flush_due(true)
-        .await
-        .unwrap();
+    s.flush().await;
     send_spans(&s, 16, 3, 0).await; // buffered, not yet flushed
     let files = parquet_files(&s.parquet_dir());
     let rel: Vec<String> = files
@@ -248,13 +242,7 @@ async fn s3_storage_against_a_real_s3_compatible_server() {
     };
     let mut s = TestServer::start_with(s3).await;
     send_spans(&s, 1, 6, 0).await;
-    s.server
-        .as_ref()
-        .unwrap()
-        .pipeline
-        .flush_due(true)
-        .await
-        .unwrap();
+    s.flush().await;
     send_spans(&s, 7, 2, 0).await;
     s.wait_for_count("SELECT count(*) FROM otel_traces", 8)
         .await;

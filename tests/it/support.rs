@@ -97,6 +97,17 @@ impl TestServer {
         panic!("{sql}: wanted {want}, last saw {last}");
     }
 
+    /// Flushes every buffered partition to Parquet now.
+    pub async fn flush(&self) {
+        self.server
+            .as_ref()
+            .expect("server running")
+            .pipeline
+            .flush_due(true)
+            .await
+            .expect("flush");
+    }
+
     pub async fn shutdown(&mut self) {
         if let Some(s) = self.server.take() {
             s.shutdown().await.expect("clean shutdown");

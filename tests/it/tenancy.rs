@@ -24,13 +24,7 @@ async fn tenants_are_isolated_in_queries_and_storage() {
     }
     check(&s).await;
     // After a flush to Parquet the same holds, and files live under the tenant's prefix.
-    s.server
-        .as_ref()
-        .unwrap()
-        .pipeline
-        .flush_due(true)
-        .await
-        .unwrap();
+    s.flush().await;
     check(&s).await;
     let files = parquet_files(&s.parquet_dir());
     assert_eq!(files.len(), 2, "{files:?}");

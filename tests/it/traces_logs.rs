@@ -7,26 +7,13 @@ use serde_json::{Value, json};
 
 use crate::fixtures::*;
 use crate::otlp_http::post;
-use crate::queries::get;
+use crate::queries::{TENANT, get, ok, send};
 use crate::support::TestServer;
 
-const TENANT: &str = "acme";
 const WINDOW: &str = "start=2026-11-26T10:00:00Z&end=2026-11-26T11:00:00Z";
 
 fn hex_id(n: u8) -> String {
     hex::encode(trace_id(n))
-}
-
-async fn send(s: &TestServer, signal: &str, body: Vec<u8>, tenant: &str) {
-    let r = post(
-        &format!("{}/v1/{signal}", s.http),
-        "application/x-protobuf",
-        None,
-        body,
-        Some(tenant),
-    )
-    .await;
-    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
 }
 
 /// Trace 1: frontend root (500 ms) → payment `charge` (error) and
@@ -52,13 +39,7 @@ async fn load(s: &TestServer, tenant: &str) {
     )
     .await;
     // Part flushed, part buffered.
-    s.server
-        .as_ref()
-        .unwrap()
-        .pipeline
-        .flush_due(true)
-        .await
-        .unwrap();
+    s.flush().await;
     send(
         s,
         "traces",
@@ -89,12 +70,6 @@ async fn load(s: &TestServer, tenant: &str) {
         tenant,
     )
     .await;
-}
-
-async fn ok(s: &TestServer, q: &str) -> Value {
-    let (status, v) = get(s, q, TENANT).await;
-    assert_eq!(status, 200, "{q}: {v}");
-    v
 }
 
 fn ids(v: &Value, list: &str, field: &str) -> Vec<String> {
@@ -412,13 +387,7 @@ async fn trace_round_trips_as_otlp_json() {
     assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
     let path = "/api/v2/traces/5b8efff798038103d269b633813fc60c?format=otlp";
     assert_eq!(ok(&s, path).await, sent, "from the buffer");
-    s.server
-        .as_ref()
-        .unwrap()
-        .pipeline
-        .flush_due(true)
-        .await
-        .unwrap();
+    s.flush().await;
     assert_eq!(ok(&s, path).await, sent, "from Parquet");
     let (status, v) = get(&s, &format!("{path}x"), TENANT).await;
     assert_eq!(status, 400, "{v}");
