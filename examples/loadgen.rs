@@ -1,5 +1,5 @@
 //! Load generator: realistic synthetic OTLP (deterministic by seed) sent over
-//! gRPC or HTTP/protobuf (gzip optional) by N concurrent connections, flat
+//! gRPC or HTTP (protobuf or JSON; gzip optional) by N concurrent connections, flat
 //! out or at a target rate. Reports accepted/s, refused/s and ack latency
 //! (p50/p99/max), then verifies with SQL that every acknowledged item is
 //! stored.
@@ -8,6 +8,7 @@
 //! cargo run --release -- serve &
 //! cargo run --release --example loadgen -- --signal traces --concurrency 8 --duration 20
 //! cargo run --release --example loadgen -- --protocol http --gzip --signal logs --rate 200000
+//! cargo run --release --example loadgen -- --protocol http --json --signal metrics
 //! ```
 
 use std::sync::Arc;
@@ -23,6 +24,7 @@ use opentelemetry_proto::tonic::collector::metrics::v1::metrics_service_client::
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceResponse;
 use opentelemetry_proto::tonic::collector::trace::v1::trace_service_client::TraceServiceClient;
 use prost::Message;
+use telemetryflow::infrastructure::otlp::json_encode;
 use telemetryflow::synth::Synth;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -65,6 +67,9 @@ struct Args {
     /// gzip request bodies.
     #[arg(long)]
     gzip: bool,
+    /// OTLP/JSON bodies instead of protobuf (HTTP only).
+    #[arg(long)]
+    json: bool,
     #[arg(long, default_value_t = 1)]
     seed: u64,
     /// Distinct pre-generated requests, sent round-robin.
@@ -91,6 +96,27 @@ impl Payload {
             Payload::Metrics(r) => r.encode_to_vec(),
             Payload::Logs(r) => r.encode_to_vec(),
         }
+    }
+
+    /// OTLP/JSON, by the library's encoder.
+    fn encode_json(&self) -> Vec<u8> {
+        let v = match self {
+            Payload::Traces(r) => json_encode::encode_traces(r),
+            Payload::Metrics(r) => json_encode::encode_metrics(r),
+            Payload::Logs(r) => json_encode::encode_logs(r),
+        };
+        v.to_string().into_bytes()
+    }
+}
+
+/// Rejected items from an OTLP/JSON response's `partialSuccess` (int64
+/// fields may come as strings or numbers).
+fn json_rejected(body: &[u8], field: &str) -> i64 {
+    let v: serde_json::Value = serde_json::from_slice(body).unwrap_or_default();
+    match &v["partialSuccess"][field] {
+        serde_json::Value::Number(n) => n.as_i64().unwrap_or(0),
+        serde_json::Value::String(s) => s.parse().unwrap_or(0),
+        _ => 0,
     }
 }
 
@@ -149,18 +175,33 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
             })
         })
         .collect();
+    if args.json && args.protocol != Protocol::Http {
+        return Err("--json needs --protocol http".into());
+    }
     let bodies: Arc<Vec<Bytes>> = Arc::new(
         pool.iter()
             .map(|p| {
-                let raw = p.encode();
+                let raw = if args.json {
+                    p.encode_json()
+                } else {
+                    p.encode()
+                };
                 Bytes::from(if args.gzip { gzip(&raw) } else { raw })
             })
             .collect(),
     );
     let raw_bytes: usize = pool.iter().map(|p| p.encode().len()).sum::<usize>() / pool.len();
+    let sent_bytes: usize = bodies.iter().map(Bytes::len).sum::<usize>() / bodies.len();
     eprintln!(
-        "sending {:?} over {:?} to {endpoint} as tenant {tenant}: {} items/request, {} B/request (protobuf), {} connections, {} s",
-        args.signal, args.protocol, args.batch, raw_bytes, args.concurrency, args.duration
+        "sending {:?} over {:?}{} to {endpoint} as tenant {tenant}: {} items/request, {} B/request as protobuf, {} B/request sent, {} connections, {} s",
+        args.signal,
+        args.protocol,
+        if args.json { "/JSON" } else { "" },
+        args.batch,
+        raw_bytes,
+        sent_bytes,
+        args.concurrency,
+        args.duration
     );
 
     let totals = Arc::new(Totals::default());
@@ -176,7 +217,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
         let totals = Arc::clone(&totals);
         let endpoint = endpoint.clone();
         let tenant = tenant.clone();
-        let (protocol, signal, gz) = (args.protocol, args.signal, args.gzip);
+        let (protocol, signal, gz, json) = (args.protocol, args.signal, args.gzip, args.json);
         workers.push(tokio::spawn(async move {
             let mut latencies: Vec<u64> = Vec::new();
             let http = reqwest::Client::new();
@@ -261,7 +302,14 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
                         };
                         let mut rb = http
                             .post(format!("{endpoint}/v1/{path}"))
-                            .header("content-type", "application/x-protobuf")
+                            .header(
+                                "content-type",
+                                if json {
+                                    "application/json"
+                                } else {
+                                    "application/x-protobuf"
+                                },
+                            )
                             .header("x-tenant-id", &tenant)
                             .body(bodies[idx].clone());
                         if gz {
@@ -270,19 +318,32 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
                         match rb.send().await {
                             Ok(resp) if resp.status().is_success() => {
                                 let body = resp.bytes().await.unwrap_or_default();
-                                Ok(match signal {
-                                    Signal::Traces => ExportTraceServiceResponse::decode(body)
-                                        .ok()
-                                        .and_then(|r| r.partial_success)
-                                        .map_or(0, |p| p.rejected_spans),
-                                    Signal::Metrics => ExportMetricsServiceResponse::decode(body)
-                                        .ok()
-                                        .and_then(|r| r.partial_success)
-                                        .map_or(0, |p| p.rejected_data_points),
-                                    Signal::Logs => ExportLogsServiceResponse::decode(body)
-                                        .ok()
-                                        .and_then(|r| r.partial_success)
-                                        .map_or(0, |p| p.rejected_log_records),
+                                Ok(match (signal, json) {
+                                    (Signal::Traces, true) => json_rejected(&body, "rejectedSpans"),
+                                    (Signal::Metrics, true) => {
+                                        json_rejected(&body, "rejectedDataPoints")
+                                    }
+                                    (Signal::Logs, true) => {
+                                        json_rejected(&body, "rejectedLogRecords")
+                                    }
+                                    (Signal::Traces, false) => {
+                                        ExportTraceServiceResponse::decode(body)
+                                            .ok()
+                                            .and_then(|r| r.partial_success)
+                                            .map_or(0, |p| p.rejected_spans)
+                                    }
+                                    (Signal::Metrics, false) => {
+                                        ExportMetricsServiceResponse::decode(body)
+                                            .ok()
+                                            .and_then(|r| r.partial_success)
+                                            .map_or(0, |p| p.rejected_data_points)
+                                    }
+                                    (Signal::Logs, false) => {
+                                        ExportLogsServiceResponse::decode(body)
+                                            .ok()
+                                            .and_then(|r| r.partial_success)
+                                            .map_or(0, |p| p.rejected_log_records)
+                                    }
                                 })
                             }
                             Ok(resp) => Err(matches!(resp.status().as_u16(), 429 | 503)),
@@ -325,9 +386,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     let accepted = totals.accepted.load(Ordering::Relaxed);
     let refused = totals.refused_items.load(Ordering::Relaxed);
     println!(
-        "{{\"signal\":\"{:?}\",\"protocol\":\"{:?}\",\"gzip\":{},\"connections\":{},\"seconds\":{elapsed:.2},\"requests\":{},\"accepted_items\":{accepted},\"accepted_per_s\":{:.0},\"rejected_items\":{},\"refused_items\":{refused},\"refused_per_s\":{:.0},\"refused_requests\":{},\"errors\":{},\"p50_ms\":{:.2},\"p99_ms\":{:.2},\"max_ms\":{:.2}}}",
+        "{{\"signal\":\"{:?}\",\"protocol\":\"{:?}\",\"json\":{},\"gzip\":{},\"connections\":{},\"seconds\":{elapsed:.2},\"requests\":{},\"accepted_items\":{accepted},\"accepted_per_s\":{:.0},\"rejected_items\":{},\"refused_items\":{refused},\"refused_per_s\":{:.0},\"refused_requests\":{},\"errors\":{},\"p50_ms\":{:.2},\"p99_ms\":{:.2},\"max_ms\":{:.2}}}",
         args.signal,
         args.protocol,
+        args.json,
         args.gzip,
         args.concurrency,
         latencies.len(),

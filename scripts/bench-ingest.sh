@@ -5,7 +5,8 @@
 # generator flat out, then again at half of the rate it reached (the issue's
 # "p99 at half of peak"). Peak RSS is the kernel's high-water mark (VmHWM).
 # Usage: scripts/bench-ingest.sh [seconds] [signal/protocol ...]
-#   e.g. scripts/bench-ingest.sh 15 traces/http logs/http
+#   protocol: grpc, http (protobuf) or http-json
+#   e.g. scripts/bench-ingest.sh 15 traces/http logs/http-json
 set -euo pipefail
 cd "$(dirname "$0")/.."
 secs=${1:-15}; shift || true
@@ -21,11 +22,12 @@ run() { # signal protocol rate
     >"$dir/server.log" 2>&1 &
   local pid=$!
   until curl -sf 127.0.0.1:34318/readyz >/dev/null; do sleep 0.1; done
-  local ep=http://127.0.0.1:34318
+  local ep=http://127.0.0.1:34318 extra=()
   [ "$protocol" = grpc ] && ep=http://127.0.0.1:34317
+  [ "$protocol" = http-json ] && { protocol=http; extra=(--json); }
   local out
   out=$($gen --protocol "$protocol" --endpoint $ep --api http://127.0.0.1:34318 \
-    --signal "$signal" --duration "$secs" --concurrency 8 --rate "$rate" 2>"$dir/loadgen.err") \
+    --signal "$signal" --duration "$secs" --concurrency 8 --rate "$rate" "${extra[@]}" 2>"$dir/loadgen.err") \
     || { cat "$dir/loadgen.err" >&2; }
   local hwm; hwm=$(awk '/VmHWM/ {print int($2/1024)}' /proc/$pid/status)
   kill -TERM $pid; wait $pid || true
