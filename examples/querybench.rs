@@ -13,14 +13,14 @@
 //! `generate` writes a store exactly as the server does: OTLP requests (spans
 //! from `telemetryflow::synth::Synth`, metric series from a seeded generator
 //! here: a gauge, a cumulative counter with resets, a delta histogram) go
-//! through the real converters (domain rules included), rows are cut into
-//! (tenant, table, hour) partitions, and a partition is written as one
-//! Parquet file by `ObjectFileStore::write_file` (sorted, zstd, statistics,
-//! trace-id bloom filter, `storage.row_group_rows` per row group) and
-//! committed to the table's manifest whenever it reaches `buffer.flush_rows`
-//! or `buffer.flush_bytes` — the server's flush triggers under a bulk load —
-//! or its hour is complete. The WAL is skipped (nothing to recover). Event
-//! times span `--hours` from `--start`; the same seed gives the same rows.
+//! through the real converters (domain rules included) into the server's own
+//! `PartitionBuffer`, which cuts them into (tenant, table, hour) partitions
+//! and flushes them as the server's flusher does under a bulk load (by
+//! `buffer.flush_rows`, `buffer.flush_bytes` and memory pressure): sorted,
+//! zstd, statistics, trace-id bloom filter, `storage.row_group_rows` per row
+//! group, committed to the table's manifest. The WAL is skipped (nothing to
+//! recover). Event times span `--hours` from `--start`; the same seed gives
+//! the same rows.
 //! A description of the store (time range, metric names, a deterministic
 //! sample of stored trace ids) goes to `<data-dir>/querybench.json`, which
 //! `run` and the DuckDB script read.
@@ -29,15 +29,13 @@
 //! and default query settings: memory limit, target partitions = cores) and
 //! times each query `--iterations` times after `--warmup` runs.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
-use arrow::array::{Array, Float64Array, StringArray, TimestampNanosecondArray, UInt32Array};
-use arrow::compute::{concat_batches, take_record_batch};
-use arrow::record_batch::RecordBatch;
+use arrow::array::{Array, Float64Array, StringArray};
 use clap::{Args, Parser, Subcommand};
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
 use opentelemetry_proto::tonic::common::v1::{AnyValue, InstrumentationScope, KeyValue, any_value};
@@ -50,21 +48,18 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 use telemetryflow::Config;
 use telemetryflow::application::commands::ShardedCounterStore;
-use telemetryflow::application::ports::{
-    FileMeta, FileStore, QueryLimits, QueryResult, ReadModel, SqlParam,
-};
+use telemetryflow::application::pipeline::PartitionBuffer;
+use telemetryflow::application::ports::{QueryLimits, QueryResult, ReadModel, SqlParam};
 use telemetryflow::application::queries::params::{Aggregation, Interval, TimeWindow};
 use telemetryflow::application::queries::{
     GetTraceQuery, MetricQueries, TimeSeriesQuery, TraceQueries,
 };
 use telemetryflow::application::{Table, TableBatch};
+use telemetryflow::bootstrap::open_storage;
 use telemetryflow::config::Overrides;
 use telemetryflow::domain::{TenantContext, TenantId, WorkspaceId};
 use telemetryflow::infrastructure::otlp::convert::{Converted, convert_metrics, convert_traces};
-use telemetryflow::infrastructure::storage::ObjectFileStore;
 use telemetryflow::synth::Synth;
-use tokio::sync::Semaphore;
-use tokio::task::JoinSet;
 
 /// The server's allocator (src/main.rs), so both phases cost what they do there.
 #[global_allocator]
@@ -237,161 +232,33 @@ impl Rng {
 
 // ---------------------------------------------------------------- generate
 
-/// Rows waiting to become one file: one (table, hour) partition.
-#[derive(Default)]
-struct Pending {
-    batches: Vec<RecordBatch>,
-    rows: usize,
-    bytes: usize,
-    max_seq: u64,
-}
-
-/// Cuts converted rows into hourly partitions and writes a partition as a
-/// file once it is as big as the server would let it get, or its hour is over.
-struct Writer {
-    files: Arc<ObjectFileStore>,
+/// Feeds converted rows to the server's partition buffer and flushes what
+/// is due after each request, as the server's flusher would.
+struct Loader {
+    buffer: Arc<PartitionBuffer>,
     tenant: TenantId,
-    flush_rows: usize,
-    flush_bytes: usize,
-    pending: HashMap<(Table, u64), Pending>,
-    /// At most this many files encoded at once (the encoder runs on the
-    /// blocking pool while generation goes on).
-    slots: Arc<Semaphore>,
-    tasks: JoinSet<anyhow::Result<FileMeta>>,
-    written: Vec<(Table, FileMeta)>,
+    seq: u64,
 }
 
-impl Writer {
-    fn hour_of(ts: i64) -> u64 {
-        let t = ts.max(0) as u64;
-        t - t % HOUR_NS
-    }
-
-    async fn add(&mut self, seq: u64, converted: Converted) -> anyhow::Result<()> {
+impl Loader {
+    async fn add(&mut self, converted: Converted) -> anyhow::Result<()> {
         if converted.summary.rejected() > 0 {
             bail!(
                 "the converter rejected generated items: {}",
                 converted.summary.rejection_message()
             );
         }
-        for TableBatch { table, batch } in converted.batches {
-            for (hour, part) in split_by_hour(&batch)? {
-                let p = self.pending.entry((table, hour)).or_default();
-                p.rows += part.num_rows();
-                p.bytes += part.get_array_memory_size();
-                p.max_seq = p.max_seq.max(seq);
-                p.batches.push(part);
-                if p.rows >= self.flush_rows || p.bytes >= self.flush_bytes {
-                    self.flush(table, hour).await?;
-                }
-            }
+        self.seq += 1;
+        for TableBatch { table, batch } in &converted.batches {
+            self.buffer
+                .insert(&self.tenant, *table, batch, self.seq, false);
         }
-        Ok(())
-    }
-
-    /// Writes every partition of `tables` whose hour ended before `now_ns`.
-    async fn flush_before(&mut self, tables: &[Table], now_ns: u64) -> anyhow::Result<()> {
-        let mut done: Vec<(Table, u64)> = self
-            .pending
-            .keys()
-            .filter(|(t, h)| tables.contains(t) && h + HOUR_NS <= now_ns)
-            .copied()
-            .collect();
-        done.sort();
-        for (t, h) in done {
-            self.flush(t, h).await?;
-        }
-        Ok(())
-    }
-
-    async fn flush(&mut self, table: Table, hour: u64) -> anyhow::Result<()> {
-        let Some(p) = self.pending.remove(&(table, hour)) else {
-            return Ok(());
-        };
-        if p.batches.is_empty() {
-            return Ok(());
-        }
-        let permit = Arc::clone(&self.slots)
-            .acquire_owned()
+        self.buffer
+            .flush_due(false)
             .await
-            .context("encoder slots closed")?;
-        while let Some(done) = self.tasks.try_join_next() {
-            self.record(done)?;
-        }
-        let files = Arc::clone(&self.files);
-        let tenant = self.tenant.clone();
-        self.tasks.spawn(async move {
-            let _permit = permit;
-            let schema = p.batches[0].schema();
-            let batch = concat_batches(&schema, &p.batches).context("concatenating rows")?;
-            let meta = files
-                .write_file(&tenant, table, hour, p.max_seq, batch)
-                .await
-                .with_context(|| format!("writing a {table} file"))?;
-            files
-                .commit(&tenant, table, vec![meta.clone()])
-                .await
-                .with_context(|| format!("committing {}", meta.path))?;
-            Ok(meta)
-        });
+            .context("flushing to Parquet")?;
         Ok(())
     }
-
-    fn record(
-        &mut self,
-        done: Result<anyhow::Result<FileMeta>, tokio::task::JoinError>,
-    ) -> anyhow::Result<()> {
-        let meta = done.context("a file-writing task failed")??;
-        let table = meta
-            .path
-            .split('/')
-            .nth(1)
-            .and_then(Table::from_name)
-            .with_context(|| format!("unexpected file path {}", meta.path))?;
-        self.written.push((table, meta));
-        Ok(())
-    }
-
-    async fn finish(mut self) -> anyhow::Result<Vec<(Table, FileMeta)>> {
-        let mut keys: Vec<(Table, u64)> = self.pending.keys().copied().collect();
-        keys.sort();
-        for (t, h) in keys {
-            self.flush(t, h).await?;
-        }
-        while let Some(done) = self.tasks.join_next().await {
-            self.record(done)?;
-        }
-        Ok(self.written)
-    }
-}
-
-fn split_by_hour(batch: &RecordBatch) -> anyhow::Result<Vec<(u64, RecordBatch)>> {
-    let ts = batch
-        .column_by_name(Table::TIMESTAMP_COLUMN)
-        .and_then(|c| c.as_any().downcast_ref::<TimestampNanosecondArray>())
-        .context("a converted batch has no Timestamp(ns) `timestamp` column")?;
-    if ts.is_empty() {
-        return Ok(Vec::new());
-    }
-    let first = Writer::hour_of(ts.value(0));
-    if (1..ts.len()).all(|i| Writer::hour_of(ts.value(i)) == first) {
-        return Ok(vec![(first, batch.clone())]);
-    }
-    let mut groups: BTreeMap<u64, Vec<u32>> = BTreeMap::new();
-    for i in 0..ts.len() {
-        groups
-            .entry(Writer::hour_of(ts.value(i)))
-            .or_default()
-            .push(i as u32);
-    }
-    groups
-        .into_iter()
-        .map(|(h, idx)| {
-            take_record_batch(batch, &UInt32Array::from(idx))
-                .map(|b| (h, b))
-                .context("splitting a batch by hour")
-        })
-        .collect()
 }
 
 fn kv(k: &str, v: any_value::Value) -> KeyValue {
@@ -626,24 +493,14 @@ async fn generate(args: GenerateArgs) -> anyhow::Result<()> {
     let span_ns = args.hours * HOUR_NS;
     let end_ns = start_ns + span_ns;
 
-    let store = config
-        .storage_location()
-        .build()
+    let storage = open_storage(&config, None, false)
+        .await
         .context("opening the storage")?;
-    let files =
-        Arc::new(ObjectFileStore::new(store).with_row_group_rows(config.storage.row_group_rows));
-    let buffer = config.buffer_config();
-    let mut writer = Writer {
-        files,
+    let mut loader = Loader {
+        buffer: Arc::clone(storage.pipeline.buffer()),
         tenant: tenant.clone(),
-        flush_rows: buffer.flush_rows,
-        flush_bytes: buffer.flush_bytes,
-        pending: HashMap::new(),
-        slots: Arc::new(Semaphore::new(2)),
-        tasks: JoinSet::new(),
-        written: Vec::new(),
+        seq: 0,
     };
-    let mut seq = 0u64;
 
     // Spans: Synth's traces of 8 spans, each request's traces 1 ms apart,
     // requests spread evenly over the time range.
@@ -672,17 +529,8 @@ async fn generate(args: GenerateArgs) -> anyhow::Result<()> {
                 trace_ids.push(id);
             }
         }
-        let request_start = req
-            .resource_spans
-            .iter()
-            .flat_map(|r| r.scope_spans.iter().flat_map(|s| &s.spans))
-            .map(|s| s.start_time_unix_nano)
-            .min()
-            .unwrap_or(synth.now);
-        seq += 1;
         let converted = convert_traces(&req, &ctx).context("converting spans")?;
-        writer.flush_before(&[Table::Traces], request_start).await?;
-        writer.add(seq, converted).await?;
+        loader.add(converted).await?;
         spans_done += n;
     }
     if synth.now >= end_ns {
@@ -719,7 +567,6 @@ async fn generate(args: GenerateArgs) -> anyhow::Result<()> {
     while k < mgen.scrapes {
         let to = (k + per_request).min(mgen.scrapes);
         let req = mgen.request(k, to);
-        seq += 1;
         let converted =
             convert_metrics(&req, &ctx, &counters).context("converting metric points")?;
         for b in &converted.batches {
@@ -731,18 +578,24 @@ async fn generate(args: GenerateArgs) -> anyhow::Result<()> {
                 _ => {}
             }
         }
-        writer.flush_before(&metric_tables, mgen.time(0, k)).await?;
-        writer.add(seq, converted).await?;
+        loader.add(converted).await?;
         k = to;
     }
-    let written = writer.finish().await?;
+    loader
+        .buffer
+        .flush_due(true)
+        .await
+        .context("flushing to Parquet")?;
 
     let mut tables: BTreeMap<String, TableStats> = BTreeMap::new();
-    for (table, meta) in &written {
+    for table in [Table::Traces].into_iter().chain(metric_tables) {
+        let snapshot = loader.buffer.snapshot(&tenant, table);
         let s = tables.entry(table.name().to_owned()).or_default();
-        s.files += 1;
-        s.rows += meta.rows;
-        s.bytes += meta.size;
+        for f in &snapshot.files {
+            s.files += 1;
+            s.rows += f.rows;
+            s.bytes += f.size;
+        }
     }
     let parquet_bytes: u64 = tables.values().map(|s| s.bytes).sum();
     let stored_spans = tables.get("otel_traces").map(|s| s.rows).unwrap_or(0);
@@ -1016,7 +869,7 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         bail!("{} lists no trace ids", meta_path.display());
     }
     let config = load_config(&args.data_dir)?;
-    let storage = telemetryflow::bootstrap::open_storage(&config, None, false)
+    let storage = open_storage(&config, None, false)
         .await
         .context("opening the store")?;
     let tenant = TenantId::parse(&meta.tenant).context("tenant in the store description")?;
