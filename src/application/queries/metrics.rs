@@ -520,26 +520,27 @@ impl MetricQueries {
             let mut prev: Option<(CumulativePoint, Vec<u64>)> = None;
             for pt in s.points {
                 let h = pt.value;
-                let (observed, lo, hi) = if pt.delta {
-                    inc.clone_from(&h.counts);
-                    (true, h.min, h.max)
-                } else {
-                    let ok = cumulative_bucket_increase(
-                        prev.as_ref().map(|(pp, c)| (*pp, c.as_slice())),
-                        pt.at,
-                        &h.counts,
-                        q.window.start_ns,
-                        &mut inc,
-                    );
+                // (counts observed in this point, min, max)
+                let observed: Option<(&[u64], _, _)> = if pt.delta {
+                    Some((&h.counts, h.min, h.max))
+                } else if cumulative_bucket_increase(
+                    prev.as_ref().map(|(pp, c)| (*pp, c.as_slice())),
+                    pt.at,
+                    &h.counts,
+                    q.window.start_ns,
+                    &mut inc,
+                ) {
                     // A cumulative point's min/max cover its whole lifetime,
                     // not this bucket: don't clamp with them.
-                    (ok, None, None)
+                    Some((&inc, None, None))
+                } else {
+                    None
                 };
-                if observed {
+                if let Some((counts, lo, hi)) = observed {
                     buckets
                         .entry(bucket_start(pt.at.ts_ns, interval))
                         .or_default()
-                        .add(&h.bounds, &inc, lo, hi);
+                        .add(&h.bounds, counts, lo, hi);
                 }
                 if !pt.delta {
                     prev = Some((pt.at, h.counts));
