@@ -83,8 +83,13 @@ pub async fn open_storage(
     ));
     let pipeline = Arc::new(Pipeline::new(buffer));
     let engine = Arc::new(
-        DataFusionEngine::new(Arc::clone(&pipeline) as Arc<dyn SnapshotSource>, store)
-            .context("starting the query engine")?,
+        DataFusionEngine::new(
+            Arc::clone(&pipeline) as Arc<dyn SnapshotSource>,
+            store,
+            config.sql_limits(),
+            config.query_executor(),
+        )
+        .context("starting the query engine")?,
     );
     Ok(Storage {
         pipeline,

@@ -113,6 +113,11 @@ pub struct QuerySettings {
     pub max_rows: usize,
     pub cache_ttl_secs: u64,
     pub cache_max_entries: u64,
+    pub max_sql_bytes: usize,
+    pub max_expr_depth: usize,
+    pub max_in_list: usize,
+    pub threads: usize,
+    pub max_concurrent: usize,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -180,12 +185,19 @@ impl Default for IngestSettings {
 
 impl Default for QuerySettings {
     fn default() -> Self {
+        let sql = crate::infrastructure::query::guard::SqlLimits::default();
+        let executor = crate::infrastructure::query::engine::ExecutorConfig::default();
         Self {
             timeout_secs: 30,
             memory_limit_mb: 1024,
             max_rows: 100_000,
             cache_ttl_secs: 300,
             cache_max_entries: 10_000,
+            max_sql_bytes: sql.max_sql_bytes,
+            max_expr_depth: sql.max_expr_depth,
+            max_in_list: sql.max_in_list,
+            threads: executor.threads,
+            max_concurrent: executor.max_concurrent,
         }
     }
 }
@@ -387,6 +399,10 @@ impl Config {
             ("query.timeout_secs", self.query.timeout_secs as usize),
             ("query.memory_limit_mb", self.query.memory_limit_mb),
             ("query.max_rows", self.query.max_rows),
+            ("query.max_sql_bytes", self.query.max_sql_bytes),
+            ("query.max_expr_depth", self.query.max_expr_depth),
+            ("query.max_in_list", self.query.max_in_list),
+            ("query.max_concurrent", self.query.max_concurrent),
         ] {
             if v == 0 {
                 return Err(bad(key, "must be greater than 0".into()));
@@ -458,6 +474,22 @@ impl Config {
             timeout: std::time::Duration::from_secs(self.query.timeout_secs),
             memory_bytes: self.query.memory_limit_mb << 20,
             max_rows: self.query.max_rows,
+        }
+    }
+
+    pub fn sql_limits(&self) -> crate::infrastructure::query::guard::SqlLimits {
+        crate::infrastructure::query::guard::SqlLimits {
+            max_sql_bytes: self.query.max_sql_bytes,
+            max_expr_depth: self.query.max_expr_depth,
+            max_in_list: self.query.max_in_list,
+        }
+    }
+
+    pub fn query_executor(&self) -> crate::infrastructure::query::engine::ExecutorConfig {
+        crate::infrastructure::query::engine::ExecutorConfig {
+            threads: self.query.threads,
+            max_concurrent: self.query.max_concurrent,
+            ..Default::default()
         }
     }
 

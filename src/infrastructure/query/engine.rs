@@ -3,10 +3,11 @@
 //! Each query gets a fresh `SessionContext` holding only the caller's
 //! tenant's tables, so no SQL can name another tenant's data. DDL, DML,
 //! other statements, table functions that could read files, and paths or
-//! URLs in `FROM` are refused. Each query has its own memory pool, a
-//! timeout and a row cap.
+//! URLs in `FROM` are refused, and so are statements beyond the size limits
+//! (`guard`). Each query has its own memory pool, a timeout (covering
+//! planning) and a row cap, and runs on the query runtime (`executor`), never
+//! on the caller's.
 
-use std::ops::ControlFlow;
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -16,11 +17,12 @@ use datafusion::execution::memory_pool::GreedyMemoryPool;
 use datafusion::execution::object_store::ObjectStoreUrl;
 use datafusion::execution::runtime_env::{RuntimeEnv, RuntimeEnvBuilder};
 use datafusion::prelude::{SQLOptions, SessionConfig, SessionContext};
-use datafusion::sql::parser::Statement as DfStatement;
-use datafusion::sql::sqlparser::ast::{ObjectName, TableFactor, Visit, Visitor};
 use futures::StreamExt;
 use object_store::ObjectStore;
 
+pub use super::executor::ExecutorConfig;
+use super::executor::QueryExecutor;
+use super::guard::{SqlLimits, guard};
 use super::table::TenantTable;
 use crate::application::Table;
 use crate::application::ports::{
@@ -33,16 +35,25 @@ use crate::infrastructure::storage::table_schema;
 pub const STORE_URL: &str = "tf://store/";
 
 pub struct DataFusionEngine {
+    sessions: Arc<Sessions>,
+    executor: QueryExecutor,
+}
+
+/// Builds per-query sessions and runs queries in them.
+struct Sessions {
     source: Arc<dyn SnapshotSource>,
     runtime: Arc<RuntimeEnv>,
     store_url: ObjectStoreUrl,
     config: SessionConfig,
+    sql_limits: SqlLimits,
 }
 
 impl DataFusionEngine {
     pub fn new(
         source: Arc<dyn SnapshotSource>,
         store: Arc<dyn ObjectStore>,
+        sql_limits: SqlLimits,
+        executor: ExecutorConfig,
     ) -> Result<Self, QueryError> {
         let store_url =
             ObjectStoreUrl::parse(STORE_URL).map_err(|e| QueryError::Internal(e.to_string()))?;
@@ -54,14 +65,31 @@ impl DataFusionEngine {
             .with_information_schema(true)
             .set_bool("datafusion.execution.parquet.pushdown_filters", true)
             .set_bool("datafusion.execution.parquet.reorder_filters", true);
+        let executor = QueryExecutor::new(executor)
+            .map_err(|e| QueryError::Internal(format!("starting the query runtime: {e}")))?;
         Ok(Self {
-            source,
-            runtime,
-            store_url,
-            config,
+            sessions: Arc::new(Sessions {
+                source,
+                runtime,
+                store_url,
+                config,
+                sql_limits,
+            }),
+            executor,
         })
     }
 
+    /// A session with exactly the tenant's tables (see [`Sessions::session`]).
+    pub fn session(
+        &self,
+        tenant: &TenantId,
+        memory_bytes: usize,
+    ) -> Result<SessionContext, QueryError> {
+        self.sessions.session(tenant, memory_bytes)
+    }
+}
+
+impl Sessions {
     /// A session with exactly the tenant's tables, each a consistent
     /// snapshot, and a memory pool of its own of `memory_bytes`.
     pub fn session(
@@ -109,95 +137,6 @@ pub fn classify(e: DataFusionError) -> QueryError {
     }
 }
 
-/// Table functions API callers may use: they generate rows, read nothing.
-const ALLOWED_TABLE_FUNCTIONS: [&str; 2] = ["generate_series", "range"];
-
-/// Refuses what could read anything but the tenant's tables: table functions
-/// other than generators, and file paths or URLs in `FROM` (DataFusion would
-/// not resolve them in our sessions either; this says so with a 403).
-struct ReadGuard(Option<String>);
-
-impl ReadGuard {
-    fn check_name(&mut self, name: &ObjectName, is_function: bool) {
-        let text = name.to_string();
-        let last = name
-            .0
-            .last()
-            .and_then(|p| p.as_ident())
-            .map(|i| (i.value.as_str(), i.quote_style));
-        let lower = text.to_ascii_lowercase();
-        if is_function {
-            let fname = last
-                .map(|(v, _)| v.to_ascii_lowercase())
-                .unwrap_or_default();
-            if name.0.len() != 1 || !ALLOWED_TABLE_FUNCTIONS.contains(&fname.as_str()) {
-                self.0 = Some(format!(
-                    "table function {text} is not allowed: queries may read only the tenant's \
-                     tables (allowed table functions: {})",
-                    ALLOWED_TABLE_FUNCTIONS.join(", ")
-                ));
-            }
-        } else if last.is_some_and(|(v, q)| {
-            q == Some('\'') || v.contains('/') || v.contains("://") || v.contains('\\')
-        }) || lower.contains("://")
-        {
-            self.0 = Some(format!(
-                "reading files or URLs ({text}) is not allowed: queries may read only the \
-                 tenant's tables"
-            ));
-        }
-    }
-}
-
-impl Visitor for ReadGuard {
-    type Break = ();
-
-    fn pre_visit_table_factor(&mut self, factor: &TableFactor) -> ControlFlow<()> {
-        match factor {
-            TableFactor::Table { name, args, .. } => self.check_name(name, args.is_some()),
-            TableFactor::Function { name, .. } => self.check_name(name, true),
-            TableFactor::TableFunction { expr, .. } => {
-                self.0 = Some(format!("table function TABLE({expr}) is not allowed"));
-            }
-            TableFactor::JsonTable { .. }
-            | TableFactor::OpenJsonTable { .. }
-            | TableFactor::XmlTable { .. } => {
-                self.0 = Some("JSON_TABLE/OPENJSON/XMLTABLE are not allowed".into());
-            }
-            _ => {}
-        }
-        if self.0.is_some() {
-            ControlFlow::Break(())
-        } else {
-            ControlFlow::Continue(())
-        }
-    }
-}
-
-/// `Forbidden` for statements that are not a read of the tenant's tables.
-fn guard(statement: &DfStatement) -> Result<(), QueryError> {
-    match statement {
-        DfStatement::Statement(s) => {
-            let mut g = ReadGuard(None);
-            let _ = s.visit(&mut g);
-            match g.0 {
-                Some(msg) => Err(QueryError::Forbidden(msg)),
-                None => Ok(()),
-            }
-        }
-        DfStatement::Explain(e) => guard(&e.statement),
-        DfStatement::CreateExternalTable(_) => Err(QueryError::Forbidden(
-            "CREATE EXTERNAL TABLE is not allowed: DDL is not supported".into(),
-        )),
-        DfStatement::CopyTo(_) => Err(QueryError::Forbidden(
-            "COPY is not allowed: DML is not supported".into(),
-        )),
-        DfStatement::Reset(_) => Err(QueryError::Forbidden(
-            "RESET is not allowed: Statement is not supported".into(),
-        )),
-    }
-}
-
 fn scalar(p: &SqlParam) -> ScalarValue {
     match p {
         SqlParam::Utf8(s) => ScalarValue::Utf8(Some(s.clone())),
@@ -207,7 +146,7 @@ fn scalar(p: &SqlParam) -> ScalarValue {
     }
 }
 
-impl DataFusionEngine {
+impl Sessions {
     async fn run(
         &self,
         tenant: &TenantId,
@@ -215,11 +154,12 @@ impl DataFusionEngine {
         params: &[SqlParam],
         limits: &QueryLimits,
     ) -> Result<QueryResult, QueryError> {
+        self.sql_limits.check_text(sql)?;
         let ctx = self.session(tenant, limits.memory_bytes)?;
         let state = ctx.state();
         let dialect = state.config().options().sql_parser.dialect;
         let statement = state.sql_to_statement(sql, &dialect).map_err(classify)?;
-        guard(&statement)?;
+        guard(&statement, &self.sql_limits)?;
         let plan = state.statement_to_plan(statement).await.map_err(classify)?;
         SQLOptions::new()
             .with_allow_ddl(false)
@@ -267,9 +207,13 @@ impl ReadModel for DataFusionEngine {
         params: &[SqlParam],
         limits: &QueryLimits,
     ) -> Result<QueryResult, QueryError> {
-        match tokio::time::timeout(limits.timeout, self.run(tenant, sql, params, limits)).await {
-            Ok(r) => r,
-            Err(_) => Err(QueryError::Timeout(limits.timeout)),
-        }
+        let sessions = Arc::clone(&self.sessions);
+        let (tenant, sql, params, run_limits) =
+            (tenant.clone(), sql.to_owned(), params.to_vec(), *limits);
+        self.executor
+            .run(limits.timeout, async move {
+                sessions.run(&tenant, &sql, &params, &run_limits).await
+            })
+            .await
     }
 }

@@ -2,7 +2,9 @@
 //! not yet flushed.
 
 pub mod engine;
+mod executor;
 pub mod format;
+pub mod guard;
 mod table;
 
 pub use engine::DataFusionEngine;
