@@ -48,7 +48,7 @@ fn query_error(e: QueryError) -> Response {
 }
 
 fn ctx(headers: &HeaderMap) -> Result<TenantContext, QueryError> {
-    let get = |k: &str| headers.get(k).and_then(|v| v.to_str().ok());
+    let get = |k: &str| headers.get(k).map(|v| v.as_bytes());
     tenant_context(get(TENANT_HEADER), get(WORKSPACE_HEADER))
         .map_err(|e| QueryError::Invalid(e.to_string()))
 }

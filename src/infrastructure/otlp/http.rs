@@ -157,7 +157,7 @@ async fn handle(rx: HttpReceiver, signal: Signal, headers: HeaderMap, body: Byte
             }
             Err(e) => return bad_request(e.to_string()),
         };
-    let get = |k: &str| headers.get(k).and_then(|v| v.to_str().ok());
+    let get = |k: &str| headers.get(k).map(|v| v.as_bytes());
     let ctx = match tenant_context(get(TENANT_HEADER), get(WORKSPACE_HEADER)) {
         Ok(c) => c,
         Err(e) => return receive_error(e, format),

@@ -52,16 +52,20 @@ pub enum ReceiveError {
 
 pub type Result<T, E = ReceiveError> = std::result::Result<T, E>;
 
-/// Builds the tenant context from the two header values (absent = `default`).
-pub fn tenant_context(tenant: Option<&str>, workspace: Option<&str>) -> Result<TenantContext> {
-    let tenant = match tenant.map(str::trim) {
+/// Builds the tenant context from the raw bytes of the two header values
+/// (absent or blank = `default`). A value that is not a valid id — bytes
+/// outside ASCII included — is an error, never a fallback to `default`.
+pub fn tenant_context(tenant: Option<&[u8]>, workspace: Option<&[u8]>) -> Result<TenantContext> {
+    let tenant = tenant.map(String::from_utf8_lossy);
+    let workspace = workspace.map(String::from_utf8_lossy);
+    let tenant = match tenant.as_deref().map(str::trim) {
         None | Some("") => TenantId::default_id(),
         Some(t) => TenantId::parse(t).map_err(|source| ReceiveError::BadTenant {
             header: TENANT_HEADER,
             source,
         })?,
     };
-    let workspace = match workspace.map(str::trim) {
+    let workspace = match workspace.as_deref().map(str::trim) {
         None | Some("") => WorkspaceId::default_id(),
         Some(w) => WorkspaceId::parse(w).map_err(|source| ReceiveError::BadTenant {
             header: WORKSPACE_HEADER,
