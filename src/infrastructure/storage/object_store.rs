@@ -3,7 +3,8 @@
 //!
 //! Layout: `<root>/<tenant>/<table>/date=YYYY-MM-DD/hour=HH/<uuid v7>.parquet`.
 //! A file appears atomically (the local store writes a temporary file and
-//! renames it; S3 PUT is atomic).
+//! renames it; S3 PUT is atomic) and durably before the put returns (S3 by
+//! itself; the local store through [`DurableStore`], which fsyncs).
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -22,6 +23,7 @@ use object_store::path::Path;
 use object_store::prefix::PrefixStore;
 use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
 
+use super::durable::{DurableStore, sync_dir};
 use super::manifest::Manifests;
 use super::parquet::{ROW_GROUP_ROWS, encode};
 use crate::application::Table;
@@ -50,9 +52,17 @@ impl StorageLocation {
             StorageLocation::Local(dir) => {
                 std::fs::create_dir_all(dir)
                     .map_err(|e| StoreError::new(format!("creating {}", dir.display()), e))?;
-                let fs = LocalFileSystem::new_with_prefix(dir)
+                let root = dir
+                    .canonicalize()
                     .map_err(|e| StoreError::new(format!("opening {}", dir.display()), e))?;
-                Ok(Arc::new(fs))
+                // The root's own entry (and its parent's) made durable once.
+                for d in root.ancestors().take(3) {
+                    sync_dir(d)
+                        .map_err(|e| StoreError::new(format!("syncing {}", d.display()), e))?;
+                }
+                let fs = LocalFileSystem::new_with_prefix(&root)
+                    .map_err(|e| StoreError::new(format!("opening {}", dir.display()), e))?;
+                Ok(Arc::new(DurableStore::local(fs, root)))
             }
             StorageLocation::S3 {
                 bucket,

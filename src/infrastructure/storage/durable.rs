@@ -1,0 +1,242 @@
+//! `DurableStore`: an object store whose writes have reached stable storage
+//! before they return.
+//!
+//! A commit releases the WAL records it covers, so the data file and the
+//! manifest version it names must survive a power cut by then. S3 gives that
+//! with every PUT; object_store's `LocalFileSystem` syncs nothing — neither
+//! the file nor the directory entry that names it, nor the directories it
+//! created. `DurableStore` wraps a store and, after every successful put,
+//! multipart completion, copy or rename, has a [`Syncer`] make the written
+//! object durable before returning. Writes are ordered by the caller (a data
+//! file is put before the manifest version that names it), so syncing each
+//! before it returns keeps that order on disk.
+//!
+//! Deletes are not synced: a delete lost at a power cut brings back an
+//! object nothing needs (an old manifest version, a replaced or uncommitted
+//! file), which start-up handles.
+
+use std::collections::HashSet;
+use std::fmt;
+use std::ops::Range;
+use std::path::{Path as FsPath, PathBuf};
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use futures::stream::BoxStream;
+use object_store::local::LocalFileSystem;
+use object_store::path::Path;
+use object_store::{
+    CopyOptions, GetOptions, GetResult, ListResult, MultipartUpload, ObjectMeta, ObjectStore,
+    PutMultipartOptions, PutOptions, PutPayload, PutResult, RenameOptions, UploadPart,
+};
+use parking_lot::Mutex;
+
+/// Makes one written object durable.
+#[async_trait]
+pub trait Syncer: Send + Sync + fmt::Debug + 'static {
+    async fn sync(&self, location: &Path) -> object_store::Result<()>;
+}
+
+/// A store whose writes are durable when they return (see the module docs).
+#[derive(Debug)]
+pub struct DurableStore {
+    inner: Arc<dyn ObjectStore>,
+    syncer: Arc<dyn Syncer>,
+}
+
+impl DurableStore {
+    pub fn new(inner: Arc<dyn ObjectStore>, syncer: Arc<dyn Syncer>) -> Self {
+        Self { inner, syncer }
+    }
+
+    /// A local directory whose files and directories are fsync'd.
+    pub fn local(fs: LocalFileSystem, root: PathBuf) -> Self {
+        let fs = Arc::new(fs);
+        let syncer = Arc::new(LocalSyncer {
+            fs: Arc::clone(&fs),
+            root,
+            durable_dirs: Mutex::new(HashSet::new()),
+        });
+        Self::new(fs, syncer)
+    }
+}
+
+impl fmt::Display for DurableStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Durable({})", self.inner)
+    }
+}
+
+#[async_trait]
+impl ObjectStore for DurableStore {
+    async fn put_opts(
+        &self,
+        location: &Path,
+        payload: PutPayload,
+        opts: PutOptions,
+    ) -> object_store::Result<PutResult> {
+        let r = self.inner.put_opts(location, payload, opts).await?;
+        self.syncer.sync(location).await?;
+        Ok(r)
+    }
+
+    async fn put_multipart_opts(
+        &self,
+        location: &Path,
+        opts: PutMultipartOptions,
+    ) -> object_store::Result<Box<dyn MultipartUpload>> {
+        let upload = self.inner.put_multipart_opts(location, opts).await?;
+        Ok(Box::new(DurableUpload {
+            upload,
+            location: location.clone(),
+            syncer: Arc::clone(&self.syncer),
+        }))
+    }
+
+    async fn get_opts(
+        &self,
+        location: &Path,
+        options: GetOptions,
+    ) -> object_store::Result<GetResult> {
+        self.inner.get_opts(location, options).await
+    }
+
+    async fn get_ranges(
+        &self,
+        location: &Path,
+        ranges: &[Range<u64>],
+    ) -> object_store::Result<Vec<Bytes>> {
+        self.inner.get_ranges(location, ranges).await
+    }
+
+    fn delete_stream(
+        &self,
+        locations: BoxStream<'static, object_store::Result<Path>>,
+    ) -> BoxStream<'static, object_store::Result<Path>> {
+        self.inner.delete_stream(locations)
+    }
+
+    fn list(&self, prefix: Option<&Path>) -> BoxStream<'static, object_store::Result<ObjectMeta>> {
+        self.inner.list(prefix)
+    }
+
+    fn list_with_offset(
+        &self,
+        prefix: Option<&Path>,
+        offset: &Path,
+    ) -> BoxStream<'static, object_store::Result<ObjectMeta>> {
+        self.inner.list_with_offset(prefix, offset)
+    }
+
+    async fn list_with_delimiter(&self, prefix: Option<&Path>) -> object_store::Result<ListResult> {
+        self.inner.list_with_delimiter(prefix).await
+    }
+
+    async fn copy_opts(
+        &self,
+        from: &Path,
+        to: &Path,
+        options: CopyOptions,
+    ) -> object_store::Result<()> {
+        self.inner.copy_opts(from, to, options).await?;
+        self.syncer.sync(to).await
+    }
+
+    async fn rename_opts(
+        &self,
+        from: &Path,
+        to: &Path,
+        options: RenameOptions,
+    ) -> object_store::Result<()> {
+        self.inner.rename_opts(from, to, options).await?;
+        self.syncer.sync(to).await
+    }
+}
+
+/// A multipart upload whose completion is durable when it returns.
+#[derive(Debug)]
+struct DurableUpload {
+    upload: Box<dyn MultipartUpload>,
+    location: Path,
+    syncer: Arc<dyn Syncer>,
+}
+
+#[async_trait]
+impl MultipartUpload for DurableUpload {
+    fn put_part(&mut self, data: PutPayload) -> UploadPart {
+        self.upload.put_part(data)
+    }
+
+    async fn complete(&mut self) -> object_store::Result<PutResult> {
+        let r = self.upload.complete().await?;
+        self.syncer.sync(&self.location).await?;
+        Ok(r)
+    }
+
+    async fn abort(&mut self) -> object_store::Result<()> {
+        self.upload.abort().await
+    }
+}
+
+/// fsyncs a file of a local directory, the directory that holds it, and
+/// every directory above it up to the root that is not yet known durable
+/// (directories the store created for it).
+#[derive(Debug)]
+struct LocalSyncer {
+    fs: Arc<LocalFileSystem>,
+    root: PathBuf,
+    /// Directories whose own entry in their parent is durable.
+    durable_dirs: Mutex<HashSet<PathBuf>>,
+}
+
+fn sync_error(path: &FsPath, source: std::io::Error) -> object_store::Error {
+    object_store::Error::Generic {
+        store: "LocalFileSystem",
+        source: format!("syncing {}: {source}", path.display()).into(),
+    }
+}
+
+/// fsync of a directory: makes its entries (names of new files) durable.
+pub fn sync_dir(dir: &FsPath) -> std::io::Result<()> {
+    std::fs::File::open(dir)?.sync_all()
+}
+
+#[async_trait]
+impl Syncer for LocalSyncer {
+    async fn sync(&self, location: &Path) -> object_store::Result<()> {
+        let file = self.fs.path_to_filesystem(location)?;
+        let root = self.root.clone();
+        let known: Vec<PathBuf> = {
+            // Snapshot of the known directories on this file's path.
+            let set = self.durable_dirs.lock();
+            file.ancestors()
+                .skip(1)
+                .filter(|d| set.contains(*d))
+                .map(FsPath::to_path_buf)
+                .collect()
+        };
+        let synced = tokio::task::spawn_blocking(move || {
+            std::fs::File::open(&file)
+                .and_then(|f| f.sync_all())
+                .map_err(|e| sync_error(&file, e))?;
+            let mut newly_durable = Vec::new();
+            for dir in file.ancestors().skip(1) {
+                sync_dir(dir).map_err(|e| sync_error(dir, e))?;
+                if dir == root || known.iter().any(|k| k == dir) || !dir.starts_with(&root) {
+                    break;
+                }
+                // `dir`'s entry is in its parent, synced next.
+                newly_durable.push(dir.to_path_buf());
+            }
+            Ok::<_, object_store::Error>(newly_durable)
+        })
+        .await
+        .map_err(|e| object_store::Error::Generic {
+            store: "LocalFileSystem",
+            source: Box::new(e),
+        })??;
+        self.durable_dirs.lock().extend(synced);
+        Ok(())
+    }
+}
