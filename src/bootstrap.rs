@@ -111,6 +111,26 @@ pub fn replay_read_only(config: &Config, storage: &Storage) -> anyhow::Result<Re
     .context("reading the write-ahead log")
 }
 
+/// After replay: flushes the largest partitions until the buffers hold at
+/// most half the memory budget, so that once the server reports ready its
+/// writes are accepted rather than refused as overloaded. Gives up (and
+/// lets admission control refuse, retryably) if storage fails or does not
+/// drain within a minute.
+async fn relieve_memory(pipeline: &Pipeline) {
+    let half = pipeline.buffer().config().max_buffered_bytes / 2;
+    let started = std::time::Instant::now();
+    while pipeline.buffer().buffered_bytes() > half && started.elapsed() < Duration::from_secs(60) {
+        match pipeline.flush_due(false).await {
+            Ok(0) => tokio::time::sleep(Duration::from_millis(20)).await,
+            Ok(_) => {}
+            Err(e) => {
+                tracing::warn!(error = %e, "flushing replayed data failed; accepting writes within the memory budget only");
+                return;
+            }
+        }
+    }
+}
+
 /// WAL replay running in the background; yields the opened log.
 type RecoveryTask = JoinHandle<anyhow::Result<(Arc<Wal>, ReplayReport)>>;
 
@@ -184,15 +204,20 @@ pub async fn start_with_store(
     let recovery = {
         let pipeline = Arc::clone(&pipeline);
         let wal_config = config.wal_config();
-        tokio::task::spawn_blocking(move || {
+        tokio::spawn(async move {
             let buffer = Arc::clone(pipeline.buffer());
-            let (wal, report) = Wal::open(wal_config, next_seq, |seq, entry| {
-                for b in &entry.batches {
-                    buffer.insert(&entry.tenant, b.table, &b.batch, seq, true);
-                }
-                buffer.note_seq(seq);
+            let (wal, report) = tokio::task::spawn_blocking(move || {
+                Wal::open(wal_config, next_seq, |seq, entry| {
+                    for b in &entry.batches {
+                        buffer.insert(&entry.tenant, b.table, &b.batch, seq, true);
+                    }
+                    buffer.note_seq(seq);
+                })
+                .context("opening the write-ahead log")
             })
-            .context("opening the write-ahead log")?;
+            .await
+            .context("WAL replay task")??;
+            relieve_memory(&pipeline).await;
             let wal = Arc::new(wal);
             pipeline.set_wal(Arc::clone(&wal) as Arc<dyn WriteAheadLog>);
             tracing::info!(
@@ -200,6 +225,7 @@ pub async fn start_with_store(
                 segments = report.segments,
                 torn = report.torn_tails,
                 corrupt = report.corrupt,
+                buffered_bytes = pipeline.buffer().buffered_bytes(),
                 "write-ahead log replayed; accepting writes"
             );
             Ok((wal, report))

@@ -12,12 +12,12 @@
 //! time per partition keeps each file's `max_seq` a watermark: every row of
 //! the partition with a lower sequence number is committed.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use arrow::array::{Array, TimestampNanosecondArray, UInt32Array};
+use arrow::array::{Array, ArrayData, TimestampNanosecondArray, UInt32Array};
 use arrow::compute::{concat_batches, take_record_batch};
 use arrow::record_batch::RecordBatch;
 use parking_lot::RwLock;
@@ -74,7 +74,7 @@ impl Chunk {
             self.min_seq = seq;
         }
         self.rows += batch.num_rows();
-        self.bytes += batch.get_array_memory_size();
+        self.bytes += held_bytes(&batch);
         self.max_seq = self.max_seq.max(seq);
         self.batches.push(batch);
     }
@@ -221,7 +221,6 @@ impl PartitionBuffer {
                 continue;
             }
             let mut st = self.state.write();
-            st.buffered_bytes += part.get_array_memory_size();
             st.max_inserted_seq = st.max_inserted_seq.max(seq);
             let p = st
                 .partitions
@@ -238,7 +237,10 @@ impl PartitionBuffer {
                     retry_at: None,
                 });
             p.since.get_or_insert(now);
+            let before = p.open.bytes;
             p.open.push(part, seq);
+            let added = p.open.bytes - before;
+            st.buffered_bytes += added;
         }
     }
 
@@ -420,6 +422,33 @@ impl PartitionBuffer {
     }
 }
 
+/// Bytes of memory `batch` keeps alive, each allocation counted once.
+///
+/// `RecordBatch::get_array_memory_size` counts a buffer once per array that
+/// shares it. Arrays decoded from one Arrow IPC message (WAL replay) all
+/// share the message's single allocation, so that sum counts it once per
+/// column and child array — tens of times what is held.
+pub fn held_bytes(batch: &RecordBatch) -> usize {
+    fn add(data: &ArrayData, seen: &mut HashSet<usize>, total: &mut usize) {
+        let nulls = data.nulls().map(|n| n.buffer());
+        for buf in data.buffers().iter().chain(nulls) {
+            if seen.insert(buf.data_ptr().as_ptr() as usize) {
+                // Externally owned buffers report no capacity: count their length.
+                *total += buf.capacity().max(buf.len());
+            }
+        }
+        for child in data.child_data() {
+            add(child, seen, total);
+        }
+    }
+    let mut seen = HashSet::new();
+    let mut total = 0;
+    for column in batch.columns() {
+        add(&column.to_data(), &mut seen, &mut total);
+    }
+    total
+}
+
 /// Splits rows by the hour of their `timestamp` column.
 fn split_by_hour(batch: &RecordBatch) -> Result<Vec<(u64, RecordBatch)>, String> {
     let col = batch
@@ -455,4 +484,70 @@ fn split_by_hour(batch: &RecordBatch) -> Result<Vec<(u64, RecordBatch)>, String>
         .collect::<Result<_, _>>()?;
     out.sort_by_key(|(h, _)| *h);
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use arrow::array::{ArrayRef, Int64Array, StringArray};
+    use arrow::datatypes::{DataType, Field, Schema};
+    use arrow::ipc::reader::StreamReader;
+    use arrow::ipc::writer::StreamWriter;
+
+    use super::*;
+
+    #[test]
+    fn held_bytes_counts_a_shared_allocation_once() {
+        let n = 10_000;
+        let columns: Vec<ArrayRef> = (0..20)
+            .map(|c| {
+                if c % 2 == 0 {
+                    Arc::new(Int64Array::from_iter_values((0..n).map(|i| i * c))) as ArrayRef
+                } else {
+                    Arc::new(StringArray::from_iter_values(
+                        (0..n).map(|i| format!("v{i}")),
+                    ))
+                }
+            })
+            .collect();
+        let fields: Vec<Field> = (0..20)
+            .map(|c| {
+                let t = if c % 2 == 0 {
+                    DataType::Int64
+                } else {
+                    DataType::Utf8
+                };
+                Field::new(format!("c{c}"), t, false)
+            })
+            .collect();
+        let batch = RecordBatch::try_new(Arc::new(Schema::new(fields)), columns).unwrap();
+        let own = held_bytes(&batch);
+        // Unshared buffers: the same as arrow's count, less its per-array
+        // struct overhead.
+        let arrow_count = batch.get_array_memory_size();
+        assert!(
+            own <= arrow_count && own + 4096 >= arrow_count,
+            "{own} vs {arrow_count}"
+        );
+
+        // Decoded from IPC, every column shares the message's allocation.
+        let mut ipc = Vec::new();
+        let mut w = StreamWriter::try_new(&mut ipc, &batch.schema()).unwrap();
+        w.write(&batch).unwrap();
+        w.finish().unwrap();
+        drop(w);
+        let decoded = StreamReader::try_new(std::io::Cursor::new(&ipc), None)
+            .unwrap()
+            .next()
+            .unwrap()
+            .unwrap();
+        let held = held_bytes(&decoded);
+        assert!(
+            held <= ipc.len() + 4096 && held >= own / 2,
+            "held {held}, IPC {}, own {own}",
+            ipc.len()
+        );
+        assert!(decoded.get_array_memory_size() > 10 * held);
+    }
 }
