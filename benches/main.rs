@@ -18,6 +18,12 @@
 //!   ack per iteration, as a single client would see);
 //! * `ingest_end_to_end_8_clients` the same for 8 requests sent at once.
 //!
+//! And `flush_commit/{small,large}_{synced,unsynced}`: one flush's Parquet
+//! file written to the local store and committed to its manifest, with the
+//! server's durable local store (file, manifest version and their
+//! directories fsync'd) and with object_store's plain `LocalFileSystem`
+//! (nothing synced); `small` is one request's spans, `large` 64 requests'.
+//!
 //! ```sh
 //! cargo bench --bench main                     # everything
 //! cargo bench --bench main -- traces/          # one signal
@@ -359,6 +365,72 @@ fn bench_signal<M: Message + Default + Sync>(c: &mut Criterion, sig: Signal<M>) 
     g.finish();
 }
 
+/// Flush + commit latency of the durable local store against a plain one.
+fn bench_flush_commit(c: &mut Criterion) {
+    use object_store::local::LocalFileSystem;
+    use telemetryflow::application::ports::FileStore;
+    use telemetryflow::infrastructure::storage::{ObjectFileStore, StorageLocation};
+
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    let sig = traces();
+    let ctx = TenantContext::default();
+    let large = file_batches(&sig, &ctx)
+        .into_iter()
+        .next()
+        .expect("a traces batch")
+        .batch;
+    let small = large.slice(0, ITEMS);
+    let hour = T0 - T0 % 3_600_000_000_000;
+    let mut g = c.benchmark_group("flush_commit");
+    g.sample_size(20);
+    for (size, batch) in [("small", &small), ("large", &large)] {
+        for synced in [true, false] {
+            let dir = tempfile::tempdir().expect("temp dir");
+            let store: Arc<dyn object_store::ObjectStore> = if synced {
+                StorageLocation::Local(dir.path().to_path_buf())
+                    .build()
+                    .expect("store")
+            } else {
+                Arc::new(LocalFileSystem::new_with_prefix(dir.path()).expect("store"))
+            };
+            let files = ObjectFileStore::new(store);
+            let mut seq = 0u64;
+            g.throughput(Throughput::Elements(batch.num_rows() as u64));
+            let name = format!("{size}_{}", if synced { "synced" } else { "unsynced" });
+            g.bench_function(name, |b| {
+                b.iter(|| {
+                    seq += 1;
+                    // A fresh tenant every 16 commits keeps the manifest
+                    // small (its growth is not what this measures) while
+                    // most commits go to directories that already exist.
+                    let tenant = TenantId::parse(&format!("t{}", seq / 16)).expect("tenant id");
+                    rt.block_on(async {
+                        let meta = files
+                            .write_file(
+                                &tenant,
+                                telemetryflow::application::Table::Traces,
+                                hour,
+                                seq,
+                                batch.clone(),
+                            )
+                            .await
+                            .expect("writes");
+                        files
+                            .commit(
+                                &tenant,
+                                telemetryflow::application::Table::Traces,
+                                vec![meta],
+                            )
+                            .await
+                            .expect("commits")
+                    })
+                })
+            });
+        }
+    }
+    g.finish();
+}
+
 fn bench_traces(c: &mut Criterion) {
     bench_signal(c, traces());
 }
@@ -371,5 +443,11 @@ fn bench_logs(c: &mut Criterion) {
     bench_signal(c, logs());
 }
 
-criterion_group!(benches, bench_traces, bench_metrics, bench_logs);
+criterion_group!(
+    benches,
+    bench_traces,
+    bench_metrics,
+    bench_logs,
+    bench_flush_commit
+);
 criterion_main!(benches);
