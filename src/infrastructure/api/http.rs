@@ -1,8 +1,7 @@
 //! Routes: `POST /v1/{traces,metrics,logs}` (OTLP/HTTP), the query API
 //! under `/api/v2` (see `query.rs`), `GET /healthz`, `/readyz`, `/metrics`. Unknown paths get 404 and wrong methods 405.
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, State};
@@ -11,25 +10,10 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
-use super::query;
-use crate::application::queries::{MetricQueries, SqlHandler, TraceQueries};
+use super::{ApiState, query};
 use crate::infrastructure::otlp;
-use crate::infrastructure::otlp::http::{BodyFormat, HttpReceiver, error_response};
+use crate::infrastructure::otlp::http::{BodyFormat, error_response};
 use crate::infrastructure::otlp::status::{RpcStatus, code};
-
-/// Everything the routes need.
-#[derive(Clone)]
-pub struct ApiState {
-    pub otlp: HttpReceiver,
-    pub sql: Arc<SqlHandler>,
-    pub metric_queries: Arc<MetricQueries>,
-    pub trace_queries: Arc<TraceQueries>,
-    pub serving: Arc<AtomicBool>,
-    /// Sources of `/metrics`; the pipeline also tells readiness.
-    pub metrics: super::metrics::MetricsSources,
-    /// Origins allowed by CORS; `*` allows any.
-    pub cors_allowed_origins: Vec<String>,
-}
 
 async fn healthz(State(state): State<ApiState>) -> Response {
     if state.serving.load(Ordering::SeqCst) {
@@ -58,7 +42,7 @@ async fn metrics(State(state): State<ApiState>) -> Response {
     (
         StatusCode::OK,
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        super::metrics::render(&state.metrics),
+        super::prometheus::render(&state.metrics),
     )
         .into_response()
 }

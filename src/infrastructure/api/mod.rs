@@ -2,9 +2,29 @@
 //! `/api/v2`, health and metrics.
 
 pub mod http;
-pub mod metrics;
 mod otlp_json;
+pub mod prometheus;
 pub mod query;
 
-pub use http::{ApiState, router};
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+
+pub use http::router;
 pub use query::TRUNCATED_HEADER;
+
+use crate::application::queries::{MetricQueries, SqlHandler, TraceQueries};
+use crate::infrastructure::otlp::http::HttpReceiver;
+
+/// Everything the routes need.
+#[derive(Clone)]
+pub struct ApiState {
+    pub otlp: HttpReceiver,
+    pub sql: Arc<SqlHandler>,
+    pub metric_queries: Arc<MetricQueries>,
+    pub trace_queries: Arc<TraceQueries>,
+    pub serving: Arc<AtomicBool>,
+    /// Sources of `/metrics`; the pipeline also tells readiness.
+    pub metrics: prometheus::MetricsSources,
+    /// Origins allowed by CORS; `*` allows any.
+    pub cors_allowed_origins: Vec<String>,
+}

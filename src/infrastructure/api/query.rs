@@ -1,18 +1,21 @@
 //! The query API (`/api/v2/*`): thin adapters from HTTP to the query
-//! handlers. Each route checks its parameters (unknown ones are a 400 too),
-//! builds a query object, and renders the answer as JSON.
+//! handlers. Each route decodes its query string into a typed parameter
+//! struct (an unknown or malformed parameter is a 400 naming it, so a typo
+//! never silently widens a query), builds a query object, and renders the
+//! answer as JSON.
 
-use std::collections::HashMap;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use axum::body::Bytes;
-use axum::extract::{Path, Query, State};
+use axum::extract::{FromRequestParts, Path, State};
+use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
+use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
-use super::http::ApiState;
+use super::ApiState;
 use crate::application::ports::{QueryError, QueryResult};
 use crate::application::queries::params::{self, Aggregation, Interval, TimeWindow, invalid};
 use crate::application::queries::traces::SpanStatus;
@@ -26,8 +29,6 @@ use crate::infrastructure::query::format;
 
 /// Set (to `true`) on SQL answers cut at the row cap.
 pub const TRUNCATED_HEADER: &str = "x-telemetryflow-truncated";
-
-type Params = HashMap<String, String>;
 
 fn query_error(e: QueryError) -> Response {
     let (status, kind) = match &e {
@@ -60,33 +61,51 @@ fn now_ns() -> i64 {
         .unwrap_or(0)
 }
 
-/// Refuses parameters the route does not know (a typo would otherwise
-/// silently widen the query).
-fn known(p: &Params, allowed: &[&str]) -> Result<(), QueryError> {
-    for k in p.keys() {
-        if !allowed.contains(&k.as_str()) {
-            return Err(invalid(
-                k,
-                format!(
-                    "unknown parameter; this endpoint takes {}",
-                    allowed.join(", ")
-                ),
-            ));
+/// Query-string parameters decoded into `T`, whose fields are the route's
+/// parameters (`deny_unknown_fields`). A parameter given twice takes its
+/// last value.
+pub(super) struct Params<T>(T);
+
+fn decode_params<T: DeserializeOwned>(query: &str) -> Result<T, QueryError> {
+    let bad = |e: &dyn std::fmt::Display| QueryError::Invalid(format!("query parameters: {e}"));
+    let pairs: Vec<(String, String)> = serde_urlencoded::from_str(query).map_err(|e| bad(&e))?;
+    let mut last: Vec<(String, String)> = Vec::with_capacity(pairs.len());
+    for (k, v) in pairs {
+        match last.iter_mut().find(|(seen, _)| *seen == k) {
+            Some(entry) => entry.1 = v,
+            None => last.push((k, v)),
         }
     }
-    Ok(())
+    let canonical = serde_urlencoded::to_string(&last).map_err(|e| bad(&e))?;
+    serde_urlencoded::from_str(&canonical).map_err(|e| bad(&e))
 }
 
-fn opt<'a>(p: &'a Params, k: &str) -> Option<&'a str> {
-    p.get(k).map(String::as_str)
+impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for Params<T> {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Response> {
+        decode_params(parts.uri.query().unwrap_or(""))
+            .map(Params)
+            .map_err(query_error)
+    }
 }
 
-fn window(p: &Params) -> Result<TimeWindow, QueryError> {
-    TimeWindow::parse(opt(p, "start"), opt(p, "end"), now_ns())
+/// `start`/`end` of a route, shared by every windowed route.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct WindowParams {
+    start: Option<String>,
+    end: Option<String>,
 }
 
-fn opt_label(p: &Params, k: &str) -> Result<Option<String>, QueryError> {
-    opt(p, k).map(|v| params::label(k, v)).transpose()
+impl WindowParams {
+    fn window(&self) -> Result<TimeWindow, QueryError> {
+        TimeWindow::parse(self.start.as_deref(), self.end.as_deref(), now_ns())
+    }
+}
+
+fn opt_label(name: &str, v: Option<&str>) -> Result<Option<String>, QueryError> {
+    v.map(|v| params::label(name, v)).transpose()
 }
 
 fn json_ok(v: Value) -> Response {
@@ -106,23 +125,32 @@ where
 }
 
 fn rows_json(result: &QueryResult) -> Result<Vec<serde_json::Map<String, Value>>, QueryError> {
-    format::to_objects(&result.batches).map_err(|e| QueryError::Internal(e.to_string()))
+    format::to_objects(&result.batches).map_err(QueryError::internal)
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct CatalogParams {
+    start: Option<String>,
+    end: Option<String>,
+    metric: Option<String>,
 }
 
 /// `GET /api/v2/metrics`
-pub async fn metrics_catalog(
+pub(super) async fn metrics_catalog(
     State(state): State<ApiState>,
-    Query(p): Query<Params>,
+    Params(p): Params<CatalogParams>,
     headers: HeaderMap,
 ) -> Response {
     respond(&headers, |ctx| async move {
-        known(&p, &["start", "end", "metric"])?;
-        let metric = opt(&p, "metric")
+        let metric = p
+            .metric
+            .as_deref()
             .map(|m| params::metric_name("metric", m))
             .transpose()?;
         let q = MetricCatalogQuery {
             ctx,
-            window: window(&p)?,
+            window: TimeWindow::parse(p.start.as_deref(), p.end.as_deref(), now_ns())?,
             metric,
         };
         let metrics = state.metric_queries.catalog(&q).await?;
@@ -131,65 +159,78 @@ pub async fn metrics_catalog(
     .await
 }
 
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct TimeSeriesParams {
+    metric: Option<String>,
+    start: Option<String>,
+    end: Option<String>,
+    interval: Option<String>,
+    aggregation: Option<String>,
+    service: Option<String>,
+    group_by: Option<String>,
+}
+
 /// `GET /api/v2/metrics/timeseries`
-pub async fn timeseries(
+pub(super) async fn timeseries(
     State(state): State<ApiState>,
-    Query(p): Query<Params>,
+    Params(p): Params<TimeSeriesParams>,
     headers: HeaderMap,
 ) -> Response {
     respond(&headers, |ctx| async move {
-        known(
-            &p,
-            &[
-                "metric",
-                "start",
-                "end",
-                "interval",
-                "aggregation",
-                "service",
-                "group_by",
-            ],
-        )?;
-        let metric = match opt(&p, "metric") {
+        let metric = match p.metric.as_deref() {
             Some(m) => params::metric_name("metric", m)?,
             None => return Err(invalid("metric", "is required")),
         };
         let q = TimeSeriesQuery {
             tenant: ctx.tenant().clone(),
             metric,
-            window: window(&p)?,
-            interval: opt(&p, "interval")
+            window: TimeWindow::parse(p.start.as_deref(), p.end.as_deref(), now_ns())?,
+            interval: p
+                .interval
+                .as_deref()
                 .map(Interval::parse)
                 .transpose()?
                 .unwrap_or(Interval::DEFAULT),
-            aggregation: opt(&p, "aggregation")
+            aggregation: p
+                .aggregation
+                .as_deref()
                 .map(Aggregation::parse)
                 .transpose()?
                 .unwrap_or(Aggregation::Avg),
-            service: opt_label(&p, "service")?,
-            group_by: opt(&p, "group_by")
+            service: opt_label("service", p.service.as_deref())?,
+            group_by: p
+                .group_by
+                .as_deref()
                 .map(params::group_by)
                 .transpose()?
                 .unwrap_or_default(),
         };
         let ts = state.metric_queries.time_series(&q).await?;
         Ok(json_ok(
-            serde_json::to_value(&*ts).map_err(|e| QueryError::Internal(e.to_string()))?,
+            serde_json::to_value(&*ts).map_err(QueryError::internal)?,
         ))
     })
     .await
 }
 
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct TraceParams {
+    format: Option<String>,
+    start: Option<String>,
+    end: Option<String>,
+}
+
 /// `GET /api/v2/traces/{trace_id}` (`?format=otlp` for OTLP/JSON).
-pub async fn trace(
+pub(super) async fn trace(
     State(state): State<ApiState>,
     Path(trace_id): Path<String>,
-    Query(p): Query<Params>,
+    Params(p): Params<TraceParams>,
     headers: HeaderMap,
 ) -> Response {
     respond(&headers, |ctx| async move {
-        known(&p, &["format", "start", "end"])?;
-        let otlp = match opt(&p, "format") {
+        let otlp = match p.format.as_deref() {
             None | Some("json") => false,
             Some("otlp") => true,
             Some(other) => {
@@ -199,7 +240,7 @@ pub async fn trace(
         let q = GetTraceQuery {
             ctx,
             trace_id: params::trace_id("trace_id", &trace_id)?,
-            window: TimeWindow::parse_optional(opt(&p, "start"), opt(&p, "end"), now_ns())?,
+            window: TimeWindow::parse_optional(p.start.as_deref(), p.end.as_deref(), now_ns())?,
         };
         let result = state.trace_queries.trace(&q).await?;
         if otlp {
@@ -213,35 +254,37 @@ pub async fn trace(
     .await
 }
 
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct SearchTracesParams {
+    service: Option<String>,
+    span_name: Option<String>,
+    min_duration_ms: Option<String>,
+    status: Option<String>,
+    start: Option<String>,
+    end: Option<String>,
+    limit: Option<String>,
+}
+
 /// `GET /api/v2/traces`
-pub async fn search_traces(
+pub(super) async fn search_traces(
     State(state): State<ApiState>,
-    Query(p): Query<Params>,
+    Params(p): Params<SearchTracesParams>,
     headers: HeaderMap,
 ) -> Response {
     respond(&headers, |ctx| async move {
-        known(
-            &p,
-            &[
-                "service",
-                "span_name",
-                "min_duration_ms",
-                "status",
-                "start",
-                "end",
-                "limit",
-            ],
-        )?;
         let q = SearchTracesQuery {
             ctx,
-            window: window(&p)?,
-            service: opt_label(&p, "service")?,
-            span_name: opt_label(&p, "span_name")?,
-            min_duration_ns: opt(&p, "min_duration_ms")
+            window: TimeWindow::parse(p.start.as_deref(), p.end.as_deref(), now_ns())?,
+            service: opt_label("service", p.service.as_deref())?,
+            span_name: opt_label("span_name", p.span_name.as_deref())?,
+            min_duration_ns: p
+                .min_duration_ms
+                .as_deref()
                 .map(|v| params::duration_ms("min_duration_ms", v))
                 .transpose()?,
-            status: opt(&p, "status").map(SpanStatus::parse).transpose()?,
-            limit: params::limit(opt(&p, "limit"), 20, 1000)?,
+            status: p.status.as_deref().map(SpanStatus::parse).transpose()?,
+            limit: params::limit(p.limit.as_deref(), 20, 1000)?,
         };
         let traces = state.trace_queries.search(&q).await?;
         Ok(json_ok(json!({ "traces": traces })))
@@ -250,16 +293,15 @@ pub async fn search_traces(
 }
 
 /// `GET /api/v2/services`
-pub async fn services(
+pub(super) async fn services(
     State(state): State<ApiState>,
-    Query(p): Query<Params>,
+    Params(p): Params<WindowParams>,
     headers: HeaderMap,
 ) -> Response {
     respond(&headers, |ctx| async move {
-        known(&p, &["start", "end"])?;
         let q = ServicesQuery {
             ctx,
-            window: window(&p)?,
+            window: p.window()?,
         };
         let services = state.trace_queries.services(&q).await?;
         Ok(json_ok(json!({ "services": services })))
@@ -268,17 +310,16 @@ pub async fn services(
 }
 
 /// `GET /api/v2/services/{service}/operations`
-pub async fn operations(
+pub(super) async fn operations(
     State(state): State<ApiState>,
     Path(service): Path<String>,
-    Query(p): Query<Params>,
+    Params(p): Params<WindowParams>,
     headers: HeaderMap,
 ) -> Response {
     respond(&headers, |ctx| async move {
-        known(&p, &["start", "end"])?;
         let q = OperationsQuery {
             ctx,
-            window: window(&p)?,
+            window: p.window()?,
             service: params::label("service", &service)?,
         };
         let operations = state.trace_queries.operations(&q).await?;
@@ -289,39 +330,45 @@ pub async fn operations(
     .await
 }
 
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct LogsParams {
+    q: Option<String>,
+    service: Option<String>,
+    min_severity: Option<String>,
+    trace_id: Option<String>,
+    start: Option<String>,
+    end: Option<String>,
+    limit: Option<String>,
+}
+
 /// `GET /api/v2/logs`
-pub async fn logs(
+pub(super) async fn logs(
     State(state): State<ApiState>,
-    Query(p): Query<Params>,
+    Params(p): Params<LogsParams>,
     headers: HeaderMap,
 ) -> Response {
     respond(&headers, |ctx| async move {
-        known(
-            &p,
-            &[
-                "q",
-                "service",
-                "min_severity",
-                "trace_id",
-                "start",
-                "end",
-                "limit",
-            ],
-        )?;
-        let text = match opt(&p, "q") {
+        let text = match p.q.as_deref() {
             Some(t) if !t.is_empty() => Some(params::label("q", t)?),
             _ => None,
         };
         let q = SearchLogsQuery {
             ctx,
-            window: window(&p)?,
+            window: TimeWindow::parse(p.start.as_deref(), p.end.as_deref(), now_ns())?,
             text,
-            service: opt_label(&p, "service")?,
-            min_severity: opt(&p, "min_severity").map(params::severity).transpose()?,
-            trace_id: opt(&p, "trace_id")
+            service: opt_label("service", p.service.as_deref())?,
+            min_severity: p
+                .min_severity
+                .as_deref()
+                .map(params::severity)
+                .transpose()?,
+            trace_id: p
+                .trace_id
+                .as_deref()
                 .map(|t| params::trace_id("trace_id", t))
                 .transpose()?,
-            limit: params::limit(opt(&p, "limit"), 100, 10_000)?,
+            limit: params::limit(p.limit.as_deref(), 100, 10_000)?,
         };
         let result = state.trace_queries.logs(&q).await?;
         Ok(json_ok(json!({ "logs": rows_json(&result)? })))
@@ -334,16 +381,21 @@ struct SqlBody {
     sql: String,
 }
 
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct SqlParams {
+    format: Option<String>,
+}
+
 /// `POST /api/v2/sql?format=json|ndjson|csv|arrow`
-pub async fn sql(
+pub(super) async fn sql(
     State(state): State<ApiState>,
-    Query(p): Query<Params>,
+    Params(p): Params<SqlParams>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
     respond(&headers, |ctx| async move {
-        known(&p, &["format"])?;
-        let fmt = opt(&p, "format").unwrap_or("json");
+        let fmt = p.format.as_deref().unwrap_or("json");
         if !matches!(fmt, "json" | "ndjson" | "csv" | "arrow") {
             return Err(invalid(
                 "format",
@@ -364,7 +416,7 @@ pub async fn sql(
             }
             _ => format::to_json(&result).map(|v| ("application/json", v.to_string().into_bytes())),
         };
-        let (ct, bytes) = rendered.map_err(|e| QueryError::Internal(e.to_string()))?;
+        let (ct, bytes) = rendered.map_err(QueryError::internal)?;
         let mut resp = (StatusCode::OK, [(header::CONTENT_TYPE, ct)], bytes).into_response();
         if result.truncated {
             resp.headers_mut()
@@ -373,4 +425,23 @@ pub async fn sql(
         Ok(resp)
     })
     .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn params_are_typed_and_the_last_value_wins() {
+        let p: SearchTracesParams =
+            decode_params("service=a&limit=5&service=b%20c&start=1").unwrap();
+        assert_eq!(p.service.as_deref(), Some("b c"));
+        assert_eq!(p.limit.as_deref(), Some("5"));
+        assert_eq!(p.end, None);
+        let e = decode_params::<WindowParams>("start=1&strat=2").unwrap_err();
+        assert!(e.to_string().contains("unknown field `strat`"), "{e}");
+        assert!(e.to_string().contains("expected `start` or `end`"), "{e}");
+        let p: WindowParams = decode_params("").unwrap();
+        assert_eq!((p.start, p.end), (None, None));
+    }
 }
