@@ -933,7 +933,7 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
             SqlParam::TimestampNs(w.end_ns),
         ]
     };
-    let answer_ts = |ts: &telemetryflow::application::queries::metrics::TimeSeries| Answer {
+    let answer_ts = |ts: &telemetryflow::application::queries::metric_queries::TimeSeries| Answer {
         rows: ts.series.iter().map(|s| s.points.len() as u64).sum(),
         checksum: Some(
             ts.series

@@ -20,7 +20,7 @@ use crate::application::pipeline::{PartitionBuffer, Pipeline};
 use crate::application::ports::{FileStore, ReadModel, SnapshotSource, WriteAheadLog, WriteBuffer};
 use crate::application::queries::{MetricQueries, SqlHandler, TraceQueries};
 use crate::config::Config;
-use crate::infrastructure::api::metrics::MetricsSources;
+use crate::infrastructure::api::prometheus::MetricsSources;
 use crate::infrastructure::api::{ApiState, router};
 use crate::infrastructure::otlp::OtlpReceiver;
 use crate::infrastructure::otlp::grpc::GrpcReceiver;

@@ -265,8 +265,16 @@ pub enum QueryError {
     /// The query needed more memory than one query may use.
     #[error("query exceeded its memory limit (query.memory_limit_mb): {0}")]
     ResourcesExhausted(String),
+    /// Our fault; the cause is kept as the error's `source()`.
     #[error("query failed: {0}")]
-    Internal(String),
+    Internal(#[source] Box<dyn std::error::Error + Send + Sync>),
+}
+
+impl QueryError {
+    /// An internal error caused by `e` (an error, or a message).
+    pub fn internal(e: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Self {
+        Self::Internal(e.into())
+    }
 }
 
 /// Rows answered by a query.

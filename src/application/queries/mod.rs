@@ -4,13 +4,13 @@
 //!
 //! [`ReadModel`]: crate::application::ports::ReadModel
 
-pub mod metrics;
+pub mod metric_queries;
 pub mod params;
 mod rows;
 pub mod sql;
 pub mod traces;
 
-pub use metrics::{MetricCatalogQuery, MetricQueries, TimeSeriesQuery};
+pub use metric_queries::{MetricCatalogQuery, MetricQueries, TimeSeriesQuery};
 pub use sql::{SqlHandler, SqlQuery};
 pub use traces::{
     GetTraceQuery, OperationsQuery, SearchLogsQuery, SearchTracesQuery, ServicesQuery, TraceQueries,

@@ -16,11 +16,11 @@ use crate::application::ports::QueryError;
 fn column(batch: &RecordBatch, name: &str, to: &DataType) -> Result<ArrayRef, QueryError> {
     let c = batch
         .column_by_name(name)
-        .ok_or_else(|| QueryError::Internal(format!("result has no column {name}")))?;
+        .ok_or_else(|| QueryError::internal(format!("result has no column {name}")))?;
     if c.data_type() == to {
         return Ok(Arc::clone(c));
     }
-    cast(c, to).map_err(|e| QueryError::Internal(format!("column {name}: {e}")))
+    cast(c, to).map_err(|e| QueryError::internal(format!("column {name}: {e}")))
 }
 
 pub fn strings(batch: &RecordBatch, name: &str) -> Result<StringArray, QueryError> {
@@ -94,7 +94,7 @@ pub fn append_key(
 ) -> Result<(), QueryError> {
     use std::fmt::Write;
     for f in formatters {
-        write!(key, "{}\u{1f}", f.value(row)).map_err(|e| QueryError::Internal(e.to_string()))?;
+        write!(key, "{}\u{1f}", f.value(row)).map_err(QueryError::internal)?;
     }
     Ok(())
 }
@@ -109,9 +109,8 @@ pub fn formatters<'a>(
         .map(|n| {
             let c = batch
                 .column_by_name(n)
-                .ok_or_else(|| QueryError::Internal(format!("result has no column {n}")))?;
-            ArrayFormatter::try_new(c.as_ref(), options)
-                .map_err(|e| QueryError::Internal(e.to_string()))
+                .ok_or_else(|| QueryError::internal(format!("result has no column {n}")))?;
+            ArrayFormatter::try_new(c.as_ref(), options).map_err(QueryError::internal)
         })
         .collect()
 }

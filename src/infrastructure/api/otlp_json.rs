@@ -8,6 +8,6 @@ use crate::infrastructure::otlp::json_encode::encode_traces;
 
 /// The rows of `otel_traces` as an OTLP/JSON `ExportTraceServiceRequest`.
 pub fn trace_as_otlp_json(result: &QueryResult) -> Result<Value, QueryError> {
-    let req = spans_to_otlp(&result.batches).map_err(|e| QueryError::Internal(e.to_string()))?;
+    let req = spans_to_otlp(&result.batches).map_err(QueryError::internal)?;
     Ok(encode_traces(&req))
 }

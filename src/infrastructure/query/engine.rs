@@ -55,18 +55,17 @@ impl DataFusionEngine {
         sql_limits: SqlLimits,
         executor: ExecutorConfig,
     ) -> Result<Self, QueryError> {
-        let store_url =
-            ObjectStoreUrl::parse(STORE_URL).map_err(|e| QueryError::Internal(e.to_string()))?;
+        let store_url = ObjectStoreUrl::parse(STORE_URL).map_err(QueryError::internal)?;
         let runtime = RuntimeEnvBuilder::new()
             .build_arc()
-            .map_err(|e| QueryError::Internal(e.to_string()))?;
+            .map_err(QueryError::internal)?;
         runtime.register_object_store(store_url.as_ref(), store);
         let config = SessionConfig::new()
             .with_information_schema(true)
             .set_bool("datafusion.execution.parquet.pushdown_filters", true)
             .set_bool("datafusion.execution.parquet.reorder_filters", true);
         let executor = QueryExecutor::new(executor)
-            .map_err(|e| QueryError::Internal(format!("starting the query runtime: {e}")))?;
+            .map_err(|e| QueryError::internal(format!("starting the query runtime: {e}")))?;
         Ok(Self {
             sessions: Arc::new(Sessions {
                 source,
@@ -107,7 +106,7 @@ impl Sessions {
                 self.store_url.clone(),
             );
             ctx.register_table(table.name(), Arc::new(provider))
-                .map_err(|e| QueryError::Internal(e.to_string()))?;
+                .map_err(QueryError::internal)?;
         }
         Ok(ctx)
     }
@@ -133,7 +132,7 @@ pub fn classify(e: DataFusionError) -> QueryError {
         DataFusionError::ArrowError(..) | DataFusionError::Execution(_) => {
             QueryError::Invalid(e.to_string())
         }
-        _ => QueryError::Internal(e.to_string()),
+        _ => QueryError::internal(e),
     }
 }
 

@@ -95,9 +95,7 @@ impl QueryExecutor {
         T: Send + 'static,
     {
         let Some(runtime) = &self.runtime else {
-            return Err(QueryError::Internal(
-                "the query runtime is shut down".into(),
-            ));
+            return Err(QueryError::internal("the query runtime is shut down"));
         };
         let deadline = Instant::now() + timeout;
         let slot = match tokio::time::timeout_at(deadline, Arc::clone(&self.slots).acquire_owned())
@@ -105,9 +103,7 @@ impl QueryExecutor {
         {
             Ok(Ok(slot)) => slot,
             Ok(Err(_)) => {
-                return Err(QueryError::Internal(
-                    "the query runtime is shut down".into(),
-                ));
+                return Err(QueryError::internal("the query runtime is shut down"));
             }
             Err(_) => return Err(QueryError::Timeout(timeout)),
         };
@@ -119,8 +115,8 @@ impl QueryExecutor {
         let abort = task.abort_handle();
         match tokio::time::timeout_at(deadline, task).await {
             Ok(Ok(result)) => result,
-            Ok(Err(e)) if e.is_panic() => Err(QueryError::Internal(format!("query panicked: {e}"))),
-            Ok(Err(e)) => Err(QueryError::Internal(format!("query task failed: {e}"))),
+            Ok(Err(e)) if e.is_panic() => Err(QueryError::internal(format!("query panicked: {e}"))),
+            Ok(Err(e)) => Err(QueryError::internal(format!("query task failed: {e}"))),
             Err(_) => {
                 abort.abort();
                 Err(QueryError::Timeout(timeout))
