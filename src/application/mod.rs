@@ -6,6 +6,7 @@
 
 pub mod commands;
 pub mod event_bus;
+pub mod fakes;
 pub mod pipeline;
 pub mod ports;
 pub mod queries;

@@ -72,7 +72,10 @@ async fn sql_beyond_the_size_limits_is_a_400_and_the_server_stays_up() {
     // Right at the limits, queries run and answer correctly.
     let started = Instant::now();
     let b = s.sql(&sum(1_000)).await;
-    eprintln!("a 1,000-level expression answered in {:?}", started.elapsed());
+    eprintln!(
+        "a 1,000-level expression answered in {:?}",
+        started.elapsed()
+    );
     assert_eq!(first_value(&b), "1000");
     let b = s.sql(&chain(400, " OR ").replace("'n0'", "'op'")).await;
     assert_eq!(first_value(&b), "1");

@@ -8,6 +8,8 @@
 //! retryable error — never accepted and then dropped.
 
 pub mod buffer;
+#[cfg(test)]
+mod tests;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
