@@ -154,7 +154,7 @@ pub trait WriteAheadLog: Send + Sync {
 }
 
 /// A committed Parquet file of one tenant's table.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FileMeta {
     /// Path inside the object store (no scheme), e.g.
     /// `acme/otel_traces/date=2026-11-26/hour=13/0193….parquet`.

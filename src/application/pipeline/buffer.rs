@@ -384,7 +384,6 @@ impl PartitionBuffer {
                 batch,
             )
             .await?;
-        crate::failpoint::crash_point("after_parquet_write");
         let version = self
             .store
             .commit(&job.key.tenant, job.key.table, vec![meta.clone()])

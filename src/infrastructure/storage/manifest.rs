@@ -26,11 +26,56 @@ use crate::domain::TenantId;
 pub const CHECKPOINT_EVERY: u64 = 20;
 const MAX_COMMIT_ATTEMPTS: usize = 16;
 
+/// A file as the manifest stores it (the on-disk form of [`FileMeta`],
+/// which the application layer knows without any serialization).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct StoredFile {
+    path: String,
+    size: u64,
+    rows: u64,
+    hour_start: u64,
+    max_seq: u64,
+    min_ts: i64,
+    max_ts: i64,
+}
+
+impl From<&FileMeta> for StoredFile {
+    fn from(f: &FileMeta) -> Self {
+        Self {
+            path: f.path.clone(),
+            size: f.size,
+            rows: f.rows,
+            hour_start: f.hour_start,
+            max_seq: f.max_seq,
+            min_ts: f.min_ts,
+            max_ts: f.max_ts,
+        }
+    }
+}
+
+impl From<StoredFile> for FileMeta {
+    fn from(f: StoredFile) -> Self {
+        Self {
+            path: f.path,
+            size: f.size,
+            rows: f.rows,
+            hour_start: f.hour_start,
+            max_seq: f.max_seq,
+            min_ts: f.min_ts,
+            max_ts: f.max_ts,
+        }
+    }
+}
+
+fn stored(files: &[FileMeta]) -> Vec<StoredFile> {
+    files.iter().map(StoredFile::from).collect()
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct Version {
     version: u64,
     #[serde(default)]
-    add: Vec<FileMeta>,
+    add: Vec<StoredFile>,
     #[serde(default)]
     remove: Vec<String>,
 }
@@ -38,7 +83,7 @@ struct Version {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct Checkpoint {
     version: u64,
-    files: Vec<FileMeta>,
+    files: Vec<StoredFile>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -50,7 +95,7 @@ struct TableState {
 impl TableState {
     fn apply(&mut self, v: &Version) {
         self.files.retain(|f| !v.remove.contains(&f.path));
-        self.files.extend(v.add.iter().cloned());
+        self.files.extend(v.add.iter().cloned().map(FileMeta::from));
         self.version = v.version;
     }
 }
@@ -127,7 +172,7 @@ impl Manifests {
             let c: Checkpoint = self.get_json(&checkpoint_path(&dir, checkpoint)).await?;
             state = TableState {
                 version: c.version,
-                files: c.files,
+                files: c.files.into_iter().map(FileMeta::from).collect(),
             };
         }
         versions.sort_unstable();
@@ -200,7 +245,7 @@ impl Manifests {
         for _ in 0..MAX_COMMIT_ATTEMPTS {
             let version = Version {
                 version: state.version + 1,
-                add: add.clone(),
+                add: stored(&add),
                 remove: Vec::new(),
             };
             let body = serde_json::to_vec(&version)
@@ -245,7 +290,7 @@ impl Manifests {
     async fn checkpoint(&self, dir: &str, state: &TableState) {
         let c = Checkpoint {
             version: state.version,
-            files: state.files.clone(),
+            files: stored(&state.files),
         };
         let Ok(body) = serde_json::to_vec(&c) else {
             return;

@@ -191,6 +191,7 @@ impl FileStore for ObjectFileStore {
             .put(&Path::from(path.as_str()), PutPayload::from(bytes))
             .await
             .map_err(|e| StoreError::new(format!("writing {path}"), e))?;
+        crate::failpoint::crash_point("after_parquet_write");
         Ok(FileMeta {
             path,
             size,
