@@ -6,14 +6,15 @@
 //! - [`infrastructure`]: OTLP receivers, HTTP API, Parquet/object_store, DataFusion.
 //! - [`bootstrap`]: the composition root that wires them; [`config`] feeds it.
 
-pub mod application;
 pub mod bootstrap;
 pub mod cli;
 pub mod config;
-pub mod domain;
-pub mod failpoint;
 pub mod infrastructure;
-pub mod synth;
+
+pub use tf_application as application;
+pub use tf_domain as domain;
+pub use tf_otlp::synth;
+pub use tf_storage::failpoint;
 
 pub use bootstrap::{Server, start};
 pub use config::Config;

@@ -2,7 +2,7 @@
 //! (Parquet through object_store) and the DataFusion query engine.
 
 pub mod api;
-pub mod otlp;
-pub mod query;
-pub mod storage;
-pub mod wal;
+
+pub use tf_otlp as otlp;
+pub use tf_query as query;
+pub use tf_storage::{storage, wal};

@@ -1,64 +1,105 @@
-//! Architecture invariants from ARCHITECTURE.md, checked as tests.
+//! Architecture invariants from ARCHITECTURE.md, checked on the workspace's
+//! dependency graph: the layers are crates, so what a layer may use is what
+//! its `Cargo.toml` lets it name (Rust code can only import direct
+//! dependencies).
 
-use std::path::{Path, PathBuf};
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
 
-fn rust_files(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    for e in std::fs::read_dir(dir).unwrap().flatten() {
-        let p = e.path();
-        if p.is_dir() {
-            out.extend(rust_files(&p));
-        } else if p.extension().is_some_and(|x| x == "rs") {
-            out.push(p);
+/// Each workspace crate and the names of its (normal) dependencies.
+type Graph = BTreeMap<String, BTreeSet<String>>;
+
+fn manifest_deps(text: &str) -> (String, BTreeSet<String>) {
+    let v: toml::Value = toml::from_str(text).expect("valid Cargo.toml");
+    let name = v["package"]["name"]
+        .as_str()
+        .expect("package.name")
+        .to_owned();
+    let deps = v
+        .get("dependencies")
+        .and_then(|d| d.as_table())
+        .map(|t| t.keys().cloned().collect())
+        .unwrap_or_default();
+    (name, deps)
+}
+
+fn workspace() -> Graph {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut graph = Graph::new();
+    let mut manifests = vec![root.join("Cargo.toml")];
+    for e in std::fs::read_dir(root.join("crates")).unwrap().flatten() {
+        manifests.push(e.path().join("Cargo.toml"));
+    }
+    for m in manifests {
+        let (name, deps) = manifest_deps(&std::fs::read_to_string(&m).unwrap());
+        graph.insert(name, deps);
+    }
+    graph
+}
+
+/// Every crate `name` reaches through workspace crates, and the external
+/// crates any of them names directly.
+fn reachable(graph: &Graph, name: &str) -> (BTreeSet<String>, BTreeSet<String>) {
+    let mut internal = BTreeSet::new();
+    let mut external = BTreeSet::new();
+    let mut stack = vec![name.to_owned()];
+    while let Some(c) = stack.pop() {
+        for d in &graph[&c] {
+            if graph.contains_key(d) {
+                if internal.insert(d.clone()) {
+                    stack.push(d.clone());
+                }
+            } else {
+                external.insert(d.clone());
+            }
         }
     }
-    out
+    (internal, external)
 }
 
-fn src(sub: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("src").join(sub)
+/// Violations of "`name` reaches only `allowed_internal` and none of
+/// `forbidden_external`".
+fn violations(
+    graph: &Graph,
+    name: &str,
+    allowed_internal: &[&str],
+    forbidden_external: &[&str],
+) -> Vec<String> {
+    let (internal, external) = reachable(graph, name);
+    let mut bad: Vec<String> = internal
+        .iter()
+        .filter(|c| !allowed_internal.contains(&c.as_str()))
+        .map(|c| format!("{name} depends on {c}"))
+        .collect();
+    bad.extend(
+        external
+            .iter()
+            .filter(|c| forbidden_external.contains(&c.as_str()))
+            .map(|c| format!("{name} (or a layer beneath it) depends on {c}")),
+    );
+    bad
 }
 
-/// Lines of `file` that mention any of `crates` as a path root.
-fn offending(file: &Path, crates: &[&str]) -> Vec<String> {
-    let text = std::fs::read_to_string(file).unwrap();
-    text.lines()
-        .filter(|l| {
-            let t = l.trim_start();
-            !t.starts_with("//")
-                && crates.iter().any(|c| {
-                    t.contains(&format!("{c}::")) || t.starts_with(&format!("extern crate {c}"))
-                })
-        })
-        .map(|l| format!("{}: {}", file.display(), l.trim()))
-        .collect()
-}
+/// What no layer below the adapters may use: protocols, file formats,
+/// object stores, the query engine.
+const ADAPTER_CRATES: [&str; 9] = [
+    "tonic",
+    "tonic-prost",
+    "hyper",
+    "axum",
+    "prost",
+    "opentelemetry-proto",
+    "parquet",
+    "datafusion",
+    "object_store",
+];
 
 #[test]
-fn the_domain_imports_no_io_or_columnar_crate() {
-    let forbidden = [
-        "tokio",
-        "tonic",
-        "hyper",
-        "axum",
-        "arrow",
-        "parquet",
-        "datafusion",
-        "object_store",
-        "prost",
-        "opentelemetry_proto",
-        "reqwest",
-        "serde_json",
-        "crate::application",
-        "crate::infrastructure",
-        "crate::bootstrap",
-    ];
-    let files = rust_files(&src("domain"));
-    assert!(files.len() >= 10, "domain files found: {files:?}");
-    let bad: Vec<String> = files
-        .iter()
-        .flat_map(|f| offending(f, &forbidden))
-        .collect();
+fn the_domain_depends_on_no_io_columnar_or_wire_crate() {
+    let graph = workspace();
+    let mut forbidden = ADAPTER_CRATES.to_vec();
+    forbidden.extend(["tokio", "arrow", "reqwest", "serde_json", "futures"]);
+    let bad = violations(&graph, "tf-domain", &[], &forbidden);
     assert!(
         bad.is_empty(),
         "the domain must stay pure:\n{}",
@@ -68,47 +109,48 @@ fn the_domain_imports_no_io_or_columnar_crate() {
 
 #[test]
 fn the_application_knows_no_protocol_storage_or_engine() {
-    let forbidden = [
-        "tonic",
-        "hyper",
-        "axum",
-        "parquet",
-        "datafusion",
-        "object_store",
-        "opentelemetry_proto",
-        "prost",
-        "crate::infrastructure",
-        "crate::bootstrap",
-    ];
-    let bad: Vec<String> = rust_files(&src("application"))
-        .iter()
-        .flat_map(|f| offending(f, &forbidden))
-        .collect();
-    assert!(
-        bad.is_empty(),
-        "application must not depend on adapters:\n{}",
-        bad.join("\n")
+    let graph = workspace();
+    let bad = violations(&graph, "tf-application", &["tf-domain"], &ADAPTER_CRATES);
+    assert!(bad.is_empty(), "{}", bad.join("\n"));
+    let bad = violations(
+        &graph,
+        "tf-schema",
+        &["tf-domain", "tf-application"],
+        &ADAPTER_CRATES,
     );
-}
-
-#[test]
-fn only_the_composition_root_wires_layers() {
-    // Infrastructure never reaches into the composition root or the CLI.
-    let bad: Vec<String> = rust_files(&src("infrastructure"))
-        .iter()
-        .flat_map(|f| offending(f, &["crate::bootstrap", "crate::cli"]))
-        .collect();
     assert!(bad.is_empty(), "{}", bad.join("\n"));
 }
 
 #[test]
+fn adapters_do_not_depend_on_each_other_or_on_the_composition_root() {
+    let graph = workspace();
+    let beneath = ["tf-domain", "tf-application", "tf-schema"];
+    for adapter in ["tf-otlp", "tf-storage", "tf-query"] {
+        let bad = violations(&graph, adapter, &beneath, &[]);
+        assert!(bad.is_empty(), "{}", bad.join("\n"));
+    }
+    // Only the composition root (the `telemetryflow` package) sees every layer.
+    for (name, deps) in &graph {
+        assert!(
+            !deps.contains("telemetryflow"),
+            "{name} depends on the server"
+        );
+    }
+    assert!(
+        graph.len() >= 7,
+        "workspace crates found: {:?}",
+        graph.keys()
+    );
+}
+
+#[test]
 fn the_checker_catches_a_violation() {
-    let dir = tempfile::tempdir().unwrap();
-    let f = dir.path().join("x.rs");
-    std::fs::write(
-        &f,
-        "// arrow:: in a comment is fine\nuse arrow::array::Int32Array;\n",
-    )
-    .unwrap();
-    assert_eq!(offending(&f, &["arrow"]).len(), 1);
+    let (name, deps) = manifest_deps(
+        "[package]\nname = \"tf-domain\"\n[dependencies]\narrow = \"59\"\ntf-query = { path = \"x\" }\n",
+    );
+    let mut graph = Graph::new();
+    graph.insert(name, deps);
+    graph.insert("tf-query".into(), ["datafusion".to_owned()].into());
+    let bad = violations(&graph, "tf-domain", &[], &["arrow", "datafusion"]);
+    assert_eq!(bad.len(), 3, "{bad:?}");
 }

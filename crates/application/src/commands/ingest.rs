@@ -1,0 +1,128 @@
+//! `IngestCommand`: store the accepted part of one validated export request.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use parking_lot::RwLock;
+
+use crate::ports::{TableBatch, WriteBuffer, WriteError};
+use tf_domain::TenantId;
+use tf_domain::ports::EventPublisher;
+use tf_domain::telemetry::{BatchSummary, Signal};
+
+/// One export request after conversion: the batch aggregate's summary (what
+/// was accepted and rejected) and the accepted rows, as columns per table.
+#[derive(Debug)]
+pub struct IngestCommand {
+    pub summary: BatchSummary,
+    pub batches: Vec<TableBatch>,
+}
+
+/// What the client is told (OTLP partial success).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IngestOutcome {
+    pub accepted: u64,
+    pub rejected: u64,
+    /// Empty when nothing was rejected.
+    pub message: String,
+}
+
+/// Items per tenant and signal, as the OpenTelemetry Collector counts them:
+/// accepted (stored), rejected (broke a domain rule), refused (the whole
+/// request was turned away: overload, shutdown, storage failure).
+#[derive(Debug, Default)]
+pub struct SignalCounters {
+    pub accepted: AtomicU64,
+    pub rejected: AtomicU64,
+    pub refused: AtomicU64,
+}
+
+#[derive(Debug, Default)]
+pub struct IngestStats {
+    counters: RwLock<HashMap<(TenantId, Signal), Arc<SignalCounters>>>,
+}
+
+impl IngestStats {
+    fn get(&self, tenant: &TenantId, signal: Signal) -> Arc<SignalCounters> {
+        let key = (tenant.clone(), signal);
+        if let Some(c) = self.counters.read().get(&key) {
+            return Arc::clone(c);
+        }
+        Arc::clone(self.counters.write().entry(key).or_default())
+    }
+
+    /// `(tenant, signal, accepted, rejected, refused)`, sorted.
+    pub fn snapshot(&self) -> Vec<(TenantId, Signal, u64, u64, u64)> {
+        let mut v: Vec<_> = self
+            .counters
+            .read()
+            .iter()
+            .map(|((t, s), c)| {
+                (
+                    t.clone(),
+                    *s,
+                    c.accepted.load(Ordering::Relaxed),
+                    c.rejected.load(Ordering::Relaxed),
+                    c.refused.load(Ordering::Relaxed),
+                )
+            })
+            .collect();
+        v.sort_by(|a, b| (&a.0, a.1.item_noun()).cmp(&(&b.0, b.1.item_noun())));
+        v
+    }
+}
+
+pub struct IngestHandler {
+    buffer: Arc<dyn WriteBuffer>,
+    events: Arc<dyn EventPublisher>,
+    stats: Arc<IngestStats>,
+}
+
+impl IngestHandler {
+    pub fn new(
+        buffer: Arc<dyn WriteBuffer>,
+        events: Arc<dyn EventPublisher>,
+        stats: Arc<IngestStats>,
+    ) -> Self {
+        Self {
+            buffer,
+            events,
+            stats,
+        }
+    }
+
+    /// Writes the accepted rows (durably), then raises the batch's ingested
+    /// event. On error nothing of the request was accepted and the client may
+    /// retry.
+    pub async fn handle(&self, cmd: IngestCommand) -> Result<IngestOutcome, WriteError> {
+        let IngestCommand { summary, batches } = cmd;
+        let counters = self.stats.get(summary.context().tenant(), summary.signal());
+        let batches: Vec<TableBatch> = batches
+            .into_iter()
+            .filter(|b| b.batch.num_rows() > 0)
+            .collect();
+        if !batches.is_empty()
+            && let Err(e) = self.buffer.write(summary.context().tenant(), batches).await
+        {
+            counters
+                .refused
+                .fetch_add(summary.accepted(), Ordering::Relaxed);
+            return Err(e);
+        }
+        counters
+            .accepted
+            .fetch_add(summary.accepted(), Ordering::Relaxed);
+        counters
+            .rejected
+            .fetch_add(summary.rejected(), Ordering::Relaxed);
+        if let Some(event) = summary.ingested_event() {
+            self.events.publish(event);
+        }
+        Ok(IngestOutcome {
+            accepted: summary.accepted(),
+            rejected: summary.rejected(),
+            message: summary.rejection_message(),
+        })
+    }
+}

@@ -1,0 +1,268 @@
+//! In-memory implementations of the write side's ports, for fast tests of
+//! the pipeline, the partition buffer, and whatever else drives them.
+//!
+//! - [`MemoryFileStore`]: the `FileStore` port over a map — files keep their
+//!   rows as record batches, commits bump a version per table; it can be set
+//!   to fail every write and commit (an outage) and counts what it did.
+//! - [`MemoryWal`]: the `WriteAheadLog` port over a vector — an append is
+//!   durable at once and its callback runs on the caller's thread; records
+//!   stay until released, so a test can replay them; it can be set to refuse
+//!   appends (a full log).
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
+
+use arrow::record_batch::RecordBatch;
+use async_trait::async_trait;
+use parking_lot::Mutex;
+
+use super::ports::{
+    DurableCallback, FileMeta, FileStore, StoreError, Table, TableBatch, TableCatalog, WalError,
+    WalStats, WriteAheadLog,
+};
+use tf_domain::TenantId;
+
+/// The injected outage of [`MemoryFileStore`].
+#[derive(Debug, thiserror::Error)]
+#[error("injected storage outage")]
+pub struct Outage;
+
+#[derive(Debug, Default)]
+struct Files {
+    /// Written, committed or not: path → rows.
+    written: HashMap<String, RecordBatch>,
+    /// Committed, per table: (version, files).
+    catalog: BTreeMap<(TenantId, Table), (u64, Vec<FileMeta>)>,
+}
+
+/// The `FileStore` port in memory.
+#[derive(Debug, Default)]
+pub struct MemoryFileStore {
+    files: Mutex<Files>,
+    down: AtomicBool,
+    next_file: AtomicU64,
+    /// Successful `write_file` calls.
+    pub writes: AtomicU64,
+    /// Successful `commit` calls.
+    pub commits: AtomicU64,
+}
+
+impl MemoryFileStore {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// While `down`, every write and commit fails.
+    pub fn set_down(&self, down: bool) {
+        self.down.store(down, Ordering::SeqCst);
+    }
+
+    fn check(&self, what: &str) -> Result<(), StoreError> {
+        if self.down.load(Ordering::SeqCst) {
+            return Err(StoreError::new(what.to_owned(), Outage));
+        }
+        Ok(())
+    }
+
+    /// Rows of the committed files of `(tenant, table)`.
+    pub fn committed_rows(&self, tenant: &TenantId, table: Table) -> u64 {
+        let files = self.files.lock();
+        files
+            .catalog
+            .get(&(tenant.clone(), table))
+            .map_or(0, |(_, f)| f.iter().map(|m| m.rows).sum())
+    }
+
+    /// The committed files of `(tenant, table)`, in commit order.
+    pub fn committed(&self, tenant: &TenantId, table: Table) -> Vec<FileMeta> {
+        let files = self.files.lock();
+        files
+            .catalog
+            .get(&(tenant.clone(), table))
+            .map(|(_, f)| f.clone())
+            .unwrap_or_default()
+    }
+
+    /// The rows of a written file.
+    pub fn file(&self, path: &str) -> Option<RecordBatch> {
+        self.files.lock().written.get(path).cloned()
+    }
+}
+
+fn time_range(batch: &RecordBatch) -> (i64, i64) {
+    use arrow::array::{Array, TimestampNanosecondArray};
+    batch
+        .column_by_name(Table::TIMESTAMP_COLUMN)
+        .and_then(|c| c.as_any().downcast_ref::<TimestampNanosecondArray>())
+        .map(|ts| {
+            let values = ts.values();
+            let min = values.iter().copied().min().unwrap_or(0);
+            let max = values.iter().copied().max().unwrap_or(0);
+            (min, max)
+        })
+        .unwrap_or((0, 0))
+}
+
+#[async_trait]
+impl FileStore for MemoryFileStore {
+    async fn write_file(
+        &self,
+        tenant: &TenantId,
+        table: Table,
+        hour_start: u64,
+        max_seq: u64,
+        batch: RecordBatch,
+    ) -> Result<FileMeta, StoreError> {
+        self.check("writing a file")?;
+        let n = self.next_file.fetch_add(1, Ordering::SeqCst);
+        let path = format!("{tenant}/{table}/{hour_start}/{n}.parquet");
+        let (min_ts, max_ts) = time_range(&batch);
+        let meta = FileMeta {
+            path: path.clone(),
+            size: batch.get_array_memory_size() as u64,
+            rows: batch.num_rows() as u64,
+            hour_start,
+            max_seq,
+            min_ts,
+            max_ts,
+        };
+        self.files.lock().written.insert(path, batch);
+        self.writes.fetch_add(1, Ordering::SeqCst);
+        Ok(meta)
+    }
+
+    async fn commit(
+        &self,
+        tenant: &TenantId,
+        table: Table,
+        added: Vec<FileMeta>,
+    ) -> Result<u64, StoreError> {
+        self.check("committing")?;
+        let mut files = self.files.lock();
+        let entry = files
+            .catalog
+            .entry((tenant.clone(), table))
+            .or_insert((0, Vec::new()));
+        entry.0 += 1;
+        entry.1.extend(added);
+        self.commits.fetch_add(1, Ordering::SeqCst);
+        Ok(entry.0)
+    }
+
+    async fn load_catalog(&self) -> Result<Vec<TableCatalog>, StoreError> {
+        let files = self.files.lock();
+        Ok(files
+            .catalog
+            .iter()
+            .map(|((tenant, table), (version, f))| TableCatalog {
+                tenant: tenant.clone(),
+                table: *table,
+                version: *version,
+                files: f.clone(),
+            })
+            .collect())
+    }
+
+    async fn collect_garbage(&self, _grace: Duration) -> Result<usize, StoreError> {
+        let mut files = self.files.lock();
+        let committed: std::collections::HashSet<String> = files
+            .catalog
+            .values()
+            .flat_map(|(_, f)| f.iter().map(|m| m.path.clone()))
+            .collect();
+        let before = files.written.len();
+        files.written.retain(|p, _| committed.contains(p));
+        Ok(before - files.written.len())
+    }
+}
+
+/// One appended record of [`MemoryWal`].
+#[derive(Debug, Clone)]
+pub struct WalRecord {
+    pub seq: u64,
+    pub tenant: TenantId,
+    pub batches: Vec<TableBatch>,
+}
+
+#[derive(Debug, Default)]
+struct Log {
+    next_seq: u64,
+    records: Vec<WalRecord>,
+    released: u64,
+}
+
+/// The `WriteAheadLog` port in memory.
+#[derive(Debug, Default)]
+pub struct MemoryWal {
+    log: Mutex<Log>,
+    refuse: Mutex<Option<WalError>>,
+}
+
+impl MemoryWal {
+    /// An empty log whose first record gets sequence number `first_seq`.
+    pub fn new(first_seq: u64) -> Self {
+        Self {
+            log: Mutex::new(Log {
+                next_seq: first_seq.max(1),
+                ..Log::default()
+            }),
+            refuse: Mutex::new(None),
+        }
+    }
+
+    /// Refuse every append with `e` (e.g. [`WalError::Full`]) until `None`.
+    pub fn refuse(&self, e: Option<WalError>) {
+        *self.refuse.lock() = e;
+    }
+
+    /// Records not released yet, in order.
+    pub fn records(&self) -> Vec<WalRecord> {
+        self.log.lock().records.clone()
+    }
+
+    /// The highest watermark given to `release_before`.
+    pub fn released_before(&self) -> u64 {
+        self.log.lock().released
+    }
+}
+
+impl WriteAheadLog for MemoryWal {
+    fn append(
+        &self,
+        tenant: &TenantId,
+        batches: &[TableBatch],
+        on_durable: DurableCallback,
+    ) -> Result<(), WalError> {
+        if let Some(e) = self.refuse.lock().clone() {
+            return Err(e);
+        }
+        let seq = {
+            let mut log = self.log.lock();
+            let seq = log.next_seq;
+            log.next_seq += 1;
+            log.records.push(WalRecord {
+                seq,
+                tenant: tenant.clone(),
+                batches: batches.to_vec(),
+            });
+            seq
+        };
+        on_durable(Ok(seq));
+        Ok(())
+    }
+
+    fn release_before(&self, watermark: u64) {
+        let mut log = self.log.lock();
+        log.records.retain(|r| r.seq >= watermark);
+        log.released = log.released.max(watermark);
+    }
+
+    fn stats(&self) -> WalStats {
+        let log = self.log.lock();
+        WalStats {
+            records: log.records.len() as u64,
+            ..WalStats::default()
+        }
+    }
+}

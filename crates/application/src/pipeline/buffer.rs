@@ -1,0 +1,550 @@
+//! `PartitionBuffer`: durable (already in the WAL) rows wait here, visible to
+//! queries, until a flush writes them as one Parquet file per
+//! (tenant, table, hour) partition and commits it to the table's manifest.
+//!
+//! Rows enter in WAL-sequence order (from the WAL writer thread, or replay).
+//! A partition has *open* batches and at most one *flushing* job. A flush
+//! moves the open batches into the job (still visible), writes and commits
+//! the file without holding any lock, then — in one critical section — drops
+//! the job and adds the file to the catalog. A query snapshot therefore sees
+//! every row exactly once, before, during and after a flush. A failed flush
+//! puts its batches back in front and retries with backoff. One job at a
+//! time per partition keeps each file's `max_seq` a watermark: every row of
+//! the partition with a lower sequence number is committed.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use arrow::array::{Array, ArrayData, TimestampNanosecondArray, UInt32Array};
+use arrow::compute::{concat_batches, take_record_batch};
+use arrow::record_batch::RecordBatch;
+use parking_lot::RwLock;
+
+use crate::ports::{FileMeta, FileStore, StoreError, Table, TableCatalog, TableSnapshot};
+use tf_domain::TenantId;
+use tf_domain::telemetry::Timestamp;
+
+/// When partitions are flushed, and how much may be buffered.
+#[derive(Debug, Clone)]
+pub struct BufferConfig {
+    /// Flush a partition once it holds this many rows.
+    pub flush_rows: usize,
+    /// … or this many bytes of Arrow memory.
+    pub flush_bytes: usize,
+    /// … or once its oldest row has waited this long.
+    pub max_age: Duration,
+    /// Refuse writes (retryable) while more than this is buffered in total.
+    pub max_buffered_bytes: usize,
+}
+
+impl Default for BufferConfig {
+    fn default() -> Self {
+        Self {
+            flush_rows: 1_000_000,
+            flush_bytes: 32 << 20,
+            max_age: Duration::from_secs(10),
+            max_buffered_bytes: 128 << 20,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct PartitionKey {
+    tenant: TenantId,
+    table: Table,
+    hour_start: u64,
+}
+
+#[derive(Debug, Default, Clone)]
+struct Chunk {
+    batches: Vec<RecordBatch>,
+    rows: usize,
+    bytes: usize,
+    min_seq: u64,
+    max_seq: u64,
+}
+
+impl Chunk {
+    fn push(&mut self, batch: RecordBatch, seq: u64) {
+        if self.batches.is_empty() {
+            self.min_seq = seq;
+        }
+        self.rows += batch.num_rows();
+        self.bytes += held_bytes(&batch);
+        self.max_seq = self.max_seq.max(seq);
+        self.batches.push(batch);
+    }
+}
+
+#[derive(Debug)]
+struct Partition {
+    open: Chunk,
+    since: Option<Instant>,
+    flushing: Option<Arc<Chunk>>,
+    failures: u32,
+    retry_at: Option<Instant>,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    partitions: HashMap<PartitionKey, Partition>,
+    catalog: HashMap<(TenantId, Table), (u64, Vec<FileMeta>)>,
+    buffered_bytes: usize,
+    max_inserted_seq: u64,
+}
+
+/// Counters for `/metrics`.
+#[derive(Debug, Default)]
+pub struct FlushStats {
+    pub files: AtomicU64,
+    pub rows: AtomicU64,
+    pub failures: AtomicU64,
+    pub nanos: AtomicU64,
+}
+
+pub struct PartitionBuffer {
+    config: BufferConfig,
+    store: Arc<dyn FileStore>,
+    state: RwLock<State>,
+    stats: FlushStats,
+}
+
+/// One partition's flush, taken out of the lock.
+struct Job {
+    key: PartitionKey,
+    chunk: Arc<Chunk>,
+}
+
+impl PartitionBuffer {
+    /// An empty buffer over the committed files of `catalog`.
+    pub fn new(
+        config: BufferConfig,
+        store: Arc<dyn FileStore>,
+        catalog: Vec<TableCatalog>,
+    ) -> Self {
+        let catalog = catalog
+            .into_iter()
+            .map(|c| ((c.tenant, c.table), (c.version, c.files)))
+            .collect();
+        Self {
+            config,
+            store,
+            state: RwLock::new(State {
+                catalog,
+                ..State::default()
+            }),
+            stats: FlushStats::default(),
+        }
+    }
+
+    pub fn config(&self) -> &BufferConfig {
+        &self.config
+    }
+
+    pub fn stats(&self) -> &FlushStats {
+        &self.stats
+    }
+
+    /// Bytes of Arrow memory held (open and flushing).
+    pub fn buffered_bytes(&self) -> usize {
+        self.state.read().buffered_bytes
+    }
+
+    /// Manifest versions of every table: `(tenant, table, version, files)`.
+    pub fn manifest_versions(&self) -> Vec<(TenantId, Table, u64, usize)> {
+        let st = self.state.read();
+        let mut v: Vec<_> = st
+            .catalog
+            .iter()
+            .map(|((t, tb), (ver, files))| (t.clone(), *tb, *ver, files.len()))
+            .collect();
+        v.sort_by(|a, b| (&a.0, a.1).cmp(&(&b.0, b.1)));
+        v
+    }
+
+    /// Highest WAL sequence number of the partition's committed rows (0 if none).
+    pub fn committed_seq(&self, tenant: &TenantId, table: Table, hour_start: u64) -> u64 {
+        let st = self.state.read();
+        st.catalog
+            .get(&(tenant.clone(), table))
+            .map(|(_, files)| {
+                files
+                    .iter()
+                    .filter(|f| f.hour_start == hour_start)
+                    .map(|f| f.max_seq)
+                    .max()
+                    .unwrap_or(0)
+            })
+            .unwrap_or(0)
+    }
+
+    /// The lowest sequence number whose rows are not all committed yet: WAL
+    /// records below it may be deleted.
+    pub fn watermark(&self) -> u64 {
+        let st = self.state.read();
+        st.partitions
+            .values()
+            .flat_map(|p| {
+                let open = (!p.open.batches.is_empty()).then_some(p.open.min_seq);
+                let flushing = p.flushing.as_ref().map(|c| c.min_seq);
+                open.into_iter().chain(flushing)
+            })
+            .min()
+            .unwrap_or(st.max_inserted_seq + 1)
+    }
+
+    /// Adds durable rows with WAL sequence number `seq`, split by hour. With
+    /// `skip_committed`, rows of partitions already committed up to `seq`
+    /// are dropped (WAL replay after a crash).
+    pub fn insert(
+        &self,
+        tenant: &TenantId,
+        table: Table,
+        batch: &RecordBatch,
+        seq: u64,
+        skip_committed: bool,
+    ) {
+        let parts = match split_by_hour(batch) {
+            Ok(p) => p,
+            Err(e) => {
+                tracing::error!(error = %e, %table, "batch without a valid timestamp column dropped");
+                return;
+            }
+        };
+        let now = Instant::now();
+        for (hour_start, part) in parts {
+            if skip_committed && self.committed_seq(tenant, table, hour_start) >= seq {
+                continue;
+            }
+            let mut st = self.state.write();
+            st.max_inserted_seq = st.max_inserted_seq.max(seq);
+            let p = st
+                .partitions
+                .entry(PartitionKey {
+                    tenant: tenant.clone(),
+                    table,
+                    hour_start,
+                })
+                .or_insert_with(|| Partition {
+                    open: Chunk::default(),
+                    since: None,
+                    flushing: None,
+                    failures: 0,
+                    retry_at: None,
+                });
+            p.since.get_or_insert(now);
+            let before = p.open.bytes;
+            p.open.push(part, seq);
+            let added = p.open.bytes - before;
+            st.buffered_bytes += added;
+        }
+    }
+
+    /// Records that everything up to `seq` was inserted (replay skipped it).
+    pub fn note_seq(&self, seq: u64) {
+        let mut st = self.state.write();
+        st.max_inserted_seq = st.max_inserted_seq.max(seq);
+    }
+
+    fn take_due(&self, force: bool) -> Vec<Job> {
+        let now = Instant::now();
+        let mut st = self.state.write();
+        // Memory pressure: above half the budget, the largest open
+        // partitions are due too, until what stays open is under half.
+        // Without this, several partitions each below `flush_bytes` (five
+        // metric tables, many tenants) fill the budget and writes are
+        // refused while nothing is due.
+        let pressured = {
+            let half = self.config.max_buffered_bytes / 2;
+            let mut excess = st.buffered_bytes.saturating_sub(half);
+            let mut open: Vec<(usize, &PartitionKey)> = st
+                .partitions
+                .iter()
+                .filter(|(_, p)| p.flushing.is_none() && !p.open.batches.is_empty())
+                .map(|(k, p)| (p.open.bytes, k))
+                .collect();
+            open.sort_unstable_by_key(|e| std::cmp::Reverse(e.0));
+            let mut keys = Vec::new();
+            for (bytes, key) in open {
+                if excess == 0 {
+                    break;
+                }
+                excess = excess.saturating_sub(bytes);
+                keys.push(key.clone());
+            }
+            keys
+        };
+        let mut jobs = Vec::new();
+        for (key, p) in st.partitions.iter_mut() {
+            if p.flushing.is_some() || p.open.batches.is_empty() {
+                continue;
+            }
+            let due = p.open.rows >= self.config.flush_rows
+                || p.open.bytes >= self.config.flush_bytes
+                || p.since
+                    .is_some_and(|s| now.duration_since(s) >= self.config.max_age)
+                || pressured.contains(key);
+            let backing_off = p.retry_at.is_some_and(|t| now < t);
+            if force || (due && !backing_off) {
+                let chunk = Arc::new(std::mem::take(&mut p.open));
+                p.since = None;
+                p.flushing = Some(Arc::clone(&chunk));
+                jobs.push(Job {
+                    key: key.clone(),
+                    chunk,
+                });
+            }
+        }
+        jobs
+    }
+
+    /// Flushes every partition that is due (by rows, bytes or age), or all of
+    /// them when `force`. Returns how many files were committed.
+    pub async fn flush_due(&self, force: bool) -> Result<usize, StoreError> {
+        let jobs = self.take_due(force);
+        let mut committed = 0;
+        let mut first_err = None;
+        // Partitions are independent: flush them concurrently.
+        let results = futures::future::join_all(jobs.iter().map(|j| self.flush_one(j))).await;
+        for (job, result) in jobs.into_iter().zip(results) {
+            match result {
+                Ok(meta) => {
+                    let mut st = self.state.write();
+                    let version = meta.1;
+                    let entry = st
+                        .catalog
+                        .entry((job.key.tenant.clone(), job.key.table))
+                        .or_insert((0, Vec::new()));
+                    entry.0 = entry.0.max(version);
+                    entry.1.push(meta.0);
+                    st.buffered_bytes = st.buffered_bytes.saturating_sub(job.chunk.bytes);
+                    let remove = match st.partitions.get_mut(&job.key) {
+                        Some(p) => {
+                            p.flushing = None;
+                            p.failures = 0;
+                            p.retry_at = None;
+                            p.open.batches.is_empty()
+                        }
+                        None => false,
+                    };
+                    if remove {
+                        st.partitions.remove(&job.key);
+                    }
+                    committed += 1;
+                }
+                Err(e) => {
+                    self.stats.failures.fetch_add(1, Ordering::Relaxed);
+                    let mut st = self.state.write();
+                    if let Some(p) = st.partitions.get_mut(&job.key) {
+                        // Put the rows back in front of newer ones, in order.
+                        p.flushing = None;
+                        let mut merged =
+                            Arc::try_unwrap(job.chunk).unwrap_or_else(|c| (*c).clone());
+                        let newer = std::mem::take(&mut p.open);
+                        if !newer.batches.is_empty() {
+                            merged.batches.extend(newer.batches);
+                            merged.rows += newer.rows;
+                            merged.bytes += newer.bytes;
+                            merged.max_seq = newer.max_seq;
+                        }
+                        p.open = merged;
+                        p.since.get_or_insert_with(Instant::now);
+                        p.failures += 1;
+                        let backoff =
+                            Duration::from_millis(100) * 2u32.saturating_pow(p.failures.min(9));
+                        p.retry_at = Some(Instant::now() + backoff.min(Duration::from_secs(30)));
+                        tracing::warn!(tenant = %job.key.tenant, table = %job.key.table, failures = p.failures, ?backoff, error = %e, "flush failed; rows stay in the WAL and will be retried");
+                    }
+                    first_err.get_or_insert(e);
+                }
+            }
+        }
+        match first_err {
+            Some(e) => Err(e),
+            None => Ok(committed),
+        }
+    }
+
+    async fn flush_one(&self, job: &Job) -> Result<(FileMeta, u64), StoreError> {
+        let started = Instant::now();
+        let schema = job.chunk.batches[0].schema();
+        let batch = concat_batches(&schema, &job.chunk.batches)
+            .map_err(|e| StoreError::new("concatenating buffered batches", e))?;
+        let meta = self
+            .store
+            .write_file(
+                &job.key.tenant,
+                job.key.table,
+                job.key.hour_start,
+                job.chunk.max_seq,
+                batch,
+            )
+            .await?;
+        let version = self
+            .store
+            .commit(&job.key.tenant, job.key.table, vec![meta.clone()])
+            .await?;
+        self.stats.files.fetch_add(1, Ordering::Relaxed);
+        self.stats.rows.fetch_add(meta.rows, Ordering::Relaxed);
+        self.stats
+            .nanos
+            .fetch_add(started.elapsed().as_nanos() as u64, Ordering::Relaxed);
+        Ok((meta, version))
+    }
+
+    /// True when nothing is buffered.
+    pub fn is_empty(&self) -> bool {
+        self.state.read().partitions.is_empty()
+    }
+
+    pub fn snapshot(&self, tenant: &TenantId, table: Table) -> TableSnapshot {
+        let st = self.state.read();
+        let files = st
+            .catalog
+            .get(&(tenant.clone(), table))
+            .map(|(_, f)| f.clone())
+            .unwrap_or_default();
+        let mut batches = Vec::new();
+        for (k, p) in &st.partitions {
+            if k.table == table && &k.tenant == tenant {
+                if let Some(f) = &p.flushing {
+                    batches.extend(f.batches.iter().cloned());
+                }
+                batches.extend(p.open.batches.iter().cloned());
+            }
+        }
+        TableSnapshot { files, batches }
+    }
+}
+
+/// Bytes of memory `batch` keeps alive, each allocation counted once.
+///
+/// `RecordBatch::get_array_memory_size` counts a buffer once per array that
+/// shares it. Arrays decoded from one Arrow IPC message (WAL replay) all
+/// share the message's single allocation, so that sum counts it once per
+/// column and child array — tens of times what is held.
+pub fn held_bytes(batch: &RecordBatch) -> usize {
+    fn add(data: &ArrayData, seen: &mut HashSet<usize>, total: &mut usize) {
+        let nulls = data.nulls().map(|n| n.buffer());
+        for buf in data.buffers().iter().chain(nulls) {
+            if seen.insert(buf.data_ptr().as_ptr() as usize) {
+                // Externally owned buffers report no capacity: count their length.
+                *total += buf.capacity().max(buf.len());
+            }
+        }
+        for child in data.child_data() {
+            add(child, seen, total);
+        }
+    }
+    let mut seen = HashSet::new();
+    let mut total = 0;
+    for column in batch.columns() {
+        add(&column.to_data(), &mut seen, &mut total);
+    }
+    total
+}
+
+/// Splits rows by the hour of their `timestamp` column.
+fn split_by_hour(batch: &RecordBatch) -> Result<Vec<(u64, RecordBatch)>, String> {
+    let col = batch
+        .column_by_name(Table::TIMESTAMP_COLUMN)
+        .ok_or("batch has no timestamp column")?;
+    let ts = col
+        .as_any()
+        .downcast_ref::<TimestampNanosecondArray>()
+        .ok_or("timestamp column is not Timestamp(ns)")?;
+    let hour = |i: usize| {
+        Timestamp::from_unix_nanos(ts.value(i).max(0) as u64)
+            .hour_start()
+            .unix_nanos()
+    };
+    if ts.is_empty() {
+        return Ok(Vec::new());
+    }
+    let first = hour(0);
+    if (1..ts.len()).all(|i| hour(i) == first) {
+        return Ok(vec![(first, batch.clone())]);
+    }
+    let mut groups: HashMap<u64, Vec<u32>> = HashMap::new();
+    for i in 0..ts.len() {
+        groups.entry(hour(i)).or_default().push(i as u32);
+    }
+    let mut out: Vec<(u64, RecordBatch)> = groups
+        .into_iter()
+        .map(|(h, idx)| {
+            take_record_batch(batch, &UInt32Array::from(idx))
+                .map(|b| (h, b))
+                .map_err(|e| e.to_string())
+        })
+        .collect::<Result<_, _>>()?;
+    out.sort_by_key(|(h, _)| *h);
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use arrow::array::{ArrayRef, Int64Array, StringArray};
+    use arrow::datatypes::{DataType, Field, Schema};
+    use arrow::ipc::reader::StreamReader;
+    use arrow::ipc::writer::StreamWriter;
+
+    use super::*;
+
+    #[test]
+    fn held_bytes_counts_a_shared_allocation_once() {
+        let n = 10_000;
+        let columns: Vec<ArrayRef> = (0..20)
+            .map(|c| {
+                if c % 2 == 0 {
+                    Arc::new(Int64Array::from_iter_values((0..n).map(|i| i * c))) as ArrayRef
+                } else {
+                    Arc::new(StringArray::from_iter_values(
+                        (0..n).map(|i| format!("v{i}")),
+                    ))
+                }
+            })
+            .collect();
+        let fields: Vec<Field> = (0..20)
+            .map(|c| {
+                let t = if c % 2 == 0 {
+                    DataType::Int64
+                } else {
+                    DataType::Utf8
+                };
+                Field::new(format!("c{c}"), t, false)
+            })
+            .collect();
+        let batch = RecordBatch::try_new(Arc::new(Schema::new(fields)), columns).unwrap();
+        let own = held_bytes(&batch);
+        // Unshared buffers: the same as arrow's count, less its per-array
+        // struct overhead.
+        let arrow_count = batch.get_array_memory_size();
+        assert!(
+            own <= arrow_count && own + 4096 >= arrow_count,
+            "{own} vs {arrow_count}"
+        );
+
+        // Decoded from IPC, every column shares the message's allocation.
+        let mut ipc = Vec::new();
+        let mut w = StreamWriter::try_new(&mut ipc, &batch.schema()).unwrap();
+        w.write(&batch).unwrap();
+        w.finish().unwrap();
+        drop(w);
+        let decoded = StreamReader::try_new(std::io::Cursor::new(&ipc), None)
+            .unwrap()
+            .next()
+            .unwrap()
+            .unwrap();
+        let held = held_bytes(&decoded);
+        assert!(
+            held <= ipc.len() + 4096 && held >= own / 2,
+            "held {held}, IPC {}, own {own}",
+            ipc.len()
+        );
+        assert!(decoded.get_array_memory_size() > 10 * held);
+    }
+}

@@ -1,0 +1,244 @@
+//! The pipeline and partition buffer against in-memory ports: flush policy,
+//! admission control, failed flushes and replay, with exact outcomes.
+
+use std::sync::Arc;
+
+use arrow::array::{ArrayRef, StringArray, TimestampNanosecondArray};
+use arrow::datatypes::{DataType, Field, Schema, TimeUnit};
+use arrow::record_batch::RecordBatch;
+
+use super::{BufferConfig, PartitionBuffer, Pipeline};
+use crate::fakes::{MemoryFileStore, MemoryWal};
+use crate::ports::{
+    FileStore, SnapshotSource, Table, TableBatch, WalError, WriteAheadLog, WriteBuffer, WriteError,
+};
+use tf_domain::TenantId;
+
+const HOUR: u64 = 3_600_000_000_000;
+/// 2026-01-01T00:00:00Z.
+const T0: u64 = 1_767_225_600_000_000_000;
+
+/// `rows` rows in the hour `hour` after T0, each with a payload of `width` bytes.
+fn rows(hour: u64, rows: usize, width: usize) -> TableBatch {
+    let schema = Arc::new(Schema::new(vec![
+        Field::new(
+            Table::TIMESTAMP_COLUMN,
+            DataType::Timestamp(TimeUnit::Nanosecond, Some("UTC".into())),
+            false,
+        ),
+        Field::new("payload", DataType::Utf8, false),
+    ]));
+    let ts = TimestampNanosecondArray::from_iter_values(
+        (0..rows).map(|i| (T0 + hour * HOUR + i as u64) as i64),
+    )
+    .with_timezone("UTC");
+    let payload = StringArray::from_iter_values((0..rows).map(|_| "x".repeat(width)));
+    let columns: Vec<ArrayRef> = vec![Arc::new(ts), Arc::new(payload)];
+    TableBatch {
+        table: Table::Logs,
+        batch: RecordBatch::try_new(schema, columns).expect("valid batch"),
+    }
+}
+
+fn config(max_buffered_bytes: usize) -> BufferConfig {
+    BufferConfig {
+        flush_rows: usize::MAX,
+        flush_bytes: usize::MAX,
+        max_age: std::time::Duration::from_secs(3600),
+        max_buffered_bytes,
+    }
+}
+
+struct Setup {
+    store: Arc<MemoryFileStore>,
+    wal: Arc<MemoryWal>,
+    pipeline: Pipeline,
+    tenant: TenantId,
+}
+
+fn setup(max_buffered_bytes: usize) -> Setup {
+    let store = Arc::new(MemoryFileStore::new());
+    let buffer = Arc::new(PartitionBuffer::new(
+        config(max_buffered_bytes),
+        Arc::clone(&store) as Arc<dyn FileStore>,
+        Vec::new(),
+    ));
+    let pipeline = Pipeline::new(buffer);
+    let wal = Arc::new(MemoryWal::new(1));
+    pipeline.set_wal(Arc::clone(&wal) as Arc<dyn WriteAheadLog>);
+    Setup {
+        store,
+        wal,
+        pipeline,
+        tenant: TenantId::parse("acme").expect("valid id"),
+    }
+}
+
+fn visible_rows(p: &Pipeline, tenant: &TenantId) -> (u64, usize) {
+    let snap = p.snapshot(tenant, Table::Logs);
+    let committed = snap.files.iter().map(|f| f.rows).sum();
+    let buffered = snap.batches.iter().map(RecordBatch::num_rows).sum();
+    (committed, buffered)
+}
+
+#[tokio::test]
+async fn acked_rows_are_visible_at_once_and_committed_exactly_once() {
+    let s = setup(64 << 20);
+    s.pipeline
+        .write(&s.tenant, vec![rows(0, 10, 8)])
+        .await
+        .unwrap();
+    s.pipeline
+        .write(&s.tenant, vec![rows(1, 5, 8)])
+        .await
+        .unwrap();
+    assert_eq!(visible_rows(&s.pipeline, &s.tenant), (0, 15));
+    assert_eq!(s.wal.records().len(), 2);
+
+    assert_eq!(s.pipeline.flush_due(true).await.unwrap(), 2);
+    assert_eq!(visible_rows(&s.pipeline, &s.tenant), (15, 0));
+    assert_eq!(s.store.committed_rows(&s.tenant, Table::Logs), 15);
+    assert_eq!(s.pipeline.buffer().buffered_bytes(), 0);
+    // Everything is committed: the log may drop both records.
+    assert!(s.wal.records().is_empty());
+    assert_eq!(s.wal.released_before(), 3);
+}
+
+#[tokio::test]
+async fn memory_pressure_flushes_the_largest_partitions_until_under_half() {
+    // Budget 1 MiB; nothing is due by rows, bytes or age.
+    let s = setup(1 << 20);
+    for (hour, width) in [(0, 400), (1, 200), (2, 100)] {
+        s.pipeline
+            .write(&s.tenant, vec![rows(hour, 1000, width)])
+            .await
+            .unwrap();
+    }
+    let before = s.pipeline.buffer().buffered_bytes();
+    assert!(before > 1 << 19, "{before} bytes: over half the budget");
+    assert_eq!(s.pipeline.flush_due(false).await.unwrap(), 1);
+    let flushed = s.store.committed(&s.tenant, Table::Logs);
+    assert_eq!(flushed.len(), 1);
+    assert_eq!(flushed[0].hour_start, T0, "the largest partition");
+    let after = s.pipeline.buffer().buffered_bytes();
+    assert!(after <= 1 << 19, "{after} bytes left");
+    // Under half the budget nothing more is due.
+    assert_eq!(s.pipeline.flush_due(false).await.unwrap(), 0);
+    assert_eq!(visible_rows(&s.pipeline, &s.tenant), (1000, 2000));
+}
+
+#[tokio::test]
+async fn writes_over_the_budget_are_refused_until_a_flush() {
+    let s = setup(1 << 20);
+    // A write is admitted while the buffers are within the budget, even if
+    // it takes them over.
+    s.pipeline
+        .write(&s.tenant, vec![rows(0, 3000, 400)])
+        .await
+        .unwrap();
+    let err = s
+        .pipeline
+        .write(&s.tenant, vec![rows(0, 1, 8)])
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, WriteError::Overloaded { retry_after, .. } if retry_after.as_secs() == 1),
+        "{err}"
+    );
+    assert_eq!(s.wal.records().len(), 1, "a refused write is not logged");
+    assert_eq!(s.pipeline.flush_due(false).await.unwrap(), 1);
+    s.pipeline
+        .write(&s.tenant, vec![rows(0, 1, 8)])
+        .await
+        .unwrap();
+    assert_eq!(visible_rows(&s.pipeline, &s.tenant), (3000, 1));
+}
+
+#[tokio::test]
+async fn a_full_log_refuses_writes_retryably() {
+    let s = setup(64 << 20);
+    s.wal.refuse(Some(WalError::Full { bytes: 10, max: 5 }));
+    let err = s
+        .pipeline
+        .write(&s.tenant, vec![rows(0, 1, 8)])
+        .await
+        .unwrap_err();
+    assert!(matches!(err, WriteError::Overloaded { .. }), "{err}");
+    assert_eq!(visible_rows(&s.pipeline, &s.tenant), (0, 0));
+    s.wal.refuse(None);
+    s.pipeline
+        .write(&s.tenant, vec![rows(0, 1, 8)])
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn a_failed_flush_keeps_rows_visible_and_logged_until_storage_heals() {
+    let s = setup(64 << 20);
+    s.pipeline
+        .write(&s.tenant, vec![rows(0, 10, 8)])
+        .await
+        .unwrap();
+    s.store.set_down(true);
+    assert!(s.pipeline.flush_due(true).await.is_err());
+    assert_eq!(visible_rows(&s.pipeline, &s.tenant), (0, 10));
+    assert_eq!(s.wal.records().len(), 1, "not released");
+    // Rows written meanwhile queue behind the failed ones.
+    s.pipeline
+        .write(&s.tenant, vec![rows(0, 5, 8)])
+        .await
+        .unwrap();
+    // Backing off: not due without force.
+    assert_eq!(s.pipeline.flush_due(false).await.unwrap(), 0);
+    s.store.set_down(false);
+    assert_eq!(s.pipeline.flush_due(true).await.unwrap(), 1);
+    assert_eq!(visible_rows(&s.pipeline, &s.tenant), (15, 0));
+    let files = s.store.committed(&s.tenant, Table::Logs);
+    assert_eq!((files.len(), files[0].rows, files[0].max_seq), (1, 15, 2));
+    assert!(s.wal.records().is_empty());
+}
+
+#[tokio::test]
+async fn replay_adds_only_what_no_committed_file_covers() {
+    let s = setup(64 << 20);
+    s.pipeline
+        .write(&s.tenant, vec![rows(0, 10, 8)])
+        .await
+        .unwrap();
+    s.pipeline
+        .write(&s.tenant, vec![rows(0, 20, 8)])
+        .await
+        .unwrap();
+    // Commit without releasing the log (a crash right after the commit).
+    s.pipeline.buffer().flush_due(true).await.unwrap();
+    s.pipeline
+        .write(&s.tenant, vec![rows(0, 5, 8)])
+        .await
+        .unwrap();
+    s.pipeline
+        .write(&s.tenant, vec![rows(1, 7, 8)])
+        .await
+        .unwrap();
+    let log = s.wal.records();
+    assert_eq!(log.len(), 4);
+
+    // Restart: the catalog from the store, then the whole log replayed.
+    let catalog = s.store.load_catalog().await.unwrap();
+    let buffer = PartitionBuffer::new(
+        config(64 << 20),
+        Arc::clone(&s.store) as Arc<dyn FileStore>,
+        catalog,
+    );
+    for r in &log {
+        for b in &r.batches {
+            buffer.insert(&r.tenant, b.table, &b.batch, r.seq, true);
+        }
+        buffer.note_seq(r.seq);
+    }
+    let snap = buffer.snapshot(&s.tenant, Table::Logs);
+    let buffered: usize = snap.batches.iter().map(RecordBatch::num_rows).sum();
+    assert_eq!(snap.files.iter().map(|f| f.rows).sum::<u64>(), 30);
+    assert_eq!(buffered, 12, "records 3 and 4 only");
+    // Records 1 and 2 are covered: only 3 and up must be kept.
+    assert_eq!(buffer.watermark(), 3);
+}

@@ -1,0 +1,336 @@
+//! Ports of the application layer: what the use cases need from storage and
+//! the query engine. Adapters in `infrastructure` implement them.
+
+use std::fmt;
+use std::time::Duration;
+
+use arrow::datatypes::SchemaRef;
+use arrow::record_batch::RecordBatch;
+use async_trait::async_trait;
+
+use tf_domain::TenantId;
+
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// The tables TelemetryFlow stores; names follow the OpenTelemetry
+/// ClickHouse exporter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Table {
+    Traces,
+    Logs,
+    MetricsGauge,
+    MetricsSum,
+    MetricsHistogram,
+    MetricsExpHistogram,
+    MetricsSummary,
+}
+
+impl Table {
+    pub const ALL: [Table; 7] = [
+        Table::Traces,
+        Table::Logs,
+        Table::MetricsGauge,
+        Table::MetricsSum,
+        Table::MetricsHistogram,
+        Table::MetricsExpHistogram,
+        Table::MetricsSummary,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Table::Traces => "otel_traces",
+            Table::Logs => "otel_logs",
+            Table::MetricsGauge => "otel_metrics_gauge",
+            Table::MetricsSum => "otel_metrics_sum",
+            Table::MetricsHistogram => "otel_metrics_histogram",
+            Table::MetricsExpHistogram => "otel_metrics_exp_histogram",
+            Table::MetricsSummary => "otel_metrics_summary",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<Table> {
+        Table::ALL.into_iter().find(|t| t.name() == name)
+    }
+
+    /// The event-time column every table has (`Timestamp(ns, UTC)`), used for
+    /// hourly partitioning.
+    pub const TIMESTAMP_COLUMN: &'static str = "timestamp";
+}
+
+impl fmt::Display for Table {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// Rows for one table, converted from one request.
+#[derive(Debug, Clone)]
+pub struct TableBatch {
+    pub table: Table,
+    pub batch: RecordBatch,
+}
+
+/// Why a write was refused. Nothing refused was accepted.
+#[derive(Debug, thiserror::Error)]
+pub enum WriteError {
+    /// Too much is buffered or queued: the client should retry later.
+    #[error("server overloaded: {reason}; retry after {retry_after:?}")]
+    Overloaded {
+        reason: String,
+        retry_after: Duration,
+    },
+    /// Start-up recovery (WAL replay) is still running.
+    #[error("server is recovering its write-ahead log; retry shortly")]
+    NotReady,
+    /// The server is shutting down.
+    #[error("server is shutting down")]
+    ShuttingDown,
+    #[error("write failed: {0}")]
+    Internal(BoxError),
+}
+
+/// Accepts converted batches on the write path.
+#[async_trait]
+pub trait WriteBuffer: Send + Sync {
+    /// Returns once the batches are durable (in the fsync'd write-ahead log)
+    /// and visible to queries. An error means nothing of the call was accepted.
+    async fn write(&self, tenant: &TenantId, batches: Vec<TableBatch>) -> Result<(), WriteError>;
+
+    /// Persists everything buffered; returns when all of it is in committed files.
+    async fn flush_all(&self) -> Result<(), WriteError>;
+}
+
+/// Why the write-ahead log refused or failed an append.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum WalError {
+    #[error(
+        "write-ahead log is full ({bytes} bytes on disk, limit {max}): storage is not keeping up"
+    )]
+    Full { bytes: u64, max: u64 },
+    #[error("write-ahead log queue is full")]
+    QueueFull,
+    #[error("write-ahead log is closed")]
+    Closed,
+    #[error("write-ahead log I/O error: {0}")]
+    Io(String),
+}
+
+/// Runs on the log's writer thread, in sequence order, once the record is
+/// durable (`Ok(seq)`) or has failed.
+pub type DurableCallback = Box<dyn FnOnce(Result<u64, WalError>) + Send>;
+
+/// Counters of the write-ahead log.
+#[derive(Debug, Clone, Default)]
+pub struct WalStats {
+    pub bytes_written: u64,
+    pub records: u64,
+    pub fsyncs: u64,
+    pub fsync_seconds_sum: f64,
+    /// (upper bound in seconds, count) — not cumulative.
+    pub fsync_buckets: Vec<(f64, u64)>,
+    pub fsync_bucket_inf: u64,
+    pub bytes_on_disk: u64,
+    pub queued: u64,
+    pub segments_deleted: u64,
+}
+
+/// The write-ahead log port.
+pub trait WriteAheadLog: Send + Sync {
+    /// Encodes the record on the caller's thread and queues it; `on_durable`
+    /// runs once it is fsync'd (group commit). An immediate error means it was
+    /// not queued.
+    fn append(
+        &self,
+        tenant: &TenantId,
+        batches: &[TableBatch],
+        on_durable: DurableCallback,
+    ) -> Result<(), WalError>;
+
+    /// Allows deleting every record with `seq < watermark` (they are in
+    /// committed Parquet files).
+    fn release_before(&self, watermark: u64);
+
+    fn stats(&self) -> WalStats;
+}
+
+/// A committed Parquet file of one tenant's table.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileMeta {
+    /// Path inside the object store (no scheme), e.g.
+    /// `acme/otel_traces/date=2026-11-26/hour=13/0193….parquet`.
+    pub path: String,
+    pub size: u64,
+    pub rows: u64,
+    /// Start of the hour partition, Unix ns.
+    pub hour_start: u64,
+    /// Highest WAL sequence number whose rows for this partition are in this
+    /// file (all lower ones for the partition are in this or earlier files).
+    pub max_seq: u64,
+    /// Event-time range of the rows, Unix ns.
+    pub min_ts: i64,
+    pub max_ts: i64,
+}
+
+/// Storage errors.
+#[derive(Debug, thiserror::Error)]
+#[error("{context}: {source}")]
+pub struct StoreError {
+    pub context: String,
+    #[source]
+    pub source: BoxError,
+}
+
+impl StoreError {
+    /// `source` while doing `context` (e.g. "writing a/b.parquet").
+    pub fn new(
+        context: impl Into<String>,
+        source: impl std::error::Error + Send + Sync + 'static,
+    ) -> Self {
+        Self {
+            context: context.into(),
+            source: Box::new(source),
+        }
+    }
+}
+
+/// The committed files of one tenant's table, at a manifest version.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TableCatalog {
+    pub tenant: TenantId,
+    pub table: Table,
+    pub version: u64,
+    pub files: Vec<FileMeta>,
+}
+
+/// The repository of committed data: immutable Parquet files listed by a
+/// versioned manifest per table.
+#[async_trait]
+pub trait FileStore: Send + Sync {
+    /// Writes one data file of rows for `(tenant, table)`, all within the hour
+    /// starting at `hour_start`. The file is not visible until committed.
+    async fn write_file(
+        &self,
+        tenant: &TenantId,
+        table: Table,
+        hour_start: u64,
+        max_seq: u64,
+        batch: RecordBatch,
+    ) -> Result<FileMeta, StoreError>;
+
+    /// Atomically adds files to the table's manifest; returns the new version.
+    async fn commit(
+        &self,
+        tenant: &TenantId,
+        table: Table,
+        added: Vec<FileMeta>,
+    ) -> Result<u64, StoreError>;
+
+    /// The committed files of every table.
+    async fn load_catalog(&self) -> Result<Vec<TableCatalog>, StoreError>;
+
+    /// Deletes data files that no manifest lists and that are older than
+    /// `grace` (left by a crash between write and commit). Returns how many.
+    async fn collect_garbage(&self, grace: Duration) -> Result<usize, StoreError>;
+}
+
+/// A consistent view of one tenant's table: committed files plus rows not yet
+/// flushed. A row is in exactly one of the two.
+#[derive(Debug, Clone, Default)]
+pub struct TableSnapshot {
+    pub files: Vec<FileMeta>,
+    pub batches: Vec<RecordBatch>,
+}
+
+/// Source of table snapshots for the read side.
+pub trait SnapshotSource: Send + Sync {
+    fn snapshot(&self, tenant: &TenantId, table: Table) -> TableSnapshot;
+}
+
+/// Why a query failed.
+#[derive(Debug, thiserror::Error)]
+pub enum QueryError {
+    /// The query is wrong (syntax, unknown column, type error, bad
+    /// parameter): the caller's fault.
+    #[error("{0}")]
+    Invalid(String),
+    /// The query tries something API callers may not do.
+    #[error("{0}")]
+    Forbidden(String),
+    /// Nothing matched where one thing was asked for (a trace id).
+    #[error("{0}")]
+    NotFound(String),
+    /// The query ran past its time limit and was cancelled.
+    #[error("query cancelled after the {0:?} timeout (query.timeout_secs)")]
+    Timeout(Duration),
+    /// The query needed more memory than one query may use.
+    #[error("query exceeded its memory limit (query.memory_limit_mb): {0}")]
+    ResourcesExhausted(String),
+    /// Our fault; the cause is kept as the error's `source()`.
+    #[error("query failed: {0}")]
+    Internal(#[source] Box<dyn std::error::Error + Send + Sync>),
+}
+
+impl QueryError {
+    /// An internal error caused by `e` (an error, or a message).
+    pub fn internal(e: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Self {
+        Self::Internal(e.into())
+    }
+}
+
+/// Rows answered by a query.
+#[derive(Debug, Clone)]
+pub struct QueryResult {
+    pub schema: SchemaRef,
+    pub batches: Vec<RecordBatch>,
+    /// More rows matched than the row cap allowed; `batches` hold the first.
+    pub truncated: bool,
+}
+
+impl QueryResult {
+    pub fn num_rows(&self) -> usize {
+        self.batches.iter().map(RecordBatch::num_rows).sum()
+    }
+}
+
+/// A value bound to a placeholder (`$1`, `$2`, … in order) of a statement.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SqlParam {
+    Utf8(String),
+    Int64(i64),
+    Float64(f64),
+    /// Compared with the `Timestamp(ns, UTC)` columns.
+    TimestampNs(i64),
+}
+
+/// What one query may use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct QueryLimits {
+    pub timeout: Duration,
+    pub memory_bytes: usize,
+    /// Rows returned at most; beyond, the result is cut and `truncated`.
+    pub max_rows: usize,
+}
+
+impl Default for QueryLimits {
+    fn default() -> Self {
+        Self {
+            timeout: Duration::from_secs(30),
+            memory_bytes: 1 << 30,
+            max_rows: 100_000,
+        }
+    }
+}
+
+/// The read model: answers read-only SQL over one tenant's tables (the
+/// [`Table`]s, by name). Statements the application generates bind their
+/// values as `params`; SQL from API callers comes without.
+#[async_trait]
+pub trait ReadModel: Send + Sync {
+    async fn query(
+        &self,
+        tenant: &TenantId,
+        sql: &str,
+        params: &[SqlParam],
+        limits: &QueryLimits,
+    ) -> Result<QueryResult, QueryError>;
+}

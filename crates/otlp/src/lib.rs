@@ -1,0 +1,147 @@
+//! OTLP receivers: gRPC (`grpc`) and HTTP (`http`) adapters over one shared
+//! [`OtlpReceiver`] that decodes, converts and hands batches to the ingest
+//! command handler. Receivers stay thin: conversion lives in `convert`, the
+//! JSON decoder in `json`, body decompression in `decode`. `json_encode` is
+//! the OTLP/JSON request encoder (for clients, tests and benchmarks).
+
+pub mod convert;
+pub mod decode;
+pub mod grpc;
+pub mod http;
+pub mod json;
+pub mod json_encode;
+pub mod status;
+pub mod synth;
+
+use std::sync::Arc;
+
+use opentelemetry_proto::tonic::collector::logs::v1::{
+    ExportLogsPartialSuccess, ExportLogsServiceRequest, ExportLogsServiceResponse,
+};
+use opentelemetry_proto::tonic::collector::metrics::v1::{
+    ExportMetricsPartialSuccess, ExportMetricsServiceRequest, ExportMetricsServiceResponse,
+};
+use opentelemetry_proto::tonic::collector::trace::v1::{
+    ExportTracePartialSuccess, ExportTraceServiceRequest, ExportTraceServiceResponse,
+};
+
+use convert::{ConvertError, Converted};
+use tf_application::commands::{IngestCommand, IngestHandler, IngestOutcome};
+use tf_application::ports::WriteError;
+use tf_domain::ports::CounterStore;
+use tf_domain::tenancy::IdError;
+use tf_domain::{TenantContext, TenantId, WorkspaceId};
+
+/// Header (HTTP) / metadata key (gRPC) naming the tenant.
+pub const TENANT_HEADER: &str = "x-tenant-id";
+/// Header / metadata key naming the workspace.
+pub const WORKSPACE_HEADER: &str = "x-workspace-id";
+
+#[derive(Debug, thiserror::Error)]
+pub enum ReceiveError {
+    #[error("invalid {header} header: {source}")]
+    BadTenant {
+        header: &'static str,
+        #[source]
+        source: IdError,
+    },
+    #[error(transparent)]
+    Convert(#[from] ConvertError),
+    #[error(transparent)]
+    Write(#[from] WriteError),
+}
+
+pub type Result<T, E = ReceiveError> = std::result::Result<T, E>;
+
+/// Builds the tenant context from the raw bytes of the two header values
+/// (absent or blank = `default`). A value that is not a valid id — bytes
+/// outside ASCII included — is an error, never a fallback to `default`.
+pub fn tenant_context(tenant: Option<&[u8]>, workspace: Option<&[u8]>) -> Result<TenantContext> {
+    let tenant = tenant.map(String::from_utf8_lossy);
+    let workspace = workspace.map(String::from_utf8_lossy);
+    let tenant = match tenant.as_deref().map(str::trim) {
+        None | Some("") => TenantId::default_id(),
+        Some(t) => TenantId::parse(t).map_err(|source| ReceiveError::BadTenant {
+            header: TENANT_HEADER,
+            source,
+        })?,
+    };
+    let workspace = match workspace.as_deref().map(str::trim) {
+        None | Some("") => WorkspaceId::default_id(),
+        Some(w) => WorkspaceId::parse(w).map_err(|source| ReceiveError::BadTenant {
+            header: WORKSPACE_HEADER,
+            source,
+        })?,
+    };
+    Ok(TenantContext::new(tenant, workspace))
+}
+
+/// What both receivers share: conversion and the ingest use case.
+pub struct OtlpReceiver {
+    handler: Arc<IngestHandler>,
+    counters: Arc<dyn CounterStore>,
+}
+
+impl OtlpReceiver {
+    pub fn new(handler: Arc<IngestHandler>, counters: Arc<dyn CounterStore>) -> Self {
+        Self { handler, counters }
+    }
+
+    async fn ingest(&self, converted: Converted) -> Result<IngestOutcome> {
+        let Converted { summary, batches } = converted;
+        Ok(self
+            .handler
+            .handle(IngestCommand { summary, batches })
+            .await?)
+    }
+
+    pub async fn export_traces(
+        &self,
+        ctx: &TenantContext,
+        req: ExportTraceServiceRequest,
+    ) -> Result<ExportTraceServiceResponse> {
+        let converted = convert::convert_traces(&req, ctx)?;
+        // The decoded request (several times its wire size) is not kept
+        // while the WAL fsync is awaited.
+        drop(req);
+        let out = self.ingest(converted).await?;
+        Ok(ExportTraceServiceResponse {
+            partial_success: (out.rejected > 0).then_some(ExportTracePartialSuccess {
+                rejected_spans: out.rejected as i64,
+                error_message: out.message,
+            }),
+        })
+    }
+
+    pub async fn export_metrics(
+        &self,
+        ctx: &TenantContext,
+        req: ExportMetricsServiceRequest,
+    ) -> Result<ExportMetricsServiceResponse> {
+        let converted = convert::convert_metrics(&req, ctx, self.counters.as_ref())?;
+        drop(req);
+        let out = self.ingest(converted).await?;
+        Ok(ExportMetricsServiceResponse {
+            partial_success: (out.rejected > 0).then_some(ExportMetricsPartialSuccess {
+                rejected_data_points: out.rejected as i64,
+                error_message: out.message,
+            }),
+        })
+    }
+
+    pub async fn export_logs(
+        &self,
+        ctx: &TenantContext,
+        req: ExportLogsServiceRequest,
+    ) -> Result<ExportLogsServiceResponse> {
+        let converted = convert::convert_logs(&req, ctx)?;
+        drop(req);
+        let out = self.ingest(converted).await?;
+        Ok(ExportLogsServiceResponse {
+            partial_success: (out.rejected > 0).then_some(ExportLogsPartialSuccess {
+                rejected_log_records: out.rejected as i64,
+                error_message: out.message,
+            }),
+        })
+    }
+}

@@ -1,0 +1,218 @@
+//! `DataFusionEngine`: implements the [`ReadModel`] port with DataFusion.
+//!
+//! Each query gets a fresh `SessionContext` holding only the caller's
+//! tenant's tables, so no SQL can name another tenant's data. DDL, DML,
+//! other statements, table functions that could read files, and paths or
+//! URLs in `FROM` are refused, and so are statements beyond the size limits
+//! (`guard`). Each query has its own memory pool, a timeout (covering
+//! planning) and a row cap, and runs on the query runtime (`executor`), never
+//! on the caller's.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use datafusion::common::ScalarValue;
+use datafusion::error::DataFusionError;
+use datafusion::execution::memory_pool::GreedyMemoryPool;
+use datafusion::execution::object_store::ObjectStoreUrl;
+use datafusion::execution::runtime_env::{RuntimeEnv, RuntimeEnvBuilder};
+use datafusion::prelude::{SQLOptions, SessionConfig, SessionContext};
+use futures::StreamExt;
+use object_store::ObjectStore;
+
+pub use super::executor::ExecutorConfig;
+use super::executor::QueryExecutor;
+use super::guard::{SqlLimits, guard};
+use super::table::TenantTable;
+use tf_application::Table;
+use tf_application::ports::{
+    QueryError, QueryLimits, QueryResult, ReadModel, SnapshotSource, SqlParam,
+};
+use tf_domain::TenantId;
+use tf_schema::table_schema;
+
+/// The URL under which the storage object store is registered with DataFusion.
+pub const STORE_URL: &str = "tf://store/";
+
+pub struct DataFusionEngine {
+    sessions: Arc<Sessions>,
+    executor: QueryExecutor,
+}
+
+/// Builds per-query sessions and runs queries in them.
+struct Sessions {
+    source: Arc<dyn SnapshotSource>,
+    runtime: Arc<RuntimeEnv>,
+    store_url: ObjectStoreUrl,
+    config: SessionConfig,
+    sql_limits: SqlLimits,
+}
+
+impl DataFusionEngine {
+    pub fn new(
+        source: Arc<dyn SnapshotSource>,
+        store: Arc<dyn ObjectStore>,
+        sql_limits: SqlLimits,
+        executor: ExecutorConfig,
+    ) -> Result<Self, QueryError> {
+        let store_url = ObjectStoreUrl::parse(STORE_URL).map_err(QueryError::internal)?;
+        let runtime = RuntimeEnvBuilder::new()
+            .build_arc()
+            .map_err(QueryError::internal)?;
+        runtime.register_object_store(store_url.as_ref(), store);
+        let config = SessionConfig::new()
+            .with_information_schema(true)
+            .set_bool("datafusion.execution.parquet.pushdown_filters", true)
+            .set_bool("datafusion.execution.parquet.reorder_filters", true);
+        let executor = QueryExecutor::new(executor)
+            .map_err(|e| QueryError::internal(format!("starting the query runtime: {e}")))?;
+        Ok(Self {
+            sessions: Arc::new(Sessions {
+                source,
+                runtime,
+                store_url,
+                config,
+                sql_limits,
+            }),
+            executor,
+        })
+    }
+
+    /// A session with exactly the tenant's tables (see [`Sessions::session`]).
+    pub fn session(
+        &self,
+        tenant: &TenantId,
+        memory_bytes: usize,
+    ) -> Result<SessionContext, QueryError> {
+        self.sessions.session(tenant, memory_bytes)
+    }
+}
+
+impl Sessions {
+    /// A session with exactly the tenant's tables, each a consistent
+    /// snapshot, and a memory pool of its own of `memory_bytes`.
+    pub fn session(
+        &self,
+        tenant: &TenantId,
+        memory_bytes: usize,
+    ) -> Result<SessionContext, QueryError> {
+        let mut runtime = RuntimeEnv::clone(&self.runtime);
+        runtime.memory_pool = Arc::new(GreedyMemoryPool::new(memory_bytes));
+        let ctx = SessionContext::new_with_config_rt(self.config.clone(), Arc::new(runtime));
+        for table in Table::ALL {
+            let provider = TenantTable::new(
+                table_schema(table),
+                self.source.snapshot(tenant, table),
+                self.store_url.clone(),
+            );
+            ctx.register_table(table.name(), Arc::new(provider))
+                .map_err(QueryError::internal)?;
+        }
+        Ok(ctx)
+    }
+}
+
+/// Sorts DataFusion's errors into the caller's fault or ours.
+pub fn classify(e: DataFusionError) -> QueryError {
+    match e.find_root() {
+        DataFusionError::SQL(..)
+        | DataFusionError::Plan(_)
+        | DataFusionError::SchemaError(..)
+        | DataFusionError::NotImplemented(_) => {
+            let msg = e.to_string();
+            if msg.contains("not supported")
+                && (msg.contains("DDL") || msg.contains("DML") || msg.contains("Statement"))
+            {
+                QueryError::Forbidden(msg)
+            } else {
+                QueryError::Invalid(msg)
+            }
+        }
+        DataFusionError::ResourcesExhausted(msg) => QueryError::ResourcesExhausted(msg.clone()),
+        DataFusionError::ArrowError(..) | DataFusionError::Execution(_) => {
+            QueryError::Invalid(e.to_string())
+        }
+        _ => QueryError::internal(e),
+    }
+}
+
+fn scalar(p: &SqlParam) -> ScalarValue {
+    match p {
+        SqlParam::Utf8(s) => ScalarValue::Utf8(Some(s.clone())),
+        SqlParam::Int64(v) => ScalarValue::Int64(Some(*v)),
+        SqlParam::Float64(v) => ScalarValue::Float64(Some(*v)),
+        SqlParam::TimestampNs(v) => ScalarValue::TimestampNanosecond(Some(*v), Some("UTC".into())),
+    }
+}
+
+impl Sessions {
+    async fn run(
+        &self,
+        tenant: &TenantId,
+        sql: &str,
+        params: &[SqlParam],
+        limits: &QueryLimits,
+    ) -> Result<QueryResult, QueryError> {
+        self.sql_limits.check_text(sql)?;
+        let ctx = self.session(tenant, limits.memory_bytes)?;
+        let state = ctx.state();
+        let dialect = state.config().options().sql_parser.dialect;
+        let statement = state.sql_to_statement(sql, &dialect).map_err(classify)?;
+        guard(&statement, &self.sql_limits)?;
+        let plan = state.statement_to_plan(statement).await.map_err(classify)?;
+        SQLOptions::new()
+            .with_allow_ddl(false)
+            .with_allow_dml(false)
+            .with_allow_statements(false)
+            .verify_plan(&plan)
+            .map_err(classify)?;
+        let plan = if params.is_empty() {
+            plan
+        } else {
+            plan.with_param_values(params.iter().map(scalar).collect::<Vec<_>>())
+                .map_err(classify)?
+        };
+        let df = ctx.execute_logical_plan(plan).await.map_err(classify)?;
+        let schema = Arc::new(df.schema().as_arrow().clone());
+        let mut stream = df.execute_stream().await.map_err(classify)?;
+        let mut batches = Vec::new();
+        let mut rows = 0usize;
+        let mut truncated = false;
+        while let Some(batch) = stream.next().await {
+            let batch = batch.map_err(classify)?;
+            let room = limits.max_rows - rows;
+            if batch.num_rows() > room {
+                batches.push(batch.slice(0, room));
+                truncated = true;
+                break;
+            }
+            rows += batch.num_rows();
+            batches.push(batch);
+        }
+        Ok(QueryResult {
+            schema,
+            batches,
+            truncated,
+        })
+    }
+}
+
+#[async_trait]
+impl ReadModel for DataFusionEngine {
+    async fn query(
+        &self,
+        tenant: &TenantId,
+        sql: &str,
+        params: &[SqlParam],
+        limits: &QueryLimits,
+    ) -> Result<QueryResult, QueryError> {
+        let sessions = Arc::clone(&self.sessions);
+        let (tenant, sql, params, run_limits) =
+            (tenant.clone(), sql.to_owned(), params.to_vec(), *limits);
+        self.executor
+            .run(limits.timeout, async move {
+                sessions.run(&tenant, &sql, &params, &run_limits).await
+            })
+            .await
+    }
+}

@@ -1,0 +1,137 @@
+//! Rendering query results: JSON (`{"columns":[…],"rows":[[…]]}`), CSV,
+//! a text table, and Arrow IPC streams.
+
+use arrow::csv::WriterBuilder as CsvWriterBuilder;
+use arrow::ipc::writer::StreamWriter;
+use arrow::json::writer::{JsonArray, WriterBuilder as JsonWriterBuilder};
+use arrow::record_batch::RecordBatch;
+use arrow::util::pretty::pretty_format_batches;
+use serde_json::{Map, Value, json};
+
+use tf_application::ports::QueryResult;
+
+#[derive(Debug, thiserror::Error)]
+#[error("formatting query result: {0}")]
+pub struct FormatError(#[from] arrow::error::ArrowError);
+
+pub type Result<T, E = FormatError> = std::result::Result<T, E>;
+
+/// Output formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    Table,
+    Json,
+    Csv,
+    Arrow,
+}
+
+/// Each row as a JSON object keyed by column name (maps as objects, nested
+/// lists and structs as arrays and objects, timestamps as RFC 3339 strings,
+/// nulls explicit).
+pub fn to_objects(batches: &[RecordBatch]) -> Result<Vec<Map<String, Value>>> {
+    let mut out = Vec::new();
+    for batch in batches {
+        if batch.num_rows() == 0 {
+            continue;
+        }
+        let mut buf = Vec::new();
+        {
+            let mut w = JsonWriterBuilder::new()
+                .with_explicit_nulls(true)
+                .build::<_, JsonArray>(&mut buf);
+            w.write(batch)?;
+            w.finish()?;
+        }
+        let objects: Vec<Map<String, Value>> = serde_json::from_slice(&buf)
+            .map_err(|e| FormatError(arrow::error::ArrowError::JsonError(e.to_string())))?;
+        out.extend(objects);
+    }
+    Ok(out)
+}
+
+/// `{"columns":[{"name","type"}],"rows":[[…]],"truncated":bool}`.
+pub fn to_json(result: &QueryResult) -> Result<Value> {
+    let columns: Vec<Value> = result
+        .schema
+        .fields()
+        .iter()
+        .map(|f| json!({"name": f.name(), "type": f.data_type().to_string()}))
+        .collect();
+    let rows: Vec<Value> = to_objects(&result.batches)?
+        .into_iter()
+        .map(|mut obj| {
+            Value::Array(
+                result
+                    .schema
+                    .fields()
+                    .iter()
+                    .map(|f| obj.remove(f.name()).unwrap_or(Value::Null))
+                    .collect(),
+            )
+        })
+        .collect();
+    Ok(json!({"columns": columns, "rows": rows, "truncated": result.truncated}))
+}
+
+/// Newline-delimited JSON: one object per row.
+pub fn to_ndjson(result: &QueryResult) -> Result<Vec<u8>> {
+    let mut buf = Vec::new();
+    for b in &result.batches {
+        if b.num_rows() == 0 {
+            continue;
+        }
+        let mut w = JsonWriterBuilder::new()
+            .with_explicit_nulls(true)
+            .build::<_, arrow::json::writer::LineDelimited>(&mut buf);
+        w.write(b)?;
+        w.finish()?;
+    }
+    Ok(buf)
+}
+
+pub fn to_csv(result: &QueryResult) -> Result<Vec<u8>> {
+    let mut buf = Vec::new();
+    {
+        let mut w = CsvWriterBuilder::new().with_header(true).build(&mut buf);
+        if result.batches.is_empty() {
+            w.write(&RecordBatch::new_empty(result.schema.clone()))?;
+        }
+        for b in &result.batches {
+            w.write(b)?;
+        }
+    }
+    Ok(buf)
+}
+
+pub fn to_table(result: &QueryResult) -> Result<String> {
+    if result.batches.iter().all(|b| b.num_rows() == 0) {
+        let empty = RecordBatch::new_empty(result.schema.clone());
+        return Ok(pretty_format_batches(&[empty])?.to_string());
+    }
+    Ok(pretty_format_batches(&result.batches)?.to_string())
+}
+
+/// Arrow IPC stream format.
+pub fn to_arrow_ipc(result: &QueryResult) -> Result<Vec<u8>> {
+    let mut buf = Vec::new();
+    {
+        let mut w = StreamWriter::try_new(&mut buf, &result.schema)?;
+        for b in &result.batches {
+            w.write(b)?;
+        }
+        w.finish()?;
+    }
+    Ok(buf)
+}
+
+/// Reads an Arrow IPC stream back.
+pub fn from_arrow_ipc(bytes: &[u8], truncated: bool) -> Result<QueryResult> {
+    let reader = arrow::ipc::reader::StreamReader::try_new(std::io::Cursor::new(bytes), None)?;
+    let schema = reader.schema();
+    let batches = reader.collect::<std::result::Result<Vec<_>, _>>()?;
+    Ok(QueryResult {
+        schema,
+        batches,
+        truncated,
+    })
+}

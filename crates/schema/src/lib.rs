@@ -1,0 +1,336 @@
+//! Arrow schemas of the stored tables (see `docs/schema.md`).
+//!
+//! Names follow the OpenTelemetry ClickHouse exporter, in snake_case.
+//! Attribute maps are `Map<Utf8, Utf8>` so that `span_attributes['http.method']`
+//! works in SQL; each has a companion `*_attribute_types` map that records the
+//! OTLP type of every non-string value (`int`, `double`, `bool`, `bytes`,
+//! `array`, `kvlist`, `empty`), so no type information is lost.
+
+use std::sync::{Arc, OnceLock};
+
+use arrow::array::{Array, MapBuilder, StringBuilder};
+use arrow::datatypes::{DataType, Field, Fields, Schema, SchemaRef, TimeUnit};
+
+use tf_application::Table;
+
+/// `Timestamp(Nanosecond, "UTC")`.
+pub fn ts_type() -> DataType {
+    DataType::Timestamp(TimeUnit::Nanosecond, Some("UTC".into()))
+}
+
+/// The attribute map type, exactly as `MapBuilder<StringBuilder, StringBuilder>` builds it.
+pub fn attr_map_type() -> DataType {
+    static T: OnceLock<DataType> = OnceLock::new();
+    T.get_or_init(|| {
+        MapBuilder::new(None, StringBuilder::new(), StringBuilder::new())
+            .finish()
+            .data_type()
+            .clone()
+    })
+    .clone()
+}
+
+fn f(name: &str, dt: DataType, nullable: bool) -> Field {
+    Field::new(name, dt, nullable)
+}
+
+fn s(name: &str) -> Field {
+    f(name, DataType::Utf8, false)
+}
+
+fn list_of(fields: Vec<Field>) -> DataType {
+    DataType::List(Arc::new(Field::new(
+        "item",
+        DataType::Struct(Fields::from(fields)),
+        false,
+    )))
+}
+
+fn attr_fields(prefix: &str) -> [Field; 2] {
+    [
+        f(&format!("{prefix}attributes"), attr_map_type(), false),
+        f(&format!("{prefix}attribute_types"), attr_map_type(), false),
+    ]
+}
+
+/// Columns shared by every table: context, resource and scope.
+fn context_fields() -> Vec<Field> {
+    let mut v = vec![s("workspace_id"), s("service_name")];
+    v.extend(attr_fields("resource_"));
+    v.push(f(
+        "resource_dropped_attributes_count",
+        DataType::UInt32,
+        false,
+    ));
+    v.push(s("resource_schema_url"));
+    v.push(s("resource_entity_refs"));
+    v.push(s("scope_name"));
+    v.push(s("scope_version"));
+    v.extend(attr_fields("scope_"));
+    v.push(f("scope_dropped_attributes_count", DataType::UInt32, false));
+    v.push(s("scope_schema_url"));
+    v
+}
+
+/// The element fields of `events`.
+pub fn event_fields() -> Vec<Field> {
+    let mut v = vec![f("timestamp", ts_type(), false), s("name")];
+    v.extend(attr_fields(""));
+    v.push(f("dropped_attributes_count", DataType::UInt32, false));
+    v
+}
+
+/// The element fields of `links`.
+pub fn link_fields() -> Vec<Field> {
+    let mut v = vec![s("trace_id"), s("span_id"), s("trace_state")];
+    v.extend(attr_fields(""));
+    v.push(f("dropped_attributes_count", DataType::UInt32, false));
+    v.push(f("flags", DataType::UInt32, false));
+    v
+}
+
+/// The element fields of `exemplars`.
+pub fn exemplar_fields() -> Vec<Field> {
+    let mut v = vec![
+        f("timestamp", ts_type(), false),
+        f("value", DataType::Float64, false),
+        f("value_int", DataType::Int64, true),
+        s("span_id"),
+        s("trace_id"),
+    ];
+    v.extend(attr_fields("filtered_"));
+    v
+}
+
+/// The element fields of summary `quantiles`.
+pub fn quantile_fields() -> Vec<Field> {
+    vec![
+        f("quantile", DataType::Float64, false),
+        f("value", DataType::Float64, false),
+    ]
+}
+
+fn u64_list() -> DataType {
+    DataType::List(Arc::new(Field::new("item", DataType::UInt64, false)))
+}
+
+fn f64_list() -> DataType {
+    DataType::List(Arc::new(Field::new("item", DataType::Float64, false)))
+}
+
+fn traces() -> Schema {
+    let mut v = vec![
+        f("timestamp", ts_type(), false),
+        s("trace_id"),
+        s("span_id"),
+        s("parent_span_id"),
+        s("trace_state"),
+        s("span_name"),
+        s("span_kind"),
+        f("duration_ns", DataType::Int64, false),
+        s("status_code"),
+        s("status_message"),
+        f("flags", DataType::UInt32, false),
+    ];
+    v.extend(context_fields());
+    v.extend(attr_fields("span_"));
+    v.push(f("dropped_attributes_count", DataType::UInt32, false));
+    v.push(f("events", list_of(event_fields()), false));
+    v.push(f("dropped_events_count", DataType::UInt32, false));
+    v.push(f("links", list_of(link_fields()), false));
+    v.push(f("dropped_links_count", DataType::UInt32, false));
+    Schema::new(v)
+}
+
+fn logs() -> Schema {
+    let mut v = vec![
+        f("timestamp", ts_type(), false),
+        f("observed_timestamp", ts_type(), false),
+        s("trace_id"),
+        s("span_id"),
+        f("trace_flags", DataType::UInt32, false),
+        s("severity_text"),
+        f("severity_number", DataType::Int32, false),
+        s("body"),
+        s("body_type"),
+        s("event_name"),
+    ];
+    v.extend(context_fields());
+    v.extend(attr_fields("log_"));
+    v.push(f("dropped_attributes_count", DataType::UInt32, false));
+    Schema::new(v)
+}
+
+/// Columns every metric table starts with.
+fn metric_fields() -> Vec<Field> {
+    let mut v = vec![
+        f("timestamp", ts_type(), false),
+        f("start_timestamp", ts_type(), false),
+        s("metric_name"),
+        s("metric_description"),
+        s("metric_unit"),
+    ];
+    v.extend(context_fields());
+    v.extend(attr_fields("metric_metadata_"));
+    v.extend(attr_fields(""));
+    v.push(f("flags", DataType::UInt32, false));
+    v.push(f("exemplars", list_of(exemplar_fields()), false));
+    v
+}
+
+fn metrics(table: Table) -> Schema {
+    let mut v = metric_fields();
+    let temporality = || f("aggregation_temporality", DataType::Int32, false);
+    match table {
+        Table::MetricsGauge => {
+            v.push(f("value", DataType::Float64, false));
+            v.push(f("value_int", DataType::Int64, true));
+        }
+        Table::MetricsSum => {
+            v.push(f("value", DataType::Float64, false));
+            v.push(f("value_int", DataType::Int64, true));
+            v.push(temporality());
+            v.push(f("is_monotonic", DataType::Boolean, false));
+        }
+        Table::MetricsHistogram => {
+            v.push(f("count", DataType::UInt64, false));
+            v.push(f("sum", DataType::Float64, true));
+            v.push(f("bucket_counts", u64_list(), false));
+            v.push(f("explicit_bounds", f64_list(), false));
+            v.push(f("min", DataType::Float64, true));
+            v.push(f("max", DataType::Float64, true));
+            v.push(temporality());
+        }
+        Table::MetricsExpHistogram => {
+            v.push(f("count", DataType::UInt64, false));
+            v.push(f("sum", DataType::Float64, true));
+            v.push(f("scale", DataType::Int32, false));
+            v.push(f("zero_count", DataType::UInt64, false));
+            v.push(f("zero_threshold", DataType::Float64, false));
+            v.push(f("positive_offset", DataType::Int32, false));
+            v.push(f("positive_bucket_counts", u64_list(), false));
+            v.push(f("negative_offset", DataType::Int32, false));
+            v.push(f("negative_bucket_counts", u64_list(), false));
+            v.push(f("min", DataType::Float64, true));
+            v.push(f("max", DataType::Float64, true));
+            v.push(temporality());
+        }
+        Table::MetricsSummary => {
+            v.push(f("count", DataType::UInt64, false));
+            v.push(f("sum", DataType::Float64, false));
+            v.push(f("quantiles", list_of(quantile_fields()), false));
+        }
+        Table::Traces | Table::Logs => unreachable!("not a metric table"),
+    }
+    Schema::new(v)
+}
+
+/// The schema of a table.
+pub fn table_schema(table: Table) -> SchemaRef {
+    static SCHEMAS: OnceLock<Vec<SchemaRef>> = OnceLock::new();
+    let all = SCHEMAS.get_or_init(|| {
+        Table::ALL
+            .iter()
+            .map(|&t| {
+                Arc::new(match t {
+                    Table::Traces => traces(),
+                    Table::Logs => logs(),
+                    m => metrics(m),
+                })
+            })
+            .collect()
+    });
+    let idx = Table::ALL
+        .iter()
+        .position(|&t| t == table)
+        .expect("every table is in Table::ALL");
+    Arc::clone(&all[idx])
+}
+
+/// Sort order of the rows in a stored file: the common filters first.
+pub fn sort_columns(table: Table) -> &'static [&'static str] {
+    match table {
+        Table::Traces => &["service_name", "span_name", "timestamp"],
+        Table::Logs => &["service_name", "severity_number", "timestamp"],
+        _ => &["metric_name", "service_name", "timestamp"],
+    }
+}
+
+/// The tables and their columns as Markdown (kept in `docs/schema.md`; a
+/// test fails when the two disagree — regenerate with `UPDATE_DOCS=1`).
+pub fn markdown() -> String {
+    let mut out = String::from(
+        "# Table schemas\n\n\
+         Generated from `crates/schema/src/lib.rs` (`UPDATE_DOCS=1 cargo test -p tf-schema` \
+         rewrites this file). Every table has the context columns (`workspace_id`, `service_name`, \
+         `resource_*`, `scope_*`). Timestamps are `Timestamp(ns, UTC)`; ids are lowercase hex strings \
+         (empty when absent). Attribute maps are `Map<Utf8, Utf8>` (`span_attributes['http.method']`); \
+         their `*_attribute_types` companion maps give the OTLP type of each non-string value \
+         (`int`, `double`, `bool`, `bytes`, `array`, `kvlist`, `empty`). Arrays and kvlists are \
+         stored as OTLP/JSON. Metric `value` is Float64; integer points also keep `value_int` exactly. \
+         `span_kind` is `Unspecified|Internal|Server|Client|Producer|Consumer`, `status_code` \
+         `Unset|Ok|Error`, `aggregation_temporality` 1 = delta, 2 = cumulative.\n",
+    );
+    for t in Table::ALL {
+        out.push_str(&format!(
+            "\n## `{}`\n\n| column | type | nullable |\n|---|---|---|\n",
+            t.name()
+        ));
+        for f in table_schema(t).fields() {
+            let ty = match f.data_type() {
+                DataType::Map(..) => "Map<Utf8, Utf8>".to_string(),
+                DataType::List(item) => match item.data_type() {
+                    DataType::Struct(fields) => format!(
+                        "List<Struct<{}>>",
+                        fields
+                            .iter()
+                            .map(|f| f.name().as_str())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                    other => format!("List<{other}>"),
+                },
+                other => other.to_string(),
+            };
+            out.push_str(&format!(
+                "| `{}` | {} | {} |\n",
+                f.name(),
+                ty,
+                if f.is_nullable() { "yes" } else { "no" }
+            ));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn docs_schema_md_is_current() {
+        // The workspace root is two levels above this crate.
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/schema.md");
+        let want = markdown();
+        if std::env::var_os("UPDATE_DOCS").is_some() {
+            std::fs::write(&path, &want).unwrap();
+        }
+        let have = std::fs::read_to_string(&path).unwrap_or_default();
+        assert!(
+            have == want,
+            "docs/schema.md is stale: run UPDATE_DOCS=1 cargo test -p tf-schema"
+        );
+    }
+
+    #[test]
+    fn every_table_has_the_partitioning_timestamp() {
+        for t in Table::ALL {
+            let s = table_schema(t);
+            let f = s.field_with_name(Table::TIMESTAMP_COLUMN).unwrap();
+            assert_eq!(f.data_type(), &ts_type(), "{t}");
+            for c in sort_columns(t) {
+                assert!(s.index_of(c).is_ok(), "{t}: sort column {c}");
+            }
+        }
+    }
+}

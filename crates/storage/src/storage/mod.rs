@@ -1,0 +1,10 @@
+//! Storage: table schemas, Parquet encoding and the object-store repository.
+
+pub mod durable;
+pub mod manifest;
+pub mod object_store;
+pub mod parquet;
+pub mod power_cut;
+
+pub use self::object_store::{ObjectFileStore, StorageLocation};
+pub use tf_schema::{self as schema, table_schema};

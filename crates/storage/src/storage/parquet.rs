@@ -1,0 +1,94 @@
+//! Parquet encoding of a table's rows: sorted for the common filters, zstd,
+//! page statistics, bloom filters on trace ids.
+
+use arrow::compute::{SortColumn, lexsort_to_indices, take_record_batch};
+use arrow::record_batch::RecordBatch;
+use bytes::Bytes;
+use parquet::arrow::ArrowWriter;
+use parquet::basic::{Compression, ZstdLevel};
+use parquet::file::metadata::SortingColumn;
+use parquet::file::properties::{EnabledStatistics, WriterProperties};
+use parquet::schema::types::ColumnPath;
+
+use super::schema::sort_columns;
+use tf_application::Table;
+
+#[derive(Debug, thiserror::Error)]
+pub enum EncodeError {
+    #[error("sorting rows: {0}")]
+    Sort(#[source] arrow::error::ArrowError),
+    #[error("writing parquet: {0}")]
+    Parquet(#[from] parquet::errors::ParquetError),
+}
+
+pub type Result<T, E = EncodeError> = std::result::Result<T, E>;
+
+/// Default rows per row group: small enough that statistics prune well.
+pub const ROW_GROUP_ROWS: usize = 128 * 1024;
+
+fn writer_properties(table: Table, batch: &RecordBatch, row_group_rows: usize) -> WriterProperties {
+    let schema = batch.schema();
+    let sorting: Vec<SortingColumn> = sort_columns(table)
+        .iter()
+        .filter_map(|c| schema.index_of(c).ok())
+        .map(|i| SortingColumn {
+            column_idx: i as i32,
+            descending: false,
+            nulls_first: false,
+        })
+        .collect();
+    // Page statistics for the top-level scalar columns, which queries filter
+    // on; none for the leaves of maps and lists (attribute keys and values,
+    // events, links, buckets): nothing prunes by them, and their min/max cost
+    // ~2% of the server's CPU under load.
+    let mut props = WriterProperties::builder()
+        .set_compression(Compression::ZSTD(ZstdLevel::default()))
+        .set_statistics_enabled(EnabledStatistics::None)
+        .set_max_row_group_row_count(Some(row_group_rows))
+        .set_sorting_columns(Some(sorting));
+    for f in schema.fields() {
+        if !f.data_type().is_nested() {
+            props = props.set_column_statistics_enabled(
+                ColumnPath::from(f.name().as_str()),
+                EnabledStatistics::Page,
+            );
+        }
+    }
+    if matches!(table, Table::Traces | Table::Logs) {
+        props = props
+            .set_column_bloom_filter_enabled("trace_id".into(), true)
+            .set_column_bloom_filter_fpp("trace_id".into(), 0.01);
+    }
+    props.build()
+}
+
+/// Sorts `batch` by the table's sort columns.
+pub fn sort_rows(table: Table, batch: &RecordBatch) -> Result<RecordBatch> {
+    let cols: Vec<SortColumn> = sort_columns(table)
+        .iter()
+        .filter_map(|c| batch.column_by_name(c))
+        .map(|a| SortColumn {
+            values: a.clone(),
+            options: None,
+        })
+        .collect();
+    if cols.is_empty() || batch.num_rows() < 2 {
+        return Ok(batch.clone());
+    }
+    let idx = lexsort_to_indices(&cols, None).map_err(EncodeError::Sort)?;
+    take_record_batch(batch, &idx).map_err(EncodeError::Sort)
+}
+
+/// Encodes a table's rows as one Parquet file.
+pub fn encode(table: Table, batch: &RecordBatch, row_group_rows: usize) -> Result<Bytes> {
+    let sorted = sort_rows(table, batch)?;
+    let mut out = Vec::with_capacity(batch.get_array_memory_size() / 4);
+    let mut w = ArrowWriter::try_new(
+        &mut out,
+        sorted.schema(),
+        Some(writer_properties(table, &sorted, row_group_rows)),
+    )?;
+    w.write(&sorted)?;
+    w.close()?;
+    Ok(Bytes::from(out))
+}
