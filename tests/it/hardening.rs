@@ -185,7 +185,13 @@ async fn heavy_queries_do_not_stall_ingest() {
 async fn a_tenant_header_that_is_not_an_id_is_refused_everywhere() {
     let s = TestServer::start().await;
     let body = traces("svc", vec![span(1, 1, "op", T0)]).encode_to_vec();
-    for raw in [&b"\xc3\xbc"[..], b"acme\xff", b"a/b"] {
+    for raw in [
+        &b"\xc3\xbc"[..],
+        b"acme\xff",
+        b"a/b",
+        b"acme\xc2\xa0",
+        b"\xc2\xa0",
+    ] {
         let value = reqwest::header::HeaderValue::from_bytes(raw).unwrap();
         let resp = reqwest::Client::new()
             .post(format!("{}/v1/traces", s.http))

@@ -3,9 +3,10 @@
 //!
 //! The services are served by [`ExportServer`] rather than the servers
 //! generated in opentelemetry-proto: those decode with tonic-prost's codec,
-//! which answers an undecodable message with INTERNAL (retryable for OTLP
-//! clients). [`OtlpCodec`] answers it with INVALID_ARGUMENT, as OTLP/HTTP
-//! answers the same bytes with 400.
+//! which answers an undecodable message with INTERNAL — a server fault. It
+//! is the client's: [`OtlpCodec`] answers INVALID_ARGUMENT, as OTLP/HTTP
+//! answers the same bytes with 400. (A body that does not decompress is
+//! still reported by tonic itself, before any codec runs, as INTERNAL.)
 use std::marker::PhantomData;
 use std::sync::Arc;
 use std::task::{Context, Poll};

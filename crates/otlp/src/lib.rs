@@ -57,23 +57,31 @@ pub type Result<T, E = ReceiveError> = std::result::Result<T, E>;
 /// (absent or blank = `default`). A value that is not a valid id — bytes
 /// outside ASCII included — is an error, never a fallback to `default`.
 pub fn tenant_context(tenant: Option<&[u8]>, workspace: Option<&[u8]>) -> Result<TenantContext> {
-    let tenant = tenant.map(String::from_utf8_lossy);
-    let workspace = workspace.map(String::from_utf8_lossy);
-    let tenant = match tenant.as_deref().map(str::trim) {
-        None | Some("") => TenantId::default_id(),
-        Some(t) => TenantId::parse(t).map_err(|source| ReceiveError::BadTenant {
-            header: TENANT_HEADER,
-            source,
-        })?,
-    };
-    let workspace = match workspace.as_deref().map(str::trim) {
-        None | Some("") => WorkspaceId::default_id(),
-        Some(w) => WorkspaceId::parse(w).map_err(|source| ReceiveError::BadTenant {
-            header: WORKSPACE_HEADER,
-            source,
-        })?,
-    };
-    Ok(TenantContext::new(tenant, workspace))
+    fn id<T>(
+        raw: Option<&[u8]>,
+        header: &'static str,
+        parse: fn(&str) -> std::result::Result<T, IdError>,
+        default: fn() -> T,
+    ) -> Result<T> {
+        // Only ASCII whitespace is trimmed; anything else that is not a valid
+        // id (bytes outside ASCII included) is refused.
+        match raw.map(<[u8]>::trim_ascii) {
+            None | Some([]) => Ok(default()),
+            Some(bytes) => {
+                let text = String::from_utf8_lossy(bytes);
+                parse(&text).map_err(|source| ReceiveError::BadTenant { header, source })
+            }
+        }
+    }
+    Ok(TenantContext::new(
+        id(tenant, TENANT_HEADER, TenantId::parse, TenantId::default_id)?,
+        id(
+            workspace,
+            WORKSPACE_HEADER,
+            WorkspaceId::parse,
+            WorkspaceId::default_id,
+        )?,
+    ))
 }
 
 /// What both receivers share: conversion and the ingest use case.

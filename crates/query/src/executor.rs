@@ -10,9 +10,10 @@
 //! - **Bounded concurrency.** At most `max_concurrent` queries run at once;
 //!   the others wait for a slot, within their timeout.
 //! - **Timeout.** It covers the wait for a slot, planning and execution.
-//!   When it expires the caller gets `Timeout` at once and the query task is
-//!   aborted; a task stuck in synchronous planning stops at its next await
-//!   and keeps its slot until then, so runaway planning cannot multiply.
+//!   When it expires — or the caller goes away — the caller gets `Timeout`
+//!   at once and the query task is aborted; a task stuck in synchronous
+//!   planning stops at its next await and keeps its slot until then, so
+//!   runaway planning cannot multiply.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -107,21 +108,34 @@ impl QueryExecutor {
             }
             Err(_) => return Err(QueryError::Timeout(timeout)),
         };
+        // The deadline is enforced inside the task too: if the caller goes
+        // away (a client disconnects), the query still ends at its deadline
+        // and gives its slot back.
         let task = runtime.spawn(async move {
-            let result = query.await;
+            let result = match tokio::time::timeout_at(deadline, query).await {
+                Ok(result) => result,
+                Err(_) => Err(QueryError::Timeout(timeout)),
+            };
             drop(slot);
             result
         });
-        let abort = task.abort_handle();
-        match tokio::time::timeout_at(deadline, task).await {
+        // Dropping the guard (the caller went away) aborts the task.
+        let mut task = AbortOnDrop(task);
+        match tokio::time::timeout_at(deadline, &mut task.0).await {
             Ok(Ok(result)) => result,
             Ok(Err(e)) if e.is_panic() => Err(QueryError::internal(format!("query panicked: {e}"))),
             Ok(Err(e)) => Err(QueryError::internal(format!("query task failed: {e}"))),
-            Err(_) => {
-                abort.abort();
-                Err(QueryError::Timeout(timeout))
-            }
+            Err(_) => Err(QueryError::Timeout(timeout)),
         }
+    }
+}
+
+/// A task that is aborted when its handle is dropped.
+struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);
+
+impl<T> Drop for AbortOnDrop<T> {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 
@@ -165,6 +179,23 @@ mod tests {
         assert!(matches!(r, Err(QueryError::Timeout(_))), "{r:?}");
         let r = ex.run(Duration::from_secs(5), async { Ok(2) }).await;
         assert_eq!(r.unwrap(), 2);
+    }
+
+    #[tokio::test]
+    async fn a_query_whose_caller_goes_away_gives_its_slot_back() {
+        let ex = executor(1);
+        let endless = ex.run(Duration::from_secs(600), async {
+            std::future::pending::<()>().await;
+            Ok(())
+        });
+        // The caller gives up (a client disconnect drops the future).
+        assert!(
+            tokio::time::timeout(Duration::from_millis(100), endless)
+                .await
+                .is_err()
+        );
+        let r = ex.run(Duration::from_secs(5), async { Ok(3) }).await;
+        assert_eq!(r.unwrap(), 3, "the abandoned query released its slot");
     }
 
     #[tokio::test]

@@ -14,7 +14,9 @@
 use std::ops::ControlFlow;
 
 use datafusion::sql::parser::Statement as DfStatement;
-use datafusion::sql::sqlparser::ast::{Expr, ObjectName, TableFactor, Visit, Visitor};
+use datafusion::sql::sqlparser::ast::{
+    Expr, ObjectName, Query, SetExpr, TableFactor, Visit, Visitor,
+};
 
 use tf_application::ports::QueryError;
 
@@ -26,7 +28,9 @@ pub struct SqlLimits {
     /// parsed tree can always be walked and dropped on a query thread.
     pub max_sql_bytes: usize,
     /// Nesting depth of expressions (each operand of a binary operator, each
-    /// function argument, each parenthesis is one level deeper).
+    /// function argument, each parenthesis is one level deeper); also the
+    /// most set operations (`UNION`, `EXCEPT`, `INTERSECT`) chained in one
+    /// query and the most joins in one `FROM` item, which plan the same way.
     pub max_expr_depth: usize,
     /// Elements of one `IN (…)` list.
     pub max_in_list: usize,
@@ -74,8 +78,42 @@ impl<'a> SizeGuard<'a> {
     }
 }
 
+impl SizeGuard<'_> {
+    fn refuse(&mut self, what: &str) -> ControlFlow<()> {
+        self.refused = Some(format!(
+            "{what} deeper than the limit of {} levels (query.max_expr_depth)",
+            self.limits.max_expr_depth
+        ));
+        ControlFlow::Break(())
+    }
+}
+
 impl Visitor for SizeGuard<'_> {
     type Break = ();
+
+    /// Set operations parse into a left-deep tree without recursion, and
+    /// joins into a list that plans as a left-deep tree: both are measured
+    /// here, without recursion, before the derived visit descends into them.
+    fn pre_visit_query(&mut self, query: &Query) -> ControlFlow<()> {
+        let max = self.limits.max_expr_depth;
+        let mut stack = vec![(query.body.as_ref(), 1usize)];
+        while let Some((set, depth)) = stack.pop() {
+            if depth > max {
+                return self.refuse("set operations (UNION, EXCEPT, INTERSECT) chained");
+            }
+            match set {
+                SetExpr::SetOperation { left, right, .. } => {
+                    stack.push((left, depth + 1));
+                    stack.push((right, depth + 1));
+                }
+                SetExpr::Select(select) if select.from.iter().any(|t| t.joins.len() >= max) => {
+                    return self.refuse("joins nested");
+                }
+                _ => {}
+            }
+        }
+        ControlFlow::Continue(())
+    }
 
     fn pre_visit_expr(&mut self, expr: &Expr) -> ControlFlow<()> {
         self.depth += 1;
@@ -235,6 +273,14 @@ mod tests {
         assert!(check(&sum, &limits).is_err());
         let sum = format!("SELECT {}", vec!["1"; 90].join("+"));
         assert!(check(&sum, &limits).is_ok());
+        // Set operations and joins count too.
+        let union = vec!["SELECT 1"; 150].join(" UNION ALL ");
+        let err = check(&union, &limits).unwrap_err();
+        assert!(err.to_string().contains("set operations"), "{err}");
+        assert!(check(&vec!["SELECT 1"; 50].join(" UNION ALL "), &limits).is_ok());
+        let joins = format!("SELECT 1 FROM t{}", " JOIN t USING (x)".repeat(150));
+        let err = check(&joins, &limits).unwrap_err();
+        assert!(err.to_string().contains("joins"), "{err}");
     }
 
     #[test]

@@ -66,8 +66,14 @@ fn now_ns() -> i64 {
 /// last value.
 pub(super) struct Params<T>(T);
 
+/// More query parameters than any route takes is refused before decoding.
+const MAX_PARAMS: usize = 32;
+
 fn decode_params<T: DeserializeOwned>(query: &str) -> Result<T, QueryError> {
     let bad = |e: &dyn std::fmt::Display| QueryError::Invalid(format!("query parameters: {e}"));
+    if query.split('&').count() > MAX_PARAMS {
+        return Err(bad(&format!("more than {MAX_PARAMS} parameters")));
+    }
     let pairs: Vec<(String, String)> = serde_urlencoded::from_str(query).map_err(|e| bad(&e))?;
     let mut last: Vec<(String, String)> = Vec::with_capacity(pairs.len());
     for (k, v) in pairs {
@@ -441,6 +447,9 @@ mod tests {
         let e = decode_params::<WindowParams>("start=1&strat=2").unwrap_err();
         assert!(e.to_string().contains("unknown field `strat`"), "{e}");
         assert!(e.to_string().contains("expected `start` or `end`"), "{e}");
+        let many = vec!["start=1"; 40].join("&");
+        let e = decode_params::<WindowParams>(&many).unwrap_err();
+        assert!(e.to_string().contains("more than 32 parameters"), "{e}");
         let p: WindowParams = decode_params("").unwrap();
         assert_eq!((p.start, p.end), (None, None));
     }

@@ -67,12 +67,13 @@ struct Chunk {
 }
 
 impl Chunk {
-    fn push(&mut self, batch: RecordBatch, seq: u64) {
+    /// Adds `batch`, which holds `bytes` of memory (see [`held_bytes`]).
+    fn push(&mut self, batch: RecordBatch, seq: u64, bytes: usize) {
         if self.batches.is_empty() {
             self.min_seq = seq;
         }
         self.rows += batch.num_rows();
-        self.bytes += held_bytes(&batch);
+        self.bytes += bytes;
         self.max_seq = self.max_seq.max(seq);
         self.batches.push(batch);
     }
@@ -218,6 +219,8 @@ impl PartitionBuffer {
             if skip_committed && self.committed_seq(tenant, table, hour_start) >= seq {
                 continue;
             }
+            // Measured before taking the lock queries and flushes share.
+            let bytes = held_bytes(&part);
             let mut st = self.state.write();
             st.max_inserted_seq = st.max_inserted_seq.max(seq);
             let p = st
@@ -235,10 +238,8 @@ impl PartitionBuffer {
                     retry_at: None,
                 });
             p.since.get_or_insert(now);
-            let before = p.open.bytes;
-            p.open.push(part, seq);
-            let added = p.open.bytes - before;
-            st.buffered_bytes += added;
+            p.open.push(part, seq, bytes);
+            st.buffered_bytes += bytes;
         }
     }
 

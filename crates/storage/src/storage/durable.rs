@@ -14,6 +14,13 @@
 //! Deletes are not synced: a delete lost at a power cut brings back an
 //! object nothing needs (an old manifest version, a replaced or uncommitted
 //! file), which start-up handles.
+//!
+//! A failed `fsync` is fatal, as in PostgreSQL: Linux reports a writeback
+//! error once and may drop the dirty pages, so neither retrying nor
+//! reporting "not written" is true — the object is visible now but may not
+//! survive. The process aborts; the restart recovers from the WAL, which
+//! still holds every record the unsynced commit covered. (Failing to *open*
+//! the file or directory for syncing is retried first: nothing was lost yet.)
 
 use std::collections::HashSet;
 use std::fmt;
@@ -76,9 +83,20 @@ impl ObjectStore for DurableStore {
         payload: PutPayload,
         opts: PutOptions,
     ) -> object_store::Result<PutResult> {
-        let r = self.inner.put_opts(location, payload, opts).await?;
-        self.syncer.sync(location).await?;
-        Ok(r)
+        match self.inner.put_opts(location, payload, opts).await {
+            Ok(r) => {
+                self.syncer.sync(location).await?;
+                Ok(r)
+            }
+            Err(e @ object_store::Error::AlreadyExists { .. }) => {
+                // Another attempt (or writer) created it, maybe without
+                // syncing yet: the caller will build on it, so make it
+                // durable first.
+                self.syncer.sync(location).await?;
+                Err(e)
+            }
+            Err(e) => Err(e),
+        }
     }
 
     async fn put_multipart_opts(
@@ -197,6 +215,28 @@ fn sync_error(path: &FsPath, source: std::io::Error) -> object_store::Error {
     }
 }
 
+/// fsyncs `path` (a file or a directory). Opening is retried a few times;
+/// a failed fsync aborts the process (see the module docs).
+fn fsync(path: &FsPath) -> Result<(), object_store::Error> {
+    let mut attempt = 0;
+    let file = loop {
+        match std::fs::File::open(path) {
+            Ok(f) => break f,
+            Err(e) if attempt < 5 => {
+                attempt += 1;
+                tracing::warn!(path = %path.display(), error = %e, attempt, "cannot open for fsync; retrying");
+                std::thread::sleep(std::time::Duration::from_millis(20 << attempt));
+            }
+            Err(e) => return Err(sync_error(path, e)),
+        }
+    };
+    if let Err(e) = file.sync_all() {
+        tracing::error!(path = %path.display(), error = %e, "fsync failed: aborting so that recovery replays the write-ahead log");
+        std::process::abort();
+    }
+    Ok(())
+}
+
 /// fsync of a directory: makes its entries (names of new files) durable.
 pub fn sync_dir(dir: &FsPath) -> std::io::Result<()> {
     std::fs::File::open(dir)?.sync_all()
@@ -217,12 +257,10 @@ impl Syncer for LocalSyncer {
                 .collect()
         };
         let synced = tokio::task::spawn_blocking(move || {
-            std::fs::File::open(&file)
-                .and_then(|f| f.sync_all())
-                .map_err(|e| sync_error(&file, e))?;
+            fsync(&file)?;
             let mut newly_durable = Vec::new();
             for dir in file.ancestors().skip(1) {
-                sync_dir(dir).map_err(|e| sync_error(dir, e))?;
+                fsync(dir)?;
                 if dir == root || known.iter().any(|k| k == dir) || !dir.starts_with(&root) {
                     break;
                 }

@@ -269,8 +269,19 @@ impl Manifests {
                     return Ok(v);
                 }
                 Err(object_store::Error::AlreadyExists { .. }) => {
-                    // Someone else committed this version: catch up and retry.
+                    // Someone else committed this version — or an earlier
+                    // attempt of ours whose answer was lost: catch up, and
+                    // retry unless our files are already in.
                     state = self.load_table(tenant, table).await?;
+                    if !add.is_empty()
+                        && add
+                            .iter()
+                            .all(|f| state.files.iter().any(|s| s.path == f.path))
+                    {
+                        let v = state.version;
+                        tables.insert(key, state);
+                        return Ok(v);
+                    }
                 }
                 Err(e) => {
                     return Err(StoreError::new(

@@ -55,10 +55,16 @@ impl StorageLocation {
                 let root = dir
                     .canonicalize()
                     .map_err(|e| StoreError::new(format!("opening {}", dir.display()), e))?;
-                // The root's own entry (and its parent's) made durable once.
-                for d in root.ancestors().take(3) {
-                    sync_dir(d)
-                        .map_err(|e| StoreError::new(format!("syncing {}", d.display()), e))?;
+                // The root and the entries naming it and the directories above
+                // it (`create_dir_all` may have made several) made durable
+                // once. Directories above the root may be unreadable to us:
+                // those are best effort.
+                sync_dir(&root)
+                    .map_err(|e| StoreError::new(format!("syncing {}", root.display()), e))?;
+                for d in root.ancestors().skip(1) {
+                    if let Err(e) = sync_dir(d) {
+                        tracing::debug!(dir = %d.display(), error = %e, "could not sync a directory above the data directory");
+                    }
                 }
                 let fs = LocalFileSystem::new_with_prefix(&root)
                     .map_err(|e| StoreError::new(format!("opening {}", dir.display()), e))?;
