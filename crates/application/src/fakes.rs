@@ -90,20 +90,6 @@ impl MemoryFileStore {
     }
 }
 
-fn time_range(batch: &RecordBatch) -> (i64, i64) {
-    use arrow::array::{Array, TimestampNanosecondArray};
-    batch
-        .column_by_name(Table::TIMESTAMP_COLUMN)
-        .and_then(|c| c.as_any().downcast_ref::<TimestampNanosecondArray>())
-        .map(|ts| {
-            let values = ts.values();
-            let min = values.iter().copied().min().unwrap_or(0);
-            let max = values.iter().copied().max().unwrap_or(0);
-            (min, max)
-        })
-        .unwrap_or((0, 0))
-}
-
 #[async_trait]
 impl FileStore for MemoryFileStore {
     async fn write_file(
@@ -117,7 +103,7 @@ impl FileStore for MemoryFileStore {
         self.check("writing a file")?;
         let n = self.next_file.fetch_add(1, Ordering::SeqCst);
         let path = format!("{tenant}/{table}/{hour_start}/{n}.parquet");
-        let (min_ts, max_ts) = time_range(&batch);
+        let (min_ts, max_ts) = Table::time_range(&batch);
         let meta = FileMeta {
             path: path.clone(),
             size: batch.get_array_memory_size() as u64,

@@ -55,6 +55,22 @@ impl Table {
     /// The event-time column every table has (`Timestamp(ns, UTC)`), used for
     /// hourly partitioning.
     pub const TIMESTAMP_COLUMN: &'static str = "timestamp";
+
+    /// The smallest and largest [`Self::TIMESTAMP_COLUMN`] value of `batch`
+    /// (`(0, 0)` if it has none).
+    pub fn time_range(batch: &RecordBatch) -> (i64, i64) {
+        use arrow::array::{Array, TimestampNanosecondArray};
+        batch
+            .column_by_name(Self::TIMESTAMP_COLUMN)
+            .and_then(|c| c.as_any().downcast_ref::<TimestampNanosecondArray>())
+            .map(|ts| {
+                (
+                    arrow::compute::min(ts).unwrap_or(0),
+                    arrow::compute::max(ts).unwrap_or(0),
+                )
+            })
+            .unwrap_or((0, 0))
+    }
 }
 
 impl fmt::Display for Table {

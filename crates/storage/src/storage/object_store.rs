@@ -11,8 +11,6 @@ use std::sync::Arc;
 
 use std::time::Duration;
 
-use arrow::array::{Array, TimestampNanosecondArray};
-use arrow::compute::{max, min};
 use arrow::record_batch::RecordBatch;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -162,14 +160,6 @@ fn parse_path(path: &str) -> Option<(TenantId, Table)> {
     }
 }
 
-fn time_range(batch: &RecordBatch) -> (i64, i64) {
-    batch
-        .column_by_name(Table::TIMESTAMP_COLUMN)
-        .and_then(|c| c.as_any().downcast_ref::<TimestampNanosecondArray>())
-        .map(|ts| (min(ts).unwrap_or(0), max(ts).unwrap_or(0)))
-        .unwrap_or((0, 0))
-}
-
 #[async_trait]
 impl FileStore for ObjectFileStore {
     async fn write_file(
@@ -181,7 +171,7 @@ impl FileStore for ObjectFileStore {
         batch: RecordBatch,
     ) -> Result<FileMeta, StoreError> {
         let rows = batch.num_rows() as u64;
-        let (min_ts, max_ts) = time_range(&batch);
+        let (min_ts, max_ts) = Table::time_range(&batch);
         let rows_per_group = self.row_group_rows;
         let bytes = tokio::task::spawn_blocking(move || encode(table, &batch, rows_per_group))
             .await
