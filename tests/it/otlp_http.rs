@@ -175,30 +175,7 @@ async fn gzip_and_zstd_bodies_are_accepted() {
 #[tokio::test]
 async fn json_as_the_spec_writes_it() {
     let s = TestServer::start().await;
-    let traces = r#"{
-      "resourceSpans": [{
-        "resource": {"attributes": [{"key": "service.name", "value": {"stringValue": "my.service"}}]},
-        "scopeSpans": [{
-          "scope": {"name": "my.library", "version": "1.0.0", "attributes": [{"key": "my.scope.attribute", "value": {"stringValue": "some scope attribute"}}]},
-          "spans": [{
-            "traceId": "5B8EFFF798038103D269B633813FC60C",
-            "spanId": "EEE19B7EC3C1B174",
-            "parentSpanId": "EEE19B7EC3C1B173",
-            "name": "I'm a server span",
-            "startTimeUnixNano": "1544712660000000000",
-            "endTimeUnixNano": "1544712661000000000",
-            "kind": "SPAN_KIND_SERVER",
-            "attributes": [
-              {"key": "my.span.attr", "value": {"stringValue": "some value"}},
-              {"key": "retries", "value": {"intValue": "3"}},
-              {"key": "ratio", "value": {"doubleValue": 0.5}},
-              {"key": "ok", "value": {"boolValue": true}}
-            ],
-            "status": {"code": "STATUS_CODE_ERROR", "message": "bad"}
-          }]
-        }]
-      }]
-    }"#;
+    let traces = include_str!("../../testdata/otlp-json/sdk_traces.json");
     let r = post(
         &format!("{}/v1/traces", s.http),
         "application/json",
@@ -211,13 +188,7 @@ async fn json_as_the_spec_writes_it() {
     assert_eq!(r.content_type, "application/json");
     assert_eq!(r.body, b"{}");
 
-    let metrics = r#"{"resource_metrics":[{"resource":{"attributes":[{"key":"service.name","value":{"stringValue":"my.service"}}]},
-      "scope_metrics":[{"metrics":[
-        {"name":"my.counter","unit":"1","sum":{"aggregation_temporality":"AGGREGATION_TEMPORALITY_CUMULATIVE","is_monotonic":true,
-          "data_points":[{"as_int":"7","start_time_unix_nano":"1544712660000000000","time_unix_nano":"1544712660300000000",
-            "attributes":[{"key":"my.counter.attr","value":{"stringValue":"some value"}}]}]}},
-        {"name":"my.gauge","gauge":{"dataPoints":[{"asDouble":10.5,"timeUnixNano":1544712660300000000}]}}
-      ]}]}]}"#;
+    let metrics = include_str!("../../testdata/otlp-json/sdk_metrics.json");
     let r = post(
         &format!("{}/v1/metrics", s.http),
         "application/json; charset=utf-8",
@@ -228,11 +199,7 @@ async fn json_as_the_spec_writes_it() {
     .await;
     assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
 
-    let logs = r#"{"resourceLogs":[{"resource":{"attributes":[{"key":"service.name","value":{"stringValue":"my.service"}}]},
-      "scopeLogs":[{"logRecords":[{"timeUnixNano":"1544712660300000000","observedTimeUnixNano":"1544712660300000000",
-        "severityNumber":"SEVERITY_NUMBER_INFO","severityText":"Information","traceId":"5B8EFFF798038103D269B633813FC60C",
-        "spanId":"EEE19B7EC3C1B174","body":{"stringValue":"Example log record"},
-        "attributes":[{"key":"string.attribute","value":{"stringValue":"some string"}},{"key":"int.attribute","value":{"intValue":"10"}}]}]}]}]}"#;
+    let logs = include_str!("../../testdata/otlp-json/sdk_logs.json");
     let r = post(
         &format!("{}/v1/logs", s.http),
         "application/json",
