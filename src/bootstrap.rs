@@ -21,7 +21,7 @@ use crate::application::ports::{FileStore, ReadModel, SnapshotSource, WriteAhead
 use crate::application::queries::{MetricQueries, SqlHandler, TraceQueries};
 use crate::config::Config;
 use crate::infrastructure::api::prometheus::MetricsSources;
-use crate::infrastructure::api::{ApiState, router};
+use crate::infrastructure::api::{ApiState, Offload, router};
 use crate::infrastructure::otlp::OtlpReceiver;
 use crate::infrastructure::otlp::grpc::GrpcReceiver;
 use crate::infrastructure::otlp::http::HttpReceiver;
@@ -268,6 +268,12 @@ pub async fn start_with_store(
             queries: metric_queries,
         },
         cors_allowed_origins: config.server.cors_allowed_origins.clone(),
+        // A route may run a few queries (a time series looks up the
+        // metric's type first), each within the query timeout.
+        offload: Offload {
+            runtime: engine.executor(),
+            timeout: limits.timeout * 2,
+        },
     });
     let http_task = {
         let mut rx = stop_rx.clone();

@@ -36,7 +36,7 @@ pub const STORE_URL: &str = "tf://store/";
 
 pub struct DataFusionEngine {
     sessions: Arc<Sessions>,
-    executor: QueryExecutor,
+    executor: Arc<QueryExecutor>,
 }
 
 /// Builds per-query sessions and runs queries in them.
@@ -74,8 +74,13 @@ impl DataFusionEngine {
                 config,
                 sql_limits,
             }),
-            executor,
+            executor: Arc::new(executor),
         })
+    }
+
+    /// The query runtime, for the read side's work around queries.
+    pub fn executor(&self) -> Arc<QueryExecutor> {
+        Arc::clone(&self.executor)
     }
 
     /// A session with exactly the tenant's tables (see [`Sessions::session`]).

@@ -19,7 +19,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::Semaphore;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
 
 use tf_application::ports::QueryError;
@@ -89,15 +89,13 @@ impl QueryExecutor {
         })
     }
 
-    /// Runs `query` on the query runtime within `timeout`.
+    /// Runs `query` on the query runtime within `timeout`, in one of the
+    /// `max_concurrent` slots.
     pub async fn run<T, F>(&self, timeout: Duration, query: F) -> Result<T, QueryError>
     where
         F: Future<Output = Result<T, QueryError>> + Send + 'static,
         T: Send + 'static,
     {
-        let Some(runtime) = &self.runtime else {
-            return Err(QueryError::internal("the query runtime is shut down"));
-        };
         let deadline = Instant::now() + timeout;
         let slot = match tokio::time::timeout_at(deadline, Arc::clone(&self.slots).acquire_owned())
             .await
@@ -107,6 +105,35 @@ impl QueryExecutor {
                 return Err(QueryError::internal("the query runtime is shut down"));
             }
             Err(_) => return Err(QueryError::Timeout(timeout)),
+        };
+        self.spawn(deadline, timeout, Some(slot), query).await
+    }
+
+    /// Runs `work` on the query runtime within `timeout`, without taking a
+    /// slot: for the read side's own work around queries (grouping and
+    /// rendering results), which itself runs queries through [`Self::run`].
+    pub async fn offload<T, F>(&self, timeout: Duration, work: F) -> Result<T, QueryError>
+    where
+        F: Future<Output = Result<T, QueryError>> + Send + 'static,
+        T: Send + 'static,
+    {
+        self.spawn(Instant::now() + timeout, timeout, None, work)
+            .await
+    }
+
+    async fn spawn<T, F>(
+        &self,
+        deadline: Instant,
+        timeout: Duration,
+        slot: Option<OwnedSemaphorePermit>,
+        query: F,
+    ) -> Result<T, QueryError>
+    where
+        F: Future<Output = Result<T, QueryError>> + Send + 'static,
+        T: Send + 'static,
+    {
+        let Some(runtime) = &self.runtime else {
+            return Err(QueryError::internal("the query runtime is shut down"));
         };
         // The deadline is enforced inside the task too: if the caller goes
         // away (a client disconnects), the query still ends at its deadline

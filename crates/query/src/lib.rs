@@ -2,7 +2,7 @@
 //! not yet flushed.
 
 pub mod engine;
-mod executor;
+pub mod executor;
 pub mod format;
 pub mod guard;
 mod table;

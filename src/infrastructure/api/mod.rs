@@ -8,6 +8,7 @@ pub mod query;
 
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
+use std::time::Duration;
 
 pub use http::router;
 pub use query::TRUNCATED_HEADER;
@@ -27,4 +28,14 @@ pub struct ApiState {
     pub metrics: prometheus::MetricsSources,
     /// Origins allowed by CORS; `*` allows any.
     pub cors_allowed_origins: Vec<String>,
+    /// Where the query routes run.
+    pub offload: Offload,
+}
+
+/// The query runtime the query routes run on, and how long one route may
+/// take (its queries each have their own timeout within it).
+#[derive(Clone)]
+pub struct Offload {
+    pub runtime: Arc<tf_query::executor::QueryExecutor>,
+    pub timeout: Duration,
 }

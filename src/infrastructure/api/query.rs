@@ -15,7 +15,7 @@ use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
-use super::ApiState;
+use super::{ApiState, Offload};
 use crate::application::ports::{QueryError, QueryResult};
 use crate::application::queries::params::{self, Aggregation, Interval, TimeWindow, invalid};
 use crate::application::queries::traces::SpanStatus;
@@ -119,13 +119,22 @@ fn json_ok(v: Value) -> Response {
 }
 
 /// Runs `f` with the tenant context, rendering errors.
-async fn respond<F, Fut>(headers: &HeaderMap, f: F) -> Response
+///
+/// The route's work runs on the query runtime, not on the threads that
+/// serve HTTP and accept OTLP: what the handlers do around their queries
+/// (grouping raw points per series, rendering rows) is proportional to the
+/// rows returned and must not delay ingest either.
+async fn respond<F, Fut>(offload: Offload, headers: &HeaderMap, f: F) -> Response
 where
     F: FnOnce(TenantContext) -> Fut,
-    Fut: Future<Output = Result<Response, QueryError>>,
+    Fut: Future<Output = Result<Response, QueryError>> + Send + 'static,
 {
     match ctx(headers) {
-        Ok(c) => f(c).await.unwrap_or_else(query_error),
+        Ok(c) => offload
+            .runtime
+            .offload(offload.timeout, f(c))
+            .await
+            .unwrap_or_else(query_error),
         Err(e) => query_error(e),
     }
 }
@@ -148,7 +157,7 @@ pub(super) async fn metrics_catalog(
     Params(p): Params<CatalogParams>,
     headers: HeaderMap,
 ) -> Response {
-    respond(&headers, |ctx| async move {
+    respond(state.offload.clone(), &headers, |ctx| async move {
         let metric = p
             .metric
             .as_deref()
@@ -183,7 +192,7 @@ pub(super) async fn timeseries(
     Params(p): Params<TimeSeriesParams>,
     headers: HeaderMap,
 ) -> Response {
-    respond(&headers, |ctx| async move {
+    respond(state.offload.clone(), &headers, |ctx| async move {
         let metric = match p.metric.as_deref() {
             Some(m) => params::metric_name("metric", m)?,
             None => return Err(invalid("metric", "is required")),
@@ -235,7 +244,7 @@ pub(super) async fn trace(
     Params(p): Params<TraceParams>,
     headers: HeaderMap,
 ) -> Response {
-    respond(&headers, |ctx| async move {
+    respond(state.offload.clone(), &headers, |ctx| async move {
         let otlp = match p.format.as_deref() {
             None | Some("json") => false,
             Some("otlp") => true,
@@ -278,7 +287,7 @@ pub(super) async fn search_traces(
     Params(p): Params<SearchTracesParams>,
     headers: HeaderMap,
 ) -> Response {
-    respond(&headers, |ctx| async move {
+    respond(state.offload.clone(), &headers, |ctx| async move {
         let q = SearchTracesQuery {
             ctx,
             window: TimeWindow::parse(p.start.as_deref(), p.end.as_deref(), now_ns())?,
@@ -304,7 +313,7 @@ pub(super) async fn services(
     Params(p): Params<WindowParams>,
     headers: HeaderMap,
 ) -> Response {
-    respond(&headers, |ctx| async move {
+    respond(state.offload.clone(), &headers, |ctx| async move {
         let q = ServicesQuery {
             ctx,
             window: p.window()?,
@@ -322,7 +331,7 @@ pub(super) async fn operations(
     Params(p): Params<WindowParams>,
     headers: HeaderMap,
 ) -> Response {
-    respond(&headers, |ctx| async move {
+    respond(state.offload.clone(), &headers, |ctx| async move {
         let q = OperationsQuery {
             ctx,
             window: p.window()?,
@@ -354,7 +363,7 @@ pub(super) async fn logs(
     Params(p): Params<LogsParams>,
     headers: HeaderMap,
 ) -> Response {
-    respond(&headers, |ctx| async move {
+    respond(state.offload.clone(), &headers, |ctx| async move {
         let text = match p.q.as_deref() {
             Some(t) if !t.is_empty() => Some(params::label("q", t)?),
             _ => None,
@@ -400,7 +409,7 @@ pub(super) async fn sql(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    respond(&headers, |ctx| async move {
+    respond(state.offload.clone(), &headers, |ctx| async move {
         let fmt = p.format.as_deref().unwrap_or("json");
         if !matches!(fmt, "json" | "ndjson" | "csv" | "arrow") {
             return Err(invalid(
