@@ -13,7 +13,7 @@ use telemetryflow::infrastructure::storage::durable::DurableStore;
 use telemetryflow::infrastructure::storage::power_cut::PowerCutStore;
 
 use crate::fixtures::*;
-use crate::otlp_http::post;
+use crate::queries::send;
 use crate::support::{TestServer, first_value, test_config};
 
 const ROUNDS: u32 = 25;
@@ -53,15 +53,13 @@ async fn spans_after_power_cut(durable: bool) -> u64 {
                 )
             })
             .collect();
-        let r = post(
-            &format!("{}/v1/traces", s.http),
-            "application/x-protobuf",
-            None,
+        send(
+            &s,
+            "traces",
             traces("svc", spans).encode_to_vec(),
-            None,
+            "default",
         )
         .await;
-        assert_eq!(r.status, 200);
         // One commit per round: 25 manifest versions, a checkpoint among them.
         s.flush().await;
     }

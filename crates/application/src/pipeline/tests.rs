@@ -74,6 +74,13 @@ fn setup(max_buffered_bytes: usize) -> Setup {
     }
 }
 
+impl Setup {
+    /// Writes `batch` as one acknowledged request.
+    async fn write(&self, batch: TableBatch) -> Result<(), WriteError> {
+        self.pipeline.write(&self.tenant, vec![batch]).await
+    }
+}
+
 fn visible_rows(p: &Pipeline, tenant: &TenantId) -> (u64, usize) {
     let snap = p.snapshot(tenant, Table::Logs);
     let committed = snap.files.iter().map(|f| f.rows).sum();
@@ -84,14 +91,8 @@ fn visible_rows(p: &Pipeline, tenant: &TenantId) -> (u64, usize) {
 #[tokio::test]
 async fn acked_rows_are_visible_at_once_and_committed_exactly_once() {
     let s = setup(64 << 20);
-    s.pipeline
-        .write(&s.tenant, vec![rows(0, 10, 8)])
-        .await
-        .unwrap();
-    s.pipeline
-        .write(&s.tenant, vec![rows(1, 5, 8)])
-        .await
-        .unwrap();
+    s.write(rows(0, 10, 8)).await.unwrap();
+    s.write(rows(1, 5, 8)).await.unwrap();
     assert_eq!(visible_rows(&s.pipeline, &s.tenant), (0, 15));
     assert_eq!(s.wal.records().len(), 2);
 
@@ -109,10 +110,7 @@ async fn memory_pressure_flushes_the_largest_partitions_until_under_half() {
     // Budget 1 MiB; nothing is due by rows, bytes or age.
     let s = setup(1 << 20);
     for (hour, width) in [(0, 400), (1, 200), (2, 100)] {
-        s.pipeline
-            .write(&s.tenant, vec![rows(hour, 1000, width)])
-            .await
-            .unwrap();
+        s.write(rows(hour, 1000, width)).await.unwrap();
     }
     let before = s.pipeline.buffer().buffered_bytes();
     assert!(before > 1 << 19, "{before} bytes: over half the budget");
@@ -132,10 +130,7 @@ async fn writes_over_the_budget_are_refused_until_a_flush() {
     let s = setup(1 << 20);
     // A write is admitted while the buffers are within the budget, even if
     // it takes them over.
-    s.pipeline
-        .write(&s.tenant, vec![rows(0, 3000, 400)])
-        .await
-        .unwrap();
+    s.write(rows(0, 3000, 400)).await.unwrap();
     let err = s
         .pipeline
         .write(&s.tenant, vec![rows(0, 1, 8)])
@@ -147,10 +142,7 @@ async fn writes_over_the_budget_are_refused_until_a_flush() {
     );
     assert_eq!(s.wal.records().len(), 1, "a refused write is not logged");
     assert_eq!(s.pipeline.flush_due(false).await.unwrap(), 1);
-    s.pipeline
-        .write(&s.tenant, vec![rows(0, 1, 8)])
-        .await
-        .unwrap();
+    s.write(rows(0, 1, 8)).await.unwrap();
     assert_eq!(visible_rows(&s.pipeline, &s.tenant), (3000, 1));
 }
 
@@ -166,28 +158,19 @@ async fn a_full_log_refuses_writes_retryably() {
     assert!(matches!(err, WriteError::Overloaded { .. }), "{err}");
     assert_eq!(visible_rows(&s.pipeline, &s.tenant), (0, 0));
     s.wal.refuse(None);
-    s.pipeline
-        .write(&s.tenant, vec![rows(0, 1, 8)])
-        .await
-        .unwrap();
+    s.write(rows(0, 1, 8)).await.unwrap();
 }
 
 #[tokio::test]
 async fn a_failed_flush_keeps_rows_visible_and_logged_until_storage_heals() {
     let s = setup(64 << 20);
-    s.pipeline
-        .write(&s.tenant, vec![rows(0, 10, 8)])
-        .await
-        .unwrap();
+    s.write(rows(0, 10, 8)).await.unwrap();
     s.store.set_down(true);
     assert!(s.pipeline.flush_due(true).await.is_err());
     assert_eq!(visible_rows(&s.pipeline, &s.tenant), (0, 10));
     assert_eq!(s.wal.records().len(), 1, "not released");
     // Rows written meanwhile queue behind the failed ones.
-    s.pipeline
-        .write(&s.tenant, vec![rows(0, 5, 8)])
-        .await
-        .unwrap();
+    s.write(rows(0, 5, 8)).await.unwrap();
     // Backing off: not due without force.
     assert_eq!(s.pipeline.flush_due(false).await.unwrap(), 0);
     s.store.set_down(false);
@@ -201,24 +184,12 @@ async fn a_failed_flush_keeps_rows_visible_and_logged_until_storage_heals() {
 #[tokio::test]
 async fn replay_adds_only_what_no_committed_file_covers() {
     let s = setup(64 << 20);
-    s.pipeline
-        .write(&s.tenant, vec![rows(0, 10, 8)])
-        .await
-        .unwrap();
-    s.pipeline
-        .write(&s.tenant, vec![rows(0, 20, 8)])
-        .await
-        .unwrap();
+    s.write(rows(0, 10, 8)).await.unwrap();
+    s.write(rows(0, 20, 8)).await.unwrap();
     // Commit without releasing the log (a crash right after the commit).
     s.pipeline.buffer().flush_due(true).await.unwrap();
-    s.pipeline
-        .write(&s.tenant, vec![rows(0, 5, 8)])
-        .await
-        .unwrap();
-    s.pipeline
-        .write(&s.tenant, vec![rows(1, 7, 8)])
-        .await
-        .unwrap();
+    s.write(rows(0, 5, 8)).await.unwrap();
+    s.write(rows(1, 7, 8)).await.unwrap();
     let log = s.wal.records();
     assert_eq!(log.len(), 4);
 
