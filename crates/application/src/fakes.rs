@@ -1,15 +1,15 @@
 //! In-memory implementations of the write side's ports, for fast tests of
 //! the pipeline, the partition buffer, and whatever else drives them.
 //!
-//! - [`MemoryFileStore`]: the `FileStore` port over a map — files keep their
-//!   rows as record batches, commits bump a version per table; it can be set
-//!   to fail every write and commit (an outage) and counts what it did.
+//! - [`MemoryFileStore`]: the `FileStore` port over a map — commits bump a
+//!   version per table; it can be set to fail every write and commit (an
+//!   outage).
 //! - [`MemoryWal`]: the `WriteAheadLog` port over a vector — an append is
 //!   durable at once and its callback runs on the caller's thread; records
 //!   stay until released, so a test can replay them; it can be set to refuse
 //!   appends (a full log).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
@@ -30,8 +30,8 @@ pub struct Outage;
 
 #[derive(Debug, Default)]
 struct Files {
-    /// Written, committed or not: path → rows.
-    written: HashMap<String, RecordBatch>,
+    /// Paths written, committed or not.
+    written: HashSet<String>,
     /// Committed, per table: (version, files).
     catalog: BTreeMap<(TenantId, Table), (u64, Vec<FileMeta>)>,
 }
@@ -42,10 +42,6 @@ pub struct MemoryFileStore {
     files: Mutex<Files>,
     down: AtomicBool,
     next_file: AtomicU64,
-    /// Successful `write_file` calls.
-    pub writes: AtomicU64,
-    /// Successful `commit` calls.
-    pub commits: AtomicU64,
 }
 
 impl MemoryFileStore {
@@ -83,11 +79,6 @@ impl MemoryFileStore {
             .map(|(_, f)| f.clone())
             .unwrap_or_default()
     }
-
-    /// The rows of a written file.
-    pub fn file(&self, path: &str) -> Option<RecordBatch> {
-        self.files.lock().written.get(path).cloned()
-    }
 }
 
 #[async_trait]
@@ -113,8 +104,7 @@ impl FileStore for MemoryFileStore {
             min_ts,
             max_ts,
         };
-        self.files.lock().written.insert(path, batch);
-        self.writes.fetch_add(1, Ordering::SeqCst);
+        self.files.lock().written.insert(path);
         Ok(meta)
     }
 
@@ -132,7 +122,6 @@ impl FileStore for MemoryFileStore {
             .or_insert((0, Vec::new()));
         entry.0 += 1;
         entry.1.extend(added);
-        self.commits.fetch_add(1, Ordering::SeqCst);
         Ok(entry.0)
     }
 
@@ -152,13 +141,13 @@ impl FileStore for MemoryFileStore {
 
     async fn collect_garbage(&self, _grace: Duration) -> Result<usize, StoreError> {
         let mut files = self.files.lock();
-        let committed: std::collections::HashSet<String> = files
+        let committed: HashSet<String> = files
             .catalog
             .values()
             .flat_map(|(_, f)| f.iter().map(|m| m.path.clone()))
             .collect();
         let before = files.written.len();
-        files.written.retain(|p, _| committed.contains(p));
+        files.written.retain(|p| committed.contains(p));
         Ok(before - files.written.len())
     }
 }

@@ -59,11 +59,6 @@ impl PowerCutStore {
         }
         *self.volatile.write() = fresh;
     }
-
-    /// Locations in the durable view.
-    pub fn durable_paths(&self) -> Vec<Path> {
-        self.durable.lock().keys().cloned().collect()
-    }
 }
 
 #[async_trait]

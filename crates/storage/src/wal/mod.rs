@@ -26,6 +26,7 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{Receiver, Sender, TrySendError};
 use parking_lot::Mutex;
 
+use crate::storage::durable::sync_dir;
 pub use record::WalEntry;
 use record::{Tail, decode_payload, encode_payload, read_records, write_record};
 use tf_application::TableBatch;
@@ -116,10 +117,6 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> OpenError + '_ {
 
 fn segment_path(dir: &Path, first_seq: u64) -> PathBuf {
     dir.join(format!("{first_seq:020}.wal"))
-}
-
-fn sync_dir(dir: &Path) -> std::io::Result<()> {
-    File::open(dir)?.sync_all()
 }
 
 /// Reads every valid record of the log in `dir`, in order, without
