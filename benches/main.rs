@@ -52,7 +52,7 @@ use telemetryflow::infrastructure::otlp::OtlpReceiver;
 use telemetryflow::infrastructure::otlp::convert::{
     Converted, convert_logs, convert_metrics, convert_traces,
 };
-use telemetryflow::infrastructure::otlp::{json, json_encode};
+use telemetryflow::infrastructure::otlp::json;
 use telemetryflow::infrastructure::storage::parquet::{ROW_GROUP_ROWS, encode};
 use telemetryflow::infrastructure::wal::Wal;
 use telemetryflow::synth::Synth;
@@ -86,14 +86,14 @@ type ExportFuture<'a> =
 fn signal<M: Message + Default + PartialEq + std::fmt::Debug>(
     name: &'static str,
     mut generate: impl FnMut(&mut Synth) -> M,
-    to_json: fn(&M) -> serde_json::Value,
+    to_json: fn(&M) -> Vec<u8>,
     decode_json: fn(&[u8]) -> json::Result<M>,
     convert: fn(&M, &TenantContext, &ShardedCounterStore) -> Converted,
     export: for<'a> fn(&'a OtlpReceiver, &'a TenantContext, M) -> ExportFuture<'a>,
 ) -> Signal<M> {
     let mut synth = Synth::new(42, T0);
     let req = generate(&mut synth);
-    let json_body = serde_json::to_vec(&to_json(&req)).expect("a JSON value serializes");
+    let json_body = to_json(&req);
     assert_eq!(
         decode_json(&json_body).expect("generated OTLP/JSON decodes"),
         req,
@@ -115,7 +115,7 @@ fn traces() -> Signal<ExportTraceServiceRequest> {
     signal(
         "traces",
         |s| s.traces(ITEMS),
-        json_encode::encode_traces,
+        json::encode_traces,
         json::decode_traces,
         |r, c, _| convert_traces(r, c).expect("converts"),
         |rx, c, r| {
@@ -133,7 +133,7 @@ fn metrics() -> Signal<ExportMetricsServiceRequest> {
     signal(
         "metrics",
         |s| s.metrics(ITEMS),
-        json_encode::encode_metrics,
+        json::encode_metrics,
         json::decode_metrics,
         |r, c, counters| convert_metrics(r, c, counters).expect("converts"),
         |rx, c, r| {
@@ -151,7 +151,7 @@ fn logs() -> Signal<ExportLogsServiceRequest> {
     signal(
         "logs",
         |s| s.logs(ITEMS),
-        json_encode::encode_logs,
+        json::encode_logs,
         json::decode_logs,
         |r, c, _| convert_logs(r, c).expect("converts"),
         |rx, c, r| {

@@ -24,7 +24,7 @@ use opentelemetry_proto::tonic::collector::metrics::v1::metrics_service_client::
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceResponse;
 use opentelemetry_proto::tonic::collector::trace::v1::trace_service_client::TraceServiceClient;
 use prost::Message;
-use telemetryflow::infrastructure::otlp::json_encode;
+use telemetryflow::infrastructure::otlp::json;
 use telemetryflow::synth::Synth;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -100,12 +100,11 @@ impl Payload {
 
     /// OTLP/JSON, by the library's encoder.
     fn encode_json(&self) -> Vec<u8> {
-        let v = match self {
-            Payload::Traces(r) => json_encode::encode_traces(r),
-            Payload::Metrics(r) => json_encode::encode_metrics(r),
-            Payload::Logs(r) => json_encode::encode_logs(r),
-        };
-        v.to_string().into_bytes()
+        match self {
+            Payload::Traces(r) => json::encode_traces(r),
+            Payload::Metrics(r) => json::encode_metrics(r),
+            Payload::Logs(r) => json::encode_logs(r),
+        }
     }
 }
 

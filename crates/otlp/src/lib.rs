@@ -1,15 +1,14 @@
 //! OTLP receivers: gRPC (`grpc`) and HTTP (`http`) adapters over one shared
 //! [`OtlpReceiver`] that decodes, converts and hands batches to the ingest
 //! command handler. Receivers stay thin: conversion lives in `convert`, the
-//! JSON decoder in `json`, body decompression in `decode`. `json_encode` is
-//! the OTLP/JSON request encoder (for clients, tests and benchmarks).
+//! OTLP/JSON codec (decoder and encoder, from one declaration per message)
+//! in `json`, body decompression in `decode`.
 
 pub mod convert;
 pub mod decode;
 pub mod grpc;
 pub mod http;
 pub mod json;
-pub mod json_encode;
 pub mod status;
 pub mod synth;
 

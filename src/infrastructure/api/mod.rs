@@ -2,7 +2,6 @@
 //! `/api/v2`, health and metrics.
 
 pub mod http;
-mod otlp_json;
 pub mod prometheus;
 pub mod query;
 

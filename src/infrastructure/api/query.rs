@@ -24,7 +24,8 @@ use crate::application::queries::{
     ServicesQuery, SqlQuery, TimeSeriesQuery,
 };
 use crate::domain::TenantContext;
-use crate::infrastructure::otlp::{TENANT_HEADER, WORKSPACE_HEADER, tenant_context};
+use crate::infrastructure::otlp::convert::spans_to_otlp;
+use crate::infrastructure::otlp::{TENANT_HEADER, WORKSPACE_HEADER, json, tenant_context};
 use crate::infrastructure::query::format;
 
 /// Set (to `true`) on SQL answers cut at the row cap.
@@ -259,8 +260,9 @@ pub(super) async fn trace(
         };
         let result = state.trace_queries.trace(&q).await?;
         if otlp {
-            let body = super::otlp_json::trace_as_otlp_json(&result)?;
-            return Ok(json_ok(body));
+            let req = spans_to_otlp(&result.batches).map_err(QueryError::internal)?;
+            let body = json::encode_traces(&req);
+            return Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response());
         }
         Ok(json_ok(
             json!({ "trace_id": q.trace_id, "spans": rows_json(&result)? }),

@@ -69,6 +69,11 @@ impl Tally {
         }
     }
 
+    fn reject(&mut self, r: Rejection) {
+        self.received += 1;
+        self.rejections.record(r);
+    }
+
     fn finish(self, signal: Signal, metric_names: Vec<String>) -> BatchSummary {
         BatchSummary {
             signal,
@@ -113,6 +118,12 @@ impl SpanBatch {
             Ok(())
         };
         self.0.outcome(r, start_unix_nanos)
+    }
+
+    /// Rejects a span for a rule checked outside [`Self::admit`]
+    /// (e.g. [`super::check_value_depth`]).
+    pub fn reject(&mut self, r: Rejection) {
+        self.0.reject(r);
     }
 
     pub fn finish(self) -> BatchSummary {
@@ -176,6 +187,11 @@ impl MetricBatch {
         self.tally.outcome(r, obs.unix_nanos)
     }
 
+    /// Rejects a data point for a rule checked outside the `admit_*` methods.
+    pub fn reject(&mut self, r: Rejection) {
+        self.tally.reject(r);
+    }
+
     pub fn finish(self) -> BatchSummary {
         self.tally.finish(Signal::Metrics, self.names)
     }
@@ -207,6 +223,11 @@ impl LogBatch {
             Ok(())
         };
         self.0.outcome(r, unix_nanos)
+    }
+
+    /// Rejects a log record for a rule checked outside [`Self::admit`].
+    pub fn reject(&mut self, r: Rejection) {
+        self.0.reject(r);
     }
 
     pub fn finish(self) -> BatchSummary {

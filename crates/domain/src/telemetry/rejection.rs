@@ -26,10 +26,13 @@ pub enum Rejection {
     InvalidLogContext,
     /// Severity number outside 0..=24.
     InvalidSeverityNumber,
+    /// An attribute or log body whose arrays and kvlists nest too deep (see
+    /// [`super::MAX_ANY_VALUE_DEPTH`]).
+    ValueTooDeep,
 }
 
 impl Rejection {
-    pub const ALL: [Rejection; 10] = [
+    pub const ALL: [Rejection; 11] = [
         Rejection::InvalidTraceId,
         Rejection::InvalidSpanId,
         Rejection::InvalidParentSpanId,
@@ -40,6 +43,7 @@ impl Rejection {
         Rejection::DecreasingCounter,
         Rejection::InvalidLogContext,
         Rejection::InvalidSeverityNumber,
+        Rejection::ValueTooDeep,
     ];
 
     fn index(self) -> usize {
@@ -67,6 +71,9 @@ impl Rejection {
                 "invalid trace context (trace id must be empty or 16 bytes, span id empty or 8 bytes, not all zero)"
             }
             Rejection::InvalidSeverityNumber => "severity number outside 0..=24",
+            Rejection::ValueTooDeep => {
+                "attribute or body value nested deeper than 30 levels of arrays and kvlists"
+            }
         }
     }
 }

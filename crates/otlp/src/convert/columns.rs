@@ -17,6 +17,8 @@ use opentelemetry_proto::tonic::common::v1::{
 use opentelemetry_proto::tonic::resource::v1::Resource;
 
 use super::{ConvertError, Result};
+use crate::json;
+use tf_domain::telemetry::MAX_ANY_VALUE_DEPTH;
 
 /// Renders an AnyValue into `out` and returns its type tag. Strings are kept
 /// as they are; other scalars in their canonical text form; arrays and kvlists
@@ -48,18 +50,11 @@ pub fn render_any_value(v: Option<&AnyValue>, out: &mut String) -> &'static str 
             "bytes"
         }
         any_value::Value::ArrayValue(a) => {
-            out.push('[');
-            for (i, v) in a.values.iter().enumerate() {
-                if i > 0 {
-                    out.push(',');
-                }
-                write_any_value_json(v, out, 0);
-            }
-            out.push(']');
+            json::write_any_values(&a.values, out);
             "array"
         }
         any_value::Value::KvlistValue(kv) => {
-            write_kvlist_json(&kv.values, out, 0);
+            json::write_kvlist(kv, out);
             "kvlist"
         }
         // Profiles-only: an index into a string table we do not receive.
@@ -80,89 +75,38 @@ fn push_f64(out: &mut String, d: f64) {
     }
 }
 
-fn push_json_str(out: &mut String, s: &str) {
-    // serde_json escapes exactly as JSON requires.
-    match serde_json::to_string(s) {
-        Ok(q) => out.push_str(&q),
-        Err(_) => out.push_str("\"\""),
-    }
+/// Depth of the deepest `AnyValue` among attribute values: 0 when all are
+/// scalars, 1 for a scalar inside an array, and so on; counting stops at
+/// [`MAX_ANY_VALUE_DEPTH`] (see `tf_domain::telemetry::check_value_depth`).
+pub fn attributes_depth(kvs: &[KeyValue]) -> u32 {
+    kvs.iter()
+        .filter_map(|kv| kv.value.as_ref())
+        .map(|v| value_depth(v, 0))
+        .max()
+        .unwrap_or(0)
 }
 
-const MAX_JSON_DEPTH: usize = 64;
-
-/// Writes an AnyValue in the OTLP/JSON encoding.
-pub fn write_any_value_json(v: &AnyValue, out: &mut String, depth: usize) {
-    if depth > MAX_JSON_DEPTH {
-        out.push_str("{}");
-        return;
+/// See [`attributes_depth`]; `v` sits at depth `d`.
+pub fn value_depth(v: &AnyValue, d: u32) -> u32 {
+    if d >= MAX_ANY_VALUE_DEPTH {
+        return d;
     }
     match &v.value {
-        None => out.push_str("{}"),
-        Some(any_value::Value::StringValue(s)) => {
-            out.push_str("{\"stringValue\":");
-            push_json_str(out, s);
-            out.push('}');
-        }
-        Some(any_value::Value::BoolValue(b)) => {
-            let _ = write!(out, "{{\"boolValue\":{b}}}");
-        }
-        Some(any_value::Value::IntValue(i)) => {
-            let _ = write!(out, "{{\"intValue\":\"{i}\"}}");
-        }
-        Some(any_value::Value::DoubleValue(d)) => {
-            out.push_str("{\"doubleValue\":");
-            if d.is_finite() {
-                let _ = write!(out, "{d}");
-            } else {
-                out.push('"');
-                push_f64(out, *d);
-                out.push('"');
-            }
-            out.push('}');
-        }
-        Some(any_value::Value::BytesValue(b)) => {
-            out.push_str("{\"bytesValue\":\"");
-            base64::engine::general_purpose::STANDARD.encode_string(b, out);
-            out.push_str("\"}");
-        }
-        Some(any_value::Value::ArrayValue(a)) => {
-            out.push_str("{\"arrayValue\":{\"values\":[");
-            for (i, v) in a.values.iter().enumerate() {
-                if i > 0 {
-                    out.push(',');
-                }
-                write_any_value_json(v, out, depth + 1);
-            }
-            out.push_str("]}}");
-        }
-        Some(any_value::Value::KvlistValue(kv)) => {
-            out.push_str("{\"kvlistValue\":");
-            write_kvlist_json(&kv.values, out, depth + 1);
-            out.push('}');
-        }
-        Some(any_value::Value::StringValueStrindex(i)) => {
-            let _ = write!(out, "{{\"stringValueStrindex\":{i}}}");
-        }
+        Some(any_value::Value::ArrayValue(a)) => a
+            .values
+            .iter()
+            .map(|c| value_depth(c, d + 1))
+            .max()
+            .unwrap_or(d),
+        Some(any_value::Value::KvlistValue(l)) => l
+            .values
+            .iter()
+            .filter_map(|kv| kv.value.as_ref())
+            .map(|c| value_depth(c, d + 1))
+            .max()
+            .unwrap_or(d),
+        _ => d,
     }
-}
-
-/// `{"values":[{"key":"k","value":{…}}]}`
-fn write_kvlist_json(values: &[KeyValue], out: &mut String, depth: usize) {
-    out.push_str("{\"values\":[");
-    for (i, kv) in values.iter().enumerate() {
-        if i > 0 {
-            out.push(',');
-        }
-        out.push_str("{\"key\":");
-        push_json_str(out, &kv.key);
-        out.push_str(",\"value\":");
-        match &kv.value {
-            Some(v) => write_any_value_json(v, out, depth + 1),
-            None => out.push_str("{}"),
-        }
-        out.push('}');
-    }
-    out.push_str("]}");
 }
 
 /// Lowercase hex of an id, without allocating (ids are at most 16 bytes;
@@ -342,6 +286,8 @@ pub struct RowContext {
     pub scope_schema_url: String,
     /// Hash of resource and scope identity (for series keys).
     pub identity_hash: u64,
+    /// Nesting of the deepest resource or scope attribute value.
+    pub value_depth: u32,
 }
 
 impl RowContext {
@@ -361,6 +307,8 @@ impl RowContext {
         let scope_attrs = RenderedAttrs::new(scope.map_or(&[][..], |s| &s.attributes));
         let scope_name = scope.map_or("", |s| &s.name).to_owned();
         let scope_version = scope.map_or("", |s| &s.version).to_owned();
+        let value_depth = attributes_depth(resource.map_or(&[][..], |r| &r.attributes))
+            .max(attributes_depth(scope.map_or(&[][..], |s| &s.attributes)));
         let mut h = std::collections::hash_map::DefaultHasher::new();
         resource_attrs.hash_into(&mut h);
         h.write(scope_name.as_bytes());
@@ -368,6 +316,7 @@ impl RowContext {
         h.write(scope_version.as_bytes());
         scope_attrs.hash_into(&mut h);
         Self {
+            value_depth,
             service_name,
             resource_attrs,
             resource_dropped: resource.map_or(0, |r| r.dropped_attributes_count),
@@ -384,36 +333,12 @@ impl RowContext {
     }
 }
 
-/// Entity references as OTLP/JSON (`[]` form omitted: empty string when none).
+/// Entity references as OTLP/JSON (empty string when there are none).
 fn entity_refs_json(refs: &[EntityRef]) -> String {
-    if refs.is_empty() {
-        return String::new();
+    let mut out = String::new();
+    if !refs.is_empty() {
+        json::write_entity_refs(refs, &mut out);
     }
-    let mut out = String::from("[");
-    for (i, r) in refs.iter().enumerate() {
-        if i > 0 {
-            out.push(',');
-        }
-        out.push_str("{\"schemaUrl\":");
-        push_json_str(&mut out, &r.schema_url);
-        out.push_str(",\"type\":");
-        push_json_str(&mut out, &r.r#type);
-        for (name, keys) in [
-            ("idKeys", &r.id_keys),
-            ("descriptionKeys", &r.description_keys),
-        ] {
-            let _ = write!(out, ",\"{name}\":[");
-            for (j, k) in keys.iter().enumerate() {
-                if j > 0 {
-                    out.push(',');
-                }
-                push_json_str(&mut out, k);
-            }
-            out.push(']');
-        }
-        out.push('}');
-    }
-    out.push(']');
     out
 }
 

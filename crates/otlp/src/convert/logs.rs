@@ -8,12 +8,13 @@ use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
 use opentelemetry_proto::tonic::logs::v1::LogRecord;
 
 use super::columns::{
-    AttrBuilder, ContextColumns, RowContext, TsBuilder, hex_id, render_any_value,
+    AttrBuilder, ContextColumns, RowContext, TsBuilder, attributes_depth, hex_id, render_any_value,
+    value_depth,
 };
 use super::{Converted, Result};
 use tf_application::{Table, TableBatch};
 use tf_domain::TenantContext;
-use tf_domain::telemetry::LogBatch;
+use tf_domain::telemetry::{LogBatch, check_value_depth};
 
 /// The time a log record is filed under: its event time, or when the
 /// collector observed it if the source set none (OpenTelemetry log data model).
@@ -101,6 +102,16 @@ pub fn convert_logs(req: &ExportLogsServiceRequest, tenant: &TenantContext) -> R
                 &sl.schema_url,
             );
             for r in &sl.log_records {
+                let depth = r
+                    .body
+                    .as_ref()
+                    .map_or(0, |b| value_depth(b, 0))
+                    .max(attributes_depth(&r.attributes))
+                    .max(ctx.value_depth);
+                if let Err(e) = check_value_depth(depth) {
+                    batch.reject(e);
+                    continue;
+                }
                 if batch
                     .admit(
                         &r.trace_id,

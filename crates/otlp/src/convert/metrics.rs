@@ -17,12 +17,15 @@ use opentelemetry_proto::tonic::metrics::v1::{
 };
 
 use super::columns::{
-    AttrBuilder, ContextColumns, RenderedAttrs, RowContext, TsBuilder, finish_struct_list, hex_id,
+    AttrBuilder, ContextColumns, RenderedAttrs, RowContext, TsBuilder, attributes_depth,
+    finish_struct_list, hex_id,
 };
 use super::{Converted, Result};
 use tf_application::{Table, TableBatch};
 use tf_domain::TenantContext;
-use tf_domain::telemetry::{CounterObservation, CounterStore, MetricBatch};
+use tf_domain::telemetry::{
+    CounterObservation, CounterStore, MetricBatch, Rejection, check_value_depth,
+};
 use tf_schema::{exemplar_fields, quantile_fields};
 
 fn u64_list() -> ListBuilder<UInt64Builder> {
@@ -152,6 +155,22 @@ struct MetricCtx<'a> {
     row: &'a RowContext,
     metric: &'a Metric,
     metadata: RenderedAttrs,
+    /// Nesting of the deepest resource, scope or metadata attribute value.
+    value_depth: u32,
+}
+
+impl Point<'_> {
+    /// The nesting rule for this point in its metric's context.
+    fn check_depth(&self, m: &MetricCtx<'_>) -> Result<(), Rejection> {
+        let exemplars = self
+            .exemplars
+            .iter()
+            .map(|e| attributes_depth(&e.filtered_attributes));
+        check_value_depth(exemplars.fold(
+            attributes_depth(self.attributes).max(m.value_depth),
+            u32::max,
+        ))
+    }
 }
 
 impl Common {
@@ -427,10 +446,15 @@ pub fn convert_metrics(
                     row: &row,
                     metric,
                     metadata: RenderedAttrs::new(&metric.metadata),
+                    value_depth: row.value_depth.max(attributes_depth(&metric.metadata)),
                 };
                 match data {
                     Data::Gauge(g) => {
                         for p in &g.data_points {
+                            if let Err(r) = p.point().check_depth(&m) {
+                                batch.reject(r);
+                                continue;
+                            }
                             batch.admit_point(p.time_unix_nano);
                             let c = &mut cols.gauge;
                             c.common.append(&m, &p.point());
@@ -448,6 +472,10 @@ pub fn convert_metrics(
                             h.finish()
                         };
                         for p in &s.data_points {
+                            if let Err(r) = p.point().check_depth(&m) {
+                                batch.reject(r);
+                                continue;
+                            }
                             if s.is_monotonic {
                                 let value = match p.value {
                                     Some(number_data_point::Value::AsInt(i)) => i as f64,
@@ -476,6 +504,10 @@ pub fn convert_metrics(
                     }
                     Data::Histogram(hist) => {
                         for p in &hist.data_points {
+                            if let Err(r) = p.point().check_depth(&m) {
+                                batch.reject(r);
+                                continue;
+                            }
                             batch.admit_point(p.time_unix_nano);
                             let c = &mut cols.histogram;
                             c.common.append(&m, &p.point());
@@ -492,6 +524,10 @@ pub fn convert_metrics(
                     }
                     Data::ExponentialHistogram(eh) => {
                         for p in &eh.data_points {
+                            if let Err(r) = p.point().check_depth(&m) {
+                                batch.reject(r);
+                                continue;
+                            }
                             batch.admit_point(p.time_unix_nano);
                             let c = &mut cols.exp;
                             c.common.append(&m, &p.point());
@@ -519,6 +555,10 @@ pub fn convert_metrics(
                     }
                     Data::Summary(sum) => {
                         for p in &sum.data_points {
+                            if let Err(r) = p.point().check_depth(&m) {
+                                batch.reject(r);
+                                continue;
+                            }
                             batch.admit_point(p.time_unix_nano);
                             let c = &mut cols.summary;
                             c.common.append(&m, &p.point());

@@ -12,7 +12,7 @@ mod metrics;
 mod to_otlp;
 mod traces;
 
-pub use columns::{render_any_value, write_any_value_json};
+pub use columns::render_any_value;
 pub use logs::convert_logs;
 pub use metrics::convert_metrics;
 pub use to_otlp::spans_to_otlp;
@@ -71,6 +71,92 @@ mod tests {
     use crate::synth::Synth;
     use tf_application::commands::ShardedCounterStore;
     use tf_domain::TenantContext;
+
+    /// A value nested `levels` kvlists deep: its deepest `AnyValue` sits at
+    /// depth `levels`.
+    fn nested_kvlist(levels: u32) -> opentelemetry_proto::tonic::common::v1::AnyValue {
+        use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, KeyValueList, any_value};
+        let mut v = AnyValue {
+            value: Some(any_value::Value::BoolValue(true)),
+        };
+        for _ in 0..levels {
+            v = AnyValue {
+                value: Some(any_value::Value::KvlistValue(KeyValueList {
+                    values: vec![KeyValue {
+                        key: "k".into(),
+                        value: Some(v),
+                        key_strindex: 0,
+                    }],
+                })),
+            };
+        }
+        v
+    }
+
+    /// One nesting limit: what the converter admits, prost can decode at the
+    /// deepest position an `AnyValue` can take (an exemplar's filtered
+    /// attribute), the JSON decoder accepts, and the stored form reads back.
+    #[test]
+    fn one_nesting_limit_for_every_protocol() {
+        use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
+        use opentelemetry_proto::tonic::common::v1::KeyValue;
+        use opentelemetry_proto::tonic::metrics::v1::{
+            Exemplar, Gauge, Metric, NumberDataPoint, ResourceMetrics, ScopeMetrics, metric,
+            number_data_point,
+        };
+        use prost::Message;
+        use tf_application::commands::ShardedCounterStore;
+        use tf_domain::telemetry::{MAX_ANY_VALUE_DEPTH, Rejection};
+
+        let request = |levels: u32| ExportMetricsServiceRequest {
+            resource_metrics: vec![ResourceMetrics {
+                scope_metrics: vec![ScopeMetrics {
+                    metrics: vec![Metric {
+                        name: "m".into(),
+                        data: Some(metric::Data::Gauge(Gauge {
+                            data_points: vec![NumberDataPoint {
+                                time_unix_nano: 1_700_000_000_000_000_000,
+                                value: Some(number_data_point::Value::AsInt(1)),
+                                exemplars: vec![Exemplar {
+                                    filtered_attributes: vec![KeyValue {
+                                        key: "deep".into(),
+                                        value: Some(nested_kvlist(levels)),
+                                        key_strindex: 0,
+                                    }],
+                                    ..Exemplar::default()
+                                }],
+                                ..NumberDataPoint::default()
+                            }],
+                        })),
+                        ..Metric::default()
+                    }],
+                    ..ScopeMetrics::default()
+                }],
+                ..ResourceMetrics::default()
+            }],
+        };
+        let ctx = TenantContext::default();
+        let counters = ShardedCounterStore::new(1000);
+
+        let deepest_allowed = request(MAX_ANY_VALUE_DEPTH - 1);
+        let wire = deepest_allowed.encode_to_vec();
+        let decoded = ExportMetricsServiceRequest::decode(wire.as_slice())
+            .expect("prost decodes the deepest value we accept");
+        assert_eq!(decoded, deepest_allowed);
+        let json = crate::json::encode_metrics(&deepest_allowed);
+        assert_eq!(crate::json::decode_metrics(&json).unwrap(), deepest_allowed);
+        let c = convert_metrics(&decoded, &ctx, &counters).unwrap();
+        assert_eq!((c.summary.accepted(), c.summary.rejected()), (1, 0));
+
+        let too_deep = request(MAX_ANY_VALUE_DEPTH);
+        let c = convert_metrics(&too_deep, &ctx, &counters).unwrap();
+        assert_eq!((c.summary.accepted(), c.summary.rejected()), (0, 1));
+        assert_eq!(c.summary.rejections().count(Rejection::ValueTooDeep), 1);
+        assert!(c.batches.is_empty());
+        let json = crate::json::encode_metrics(&too_deep);
+        let err = crate::json::decode_metrics(&json).unwrap_err().to_string();
+        assert!(err.contains("maximum depth"), "{err}");
+    }
 
     /// Buffered memory is close to the data, not to the builders' capacity.
     /// Measured: a 512-point, 5-table metrics request took 1,028 KB of Arrow

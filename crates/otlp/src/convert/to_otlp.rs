@@ -53,11 +53,10 @@ use arrow::record_batch::RecordBatch;
 use base64::Engine as _;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::common::v1::{
-    AnyValue, EntityRef, InstrumentationScope, KeyValue, any_value,
+    AnyValue, ArrayValue, EntityRef, InstrumentationScope, KeyValue, any_value,
 };
 use opentelemetry_proto::tonic::resource::v1::Resource;
 use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span, Status, span};
-use serde_json::Value;
 
 use super::{ConvertError, Result};
 use crate::json;
@@ -409,21 +408,35 @@ fn typed_value(text: &str, ty: &str) -> Result<AnyValue, String> {
                 .decode(text)
                 .map_err(|e| format!("{e}"))?,
         ),
-        "array" => {
-            let items: Value = serde_json::from_str(text).map_err(|e| format!("{e}"))?;
-            let wrapped = serde_json::json!({ "arrayValue": { "values": items } });
-            return json::decode_any_value(&wrapped).map_err(|e| format!("{e}"));
-        }
+        "array" => V::ArrayValue(ArrayValue {
+            values: json::decode_any_values(text.as_bytes()).map_err(|e| format!("{e}"))?,
+        }),
         "kvlist" => {
-            let list: Value = serde_json::from_str(text).map_err(|e| format!("{e}"))?;
-            let wrapped = serde_json::json!({ "kvlistValue": list });
-            return json::decode_any_value(&wrapped).map_err(|e| format!("{e}"));
+            V::KvlistValue(json::decode_kvlist(text.as_bytes()).map_err(|e| format!("{e}"))?)
         }
         "strindex" => V::StringValueStrindex(text.parse().map_err(|e| format!("{e}"))?),
         "empty" => return Ok(AnyValue { value: None }),
         other => return Err(format!("unknown attribute type `{other}`")),
     };
-    Ok(AnyValue { value: Some(v) })
+    let mut v = AnyValue { value: Some(v) };
+    fill_absent_values(&mut v);
+    Ok(v)
+}
+
+/// A kvlist entry without a value comes back holding an empty `AnyValue`, as
+/// attributes do (the stored form does not tell the two apart).
+fn fill_absent_values(v: &mut AnyValue) {
+    match &mut v.value {
+        Some(any_value::Value::KvlistValue(list)) => {
+            for kv in &mut list.values {
+                fill_absent_values(kv.value.get_or_insert_with(AnyValue::default));
+            }
+        }
+        Some(any_value::Value::ArrayValue(array)) => {
+            array.values.iter_mut().for_each(fill_absent_values);
+        }
+        _ => {}
+    }
 }
 
 fn entity_refs_from_json(text: &str) -> Result<Vec<EntityRef>, Bad> {
@@ -431,8 +444,7 @@ fn entity_refs_from_json(text: &str) -> Result<Vec<EntityRef>, Bad> {
     if text.is_empty() {
         return Ok(Vec::new());
     }
-    let v: Value = serde_json::from_str(text).map_err(|e| bad(COLUMN, format!("{e}")))?;
-    json::decode_entity_refs(&v).map_err(|e| bad(COLUMN, format!("{e}")))
+    json::decode_entity_refs(text.as_bytes()).map_err(|e| bad(COLUMN, format!("{e}")))
 }
 
 fn hex_bytes(text: &str, column: &str) -> Result<Vec<u8>, Bad> {
@@ -697,7 +709,6 @@ mod tests {
 
     use super::*;
     use crate::convert::convert_traces;
-    use crate::json_encode;
     use crate::synth::Synth;
     use any_value::Value as V;
     use tf_domain::TenantContext;
@@ -1010,7 +1021,7 @@ mod tests {
         let back = spans_to_otlp(&to_rows(&req)).unwrap();
         assert_same(&back, &req);
         // And on through OTLP/JSON.
-        let body = serde_json::to_vec(&json_encode::encode_traces(&back)).unwrap();
+        let body = json::encode_traces(&back);
         assert_same(&json::decode_traces(&body).unwrap(), &req);
         // The service name column is derived, the attribute is what comes back.
         let rows = to_rows(&req);

@@ -8,12 +8,13 @@ use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::trace::v1::{Span, Status};
 
 use super::columns::{
-    AttrBuilder, ContextColumns, RowContext, TsBuilder, finish_struct_list, hex_id,
+    AttrBuilder, ContextColumns, RowContext, TsBuilder, attributes_depth, finish_struct_list,
+    hex_id,
 };
 use super::{Converted, Result};
 use tf_application::{Table, TableBatch};
 use tf_domain::TenantContext;
-use tf_domain::telemetry::SpanBatch;
+use tf_domain::telemetry::{SpanBatch, check_value_depth};
 use tf_schema::{event_fields, link_fields};
 
 pub fn span_kind_name(kind: i32) -> &'static str {
@@ -180,6 +181,15 @@ impl SpanColumns {
     }
 }
 
+/// The deepest attribute value of a span, its events and links.
+fn span_value_depth(span: &Span) -> u32 {
+    let events = span.events.iter().map(|e| attributes_depth(&e.attributes));
+    let links = span.links.iter().map(|l| attributes_depth(&l.attributes));
+    events
+        .chain(links)
+        .fold(attributes_depth(&span.attributes), u32::max)
+}
+
 /// Applies the span rules and converts the accepted spans.
 pub fn convert_traces(
     req: &ExportTraceServiceRequest,
@@ -200,6 +210,10 @@ pub fn convert_traces(
                 &ss.schema_url,
             );
             for span in &ss.spans {
+                if let Err(r) = check_value_depth(ctx.value_depth.max(span_value_depth(span))) {
+                    batch.reject(r);
+                    continue;
+                }
                 let admitted = batch.admit(
                     &span.trace_id,
                     &span.span_id,
