@@ -1,5 +1,5 @@
-//! OTLP (prost types) → validated Arrow record batches, and back for traces
-//! (`spans_to_otlp`).
+//! OTLP (prost types) → validated Arrow record batches, and back
+//! (`to_otlp`: rows → OTLP for every table).
 //!
 //! One pass per request: every item goes through its batch aggregate's rules
 //! (`domain::telemetry::{SpanBatch, MetricBatch, LogBatch}`) and, when
@@ -15,7 +15,7 @@ mod traces;
 pub use columns::render_any_value;
 pub use logs::convert_logs;
 pub use metrics::convert_metrics;
-pub use to_otlp::spans_to_otlp;
+pub use to_otlp::{logs_to_otlp, metrics_to_otlp, spans_to_otlp};
 pub use traces::convert_traces;
 
 use arrow::array::ArrayRef;
