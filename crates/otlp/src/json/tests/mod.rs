@@ -9,6 +9,9 @@ use opentelemetry_proto::tonic::common::v1::AnyValue;
 
 mod decode;
 mod encode;
+mod fixtures;
+mod lenient;
+mod structure;
 mod syntax;
 
 /// Decodes one `AnyValue` given as a parsed JSON value.
