@@ -1,4 +1,4 @@
-//! OTLP/JSON bodies → `infrastructure::otlp::json::decode_*` → converters.
+//! OTLP/JSON bodies → `tf_otlp::json::decode_*` → converters.
 //!
 //! The decoder must never panic (it returns `JsonError` for anything it
 //! refuses); every request it accepts encodes to JSON that decodes to the
@@ -10,7 +10,7 @@ mod common;
 
 use libfuzzer_sys::fuzz_target;
 use prost::Message;
-use telemetryflow::infrastructure::otlp::json::{
+use tf_otlp::json::{
     decode_logs, decode_metrics, decode_traces, encode_logs, encode_metrics, encode_traces,
 };
 

@@ -5,7 +5,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use telemetryflow::infrastructure::wal::record::{HEADER_LEN, Tail, decode_payload, read_records};
+use tf_storage::wal::record::{HEADER_LEN, Tail, decode_payload, read_records};
 
 fuzz_target!(|data: &[u8]| {
     let (records, tail) = read_records(data);

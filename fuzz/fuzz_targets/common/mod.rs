@@ -11,11 +11,11 @@
 use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
-use telemetryflow::application::Table;
-use telemetryflow::application::commands::ShardedCounterStore;
-use telemetryflow::domain::TenantContext;
-use telemetryflow::domain::telemetry::BatchSummary;
-use telemetryflow::infrastructure::otlp::convert::{
+use tf_application::Table;
+use tf_application::commands::ShardedCounterStore;
+use tf_domain::TenantContext;
+use tf_domain::telemetry::BatchSummary;
+use tf_otlp::convert::{
     Converted, convert_logs, convert_metrics, convert_traces,
 };
 

@@ -314,3 +314,55 @@ fn spec_events_example() {
     assert!(req.resource_logs[0].resource.is_none());
     assert!(req.resource_logs[0].scope_logs[0].scope.is_none());
 }
+
+// ----- the shared fixtures under testdata/otlp-json ----------------------
+
+/// Every shared fixture decodes as the signal its name announces (all three
+/// when it names none); `bad_id_lengths_*` is refused naming the id's path;
+/// `rejections_*` decode, and the domain rules then reject part of them;
+/// the specification's and the SDKs' requests are accepted whole.
+#[test]
+fn shared_fixtures_decode_as_named() {
+    use crate::convert::{convert_logs, convert_metrics, convert_traces};
+    use tf_application::commands::ShardedCounterStore;
+    use tf_domain::TenantContext;
+
+    let fixtures = crate::synth::seeds::fixtures();
+    assert!(fixtures.len() >= 15, "{} fixtures", fixtures.len());
+    let ctx = TenantContext::default();
+    for (name, body) in fixtures {
+        if name.starts_with("bad_id_lengths") {
+            let (path, message) = invalid(decode_traces(&body));
+            assert!(path.contains("Id"), "{name}: {path}: {message}");
+            continue;
+        }
+        let named = |s: &str| {
+            name.contains(s)
+                || !["traces", "metrics", "logs"]
+                    .iter()
+                    .any(|s| name.contains(s))
+        };
+        let mut rejected = 0;
+        if named("traces") {
+            let req = decode_traces(&body).unwrap_or_else(|e| panic!("{name}: {e}"));
+            rejected += convert_traces(&req, &ctx).unwrap().summary.rejected();
+        }
+        if named("metrics") {
+            let req = decode_metrics(&body).unwrap_or_else(|e| panic!("{name}: {e}"));
+            let counters = ShardedCounterStore::new(1000);
+            rejected += convert_metrics(&req, &ctx, &counters)
+                .unwrap()
+                .summary
+                .rejected();
+        }
+        if named("logs") {
+            let req = decode_logs(&body).unwrap_or_else(|e| panic!("{name}: {e}"));
+            rejected += convert_logs(&req, &ctx).unwrap().summary.rejected();
+        }
+        if name.starts_with("rejections") {
+            assert!(rejected > 0, "{name}: nothing rejected");
+        } else if name.starts_with("spec_") || name.starts_with("sdk_") {
+            assert_eq!(rejected, 0, "{name}");
+        }
+    }
+}

@@ -93,13 +93,8 @@ fn well_formedness_agrees_with_serde_json_under_mutation() {
         include_str!("../../../../../testdata/otlp-json/spec_logs.json"),
     ];
     const NOISE: &[u8] = b"{}[]:,\"\\ 0-.eE9tfnu\n";
-    let mut seed: u64 = 0x2545_F491_4F6C_DD1D;
-    let mut next = || {
-        seed ^= seed << 13;
-        seed ^= seed >> 7;
-        seed ^= seed << 17;
-        seed
-    };
+    let mut rng = crate::synth::Rng::new(0x2545_F491_4F6C_DD1D);
+    let mut next = || rng.next();
     let mut checked = 0;
     for (i, sample) in samples.iter().enumerate() {
         let decode: fn(&[u8]) -> Result<(), JsonError> = match i {

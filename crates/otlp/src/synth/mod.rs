@@ -2,6 +2,12 @@
 //! the benchmarks and fuzz seeds: spans with service/route/status/HTTP
 //! attributes and parent/child structure, metric series of all five types
 //! with stable label sets, logs with templated bodies and severities.
+//! [`every_field`] fills in what these leave at defaults, for round-trip
+//! tests and fuzz seeds.
+
+pub mod every_field;
+#[cfg(test)]
+pub(crate) mod seeds;
 
 use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
@@ -50,10 +56,36 @@ fn i(k: &str, v: i64) -> KeyValue {
     kv(k, any_value::Value::IntValue(v))
 }
 
+/// xorshift64*: the one pseudo-random source of the generators (seeded,
+/// reproducible, not for anything that needs unpredictability).
+#[derive(Debug, Clone)]
+pub struct Rng(u64);
+
+impl Rng {
+    pub fn new(seed: u64) -> Self {
+        Self(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
+    }
+
+    #[allow(clippy::should_implement_trait)]
+    pub fn next(&mut self) -> u64 {
+        let mut x = self.0;
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        self.0 = x;
+        x.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+
+    /// Uniform-ish in `0..n` (`0` when `n` is 0).
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next() % n.max(1)
+    }
+}
+
 /// A seeded generator; the same seed gives the same requests.
 #[derive(Debug, Clone)]
 pub struct Synth {
-    state: u64,
+    rng: Rng,
     /// Event time of the next item (Unix ns); advances 1 ms per item.
     pub now: u64,
     counter: u64,
@@ -63,20 +95,14 @@ impl Synth {
     /// `start` is the event time of the first item (Unix ns).
     pub fn new(seed: u64, start: u64) -> Self {
         Self {
-            state: seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1,
+            rng: Rng::new(seed),
             now: start,
             counter: 0,
         }
     }
 
     fn next(&mut self) -> u64 {
-        // xorshift64*
-        let mut x = self.state;
-        x ^= x >> 12;
-        x ^= x << 25;
-        x ^= x >> 27;
-        self.state = x;
-        x.wrapping_mul(0x2545_F491_4F6C_DD1D)
+        self.rng.next()
     }
 
     fn pick<'a>(&mut self, items: &[&'a str]) -> &'a str {
