@@ -46,7 +46,7 @@ use prost::Message;
 use telemetryflow::application::TableBatch;
 use telemetryflow::application::commands::{IngestHandler, IngestStats, ShardedCounterStore};
 use telemetryflow::application::event_bus::EventBus;
-use telemetryflow::application::ports::{WriteAheadLog, WriteBuffer};
+use telemetryflow::application::ports::{IngestSink, WriteAheadLog};
 use telemetryflow::domain::{TenantContext, TenantId};
 use telemetryflow::infrastructure::otlp::OtlpReceiver;
 use telemetryflow::infrastructure::otlp::convert::{
@@ -192,7 +192,7 @@ fn zstd_len(bytes: &[u8]) -> usize {
 /// (fsync on), pipeline, ingest handler, receiver.
 struct WritePath {
     _dir: tempfile::TempDir,
-    pipeline: Arc<telemetryflow::application::pipeline::Pipeline>,
+    pipeline: Arc<telemetryflow::application::pipeline::WritePath>,
     receiver: OtlpReceiver,
     wal: Arc<Wal>,
 }
@@ -210,7 +210,7 @@ fn write_path(rt: &tokio::runtime::Runtime) -> WritePath {
         .pipeline
         .set_wal(Arc::clone(&wal) as Arc<dyn WriteAheadLog>);
     let ingest = Arc::new(IngestHandler::new(
-        Arc::clone(&storage.pipeline) as Arc<dyn WriteBuffer>,
+        Arc::clone(&storage.pipeline) as Arc<dyn IngestSink>,
         Arc::new(EventBus::new()),
         Arc::new(IngestStats::default()),
     ));

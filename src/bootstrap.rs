@@ -16,8 +16,8 @@ use tokio::task::JoinHandle;
 use crate::application::commands::{IngestHandler, IngestStats, ShardedCounterStore};
 use crate::application::event_bus::EventBus;
 use crate::application::event_bus::EventHandler;
-use crate::application::pipeline::{PartitionBuffer, Pipeline};
-use crate::application::ports::{FileStore, ReadModel, SnapshotSource, WriteAheadLog, WriteBuffer};
+use crate::application::pipeline::{PartitionBuffer, WritePath};
+use crate::application::ports::{FileStore, IngestSink, ReadModel, SnapshotSource, WriteAheadLog};
 use crate::application::queries::{MetricQueries, SqlHandler, TraceQueries};
 use crate::config::Config;
 use crate::infrastructure::api::prometheus::MetricsSources;
@@ -31,7 +31,7 @@ use crate::infrastructure::wal::{ReplayReport, Wal, read_only_replay};
 
 /// The storage side, also used by `telemetryflow sql --data-dir` without a server.
 pub struct Storage {
-    pub pipeline: Arc<Pipeline>,
+    pub pipeline: Arc<WritePath>,
     pub engine: Arc<DataFusionEngine>,
     /// One more than the highest WAL sequence number in committed files.
     pub next_seq: u64,
@@ -81,7 +81,7 @@ pub async fn open_storage(
         files as Arc<dyn FileStore>,
         catalog,
     ));
-    let pipeline = Arc::new(Pipeline::new(buffer));
+    let pipeline = Arc::new(WritePath::new(buffer));
     let engine = Arc::new(
         DataFusionEngine::new(
             Arc::clone(&pipeline) as Arc<dyn SnapshotSource>,
@@ -116,7 +116,7 @@ pub fn replay_read_only(config: &Config, storage: &Storage) -> anyhow::Result<Re
 /// writes are accepted rather than refused as overloaded. Gives up (and
 /// lets admission control refuse, retryably) if storage fails or does not
 /// drain within a minute.
-async fn relieve_memory(pipeline: &Pipeline) {
+async fn relieve_memory(pipeline: &WritePath) {
     let half = pipeline.buffer().config().max_buffered_bytes / 2;
     let started = std::time::Instant::now();
     while pipeline.buffer().buffered_bytes() > half && started.elapsed() < Duration::from_secs(60) {
@@ -139,7 +139,7 @@ pub struct Server {
     pub grpc_addr: SocketAddr,
     pub http_addr: SocketAddr,
     pub events: Arc<EventBus>,
-    pub pipeline: Arc<Pipeline>,
+    pub pipeline: Arc<WritePath>,
     serving: Arc<AtomicBool>,
     stop: watch::Sender<bool>,
     recovery: Option<RecoveryTask>,
@@ -171,7 +171,7 @@ pub async fn start_with_store(
     let stats = Arc::new(IngestStats::default());
     let counters = Arc::new(ShardedCounterStore::new(config.ingest.max_counter_series));
     let ingest = Arc::new(IngestHandler::new(
-        Arc::clone(&pipeline) as Arc<dyn WriteBuffer>,
+        Arc::clone(&pipeline) as Arc<dyn IngestSink>,
         Arc::clone(&events) as _,
         Arc::clone(&stats),
     ));

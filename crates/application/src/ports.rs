@@ -2,6 +2,7 @@
 //! the query engine. Adapters in `infrastructure` implement them.
 
 use std::fmt;
+use std::sync::Arc;
 use std::time::Duration;
 
 use arrow::datatypes::SchemaRef;
@@ -107,7 +108,7 @@ pub enum WriteError {
 
 /// Accepts converted batches on the write path.
 #[async_trait]
-pub trait WriteBuffer: Send + Sync {
+pub trait IngestSink: Send + Sync {
     /// Returns once the batches are durable (in the fsync'd write-ahead log)
     /// and visible to queries. An error means nothing of the call was accepted.
     async fn write(&self, tenant: &TenantId, batches: Vec<TableBatch>) -> Result<(), WriteError>;
@@ -127,8 +128,10 @@ pub enum WalError {
     QueueFull,
     #[error("write-ahead log is closed")]
     Closed,
+    /// The log could not be written; one cause is shared by every append of
+    /// the failed group commit.
     #[error("write-ahead log I/O error: {0}")]
-    Io(String),
+    Io(#[source] Arc<dyn std::error::Error + Send + Sync>),
 }
 
 /// Runs on the log's writer thread, in sequence order, once the record is

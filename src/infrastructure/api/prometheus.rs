@@ -7,14 +7,14 @@ use std::sync::atomic::Ordering;
 
 use crate::application::commands::IngestStats;
 use crate::application::event_bus::EventBus;
-use crate::application::pipeline::Pipeline;
+use crate::application::pipeline::WritePath;
 use crate::application::queries::MetricQueries;
 use crate::domain::telemetry::Signal;
 
 /// What `/metrics` reads.
 #[derive(Clone)]
 pub struct MetricsSources {
-    pub pipeline: Arc<Pipeline>,
+    pub pipeline: Arc<WritePath>,
     pub ingest: Arc<IngestStats>,
     pub events: Arc<EventBus>,
     pub queries: Arc<MetricQueries>,

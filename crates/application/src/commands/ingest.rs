@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use parking_lot::RwLock;
 
-use crate::ports::{TableBatch, WriteBuffer, WriteError};
+use crate::ports::{IngestSink, TableBatch, WriteError};
 use tf_domain::TenantId;
 use tf_domain::ports::EventPublisher;
 use tf_domain::telemetry::{BatchSummary, Signal};
@@ -74,14 +74,14 @@ impl IngestStats {
 }
 
 pub struct IngestHandler {
-    buffer: Arc<dyn WriteBuffer>,
+    buffer: Arc<dyn IngestSink>,
     events: Arc<dyn EventPublisher>,
     stats: Arc<IngestStats>,
 }
 
 impl IngestHandler {
     pub fn new(
-        buffer: Arc<dyn WriteBuffer>,
+        buffer: Arc<dyn IngestSink>,
         events: Arc<dyn EventPublisher>,
         stats: Arc<IngestStats>,
     ) -> Self {

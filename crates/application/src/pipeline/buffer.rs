@@ -22,7 +22,7 @@ use arrow::compute::{concat_batches, take_record_batch};
 use arrow::record_batch::RecordBatch;
 use parking_lot::RwLock;
 
-use crate::ports::{FileMeta, FileStore, StoreError, Table, TableCatalog, TableSnapshot};
+use crate::ports::{BoxError, FileMeta, FileStore, StoreError, Table, TableCatalog, TableSnapshot};
 use tf_domain::TenantId;
 use tf_domain::telemetry::Timestamp;
 
@@ -448,7 +448,7 @@ pub fn held_bytes(batch: &RecordBatch) -> usize {
 }
 
 /// Splits rows by the hour of their `timestamp` column.
-fn split_by_hour(batch: &RecordBatch) -> Result<Vec<(u64, RecordBatch)>, String> {
+fn split_by_hour(batch: &RecordBatch) -> Result<Vec<(u64, RecordBatch)>, BoxError> {
     let col = batch
         .column_by_name(Table::TIMESTAMP_COLUMN)
         .ok_or("batch has no timestamp column")?;
@@ -477,7 +477,7 @@ fn split_by_hour(batch: &RecordBatch) -> Result<Vec<(u64, RecordBatch)>, String>
         .map(|(h, idx)| {
             take_record_batch(batch, &UInt32Array::from(idx))
                 .map(|b| (h, b))
-                .map_err(|e| e.to_string())
+                .map_err(BoxError::from)
         })
         .collect::<Result<_, _>>()?;
     out.sort_by_key(|(h, _)| *h);

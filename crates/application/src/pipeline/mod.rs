@@ -1,7 +1,7 @@
 //! The write pipeline: receivers → (bounded queue) → WAL writer (group
 //! commit, fsync) → partition buffers → Parquet flushers → manifest.
 //!
-//! [`Pipeline`] implements the `WriteBuffer` port: a write is acknowledged
+//! [`WritePath`] implements the `IngestSink` port: a write is acknowledged
 //! only after its WAL record is fsync'd and its rows are in the buffers
 //! (visible to queries). Memory is bounded: over the budget, or when the WAL
 //! is full because storage is not keeping up, writes are refused with a
@@ -20,19 +20,19 @@ use async_trait::async_trait;
 pub use buffer::{BufferConfig, FlushStats, PartitionBuffer};
 
 use crate::ports::{
-    SnapshotSource, StoreError, Table, TableBatch, TableSnapshot, WalError, WriteAheadLog,
-    WriteBuffer, WriteError,
+    IngestSink, SnapshotSource, StoreError, Table, TableBatch, TableSnapshot, WalError,
+    WriteAheadLog, WriteError,
 };
 use tf_domain::TenantId;
 
-pub struct Pipeline {
+pub struct WritePath {
     buffer: Arc<PartitionBuffer>,
     wal: OnceLock<Arc<dyn WriteAheadLog>>,
     closed: AtomicBool,
 }
 
-impl Pipeline {
-    /// A pipeline that refuses writes (`NotReady`) until [`Pipeline::set_wal`].
+impl WritePath {
+    /// A pipeline that refuses writes (`NotReady`) until [`WritePath::set_wal`].
     pub fn new(buffer: Arc<PartitionBuffer>) -> Self {
         Self {
             buffer,
@@ -91,7 +91,7 @@ fn refused(e: WalError) -> WriteError {
 }
 
 #[async_trait]
-impl WriteBuffer for Pipeline {
+impl IngestSink for WritePath {
     async fn write(&self, tenant: &TenantId, batches: Vec<TableBatch>) -> Result<(), WriteError> {
         if self.closed.load(Ordering::SeqCst) {
             return Err(WriteError::ShuttingDown);
@@ -147,7 +147,7 @@ impl WriteBuffer for Pipeline {
     }
 }
 
-impl SnapshotSource for Pipeline {
+impl SnapshotSource for WritePath {
     fn snapshot(&self, tenant: &TenantId, table: Table) -> TableSnapshot {
         self.buffer.snapshot(tenant, table)
     }

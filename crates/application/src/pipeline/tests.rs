@@ -7,10 +7,10 @@ use arrow::array::{ArrayRef, StringArray, TimestampNanosecondArray};
 use arrow::datatypes::{DataType, Field, Schema, TimeUnit};
 use arrow::record_batch::RecordBatch;
 
-use super::{BufferConfig, PartitionBuffer, Pipeline};
+use super::{BufferConfig, PartitionBuffer, WritePath};
 use crate::fakes::{MemoryFileStore, MemoryWal};
 use crate::ports::{
-    FileStore, SnapshotSource, Table, TableBatch, WalError, WriteAheadLog, WriteBuffer, WriteError,
+    FileStore, IngestSink, SnapshotSource, Table, TableBatch, WalError, WriteAheadLog, WriteError,
 };
 use tf_domain::TenantId;
 
@@ -52,7 +52,7 @@ fn config(max_buffered_bytes: usize) -> BufferConfig {
 struct Setup {
     store: Arc<MemoryFileStore>,
     wal: Arc<MemoryWal>,
-    pipeline: Pipeline,
+    pipeline: WritePath,
     tenant: TenantId,
 }
 
@@ -63,7 +63,7 @@ fn setup(max_buffered_bytes: usize) -> Setup {
         Arc::clone(&store) as Arc<dyn FileStore>,
         Vec::new(),
     ));
-    let pipeline = Pipeline::new(buffer);
+    let pipeline = WritePath::new(buffer);
     let wal = Arc::new(MemoryWal::new(1));
     pipeline.set_wal(Arc::clone(&wal) as Arc<dyn WriteAheadLog>);
     Setup {
@@ -81,7 +81,7 @@ impl Setup {
     }
 }
 
-fn visible_rows(p: &Pipeline, tenant: &TenantId) -> (u64, usize) {
+fn visible_rows(p: &WritePath, tenant: &TenantId) -> (u64, usize) {
     let snap = p.snapshot(tenant, Table::Logs);
     let committed = snap.files.iter().map(|f| f.rows).sum();
     let buffered = snap.batches.iter().map(RecordBatch::num_rows).sum();

@@ -121,8 +121,33 @@ fn float_to_int(f: f64, ty: &str) -> Result<i128, Failure> {
     Ok(f as i128)
 }
 
+/// Plain decimal digits with an optional `-`, at most 19 of them (always in
+/// `i64`'s magnitude, so no overflow check): the common case, without the
+/// general `i128` parser.
+fn plain_int(s: &str) -> Option<i128> {
+    let (neg, digits) = match s.as_bytes() {
+        [b'-', rest @ ..] => (true, rest),
+        rest => (false, rest),
+    };
+    if digits.is_empty() || digits.len() > 19 {
+        return None;
+    }
+    let mut n: u64 = 0;
+    for &b in digits {
+        let d = b.wrapping_sub(b'0');
+        if d > 9 {
+            return None;
+        }
+        n = n * 10 + u64::from(d);
+    }
+    Some(if neg { -i128::from(n) } else { i128::from(n) })
+}
+
 /// An integer from its decimal text (a JSON number or the content of a string).
 fn parse_int(s: &str, ty: &str, from_string: bool) -> Result<i128, Failure> {
+    if let Some(n) = plain_int(s) {
+        return Ok(n);
+    }
     match s.parse::<i128>() {
         Ok(n) => Ok(n),
         Err(e) => match e.kind() {

@@ -268,7 +268,7 @@ impl WriteAheadLog for Wal {
             tenant: tenant.clone(),
             batches: batches.to_vec(),
         };
-        let payload = encode_payload(&entry).map_err(|e| WalError::Io(e.to_string()))?;
+        let payload = encode_payload(&entry).map_err(|e| WalError::Io(Arc::new(e)))?;
         let mut crc = crc32fast::Hasher::new();
         crc.update(&payload);
         self.counters.queued.fetch_add(1, Ordering::Relaxed);
@@ -432,9 +432,9 @@ impl Writer {
             }
             Err(e) => {
                 tracing::error!(error = %e, "WAL write failed; the requests are refused");
-                let msg = e.to_string();
+                let cause: Arc<dyn std::error::Error + Send + Sync> = Arc::new(e);
                 for (_, _, done) in appends {
-                    done(Err(WalError::Io(msg.clone())));
+                    done(Err(WalError::Io(Arc::clone(&cause))));
                 }
                 // Whatever part reached the file is garbage: continue in a new segment.
                 self.rotate();
