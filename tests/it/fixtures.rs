@@ -12,10 +12,10 @@ use opentelemetry_proto::tonic::resource::v1::Resource;
 use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span, Status};
 
 /// 2026-11-26T10:00:00Z in Unix nanoseconds.
-pub const T0: u64 = 1_795_687_200_000_000_000;
-pub const SEC: u64 = 1_000_000_000;
+pub(crate) const T0: u64 = 1_795_687_200_000_000_000;
+pub(crate) const SEC: u64 = 1_000_000_000;
 
-pub fn kv_str(k: &str, v: &str) -> KeyValue {
+pub(crate) fn kv_str(k: &str, v: &str) -> KeyValue {
     KeyValue {
         key: k.into(),
         value: Some(AnyValue {
@@ -25,7 +25,7 @@ pub fn kv_str(k: &str, v: &str) -> KeyValue {
     }
 }
 
-pub fn kv_int(k: &str, v: i64) -> KeyValue {
+pub(crate) fn kv_int(k: &str, v: i64) -> KeyValue {
     KeyValue {
         key: k.into(),
         value: Some(AnyValue {
@@ -35,14 +35,14 @@ pub fn kv_int(k: &str, v: i64) -> KeyValue {
     }
 }
 
-pub fn resource(service: &str) -> Option<Resource> {
+pub(crate) fn resource(service: &str) -> Option<Resource> {
     Some(Resource {
         attributes: vec![kv_str("service.name", service), kv_str("host.name", "h1")],
         ..Default::default()
     })
 }
 
-pub fn scope() -> Option<InstrumentationScope> {
+pub(crate) fn scope() -> Option<InstrumentationScope> {
     Some(InstrumentationScope {
         name: "test-scope".into(),
         version: "1.0".into(),
@@ -50,14 +50,14 @@ pub fn scope() -> Option<InstrumentationScope> {
     })
 }
 
-pub fn trace_id(n: u8) -> Vec<u8> {
+pub(crate) fn trace_id(n: u8) -> Vec<u8> {
     let mut v = vec![0u8; 16];
     v[0] = 0xab;
     v[15] = n;
     v
 }
 
-pub fn span_id(n: u8) -> Vec<u8> {
+pub(crate) fn span_id(n: u8) -> Vec<u8> {
     let mut v = vec![0u8; 8];
     v[0] = 0xcd;
     v[7] = n;
@@ -65,7 +65,7 @@ pub fn span_id(n: u8) -> Vec<u8> {
 }
 
 /// A server span: `trace_id(t)`, `span_id(s)`, 250 ms long, with HTTP attributes.
-pub fn span(t: u8, s: u8, name: &str, start: u64) -> Span {
+pub(crate) fn span(t: u8, s: u8, name: &str, start: u64) -> Span {
     Span {
         trace_id: trace_id(t),
         span_id: span_id(s),
@@ -85,7 +85,7 @@ pub fn span(t: u8, s: u8, name: &str, start: u64) -> Span {
     }
 }
 
-pub fn traces(service: &str, spans: Vec<Span>) -> ExportTraceServiceRequest {
+pub(crate) fn traces(service: &str, spans: Vec<Span>) -> ExportTraceServiceRequest {
     ExportTraceServiceRequest {
         resource_spans: vec![ResourceSpans {
             resource: resource(service),
@@ -99,7 +99,7 @@ pub fn traces(service: &str, spans: Vec<Span>) -> ExportTraceServiceRequest {
     }
 }
 
-pub fn number_point(
+pub(crate) fn number_point(
     time: u64,
     start: u64,
     v: number_data_point::Value,
@@ -114,7 +114,7 @@ pub fn number_point(
     }
 }
 
-pub fn gauge(name: &str, points: Vec<NumberDataPoint>) -> Metric {
+pub(crate) fn gauge(name: &str, points: Vec<NumberDataPoint>) -> Metric {
     Metric {
         name: name.into(),
         unit: "1".into(),
@@ -126,7 +126,7 @@ pub fn gauge(name: &str, points: Vec<NumberDataPoint>) -> Metric {
 }
 
 /// A cumulative monotonic sum (a counter).
-pub fn counter(name: &str, points: Vec<NumberDataPoint>) -> Metric {
+pub(crate) fn counter(name: &str, points: Vec<NumberDataPoint>) -> Metric {
     Metric {
         name: name.into(),
         unit: "1".into(),
@@ -139,7 +139,7 @@ pub fn counter(name: &str, points: Vec<NumberDataPoint>) -> Metric {
     }
 }
 
-pub fn metrics(service: &str, metrics: Vec<Metric>) -> ExportMetricsServiceRequest {
+pub(crate) fn metrics(service: &str, metrics: Vec<Metric>) -> ExportMetricsServiceRequest {
     ExportMetricsServiceRequest {
         resource_metrics: vec![ResourceMetrics {
             resource: resource(service),
@@ -153,7 +153,7 @@ pub fn metrics(service: &str, metrics: Vec<Metric>) -> ExportMetricsServiceReque
     }
 }
 
-pub fn log(time: u64, severity: i32, body: &str) -> LogRecord {
+pub(crate) fn log(time: u64, severity: i32, body: &str) -> LogRecord {
     LogRecord {
         time_unix_nano: time,
         observed_time_unix_nano: time + 1,
@@ -167,7 +167,7 @@ pub fn log(time: u64, severity: i32, body: &str) -> LogRecord {
     }
 }
 
-pub fn logs(service: &str, records: Vec<LogRecord>) -> ExportLogsServiceRequest {
+pub(crate) fn logs(service: &str, records: Vec<LogRecord>) -> ExportLogsServiceRequest {
     ExportLogsServiceRequest {
         resource_logs: vec![ResourceLogs {
             resource: resource(service),

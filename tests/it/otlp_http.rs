@@ -14,13 +14,13 @@ use prost::Message;
 use crate::fixtures::*;
 use crate::support::TestServer;
 
-pub struct Reply {
+pub(crate) struct Reply {
     pub status: u16,
     pub content_type: String,
     pub body: Vec<u8>,
 }
 
-pub async fn post(
+pub(crate) async fn post(
     url: &str,
     content_type: &str,
     encoding: Option<&str>,
@@ -49,7 +49,7 @@ pub async fn post(
     }
 }
 
-pub fn gzip(data: &[u8]) -> Vec<u8> {
+pub(crate) fn gzip(data: &[u8]) -> Vec<u8> {
     let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
     e.write_all(data).unwrap();
     e.finish().unwrap()

@@ -15,7 +15,7 @@ pub struct TestServer {
     pub http: String,
 }
 
-pub fn test_config(dir: &std::path::Path) -> Config {
+pub(crate) fn test_config(dir: &std::path::Path) -> Config {
     let mut c = Config::default();
     c.server.grpc_addr = "127.0.0.1:0".into();
     c.server.http_addr = "127.0.0.1:0".into();
@@ -115,7 +115,7 @@ impl TestServer {
     }
 }
 
-pub fn first_value(batches: &[RecordBatch]) -> String {
+pub(crate) fn first_value(batches: &[RecordBatch]) -> String {
     batches
         .iter()
         .find(|b| b.num_rows() > 0)
@@ -124,7 +124,7 @@ pub fn first_value(batches: &[RecordBatch]) -> String {
 }
 
 /// Every `*.parquet` file under `dir`.
-pub fn parquet_files(dir: &std::path::Path) -> Vec<PathBuf> {
+pub(crate) fn parquet_files(dir: &std::path::Path) -> Vec<PathBuf> {
     let mut out = Vec::new();
     let mut stack = vec![dir.to_path_buf()];
     while let Some(d) = stack.pop() {
@@ -145,7 +145,7 @@ pub fn parquet_files(dir: &std::path::Path) -> Vec<PathBuf> {
 }
 
 /// A port nothing listens on right now (for spawning the real binary).
-pub fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()

@@ -96,7 +96,7 @@ impl DataFusionEngine {
 impl Sessions {
     /// A session with exactly the tenant's tables, each a consistent
     /// snapshot, and a memory pool of its own of `memory_bytes`.
-    pub fn session(
+    pub(crate) fn session(
         &self,
         tenant: &TenantId,
         memory_bytes: usize,

@@ -89,14 +89,14 @@ pub(crate) fn time_bounds(filters: &[Expr]) -> (Option<i64>, Option<i64>) {
 }
 
 #[derive(Debug)]
-pub struct TenantTable {
+pub(crate) struct TenantTable {
     schema: SchemaRef,
     snapshot: TableSnapshot,
     store_url: ObjectStoreUrl,
 }
 
 impl TenantTable {
-    pub fn new(schema: SchemaRef, snapshot: TableSnapshot, store_url: ObjectStoreUrl) -> Self {
+    pub(crate) fn new(schema: SchemaRef, snapshot: TableSnapshot, store_url: ObjectStoreUrl) -> Self {
         Self {
             schema,
             snapshot,

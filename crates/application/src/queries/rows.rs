@@ -23,43 +23,43 @@ fn column(batch: &RecordBatch, name: &str, to: &DataType) -> Result<ArrayRef, Qu
     cast(c, to).map_err(|e| QueryError::internal(format!("column {name}: {e}")))
 }
 
-pub fn strings(batch: &RecordBatch, name: &str) -> Result<StringArray, QueryError> {
+pub(super) fn strings(batch: &RecordBatch, name: &str) -> Result<StringArray, QueryError> {
     Ok(column(batch, name, &DataType::Utf8)?
         .as_string::<i32>()
         .clone())
 }
 
-pub fn int64s(batch: &RecordBatch, name: &str) -> Result<Int64Array, QueryError> {
+pub(super) fn int64s(batch: &RecordBatch, name: &str) -> Result<Int64Array, QueryError> {
     Ok(column(batch, name, &DataType::Int64)?
         .as_primitive::<Int64Type>()
         .clone())
 }
 
-pub fn float64s(batch: &RecordBatch, name: &str) -> Result<Float64Array, QueryError> {
+pub(super) fn float64s(batch: &RecordBatch, name: &str) -> Result<Float64Array, QueryError> {
     Ok(column(batch, name, &DataType::Float64)?
         .as_primitive::<Float64Type>()
         .clone())
 }
 
-pub fn bools(batch: &RecordBatch, name: &str) -> Result<BooleanArray, QueryError> {
+pub(super) fn bools(batch: &RecordBatch, name: &str) -> Result<BooleanArray, QueryError> {
     Ok(column(batch, name, &DataType::Boolean)?
         .as_boolean()
         .clone())
 }
 
 /// A `List<UInt64>` column.
-pub fn u64_lists(batch: &RecordBatch, name: &str) -> Result<ListArray, QueryError> {
+pub(super) fn u64_lists(batch: &RecordBatch, name: &str) -> Result<ListArray, QueryError> {
     let t = DataType::List(Arc::new(Field::new("item", DataType::UInt64, true)));
     Ok(column(batch, name, &t)?.as_list::<i32>().clone())
 }
 
 /// A `List<Float64>` column.
-pub fn f64_lists(batch: &RecordBatch, name: &str) -> Result<ListArray, QueryError> {
+pub(super) fn f64_lists(batch: &RecordBatch, name: &str) -> Result<ListArray, QueryError> {
     let t = DataType::List(Arc::new(Field::new("item", DataType::Float64, true)));
     Ok(column(batch, name, &t)?.as_list::<i32>().clone())
 }
 
-pub fn list_u64(list: &ListArray, row: usize, out: &mut Vec<u64>) {
+pub(super) fn list_u64(list: &ListArray, row: usize, out: &mut Vec<u64>) {
     out.clear();
     if list.is_valid(row) {
         let v = list.value(row);
@@ -68,7 +68,7 @@ pub fn list_u64(list: &ListArray, row: usize, out: &mut Vec<u64>) {
     }
 }
 
-pub fn list_f64(list: &ListArray, row: usize, out: &mut Vec<f64>) {
+pub(super) fn list_f64(list: &ListArray, row: usize, out: &mut Vec<f64>) {
     out.clear();
     if list.is_valid(row) {
         let v = list.value(row);
@@ -77,17 +77,17 @@ pub fn list_f64(list: &ListArray, row: usize, out: &mut Vec<f64>) {
     }
 }
 
-pub fn opt_f64(a: &Float64Array, row: usize) -> Option<f64> {
+pub(super) fn opt_f64(a: &Float64Array, row: usize) -> Option<f64> {
     a.is_valid(row).then(|| a.value(row))
 }
 
-pub fn opt_str(a: &StringArray, row: usize) -> Option<&str> {
+pub(super) fn opt_str(a: &StringArray, row: usize) -> Option<&str> {
     a.is_valid(row).then(|| a.value(row))
 }
 
 /// Appends a canonical rendering of `columns` at `row` to `key` (the
 /// identity of a series: service, resource, scope and point attributes).
-pub fn append_key(
+pub(super) fn append_key(
     formatters: &[ArrayFormatter<'_>],
     row: usize,
     key: &mut String,
@@ -99,7 +99,7 @@ pub fn append_key(
     Ok(())
 }
 
-pub fn formatters<'a>(
+pub(super) fn formatters<'a>(
     batch: &'a RecordBatch,
     names: &[&str],
     options: &'a FormatOptions<'a>,

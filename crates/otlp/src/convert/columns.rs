@@ -78,7 +78,7 @@ fn push_f64(out: &mut String, d: f64) {
 /// Depth of the deepest `AnyValue` among attribute values: 0 when all are
 /// scalars, 1 for a scalar inside an array, and so on; counting stops at
 /// [`MAX_ANY_VALUE_DEPTH`] (see `tf_domain::telemetry::check_value_depth`).
-pub fn attributes_depth(kvs: &[KeyValue]) -> u32 {
+pub(super) fn attributes_depth(kvs: &[KeyValue]) -> u32 {
     kvs.iter()
         .filter_map(|kv| kv.value.as_ref())
         .map(|v| value_depth(v, 0))
@@ -87,7 +87,7 @@ pub fn attributes_depth(kvs: &[KeyValue]) -> u32 {
 }
 
 /// See [`attributes_depth`]; `v` sits at depth `d`.
-pub fn value_depth(v: &AnyValue, d: u32) -> u32 {
+pub(super) fn value_depth(v: &AnyValue, d: u32) -> u32 {
     if d >= MAX_ANY_VALUE_DEPTH {
         return d;
     }
@@ -112,7 +112,7 @@ pub fn value_depth(v: &AnyValue, d: u32) -> u32 {
 /// Lowercase hex of an id, without allocating (ids are at most 16 bytes;
 /// longer input is rejected by the domain rules before it gets here, but is
 /// still rendered, truncated to 32 bytes, rather than panicking).
-pub fn hex_id<'a>(bytes: &[u8], buf: &'a mut [u8; 64]) -> &'a str {
+pub(super) fn hex_id<'a>(bytes: &[u8], buf: &'a mut [u8; 64]) -> &'a str {
     let n = bytes.len().min(32);
     if hex::encode_to_slice(&bytes[..n], &mut buf[..2 * n]).is_err() {
         return "";
@@ -121,18 +121,18 @@ pub fn hex_id<'a>(bytes: &[u8], buf: &'a mut [u8; 64]) -> &'a str {
 }
 
 /// Clamps OTLP's unsigned nanoseconds to Arrow's signed ones (year 2262).
-pub fn nanos(t: u64) -> i64 {
+pub(super) fn nanos(t: u64) -> i64 {
     i64::try_from(t).unwrap_or(i64::MAX)
 }
 
 /// Attributes rendered once, appended to many rows (resource, scope, metric metadata).
 #[derive(Debug, Default)]
-pub struct RenderedAttrs {
+pub(super) struct RenderedAttrs {
     entries: Vec<(String, String, &'static str)>,
 }
 
 impl RenderedAttrs {
-    pub fn new(kvs: &[KeyValue]) -> Self {
+    pub(super) fn new(kvs: &[KeyValue]) -> Self {
         let mut scratch = String::new();
         let entries = kvs
             .iter()
@@ -145,14 +145,14 @@ impl RenderedAttrs {
     }
 
     /// The string value of `key`, if present and a string.
-    pub fn get_str(&self, key: &str) -> Option<&str> {
+    pub(super) fn get_str(&self, key: &str) -> Option<&str> {
         self.entries
             .iter()
             .find(|(k, _, ty)| k == key && *ty == "string")
             .map(|(_, v, _)| v.as_str())
     }
 
-    pub fn hash_into(&self, h: &mut impl std::hash::Hasher) {
+    pub(super) fn hash_into(&self, h: &mut impl std::hash::Hasher) {
         for (k, v, ty) in &self.entries {
             h.write(k.as_bytes());
             h.write_u8(0xff);
@@ -163,7 +163,7 @@ impl RenderedAttrs {
 }
 
 /// An attribute map column and its companion type map.
-pub struct AttrBuilder {
+pub(super) struct AttrBuilder {
     map: MapBuilder<StringBuilder, StringBuilder>,
     types: MapBuilder<StringBuilder, StringBuilder>,
     scratch: String,
@@ -181,7 +181,7 @@ impl Default for AttrBuilder {
 
 impl AttrBuilder {
     /// Appends one row's attributes.
-    pub fn append(&mut self, kvs: &[KeyValue]) {
+    pub(super) fn append(&mut self, kvs: &[KeyValue]) {
         for kv in kvs {
             let ty = render_any_value(kv.value.as_ref(), &mut self.scratch);
             self.map.keys().append_value(&kv.key);
@@ -195,7 +195,7 @@ impl AttrBuilder {
     }
 
     /// Appends one row of pre-rendered attributes.
-    pub fn append_rendered(&mut self, attrs: &RenderedAttrs) {
+    pub(super) fn append_rendered(&mut self, attrs: &RenderedAttrs) {
         for (k, v, ty) in &attrs.entries {
             self.map.keys().append_value(k);
             self.map.values().append_value(v);
@@ -216,7 +216,7 @@ impl AttrBuilder {
             .expect("keys and values are appended in pairs");
     }
 
-    pub fn finish_into(&mut self, cols: &mut Vec<ArrayRef>) {
+    pub(super) fn finish_into(&mut self, cols: &mut Vec<ArrayRef>) {
         cols.push(Arc::new(shrink_map(self.map.finish())));
         cols.push(Arc::new(shrink_map(self.types.finish())));
     }
@@ -235,20 +235,20 @@ fn shrink_map(m: MapArray) -> MapArray {
 
 /// A timestamp column builder in UTC.
 #[derive(Default)]
-pub struct TsBuilder(TimestampNanosecondBuilder);
+pub(super) struct TsBuilder(TimestampNanosecondBuilder);
 
 impl TsBuilder {
-    pub fn append(&mut self, unix_nanos: u64) {
+    pub(super) fn append(&mut self, unix_nanos: u64) {
         self.0.append_value(nanos(unix_nanos));
     }
 
-    pub fn finish(&mut self) -> ArrayRef {
+    pub(super) fn finish(&mut self) -> ArrayRef {
         Arc::new(self.0.finish().with_timezone("UTC"))
     }
 }
 
 /// Builds a `List<Struct>` column from child columns and row offsets.
-pub fn finish_struct_list(
+pub(super) fn finish_struct_list(
     fields: Vec<Field>,
     children: Vec<ArrayRef>,
     offsets: &mut Vec<i32>,
@@ -273,7 +273,7 @@ pub fn finish_struct_list(
 }
 
 /// Resource and scope of the rows being converted, rendered once.
-pub struct RowContext {
+pub(super) struct RowContext {
     pub service_name: String,
     pub resource_attrs: RenderedAttrs,
     pub resource_dropped: u32,
@@ -291,7 +291,7 @@ pub struct RowContext {
 }
 
 impl RowContext {
-    pub fn new(
+    pub(super) fn new(
         resource: Option<&Resource>,
         resource_schema_url: &str,
         scope: Option<&InstrumentationScope>,
@@ -344,7 +344,7 @@ fn entity_refs_json(refs: &[EntityRef]) -> String {
 
 /// The context columns (see `schema::context_fields`).
 #[derive(Default)]
-pub struct ContextColumns {
+pub(super) struct ContextColumns {
     workspace: StringBuilder,
     service: StringBuilder,
     resource_attrs: AttrBuilder,
@@ -359,7 +359,7 @@ pub struct ContextColumns {
 }
 
 impl ContextColumns {
-    pub fn append(&mut self, workspace: &str, ctx: &RowContext) {
+    pub(super) fn append(&mut self, workspace: &str, ctx: &RowContext) {
         self.workspace.append_value(workspace);
         self.service.append_value(&ctx.service_name);
         self.resource_attrs.append_rendered(&ctx.resource_attrs);
@@ -375,7 +375,7 @@ impl ContextColumns {
         self.scope_schema_url.append_value(&ctx.scope_schema_url);
     }
 
-    pub fn finish_into(&mut self, cols: &mut Vec<ArrayRef>) {
+    pub(super) fn finish_into(&mut self, cols: &mut Vec<ArrayRef>) {
         cols.push(Arc::new(self.workspace.finish()));
         cols.push(Arc::new(self.service.finish()));
         self.resource_attrs.finish_into(cols);

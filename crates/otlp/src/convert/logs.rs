@@ -18,7 +18,7 @@ use tf_domain::telemetry::{LogBatch, check_value_depth};
 
 /// The time a log record is filed under: its event time, or when the
 /// collector observed it if the source set none (OpenTelemetry log data model).
-pub fn effective_time(r: &LogRecord) -> u64 {
+pub(super) fn effective_time(r: &LogRecord) -> u64 {
     if r.time_unix_nano != 0 {
         r.time_unix_nano
     } else {

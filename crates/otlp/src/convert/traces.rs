@@ -17,7 +17,7 @@ use tf_domain::TenantContext;
 use tf_domain::telemetry::{SpanBatch, check_value_depth};
 use tf_schema::{event_fields, link_fields};
 
-pub fn span_kind_name(kind: i32) -> &'static str {
+pub(super) fn span_kind_name(kind: i32) -> &'static str {
     match kind {
         1 => "Internal",
         2 => "Server",
@@ -28,7 +28,7 @@ pub fn span_kind_name(kind: i32) -> &'static str {
     }
 }
 
-pub fn status_code_name(code: i32) -> &'static str {
+pub(super) fn status_code_name(code: i32) -> &'static str {
     match code {
         1 => "Ok",
         2 => "Error",
