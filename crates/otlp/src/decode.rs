@@ -7,7 +7,7 @@ use std::io::Read;
 use bytes::Bytes;
 
 #[derive(Debug, thiserror::Error)]
-pub enum DecodeError {
+pub(crate) enum DecodeError {
     #[error("unsupported content encoding {0:?} (supported: gzip, zstd, deflate, identity)")]
     UnsupportedEncoding(String),
     #[error("request body is larger than {limit} bytes after decompression")]
@@ -20,10 +20,10 @@ pub enum DecodeError {
     },
 }
 
-pub type Result<T, E = DecodeError> = std::result::Result<T, E>;
+pub(crate) type Result<T, E = DecodeError> = std::result::Result<T, E>;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Encoding {
+pub(crate) enum Encoding {
     Identity,
     Gzip,
     Zstd,
@@ -32,7 +32,7 @@ pub enum Encoding {
 
 impl Encoding {
     /// Parses a `Content-Encoding` header value.
-    pub fn parse(header: Option<&str>) -> Result<Self> {
+    pub(crate) fn parse(header: Option<&str>) -> Result<Self> {
         match header.map(|h| h.trim().to_ascii_lowercase()).as_deref() {
             None | Some("") | Some("identity") => Ok(Encoding::Identity),
             Some("gzip") | Some("x-gzip") => Ok(Encoding::Gzip),
@@ -70,7 +70,7 @@ fn read_limited(mut r: impl Read, encoding: Encoding, limit: usize, hint: usize)
 }
 
 /// Decompresses `body`, failing once more than `limit` bytes come out.
-pub fn decompress(encoding: Encoding, body: Bytes, limit: usize) -> Result<Bytes> {
+pub(crate) fn decompress(encoding: Encoding, body: Bytes, limit: usize) -> Result<Bytes> {
     let hint = body.len();
     match encoding {
         Encoding::Identity => {

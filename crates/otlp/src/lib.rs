@@ -5,7 +5,7 @@
 //! in `json`, body decompression in `decode`.
 
 pub mod convert;
-pub mod decode;
+pub(crate) mod decode;
 pub mod grpc;
 pub mod http;
 pub mod json;

@@ -32,7 +32,7 @@ pub struct IngestOutcome {
 /// accepted (stored), rejected (broke a domain rule), refused (the whole
 /// request was turned away: overload, shutdown, storage failure).
 #[derive(Debug, Default)]
-pub struct SignalCounters {
+pub(crate) struct SignalCounters {
     pub accepted: AtomicU64,
     pub rejected: AtomicU64,
     pub refused: AtomicU64,

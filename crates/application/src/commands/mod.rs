@@ -1,7 +1,7 @@
 //! Commands (write use cases) and their handlers.
 
-pub mod counters;
-pub mod ingest;
+pub(crate) mod counters;
+pub(crate) mod ingest;
 
 pub use counters::ShardedCounterStore;
 pub use ingest::{IngestCommand, IngestHandler, IngestOutcome, IngestStats};

@@ -426,7 +426,7 @@ impl PartitionBuffer {
 /// shares it. Arrays decoded from one Arrow IPC message (WAL replay) all
 /// share the message's single allocation, so that sum counts it once per
 /// column and child array — tens of times what is held.
-pub fn held_bytes(batch: &RecordBatch) -> usize {
+pub(crate) fn held_bytes(batch: &RecordBatch) -> usize {
     fn add(data: &ArrayData, seen: &mut HashSet<usize>, total: &mut usize) {
         let nulls = data.nulls().map(|n| n.buffer());
         for buf in data.buffers().iter().chain(nulls) {

@@ -7,7 +7,7 @@
 //! is full because storage is not keeping up, writes are refused with a
 //! retryable error — never accepted and then dropped.
 
-pub mod buffer;
+pub(crate) mod buffer;
 #[cfg(test)]
 mod tests;
 

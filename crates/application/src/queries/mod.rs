@@ -7,7 +7,7 @@
 pub mod metric_queries;
 pub mod params;
 mod rows;
-pub mod sql;
+pub(crate) mod sql;
 pub mod traces;
 
 pub use metric_queries::{MetricCatalogQuery, MetricQueries, TimeSeriesQuery};

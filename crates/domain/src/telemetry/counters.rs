@@ -19,7 +19,7 @@ pub struct CounterObservation {
 }
 
 /// Checks the stateless part of the rule: finite and not negative.
-pub fn check_counter_value(value: f64) -> Result<(), Rejection> {
+pub(crate) fn check_counter_value(value: f64) -> Result<(), Rejection> {
     if !value.is_finite() {
         Err(Rejection::NonFiniteCounter)
     } else if value < 0.0 {

@@ -44,7 +44,7 @@ impl SpanId {
 
 /// An optional id reference (a parent span, or the trace context of a log
 /// record): empty means "none"; otherwise it must be a valid id of `len` bytes.
-pub fn check_optional_id(b: &[u8], len: usize) -> bool {
+pub(crate) fn check_optional_id(b: &[u8], len: usize) -> bool {
     b.is_empty() || (b.len() == len && b.iter().any(|&x| x != 0))
 }
 

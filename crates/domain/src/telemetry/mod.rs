@@ -1,13 +1,13 @@
 //! Telemetry value objects, batch aggregates and the rules they enforce.
 
-pub mod batch;
-pub mod counters;
-pub mod ids;
-pub mod metric_name;
-pub mod rejection;
+pub(crate) mod batch;
+pub(crate) mod counters;
+pub(crate) mod ids;
+pub(crate) mod metric_name;
+pub(crate) mod rejection;
 pub mod series;
-pub mod service_name;
-pub mod timestamp;
+pub(crate) mod service_name;
+pub(crate) mod timestamp;
 
 pub use batch::{BatchSummary, LogBatch, MetricBatch, Signal, SpanBatch};
 pub use counters::{CounterObservation, CounterSeries, CounterStore};

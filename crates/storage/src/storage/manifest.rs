@@ -23,7 +23,7 @@ use tf_application::Table;
 use tf_application::ports::{FileMeta, StoreError, TableCatalog};
 use tf_domain::TenantId;
 
-pub const CHECKPOINT_EVERY: u64 = 20;
+pub(crate) const CHECKPOINT_EVERY: u64 = 20;
 const MAX_COMMIT_ATTEMPTS: usize = 16;
 
 /// A file as the manifest stores it (the on-disk form of [`FileMeta`],
@@ -100,7 +100,7 @@ impl TableState {
     }
 }
 
-pub fn manifest_dir(tenant: &TenantId, table: Table) -> String {
+pub(crate) fn manifest_dir(tenant: &TenantId, table: Table) -> String {
     format!("{tenant}/{}/_manifest", table.name())
 }
 
@@ -124,13 +124,13 @@ fn parse_entry(name: &str) -> Option<Entry> {
     name.strip_suffix(".json")?.parse().ok().map(Entry::Version)
 }
 
-pub struct Manifests {
+pub(crate) struct Manifests {
     store: Arc<dyn ObjectStore>,
     tables: Mutex<HashMap<(TenantId, Table), TableState>>,
 }
 
 impl Manifests {
-    pub fn new(store: Arc<dyn ObjectStore>) -> Self {
+    pub(crate) fn new(store: Arc<dyn ObjectStore>) -> Self {
         Self {
             store,
             tables: Mutex::new(HashMap::new()),
@@ -190,7 +190,7 @@ impl Manifests {
     }
 
     /// Every table's committed files.
-    pub async fn load_all(&self) -> Result<Vec<TableCatalog>, StoreError> {
+    pub(crate) async fn load_all(&self) -> Result<Vec<TableCatalog>, StoreError> {
         let root = self
             .store
             .list_with_delimiter(None)
@@ -229,7 +229,7 @@ impl Manifests {
     }
 
     /// Commits `add` as the next version; returns it.
-    pub async fn commit(
+    pub(crate) async fn commit(
         &self,
         tenant: &TenantId,
         table: Table,
@@ -338,7 +338,7 @@ impl Manifests {
     }
 
     /// Paths of every committed file known to this process.
-    pub async fn committed_paths(&self) -> std::collections::HashSet<String> {
+    pub(crate) async fn committed_paths(&self) -> std::collections::HashSet<String> {
         self.tables
             .lock()
             .await

@@ -1,8 +1,8 @@
 //! Storage: table schemas, Parquet encoding and the object-store repository.
 
 pub mod durable;
-pub mod manifest;
-pub mod object_store;
+pub(crate) mod manifest;
+pub(crate) mod object_store;
 pub mod parquet;
 pub mod power_cut;
 

@@ -134,7 +134,7 @@ impl ObjectFileStore {
 }
 
 /// The directory of a partition: `<tenant>/<table>/date=YYYY-MM-DD/hour=HH`.
-pub fn partition_dir(tenant: &TenantId, table: Table, hour_start_nanos: u64) -> String {
+pub(crate) fn partition_dir(tenant: &TenantId, table: Table, hour_start_nanos: u64) -> String {
     let secs = (hour_start_nanos / 1_000_000_000) as i64;
     let t = DateTime::<Utc>::from_timestamp(secs, 0).unwrap_or_default();
     format!(
