@@ -96,7 +96,11 @@ pub(crate) struct TenantTable {
 }
 
 impl TenantTable {
-    pub(crate) fn new(schema: SchemaRef, snapshot: TableSnapshot, store_url: ObjectStoreUrl) -> Self {
+    pub(crate) fn new(
+        schema: SchemaRef,
+        snapshot: TableSnapshot,
+        store_url: ObjectStoreUrl,
+    ) -> Self {
         Self {
             schema,
             snapshot,

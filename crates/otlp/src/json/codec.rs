@@ -222,12 +222,68 @@ int_codec!(I64, i64, "int64", int_string);
 
 pub(crate) struct F64;
 
+/// A JSON number's text as a double without the general parser when the
+/// result is exact: at most 19 significant digits forming a mantissa below
+/// 2^53 and a power of ten within ±22 (both exactly representable, so one
+/// multiplication or division rounds correctly; Clinger's fast path).
+/// Anything else (`None`) goes to `str::parse`.
+fn fast_f64(text: &str) -> Option<f64> {
+    const POW10: [f64; 23] = [
+        1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15, 1e16,
+        1e17, 1e18, 1e19, 1e20, 1e21, 1e22,
+    ];
+    let b = text.as_bytes();
+    let (neg, mut i) = match b.first() {
+        Some(b'-') => (true, 1),
+        _ => (false, 0),
+    };
+    let mut m: u64 = 0;
+    let mut digits = 0;
+    let mut scale: i32 = 0;
+    let mut seen_dot = false;
+    while let Some(&c) = b.get(i) {
+        match c {
+            b'0'..=b'9' => {
+                if digits == 19 {
+                    return None;
+                }
+                if m != 0 || c != b'0' {
+                    digits += 1;
+                }
+                m = m * 10 + u64::from(c - b'0');
+                if seen_dot {
+                    scale -= 1;
+                }
+            }
+            b'.' if !seen_dot => seen_dot = true,
+            _ => break,
+        }
+        i += 1;
+    }
+    if let Some(b'e' | b'E') = b.get(i) {
+        let exp: i32 = text.get(i + 1..)?.parse().ok()?;
+        scale = scale.checked_add(exp)?;
+    } else if i != b.len() {
+        return None;
+    }
+    if m >= 1 << 53 {
+        return None;
+    }
+    let v = m as f64;
+    let pow = *POW10.get(scale.unsigned_abs() as usize)?;
+    let v = if scale >= 0 { v * pow } else { v / pow };
+    Some(if neg { -v } else { v })
+}
+
 impl Codec for F64 {
     type T = f64;
     fn decode(r: &mut Reader<'_>, _: u32) -> Result<f64, Failure> {
         match r.peek() {
             Some(b'-' | b'0'..=b'9') => {
                 let n = r.number()?;
+                if let Some(f) = fast_f64(n.text) {
+                    return Ok(f);
+                }
                 match n.text.parse::<f64>() {
                     Ok(f) if f.is_finite() => Ok(f),
                     _ => Err(Failure::invalid(format!(
@@ -596,3 +652,81 @@ macro_rules! json_name {
 }
 
 pub(crate) use json_name;
+
+#[cfg(test)]
+mod tests {
+    use super::{fast_f64, plain_int};
+    use crate::synth::Rng;
+
+    /// A JSON number's text: sign, digits with leading zeros, a fraction,
+    /// an exponent — each by chance.
+    fn number(rng: &mut Rng) -> String {
+        let mut s = String::new();
+        if rng.below(2) == 0 {
+            s.push('-');
+        }
+        let int_digits = 1 + rng.below(22);
+        for i in 0..int_digits {
+            let d = if i == 0 && int_digits > 1 {
+                1 + rng.below(9)
+            } else {
+                rng.below(10)
+            };
+            s.push(char::from(b'0' + d as u8));
+        }
+        if rng.below(2) == 0 {
+            s.push('.');
+            for _ in 0..1 + rng.below(20) {
+                s.push(char::from(b'0' + rng.below(10) as u8));
+            }
+        }
+        if rng.below(3) == 0 {
+            s.push(['e', 'E'][rng.below(2) as usize]);
+            match rng.below(3) {
+                0 => s.push('-'),
+                1 => s.push('+'),
+                _ => {}
+            }
+            s.push_str(&rng.below(40).to_string());
+        }
+        s
+    }
+
+    #[test]
+    fn fast_paths_agree_with_the_standard_parsers() {
+        let mut rng = Rng::new(7);
+        let (mut fast, mut total) = (0, 0);
+        for _ in 0..200_000 {
+            let s = number(&mut rng);
+            let want = s.parse::<f64>().unwrap();
+            if let Some(got) = fast_f64(&s) {
+                assert_eq!(got.to_bits(), want.to_bits(), "{s}");
+                fast += 1;
+            }
+            if let Some(n) = plain_int(&s) {
+                assert_eq!(n, s.parse::<i128>().unwrap(), "{s}");
+            }
+            total += 1;
+        }
+        // The fast paths must actually be taken for ordinary numbers.
+        assert!(fast * 4 > total, "{fast} of {total} took the fast path");
+        for s in [
+            "0",
+            "-0",
+            "-0.0",
+            "0.1",
+            "1e22",
+            "9007199254740991",
+            "123.456e-7",
+        ] {
+            assert_eq!(
+                fast_f64(s).map(f64::to_bits),
+                Some(s.parse::<f64>().unwrap().to_bits()),
+                "{s}"
+            );
+        }
+        assert_eq!(fast_f64("9007199254740993"), None);
+        assert_eq!(plain_int("-9223372036854775808"), Some(i64::MIN.into()));
+        assert_eq!(plain_int("18446744073709551615"), None);
+    }
+}
