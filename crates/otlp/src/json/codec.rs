@@ -391,13 +391,27 @@ pub(crate) struct HexId<const N: usize>;
 pub(crate) type TraceId = HexId<16>;
 pub(crate) type SpanId = HexId<8>;
 
-fn hex_nibble(b: u8) -> Option<u8> {
-    match b {
-        b'0'..=b'9' => Some(b - b'0'),
-        b'a'..=b'f' => Some(b - b'a' + 10),
-        b'A'..=b'F' => Some(b - b'A' + 10),
-        _ => None,
+/// Each byte's value as a hex digit of any case; 0xFF for non-digits.
+// Evaluated at compile time: an index out of bounds would fail the build.
+#[allow(clippy::indexing_slicing)]
+const HEX_DIGITS: [u8; 256] = {
+    let mut t = [0xFF; 256];
+    let mut i = 0;
+    while i < 10 {
+        t[b'0' as usize + i] = i as u8;
+        i += 1;
     }
+    let mut i = 0;
+    while i < 6 {
+        t[b'a' as usize + i] = 10 + i as u8;
+        t[b'A' as usize + i] = 10 + i as u8;
+        i += 1;
+    }
+    t
+};
+
+fn hex_nibble(b: u8) -> u8 {
+    HEX_DIGITS.get(usize::from(b)).copied().unwrap_or(0xFF)
 }
 
 impl<const N: usize> Codec for HexId<N> {
@@ -418,19 +432,19 @@ impl<const N: usize> Codec for HexId<N> {
             )));
         }
         let mut out = Vec::with_capacity(N);
+        let mut bad = 0;
         for pair in s.as_bytes().chunks_exact(2) {
-            match (
-                pair.first().copied().and_then(hex_nibble),
-                pair.get(1).copied().and_then(hex_nibble),
-            ) {
-                (Some(hi), Some(lo)) => out.push(hi << 4 | lo),
-                _ => {
-                    return Err(Failure::invalid(format!(
-                        "invalid hex id {}: not a hexadecimal digit",
-                        snippet(&s)
-                    )));
-                }
+            if let [hi, lo] = *pair {
+                let (hi, lo) = (hex_nibble(hi), hex_nibble(lo));
+                bad |= hi | lo;
+                out.push(hi << 4 | (lo & 0x0F));
             }
+        }
+        if bad & 0xF0 != 0 {
+            return Err(Failure::invalid(format!(
+                "invalid hex id {}: not a hexadecimal digit",
+                snippet(&s)
+            )));
         }
         Ok(out)
     }

@@ -44,6 +44,36 @@ pub(crate) struct Reader<'a> {
     nesting: u32,
 }
 
+/// The index of the first byte at or after `i` that ends a run of plain
+/// string content — `"`, `\\` or a control character — or `bytes.len()`.
+/// Eight bytes at a time: a word holds such a byte exactly when one of the
+/// classic zero-byte / less-than tests is non-zero (a borrow only starts at a
+/// byte that matches), so only the word that has one is walked bytewise.
+fn plain_run(bytes: &[u8], mut i: usize) -> usize {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let special = |w: u64| {
+        let zero = |v: u64| v.wrapping_sub(ONES) & !v & HIGH;
+        zero(w ^ (ONES * u64::from(b'"')))
+            | zero(w ^ (ONES * u64::from(b'\\')))
+            | (w.wrapping_sub(ONES * 0x20) & !w & HIGH)
+    };
+    while let Some(chunk) = bytes.get(i..i + 8) {
+        let w = u64::from_le_bytes(chunk.try_into().unwrap_or([b'"'; 8]));
+        if special(w) != 0 {
+            break;
+        }
+        i += 8;
+    }
+    while let Some(&b) = bytes.get(i) {
+        if b == b'"' || b == b'\\' || b < 0x20 {
+            break;
+        }
+        i += 1;
+    }
+    i
+}
+
 impl<'a> Reader<'a> {
     pub(crate) fn new(body: &'a [u8]) -> Result<Self, Failure> {
         match std::str::from_utf8(body) {
@@ -198,8 +228,8 @@ impl<'a> Reader<'a> {
     /// Reads a string (the caller has checked that `"` comes next).
     pub(crate) fn string(&mut self) -> Result<Cow<'a, str>, Failure> {
         let start = self.pos + 1;
-        let mut i = start;
         let bytes = self.bytes();
+        let mut i = plain_run(bytes, start);
         loop {
             match bytes.get(i) {
                 Some(b'"') => {
@@ -227,13 +257,7 @@ impl<'a> Reader<'a> {
         self.pos = i;
         loop {
             let run = self.pos;
-            let mut j = run;
-            while let Some(&b) = bytes.get(j) {
-                if b == b'"' || b == b'\\' || b < 0x20 {
-                    break;
-                }
-                j += 1;
-            }
+            let j = plain_run(bytes, run);
             out.push_str(self.text.get(run..j).unwrap_or_default());
             self.pos = j;
             match bytes.get(j) {
@@ -375,6 +399,36 @@ impl<'a> Reader<'a> {
             Some(b'n') => self.literal("null"),
             Some(_) => Err(self.syntax("expected a JSON value")),
             None => Err(self.syntax("unexpected end of input")),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::plain_run;
+    use crate::synth::Rng;
+
+    #[test]
+    fn plain_run_stops_where_the_bytewise_scan_does() {
+        let mut rng = Rng::new(3);
+        // Mostly plain text with, now and then, a byte that ends the run.
+        let alphabet: &[u8] = b"abcXYZ019 {}:,\xc3\xa9\x7f\xff\"\\\x00\x1f\x20\x21";
+        for _ in 0..20_000 {
+            let len = rng.below(40) as usize;
+            let bytes: Vec<u8> = (0..len)
+                .map(|_| {
+                    if rng.below(6) == 0 {
+                        alphabet[rng.below(alphabet.len() as u64) as usize]
+                    } else {
+                        b'a' + rng.below(26) as u8
+                    }
+                })
+                .collect();
+            let from = rng.below(len as u64 + 1) as usize;
+            let want = (from..len)
+                .find(|&i| matches!(bytes[i], b'"' | b'\\' | 0..=0x1f))
+                .unwrap_or(len);
+            assert_eq!(plain_run(&bytes, from), want, "{bytes:?} from {from}");
         }
     }
 }
