@@ -178,15 +178,15 @@ pub async fn start_with_store(
     let receiver = Arc::new(OtlpReceiver::new(ingest, counters));
     let limits = config.query_limits();
     let read_model = Arc::clone(&engine) as Arc<dyn ReadModel>;
-    let sql = Arc::new(SqlHandler::new(Arc::clone(&read_model), limits));
+    let sql = Arc::new(SqlHandler::new(read_model, limits));
     let metric_queries = Arc::new(MetricQueries::new(
-        Arc::clone(&read_model),
+        Arc::clone(&engine) as _,
         limits,
         Duration::from_secs(config.query.cache_ttl_secs),
         config.query.cache_max_entries,
     ));
     events.subscribe(Arc::clone(&metric_queries) as Arc<dyn EventHandler>);
-    let trace_queries = Arc::new(TraceQueries::new(read_model, limits));
+    let trace_queries = Arc::new(TraceQueries::new(Arc::clone(&engine) as _, limits));
     let serving = Arc::new(AtomicBool::new(true));
     let (stop, stop_rx) = watch::channel(false);
 

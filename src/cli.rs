@@ -133,7 +133,7 @@ pub fn sql(args: &SqlArgs) -> anyhow::Result<()> {
                 };
                 storage
                     .engine
-                    .query(&tenant, &args.query, &[], &limits)
+                    .query(&tenant, &args.query, &limits)
                     .await
                     .map_err(anyhow::Error::from)
             })?

@@ -49,7 +49,8 @@ use serde_json::json;
 use telemetryflow::Config;
 use telemetryflow::application::commands::ShardedCounterStore;
 use telemetryflow::application::pipeline::PartitionBuffer;
-use telemetryflow::application::ports::{QueryLimits, QueryResult, ReadModel, SqlParam};
+use telemetryflow::application::ports::{QueryLimits, QueryResult};
+use telemetryflow::infrastructure::query::SqlParam;
 use telemetryflow::application::queries::params::{Aggregation, Interval, TimeWindow};
 use telemetryflow::application::queries::{
     GetTraceQuery, MetricQueries, TimeSeriesQuery, TraceQueries,

@@ -209,14 +209,14 @@ pub(crate) async fn run(args: RunArgs) -> anyhow::Result<()> {
     let tenant = TenantId::parse(&meta.tenant).context("tenant in the store description")?;
     let ctx = TenantContext::new(tenant.clone(), WorkspaceId::default_id());
     let limits: QueryLimits = config.query_limits();
-    let read_model = Arc::clone(&storage.engine) as Arc<dyn ReadModel>;
+    let read_model = Arc::clone(&storage.engine);
     let metric_queries = MetricQueries::new(
-        Arc::clone(&read_model),
+        Arc::clone(&read_model) as _,
         limits,
         Duration::ZERO,
         config.query.cache_max_entries,
     );
-    let trace_queries = TraceQueries::new(Arc::clone(&read_model), limits);
+    let trace_queries = TraceQueries::new(Arc::clone(&read_model) as _, limits);
     let target_partitions = storage
         .engine
         .session(&tenant, limits.memory_bytes)
@@ -306,11 +306,11 @@ pub(crate) async fn run(args: RunArgs) -> anyhow::Result<()> {
         .time(
             "avg_1h_sql",
             "avg_1h",
-            "ours: SQL (ReadModel::query)",
+            "ours: SQL (DataFusionEngine::query_with)",
             &sql,
             |_| {
                 let (rm, sql, p, t, l) = (&read_model, &sql, &p, &tenant, &sql_limits);
-                async move { Ok(result_answer(&rm.query(t, sql, p, l).await?)) }
+                async move { Ok(result_answer(&rm.query_with(t, sql, p, l).await?)) }
             },
         )
         .await;
@@ -340,11 +340,11 @@ pub(crate) async fn run(args: RunArgs) -> anyhow::Result<()> {
         .time(
             "avg_24h_by_route_sql",
             "avg_24h_by_route",
-            "ours: SQL (ReadModel::query)",
+            "ours: SQL (DataFusionEngine::query_with)",
             &sql,
             |_| {
                 let (rm, sql, p, t, l) = (&read_model, &sql, &p, &tenant, &sql_limits);
-                async move { Ok(result_answer(&rm.query(t, sql, p, l).await?)) }
+                async move { Ok(result_answer(&rm.query_with(t, sql, p, l).await?)) }
             },
         )
         .await;
@@ -363,11 +363,11 @@ pub(crate) async fn run(args: RunArgs) -> anyhow::Result<()> {
         .time(
             "rate_1h_sql",
             "rate_1h",
-            "ours: SQL (ReadModel::query)",
+            "ours: SQL (DataFusionEngine::query_with)",
             &sql,
             |_| {
                 let (rm, sql, p, t, l) = (&read_model, &sql, &p, &tenant, &sql_limits);
-                async move { Ok(result_answer(&rm.query(t, sql, p, l).await?)) }
+                async move { Ok(result_answer(&rm.query_with(t, sql, p, l).await?)) }
             },
         )
         .await;
@@ -379,11 +379,11 @@ pub(crate) async fn run(args: RunArgs) -> anyhow::Result<()> {
         .time(
             "rate_1h_raw_fetch_sql",
             "rate_1h_raw_fetch",
-            "ours: SQL (ReadModel::query)",
+            "ours: SQL (DataFusionEngine::query_with)",
             sql_rate_raw(),
             |_| {
                 let (rm, sql, p, t, l) = (&read_model, sql_rate_raw(), &p, &tenant, &raw_limits);
-                async move { Ok(result_answer(&rm.query(t, sql, p, l).await?)) }
+                async move { Ok(result_answer(&rm.query_with(t, sql, p, l).await?)) }
             },
         )
         .await;
@@ -424,13 +424,13 @@ pub(crate) async fn run(args: RunArgs) -> anyhow::Result<()> {
         .time(
             "trace_lookup_sql",
             "trace_lookup",
-            "ours: SQL (ReadModel::query)",
+            "ours: SQL (DataFusionEngine::query_with)",
             "SELECT * FROM otel_traces WHERE trace_id = '<id>'",
             |i| {
                 let sql = format!("SELECT * FROM otel_traces WHERE trace_id = '{}'", id_at(i));
                 let (rm, t, l) = (&read_model, &tenant, &sql_limits);
                 async move {
-                    let r = rm.query(t, &sql, &[], l).await?;
+                    let r = rm.query_with(t, &sql, &[], l).await?;
                     if r.num_rows() == 0 {
                         bail!("trace not found");
                     }
@@ -445,7 +445,7 @@ pub(crate) async fn run(args: RunArgs) -> anyhow::Result<()> {
         "EXPLAIN ANALYZE SELECT * FROM otel_traces WHERE trace_id = '{}'",
         ids[0]
     );
-    let explain = match read_model.query(&tenant, &explain_sql, &[], &limits).await {
+    let explain = match read_model.query_with(&tenant, &explain_sql, &[], &limits).await {
         Ok(r) => {
             let mut text = String::new();
             for b in &r.batches {

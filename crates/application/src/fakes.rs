@@ -4,6 +4,11 @@
 //! - [`MemoryFileStore`]: the `FileStore` port over a map — commits bump a
 //!   version per table; it can be set to fail every write and commit (an
 //!   outage).
+//! - [`MemoryMetrics`]: the `MetricReadModel` port over canned answers —
+//!   what a test sets is what the metric use cases receive, so the rules
+//!   they apply (counter resets, rates, percentiles, the cache and its
+//!   invalidation, the raw-point cap) are tested without a query engine; it
+//!   counts the questions asked.
 //! - [`MemoryWal`]: the `WriteAheadLog` port over a vector — an append is
 //!   durable at once and its callback runs on the caller's thread; records
 //!   stay until released, so a test can replay them; it can be set to refuse
@@ -18,8 +23,11 @@ use async_trait::async_trait;
 use parking_lot::Mutex;
 
 use super::ports::{
-    DurableCallback, FileMeta, FileStore, StoreError, Table, TableBatch, TableCatalog, WalError,
-    WalStats, WriteAheadLog,
+    DurableCallback, FileMeta, FileStore, MetricReadModel, QueryError, QueryLimits, StoreError,
+    Table, TableBatch, TableCatalog, WalError, WalStats, WriteAheadLog,
+};
+use super::queries::metric_queries::{
+    HistogramPoint, MetricCatalogQuery, MetricInfo, MetricKind, RawSeries, Series, TimeSeriesQuery,
 };
 use tf_domain::TenantId;
 
@@ -239,5 +247,108 @@ impl WriteAheadLog for MemoryWal {
             records: log.records.len() as u64,
             ..WalStats::default()
         }
+    }
+}
+
+/// What [`MemoryMetrics`] answers.
+#[derive(Debug, Clone)]
+pub struct MetricAnswers {
+    pub kind: Option<MetricKind>,
+    pub catalog: Vec<MetricInfo>,
+    pub bucketed: Vec<Series>,
+    pub sums: RawSeries<f64>,
+    pub histograms: RawSeries<HistogramPoint>,
+}
+
+impl Default for MetricAnswers {
+    fn default() -> Self {
+        Self {
+            kind: None,
+            catalog: Vec::new(),
+            bucketed: Vec::new(),
+            sums: RawSeries {
+                series: Vec::new(),
+                truncated: false,
+            },
+            histograms: RawSeries {
+                series: Vec::new(),
+                truncated: false,
+            },
+        }
+    }
+}
+
+/// The `MetricReadModel` port over canned answers.
+#[derive(Debug, Default)]
+pub struct MemoryMetrics {
+    answers: Mutex<MetricAnswers>,
+    asked: AtomicU64,
+}
+
+impl MemoryMetrics {
+    pub fn new(answers: MetricAnswers) -> Self {
+        Self {
+            answers: Mutex::new(answers),
+            asked: AtomicU64::new(0),
+        }
+    }
+
+    /// Replaces the answers (e.g. new points arrived).
+    pub fn set(&self, answers: MetricAnswers) {
+        *self.answers.lock() = answers;
+    }
+
+    /// Questions asked so far.
+    pub fn asked(&self) -> u64 {
+        self.asked.load(Ordering::Relaxed)
+    }
+
+    fn answers(&self) -> MetricAnswers {
+        self.asked.fetch_add(1, Ordering::Relaxed);
+        self.answers.lock().clone()
+    }
+}
+
+#[async_trait]
+impl MetricReadModel for MemoryMetrics {
+    async fn catalog(
+        &self,
+        _: &MetricCatalogQuery,
+        _: &QueryLimits,
+    ) -> Result<Vec<MetricInfo>, QueryError> {
+        Ok(self.answers().catalog)
+    }
+
+    async fn metric_kind(
+        &self,
+        _: &TimeSeriesQuery,
+        _: &QueryLimits,
+    ) -> Result<Option<MetricKind>, QueryError> {
+        Ok(self.answers().kind)
+    }
+
+    async fn bucketed(
+        &self,
+        _: &TimeSeriesQuery,
+        _: MetricKind,
+        _: &QueryLimits,
+    ) -> Result<Vec<Series>, QueryError> {
+        Ok(self.answers().bucketed)
+    }
+
+    async fn sum_points(
+        &self,
+        _: &TimeSeriesQuery,
+        _: &QueryLimits,
+    ) -> Result<RawSeries<f64>, QueryError> {
+        Ok(self.answers().sums)
+    }
+
+    async fn histogram_points(
+        &self,
+        _: &TimeSeriesQuery,
+        _: &QueryLimits,
+    ) -> Result<RawSeries<HistogramPoint>, QueryError> {
+        Ok(self.answers().histograms)
     }
 }

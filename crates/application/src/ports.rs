@@ -9,6 +9,13 @@ use arrow::datatypes::SchemaRef;
 use arrow::record_batch::RecordBatch;
 use async_trait::async_trait;
 
+use crate::queries::metric_queries::{
+    HistogramPoint, MetricCatalogQuery, MetricInfo, MetricKind, RawSeries, Series, TimeSeriesQuery,
+};
+use crate::queries::traces::{
+    GetTraceQuery, Operation, OperationsQuery, SearchLogsQuery, SearchTracesQuery, ServicesQuery,
+    TraceSummary,
+};
 use tf_domain::TenantId;
 
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -311,16 +318,6 @@ impl QueryResult {
     }
 }
 
-/// A value bound to a placeholder (`$1`, `$2`, … in order) of a statement.
-#[derive(Debug, Clone, PartialEq)]
-pub enum SqlParam {
-    Utf8(String),
-    Int64(i64),
-    Float64(f64),
-    /// Compared with the `Timestamp(ns, UTC)` columns.
-    TimestampNs(i64),
-}
-
 /// What one query may use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct QueryLimits {
@@ -340,16 +337,102 @@ impl Default for QueryLimits {
     }
 }
 
-/// The read model: answers read-only SQL over one tenant's tables (the
-/// [`Table`]s, by name). Statements the application generates bind their
-/// values as `params`; SQL from API callers comes without.
+/// Ad-hoc SQL from API callers: read-only statements over one tenant's
+/// tables (the [`Table`]s, by name), in the engine's dialect. The
+/// application passes the text through; it writes none itself.
 #[async_trait]
 pub trait ReadModel: Send + Sync {
     async fn query(
         &self,
         tenant: &TenantId,
         sql: &str,
-        params: &[SqlParam],
         limits: &QueryLimits,
     ) -> Result<QueryResult, QueryError>;
+}
+
+/// The trace, service and log questions of the read side, answered by the
+/// query engine over the query's tenant's tables. Where an answer is rows,
+/// `limits.max_rows` caps them.
+#[async_trait]
+pub trait TraceReadModel: Send + Sync {
+    /// Every span of the trace (all columns of the traces table), oldest first.
+    async fn trace_spans(
+        &self,
+        q: &GetTraceQuery,
+        limits: &QueryLimits,
+    ) -> Result<QueryResult, QueryError>;
+
+    /// Traces with a span matching every filter, newest first, at most `q.limit`.
+    async fn search_traces(
+        &self,
+        q: &SearchTracesQuery,
+        limits: &QueryLimits,
+    ) -> Result<Vec<TraceSummary>, QueryError>;
+
+    /// `(service, signal)` for every service that sent a signal (`traces`,
+    /// `logs` or `metrics`) in the window, in no particular order.
+    async fn service_signals(
+        &self,
+        q: &ServicesQuery,
+        limits: &QueryLimits,
+    ) -> Result<Vec<(String, &'static str)>, QueryError>;
+
+    /// The span names and kinds of a service, by name then kind.
+    async fn operations(
+        &self,
+        q: &OperationsQuery,
+        limits: &QueryLimits,
+    ) -> Result<Vec<Operation>, QueryError>;
+
+    /// Log records (all columns) matching every filter, newest first.
+    async fn search_logs(
+        &self,
+        q: &SearchLogsQuery,
+        limits: &QueryLimits,
+    ) -> Result<QueryResult, QueryError>;
+}
+
+/// The metric questions of the read side.
+#[async_trait]
+pub trait MetricReadModel: Send + Sync {
+    /// Per metric name and type: unit, description, services, monotonicity,
+    /// temporality and point count in the window, by name then most points.
+    async fn catalog(
+        &self,
+        q: &MetricCatalogQuery,
+        limits: &QueryLimits,
+    ) -> Result<Vec<MetricInfo>, QueryError>;
+
+    /// The type holding most of the metric's points in the window (a name
+    /// used with two types is the sender's mistake; the catalog shows both).
+    async fn metric_kind(
+        &self,
+        q: &TimeSeriesQuery,
+        limits: &QueryLimits,
+    ) -> Result<Option<MetricKind>, QueryError>;
+
+    /// `q.aggregation` (avg, sum, min, max or count) of a gauge's or sum's
+    /// values per interval bucket (bucket starts in Unix ms), per group-by
+    /// label set.
+    async fn bucketed(
+        &self,
+        q: &TimeSeriesQuery,
+        kind: MetricKind,
+        limits: &QueryLimits,
+    ) -> Result<Vec<Series>, QueryError>;
+
+    /// Every point of the sum's series in the window, each series in time order.
+    async fn sum_points(
+        &self,
+        q: &TimeSeriesQuery,
+        limits: &QueryLimits,
+    ) -> Result<RawSeries<f64>, QueryError>;
+
+    /// Every point of the histogram's series in the window, each series in
+    /// time order.
+    async fn histogram_points(
+        &self,
+        q: &TimeSeriesQuery,
+        limits: &QueryLimits,
+    ) -> Result<RawSeries<HistogramPoint>, QueryError>;
 }

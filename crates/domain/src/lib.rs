@@ -5,7 +5,7 @@
 //! enforces this). Rules are pure functions over small borrowed or `Copy`
 //! values, so the ingest hot path can call them per item without allocating.
 
-pub(crate) mod events;
+pub mod events;
 pub mod ports;
 pub mod telemetry;
 pub mod tenancy;

@@ -26,7 +26,7 @@ use super::guard::{SqlLimits, guard};
 use super::table::TenantTable;
 use tf_application::Table;
 use tf_application::ports::{
-    QueryError, QueryLimits, QueryResult, ReadModel, SnapshotSource, SqlParam,
+    QueryError, QueryLimits, QueryResult, ReadModel, SnapshotSource,
 };
 use tf_domain::TenantId;
 use tf_schema::table_schema;
@@ -141,6 +141,16 @@ pub fn classify(e: DataFusionError) -> QueryError {
     }
 }
 
+/// A value bound to a placeholder (`$1`, `$2`, … in order) of a statement.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SqlParam {
+    Utf8(String),
+    Int64(i64),
+    Float64(f64),
+    /// Compared with the `Timestamp(ns, UTC)` columns.
+    TimestampNs(i64),
+}
+
 fn scalar(p: &SqlParam) -> ScalarValue {
     match p {
         SqlParam::Utf8(s) => ScalarValue::Utf8(Some(s.clone())),
@@ -202,9 +212,10 @@ impl Sessions {
     }
 }
 
-#[async_trait]
-impl ReadModel for DataFusionEngine {
-    async fn query(
+impl DataFusionEngine {
+    /// Runs one read-only statement over the tenant's tables with `params`
+    /// bound to its placeholders, under `limits` (time, memory, rows).
+    pub async fn query_with(
         &self,
         tenant: &TenantId,
         sql: &str,
@@ -219,5 +230,17 @@ impl ReadModel for DataFusionEngine {
                 sessions.run(&tenant, &sql, &params, &run_limits).await
             })
             .await
+    }
+}
+
+#[async_trait]
+impl ReadModel for DataFusionEngine {
+    async fn query(
+        &self,
+        tenant: &TenantId,
+        sql: &str,
+        limits: &QueryLimits,
+    ) -> Result<QueryResult, QueryError> {
+        self.query_with(tenant, sql, &[], limits).await
     }
 }

@@ -5,6 +5,7 @@ pub mod engine;
 pub mod executor;
 pub mod format;
 pub mod guard;
+mod reads;
 mod table;
 
-pub use engine::DataFusionEngine;
+pub use engine::{DataFusionEngine, SqlParam};

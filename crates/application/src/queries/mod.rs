@@ -1,14 +1,22 @@
-//! Queries (read use cases) and their handlers. Each handler turns a query
-//! object into read-only SQL over the tenant's tables (values bound as
-//! parameters, never spliced) and asks the [`ReadModel`] port to run it.
+//! Queries (read use cases) and their handlers. A handler validates its
+//! query object, asks a read-model port ([`TraceReadModel`],
+//! [`MetricReadModel`]) the typed questions it needs answered, and applies
+//! the rules that belong to the use case (not found, counter resets and
+//! rates, histogram percentiles, caching). The query language of the engine
+//! behind the ports never appears here; ad-hoc SQL from API callers passes
+//! through [`ReadModel`] as text.
 //!
+//! [`TraceReadModel`]: crate::ports::TraceReadModel
+//! [`MetricReadModel`]: crate::ports::MetricReadModel
 //! [`ReadModel`]: crate::ports::ReadModel
 
 pub mod metric_queries;
 pub mod params;
-mod rows;
 pub(crate) mod sql;
 pub mod traces;
+
+#[cfg(test)]
+mod tests;
 
 pub use metric_queries::{MetricCatalogQuery, MetricQueries, TimeSeriesQuery};
 pub use sql::{SqlHandler, SqlQuery};

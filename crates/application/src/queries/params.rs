@@ -328,11 +328,6 @@ pub fn duration_ms(param: &str, s: &str) -> Result<i64, QueryError> {
     }
 }
 
-/// A single-quoted SQL string literal.
-pub fn sql_string(s: &str) -> String {
-    format!("'{}'", s.replace('\'', "''"))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -427,6 +422,5 @@ mod tests {
         assert_eq!(severity("17").unwrap(), 17);
         assert!(severity("25").is_err());
         assert_eq!(duration_ms("min_duration_ms", "1.5").unwrap(), 1_500_000);
-        assert_eq!(sql_string("it's"), "'it''s'");
     }
 }

@@ -26,7 +26,7 @@ impl SqlHandler {
             return Err(QueryError::Invalid("sql must not be empty".into()));
         }
         self.read_model
-            .query(q.ctx.tenant(), &q.sql, &[], &self.limits)
+            .query(q.ctx.tenant(), &q.sql, &self.limits)
             .await
     }
 }

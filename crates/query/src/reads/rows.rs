@@ -11,7 +11,7 @@ use arrow::datatypes::{DataType, Field, Float64Type, Int64Type, UInt64Type};
 use arrow::record_batch::RecordBatch;
 use arrow::util::display::{ArrayFormatter, FormatOptions};
 
-use crate::ports::QueryError;
+use tf_application::ports::QueryError;
 
 fn column(batch: &RecordBatch, name: &str, to: &DataType) -> Result<ArrayRef, QueryError> {
     let c = batch

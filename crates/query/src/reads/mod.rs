@@ -1,0 +1,58 @@
+//! The read model's typed questions ([`TraceReadModel`], [`MetricReadModel`])
+//! answered in SQL over the tenant's tables: the statements, in DataFusion's
+//! dialect, live here with the engine, never in the application layer. Values
+//! are bound as parameters (`$1`, `$2`, …), never spliced; the only literals
+//! written into the text are numbers the application validated and
+//! attribute keys, quoted by [`sql_string`].
+//!
+//! [`TraceReadModel`]: tf_application::ports::TraceReadModel
+//! [`MetricReadModel`]: tf_application::ports::MetricReadModel
+
+mod metrics;
+mod rows;
+mod traces;
+
+use tf_application::queries::params::TimeWindow;
+
+use crate::engine::SqlParam;
+
+/// A single-quoted SQL string literal.
+fn sql_string(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "''"))
+}
+
+/// Builds `AND …` clauses with `$n` placeholders, starting from a time window.
+struct Where {
+    sql: String,
+    params: Vec<SqlParam>,
+}
+
+impl Where {
+    fn window(w: &TimeWindow) -> Self {
+        Self {
+            sql: "timestamp >= $1 AND timestamp < $2".into(),
+            params: vec![
+                SqlParam::TimestampNs(w.start_ns),
+                SqlParam::TimestampNs(w.end_ns),
+            ],
+        }
+    }
+
+    /// `clause` with its one `?` bound to `param`.
+    fn and(&mut self, clause: &str, param: SqlParam) {
+        self.params.push(param);
+        let n = self.params.len();
+        self.sql.push_str(" AND ");
+        self.sql.push_str(&clause.replace('?', &format!("${n}")));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::sql_string;
+
+    #[test]
+    fn string_literals_double_their_quotes() {
+        assert_eq!(sql_string("it's"), "'it''s'");
+    }
+}
