@@ -140,13 +140,7 @@ impl MetricGen {
                         }
                     }
                 }
-                let m = |name: &str, unit: &str, data| Metric {
-                    name: name.into(),
-                    unit: unit.into(),
-                    description: format!("synthetic {name}"),
-                    data: Some(data),
-                    ..Default::default()
-                };
+                let m = metric;
                 let mut metrics = vec![
                     m(
                         GAUGE,

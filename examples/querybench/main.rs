@@ -40,8 +40,8 @@ use clap::{Args, Parser, Subcommand};
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
 use opentelemetry_proto::tonic::common::v1::{AnyValue, InstrumentationScope, KeyValue, any_value};
 use opentelemetry_proto::tonic::metrics::v1::{
-    AggregationTemporality, Gauge, Histogram, HistogramDataPoint, Metric, NumberDataPoint,
-    ResourceMetrics, ScopeMetrics, Sum, metric, number_data_point,
+    AggregationTemporality, Gauge, Histogram, HistogramDataPoint, NumberDataPoint, ResourceMetrics,
+    ScopeMetrics, Sum, metric, number_data_point,
 };
 use opentelemetry_proto::tonic::resource::v1::Resource;
 use serde::{Deserialize, Serialize};
@@ -50,7 +50,6 @@ use telemetryflow::Config;
 use telemetryflow::application::commands::ShardedCounterStore;
 use telemetryflow::application::pipeline::PartitionBuffer;
 use telemetryflow::application::ports::{QueryLimits, QueryResult};
-use telemetryflow::infrastructure::query::SqlParam;
 use telemetryflow::application::queries::params::{Aggregation, Interval, TimeWindow};
 use telemetryflow::application::queries::{
     GetTraceQuery, MetricQueries, TimeSeriesQuery, TraceQueries,
@@ -60,7 +59,8 @@ use telemetryflow::bootstrap::open_storage;
 use telemetryflow::config::Overrides;
 use telemetryflow::domain::{TenantContext, TenantId, WorkspaceId};
 use telemetryflow::infrastructure::otlp::convert::{Converted, convert_metrics, convert_traces};
-use telemetryflow::synth::{Rng, Synth};
+use telemetryflow::infrastructure::query::{DataFusionEngine, SqlParam};
+use telemetryflow::synth::{METHODS, ROUTES, Rng, SERVICES, Synth, metric};
 
 /// The server's allocator (src/main.rs), so both phases cost what they do there.
 #[global_allocator]
@@ -81,16 +81,6 @@ const COUNTER: &str = "http.server.requests";
 const HISTOGRAM: &str = "http.server.request.duration";
 const GROUP_BY: &str = "http.route";
 
-const SERVICES: [&str; 4] = ["checkout", "cart", "payment", "frontend"];
-const ROUTES: [&str; 6] = [
-    "/",
-    "/cart",
-    "/cart/add",
-    "/checkout",
-    "/pay",
-    "/product/{id}",
-];
-const METHODS: [&str; 3] = ["GET", "POST", "PUT"];
 const BOUNDS: [f64; 7] = [5.0, 10.0, 25.0, 50.0, 100.0, 250.0, 500.0];
 
 #[derive(Debug, Parser)]

@@ -41,6 +41,18 @@ struct Answer {
     checksum: Option<f64>,
 }
 
+fn answer_ts(ts: &telemetryflow::application::queries::metric_queries::TimeSeries) -> Answer {
+    Answer {
+        rows: ts.series.iter().map(|s| s.points.len() as u64).sum(),
+        checksum: Some(
+            ts.series
+                .iter()
+                .flat_map(|s| s.points.iter().map(|p| p.value))
+                .sum(),
+        ),
+    }
+}
+
 fn result_answer(r: &QueryResult) -> Answer {
     let checksum = r.schema.index_of("value").ok().map(|i| {
         r.batches
@@ -112,6 +124,46 @@ impl Bench {
             m.p90_ms = Some(p90);
         }
         self.results.push(m);
+    }
+    /// Times one statement through the engine (the SQL the handlers' ports
+    /// send, with the same bound parameters).
+    async fn sql(
+        &mut self,
+        (id, group): (&str, &str),
+        engine: &DataFusionEngine,
+        tenant: &TenantId,
+        (sql, params, limits): (&str, &[SqlParam], &QueryLimits),
+    ) {
+        self.time(
+            id,
+            group,
+            "ours: SQL (DataFusionEngine::query_with)",
+            sql,
+            |_| async move {
+                Ok(result_answer(
+                    &engine.query_with(tenant, sql, params, limits).await?,
+                ))
+            },
+        )
+        .await;
+    }
+
+    /// Times one time-series query through the use case.
+    async fn handler(
+        &mut self,
+        (id, group): (&str, &str),
+        description: &str,
+        queries: &MetricQueries,
+        q: &TimeSeriesQuery,
+    ) {
+        self.time(
+            id,
+            group,
+            "ours: MetricQueries::time_series",
+            description,
+            |_| async move { Ok(answer_ts(&*queries.time_series(q).await?)) },
+        )
+        .await;
     }
 }
 
@@ -267,16 +319,6 @@ pub(crate) async fn run(args: RunArgs) -> anyhow::Result<()> {
             SqlParam::TimestampNs(w.end_ns),
         ]
     };
-    let answer_ts = |ts: &telemetryflow::application::queries::metric_queries::TimeSeries| Answer {
-        rows: ts.series.iter().map(|s| s.points.len() as u64).sum(),
-        checksum: Some(
-            ts.series
-                .iter()
-                .flat_map(|s| s.points.iter().map(|p| p.value))
-                .sum(),
-        ),
-    };
-
     let mut bench = Bench {
         iterations: args.iterations,
         warmup: args.warmup,
@@ -289,44 +331,32 @@ pub(crate) async fn run(args: RunArgs) -> anyhow::Result<()> {
     // 1. avg of the gauge over 1 h at 1m.
     let q = ts_query(&meta.gauge_metric, hour, m1, "avg", false)?;
     bench
-        .time(
-            "avg_1h_handler",
-            "avg_1h",
-            "ours: MetricQueries::time_series",
+        .handler(
+            ("avg_1h_handler", "avg_1h"),
             "avg of the gauge, 1 h, 1m buckets",
-            |_| {
-                let (mq, q) = (&metric_queries, &q);
-                async move { Ok(answer_ts(&*mq.time_series(q).await?)) }
-            },
+            &metric_queries,
+            &q,
         )
         .await;
     let sql = sql_aggregate("avg(value)", "otel_metrics_gauge", 60, None);
     let p = params(&meta.gauge_metric, hour);
     bench
-        .time(
-            "avg_1h_sql",
-            "avg_1h",
-            "ours: SQL (DataFusionEngine::query_with)",
-            &sql,
-            |_| {
-                let (rm, sql, p, t, l) = (&read_model, &sql, &p, &tenant, &sql_limits);
-                async move { Ok(result_answer(&rm.query_with(t, sql, p, l).await?)) }
-            },
+        .sql(
+            ("avg_1h_sql", "avg_1h"),
+            &read_model,
+            &tenant,
+            (&sql, &p, &sql_limits),
         )
         .await;
 
     // 2. avg over the whole range by http.route at 5m.
     let q = ts_query(&meta.gauge_metric, all, m5, "avg", true)?;
     bench
-        .time(
-            "avg_24h_by_route_handler",
-            "avg_24h_by_route",
-            "ours: MetricQueries::time_series",
+        .handler(
+            ("avg_24h_by_route_handler", "avg_24h_by_route"),
             "avg of the gauge by http.route, whole range, 5m buckets",
-            |_| {
-                let (mq, q) = (&metric_queries, &q);
-                async move { Ok(answer_ts(&*mq.time_series(q).await?)) }
-            },
+            &metric_queries,
+            &q,
         )
         .await;
     let sql = sql_aggregate(
@@ -337,38 +367,27 @@ pub(crate) async fn run(args: RunArgs) -> anyhow::Result<()> {
     );
     let p = params(&meta.gauge_metric, all);
     bench
-        .time(
-            "avg_24h_by_route_sql",
-            "avg_24h_by_route",
-            "ours: SQL (DataFusionEngine::query_with)",
-            &sql,
-            |_| {
-                let (rm, sql, p, t, l) = (&read_model, &sql, &p, &tenant, &sql_limits);
-                async move { Ok(result_answer(&rm.query_with(t, sql, p, l).await?)) }
-            },
+        .sql(
+            ("avg_24h_by_route_sql", "avg_24h_by_route"),
+            &read_model,
+            &tenant,
+            (&sql, &p, &sql_limits),
         )
         .await;
 
     // 3. rate of the counter over 1 h at 1m.
     let q = ts_query(&meta.counter_metric, hour, m1, "rate", false)?;
     bench
-        .time("rate_1h_handler", "rate_1h", "ours: MetricQueries::time_series", "rate of the cumulative counter, 1 h, 1m buckets (raw points + domain reset rules in Rust)", |_| {
-            let (mq, q) = (&metric_queries, &q);
-            async move { Ok(answer_ts(&*mq.time_series(q).await?)) }
-        })
+        .handler(("rate_1h_handler", "rate_1h"), "rate of the cumulative counter, 1 h, 1m buckets (raw points + domain reset rules in Rust)", &metric_queries, &q)
         .await;
     let sql = sql_rate_lag(60);
     let p = params(&meta.counter_metric, hour);
     bench
-        .time(
-            "rate_1h_sql",
-            "rate_1h",
-            "ours: SQL (DataFusionEngine::query_with)",
-            &sql,
-            |_| {
-                let (rm, sql, p, t, l) = (&read_model, &sql, &p, &tenant, &sql_limits);
-                async move { Ok(result_answer(&rm.query_with(t, sql, p, l).await?)) }
-            },
+        .sql(
+            ("rate_1h_sql", "rate_1h"),
+            &read_model,
+            &tenant,
+            (&sql, &p, &sql_limits),
         )
         .await;
     let raw_limits = QueryLimits {
@@ -376,15 +395,11 @@ pub(crate) async fn run(args: RunArgs) -> anyhow::Result<()> {
         ..limits
     };
     bench
-        .time(
-            "rate_1h_raw_fetch_sql",
-            "rate_1h_raw_fetch",
-            "ours: SQL (DataFusionEngine::query_with)",
-            sql_rate_raw(),
-            |_| {
-                let (rm, sql, p, t, l) = (&read_model, sql_rate_raw(), &p, &tenant, &raw_limits);
-                async move { Ok(result_answer(&rm.query_with(t, sql, p, l).await?)) }
-            },
+        .sql(
+            ("rate_1h_raw_fetch_sql", "rate_1h_raw_fetch"),
+            &read_model,
+            &tenant,
+            (sql_rate_raw(), &p, &raw_limits),
         )
         .await;
 
@@ -445,7 +460,10 @@ pub(crate) async fn run(args: RunArgs) -> anyhow::Result<()> {
         "EXPLAIN ANALYZE SELECT * FROM otel_traces WHERE trace_id = '{}'",
         ids[0]
     );
-    let explain = match read_model.query_with(&tenant, &explain_sql, &[], &limits).await {
+    let explain = match read_model
+        .query_with(&tenant, &explain_sql, &[], &limits)
+        .await
+    {
         Ok(r) => {
             let mut text = String::new();
             for b in &r.batches {

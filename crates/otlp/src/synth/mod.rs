@@ -22,8 +22,9 @@ use opentelemetry_proto::tonic::metrics::v1::{
 use opentelemetry_proto::tonic::resource::v1::Resource;
 use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span, Status, span};
 
-const SERVICES: [&str; 4] = ["checkout", "cart", "payment", "frontend"];
-const ROUTES: [&str; 6] = [
+/// The services, routes and methods the synthetic workloads use.
+pub const SERVICES: [&str; 4] = ["checkout", "cart", "payment", "frontend"];
+pub const ROUTES: [&str; 6] = [
     "/",
     "/cart",
     "/cart/add",
@@ -31,7 +32,7 @@ const ROUTES: [&str; 6] = [
     "/pay",
     "/product/{id}",
 ];
-const METHODS: [&str; 3] = ["GET", "POST", "PUT"];
+pub const METHODS: [&str; 3] = ["GET", "POST", "PUT"];
 const BODIES: [&str; 5] = [
     "request completed",
     "cache miss for key {}",
@@ -54,6 +55,17 @@ fn s(k: &str, v: impl Into<String>) -> KeyValue {
 
 fn i(k: &str, v: i64) -> KeyValue {
     kv(k, any_value::Value::IntValue(v))
+}
+
+/// A synthetic metric named `name` (described as such) holding `data`.
+pub fn metric(name: &str, unit: &str, data: metric::Data) -> Metric {
+    Metric {
+        name: name.into(),
+        unit: unit.into(),
+        description: format!("synthetic {name}"),
+        data: Some(data),
+        ..Default::default()
+    }
 }
 
 /// xorshift64*: the one pseudo-random source of the generators (seeded,
@@ -324,13 +336,7 @@ impl Synth {
                 ..Default::default()
             });
         }
-        let m = |name: &str, unit: &str, data| Metric {
-            name: name.into(),
-            unit: unit.into(),
-            description: format!("synthetic {name}"),
-            data: Some(data),
-            ..Default::default()
-        };
+        let m = metric;
         metrics.push(m(
             "system.cpu.utilization",
             "1",
