@@ -142,7 +142,12 @@ fn the_application_writes_no_sql() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("crates/application/src");
     let mut files = Vec::new();
     sources(&root, &mut files);
-    assert!(files.len() > 10, "{} files under {}", files.len(), root.display());
+    assert!(
+        files.len() > 10,
+        "{} files under {}",
+        files.len(),
+        root.display()
+    );
     let mut found = Vec::new();
     for f in files {
         let text = std::fs::read_to_string(&f).unwrap();
@@ -151,15 +156,26 @@ fn the_application_writes_no_sql() {
             if code.starts_with("//") {
                 continue;
             }
-            if ["\"SELECT ", "\"WITH ", "\"select "].iter().any(|k| code.contains(k)) {
+            if ["\"SELECT ", "\"WITH ", "\"select "]
+                .iter()
+                .any(|k| code.contains(k))
+            {
                 found.push(format!("{}:{}: {}", f.display(), i + 1, code));
             }
         }
     }
-    assert!(found.is_empty(), "SQL in the application layer:\n{}", found.join("\n"));
+    assert!(
+        found.is_empty(),
+        "SQL in the application layer:\n{}",
+        found.join("\n")
+    );
     // The check does see a statement where one is written.
     let engine = Path::new(env!("CARGO_MANIFEST_DIR")).join("crates/query/src/reads/traces.rs");
-    assert!(std::fs::read_to_string(engine).unwrap().contains("\"SELECT "));
+    assert!(
+        std::fs::read_to_string(engine)
+            .unwrap()
+            .contains("\"SELECT ")
+    );
 }
 
 #[test]

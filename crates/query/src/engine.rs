@@ -25,9 +25,7 @@ use super::executor::QueryExecutor;
 use super::guard::{SqlLimits, guard};
 use super::table::TenantTable;
 use tf_application::Table;
-use tf_application::ports::{
-    QueryError, QueryLimits, QueryResult, ReadModel, SnapshotSource,
-};
+use tf_application::ports::{QueryError, QueryLimits, QueryResult, ReadModel, SnapshotSource};
 use tf_domain::TenantId;
 use tf_schema::table_schema;
 

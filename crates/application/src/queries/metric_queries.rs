@@ -280,8 +280,7 @@ impl MetricQueries {
     /// `rate` / `increase` of a sum: per series, each point's increase over
     /// the previous (domain rule: resets, start times), summed per bucket.
     async fn counter(&self, q: &TimeSeriesQuery) -> Result<Vec<Series>, QueryError> {
-        let series =
-            Self::check_raw(self.read_model.sum_points(q, &self.unlimited()).await?)?;
+        let series = Self::check_raw(self.read_model.sum_points(q, &self.unlimited()).await?)?;
         let interval = q.interval.nanos();
         let mut sums: BTreeMap<BTreeMap<String, String>, BTreeMap<i64, f64>> = BTreeMap::new();
         for s in series {
@@ -328,8 +327,11 @@ impl MetricQueries {
         q: &TimeSeriesQuery,
         quantile: f64,
     ) -> Result<Vec<Series>, QueryError> {
-        let series =
-            Self::check_raw(self.read_model.histogram_points(q, &self.unlimited()).await?)?;
+        let series = Self::check_raw(
+            self.read_model
+                .histogram_points(q, &self.unlimited())
+                .await?,
+        )?;
         let interval = q.interval.nanos();
         let mut merged: BTreeMap<BTreeMap<String, String>, BTreeMap<i64, MergedHistogram>> =
             BTreeMap::new();

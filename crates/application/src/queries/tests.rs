@@ -117,7 +117,11 @@ async fn answers_are_cached_until_the_metric_is_ingested_again() {
     q.time_series(&rate).await.unwrap();
     let asked = model.asked();
     q.time_series(&rate).await.unwrap();
-    assert_eq!(model.asked(), asked, "the second answer came from the cache");
+    assert_eq!(
+        model.asked(),
+        asked,
+        "the second answer came from the cache"
+    );
     assert_eq!(q.cache_stats(), (1, 1));
 
     // Points of another metric change nothing; points of this one do.
@@ -199,8 +203,14 @@ async fn percentiles_merge_delta_and_cumulative_increases() {
     assert_eq!(points.len(), 2);
     // First bucket: all 4 observations in (10, 20].
     assert_eq!(points[0].timestamp, at(0, 0.0).timestamp);
-    assert!(points[0].value > 10.0 && points[0].value <= 20.0, "{points:?}");
+    assert!(
+        points[0].value > 10.0 && points[0].value <= 20.0,
+        "{points:?}"
+    );
     // Second: 4 in (10, 20] and 4 above 20: the median is at most 20.
     assert_eq!(points[1].timestamp, at(60, 0.0).timestamp);
-    assert!(points[1].value > 10.0 && points[1].value <= 20.0, "{points:?}");
+    assert!(
+        points[1].value > 10.0 && points[1].value <= 20.0,
+        "{points:?}"
+    );
 }

@@ -12,8 +12,8 @@ use super::{rows, sql_string};
 use crate::engine::{DataFusionEngine, SqlParam};
 use tf_application::ports::{MetricReadModel, QueryError, QueryLimits, QueryResult};
 use tf_application::queries::metric_queries::{
-    HistogramPoint, MetricCatalogQuery, MetricInfo, MetricKind, Point, RawPoint, RawSeries,
-    Series, SeriesPoints, TimeSeriesQuery,
+    HistogramPoint, MetricCatalogQuery, MetricInfo, MetricKind, Point, RawPoint, RawSeries, Series,
+    SeriesPoints, TimeSeriesQuery,
 };
 use tf_application::queries::params::Aggregation;
 use tf_domain::telemetry::series::CumulativePoint;
