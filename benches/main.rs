@@ -393,7 +393,7 @@ fn bench_flush_commit(c: &mut Criterion) {
             } else {
                 Arc::new(LocalFileSystem::new_with_prefix(dir.path()).expect("store"))
             };
-            let files = ObjectFileStore::new(store);
+            let files = ObjectFileStore::new(store, "bench");
             let mut seq = 0u64;
             g.throughput(Throughput::Elements(batch.num_rows() as u64));
             let name = format!("{size}_{}", if synced { "synced" } else { "unsynced" });
@@ -420,6 +420,7 @@ fn bench_flush_commit(c: &mut Criterion) {
                                 &tenant,
                                 telemetryflow::application::Table::Traces,
                                 vec![meta],
+                                Vec::new(),
                             )
                             .await
                             .expect("commits")

@@ -14,6 +14,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::application::commands::{IngestHandler, IngestStats, ShardedCounterStore};
+use crate::application::compaction::Compactor;
 use crate::application::event_bus::EventBus;
 use crate::application::event_bus::EventHandler;
 use crate::application::pipeline::{PartitionBuffer, WritePath};
@@ -33,6 +34,7 @@ use crate::infrastructure::wal::{ReplayReport, Wal, read_only_replay};
 pub struct Storage {
     pub pipeline: Arc<WritePath>,
     pub engine: Arc<DataFusionEngine>,
+    pub compactor: Arc<Compactor>,
     /// One more than the highest WAL sequence number in committed files.
     pub next_seq: u64,
 }
@@ -53,33 +55,49 @@ pub async fn open_storage(
             .build()
             .context("opening storage")?,
     };
+    let node = crate::infrastructure::node::load_or_create(&config.storage.data_dir).with_context(
+        || {
+            format!(
+                "reading the node id in {}",
+                config.storage.data_dir.display()
+            )
+        },
+    )?;
     let files = Arc::new(
-        ObjectFileStore::new(Arc::clone(&store)).with_row_group_rows(config.storage.row_group_rows),
+        ObjectFileStore::new(Arc::clone(&store), node)
+            .with_row_group_rows(config.storage.row_group_rows),
     );
     let catalog = files
         .load_catalog()
         .await
         .context("loading the table manifests")?;
-    let next_seq = catalog
-        .iter()
-        .flat_map(|c| c.files.iter().map(|f| f.max_seq))
-        .max()
-        .unwrap_or(0)
-        + 1;
     if gc {
         match files
             .collect_garbage(Duration::from_secs(config.storage.gc_grace_secs))
             .await
         {
-            Ok(0) => {}
-            Ok(n) => tracing::info!(files = n, "deleted uncommitted data files"),
-            Err(e) => tracing::warn!(error = %e, "garbage collection of uncommitted files failed"),
+            Ok(gc) if gc.orphans + gc.replaced == 0 => {}
+            Ok(gc) => tracing::info!(
+                orphans = gc.orphans,
+                replaced = gc.replaced,
+                pending = gc.pending,
+                "deleted data files"
+            ),
+            Err(e) => tracing::warn!(error = %e, "garbage collection of data files failed"),
         }
     }
     let buffer = Arc::new(PartitionBuffer::new(
         config.buffer_config(),
-        files as Arc<dyn FileStore>,
+        Arc::clone(&files) as Arc<dyn FileStore>,
         catalog,
+    ));
+    // Sequence numbers continue above everything this node committed, even
+    // when its WAL is gone.
+    let next_seq = buffer.max_committed_seq() + 1;
+    let compactor = Arc::new(Compactor::new(
+        files as Arc<dyn FileStore>,
+        Arc::clone(&buffer),
+        config.compaction_policy(),
     ));
     let pipeline = Arc::new(WritePath::new(buffer));
     let engine = Arc::new(
@@ -94,6 +112,7 @@ pub async fn open_storage(
     Ok(Storage {
         pipeline,
         engine,
+        compactor,
         next_seq,
     })
 }
@@ -147,6 +166,7 @@ pub struct Server {
     grpc_task: JoinHandle<anyhow::Result<()>>,
     http_task: JoinHandle<anyhow::Result<()>>,
     flusher: JoinHandle<()>,
+    compaction: Option<JoinHandle<()>>,
     shutdown_timeout: Duration,
 }
 
@@ -165,6 +185,7 @@ pub async fn start_with_store(
     let Storage {
         pipeline,
         engine,
+        compactor,
         next_seq,
     } = open_storage(&config, store, true).await?;
     let events = Arc::new(EventBus::new());
@@ -266,6 +287,7 @@ pub async fn start_with_store(
             ingest: stats,
             events: Arc::clone(&events),
             queries: metric_queries,
+            compactor: Arc::clone(&compactor),
         },
         cors_allowed_origins: config.server.cors_allowed_origins.clone(),
         // A route may run a few queries (a time series looks up the
@@ -274,6 +296,8 @@ pub async fn start_with_store(
             runtime: engine.executor(),
             timeout: limits.timeout * 2,
         },
+        compactor: Arc::clone(&compactor),
+        gc_grace: Duration::from_secs(config.storage.gc_grace_secs),
     });
     let http_task = {
         let mut rx = stop_rx.clone();
@@ -286,6 +310,7 @@ pub async fn start_with_store(
                 .context("HTTP server")
         })
     };
+    let stop_rx_for_compaction = stop_rx.clone();
     let flusher = {
         let pipeline = Arc::clone(&pipeline);
         let mut rx = stop_rx;
@@ -307,6 +332,7 @@ pub async fn start_with_store(
             }
         })
     };
+    let compaction = spawn_compaction(&config, compactor, &engine, stop_rx_for_compaction);
     tracing::info!(%grpc_addr, %http_addr, "TelemetryFlow serving OTLP");
     Ok(Server {
         grpc_addr,
@@ -320,8 +346,48 @@ pub async fn start_with_store(
         grpc_task,
         http_task,
         flusher,
+        compaction,
         shutdown_timeout: Duration::from_secs(config.server.shutdown_timeout_secs),
     })
+}
+
+/// Runs a compaction pass (and the deletion of replaced files past the grace
+/// period) every `compaction.interval_secs`, on the query runtime: its
+/// threads run at a lower priority than ingest's, so a busy compactor slows
+/// queries before it slows the write path. A pass interrupted by shutdown
+/// leaves only uncommitted outputs, which a later collection deletes.
+fn spawn_compaction(
+    config: &Config,
+    compactor: Arc<Compactor>,
+    engine: &DataFusionEngine,
+    mut stop: watch::Receiver<bool>,
+) -> Option<JoinHandle<()>> {
+    if !config.compaction.enabled {
+        return None;
+    }
+    let handle = engine.executor().handle()?;
+    let every = Duration::from_secs(config.compaction.interval_secs);
+    let grace = Duration::from_secs(config.storage.gc_grace_secs);
+    Some(handle.spawn(async move {
+        let mut interval = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+        interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = interval.tick() => {
+                    let now = std::time::SystemTime::now()
+                        .duration_since(std::time::UNIX_EPOCH)
+                        .map_or(0, |d| d.as_nanos() as u64);
+                    if let Err(e) = compactor.run_once(now).await {
+                        tracing::warn!(error = %e, "compaction pass failed");
+                    }
+                    if let Err(e) = compactor.collect_garbage(grace).await {
+                        tracing::warn!(error = %e, "deleting replaced files failed");
+                    }
+                }
+                _ = async { let _ = stop.wait_for(|s| *s).await; } => break,
+            }
+        }
+    }))
 }
 
 impl Server {
@@ -359,6 +425,12 @@ impl Server {
             tracing::warn!("in-flight requests did not finish within {deadline:?}");
         }
         let _ = (&mut self.flusher).await;
+        if let Some(c) = self.compaction.take() {
+            // A merge in progress is abandoned: its outputs are uncommitted
+            // and a later collection deletes them.
+            c.abort();
+            let _ = c.await;
+        }
         self.ready().await?;
         self.pipeline.close();
         let started = std::time::Instant::now();

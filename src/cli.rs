@@ -1,4 +1,5 @@
-//! The command line: `telemetryflow serve` and `telemetryflow sql`.
+//! The command line: `telemetryflow serve`, `telemetryflow sql` and
+//! `telemetryflow compact`.
 
 use std::path::PathBuf;
 
@@ -28,6 +29,20 @@ pub enum Command {
     Serve(ServeArgs),
     /// Run a SQL query against a server or directly against a data directory.
     Sql(SqlArgs),
+    /// Run one compaction pass over a data directory with the server stopped
+    /// (for a running server: POST /api/v2/admin/compact), then delete
+    /// replaced files whose grace period is over. Prints the summary as JSON.
+    Compact(CompactArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct CompactArgs {
+    /// The data directory (its manifests and files; S3 per --config).
+    #[arg(long)]
+    pub data_dir: PathBuf,
+    /// The configuration file (storage and [compaction] settings).
+    #[arg(long)]
+    pub config: Option<PathBuf>,
 }
 
 #[derive(Debug, Args, Default)]
@@ -175,5 +190,36 @@ pub fn sql(args: &SqlArgs) -> anyhow::Result<()> {
             result.num_rows()
         );
     }
+    Ok(())
+}
+
+/// Runs `telemetryflow compact`: one pass, as the server's timer would.
+pub fn compact(args: &CompactArgs) -> anyhow::Result<()> {
+    let overrides = Overrides {
+        data_dir: Some(args.data_dir.clone()),
+        ..Default::default()
+    };
+    let config = Config::load(args.config.as_deref(), std::env::vars(), &overrides)?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    let summary = rt.block_on(async {
+        let storage = crate::bootstrap::open_storage(&config, None, true).await?;
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as u64);
+        let summary = storage
+            .compactor
+            .run_once(now)
+            .await
+            .context("compacting")?;
+        storage
+            .compactor
+            .collect_garbage(std::time::Duration::from_secs(config.storage.gc_grace_secs))
+            .await
+            .context("deleting replaced files")?;
+        anyhow::Ok(summary)
+    })?;
+    println!("{}", serde_json::to_string_pretty(&summary)?);
     Ok(())
 }

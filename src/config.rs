@@ -37,7 +37,19 @@ pub struct Config {
     pub wal: WalSettings,
     pub ingest: IngestSettings,
     pub query: QuerySettings,
+    pub compaction: CompactionSettings,
     pub log: LogConfig,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CompactionSettings {
+    pub enabled: bool,
+    pub interval_secs: u64,
+    pub target_file_mb: u64,
+    pub min_files: usize,
+    pub max_input_mb: u64,
+    pub settle_secs: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -198,6 +210,20 @@ impl Default for QuerySettings {
             max_in_list: sql.max_in_list,
             threads: executor.threads,
             max_concurrent: executor.max_concurrent,
+        }
+    }
+}
+
+impl Default for CompactionSettings {
+    fn default() -> Self {
+        let d = crate::application::compaction::CompactionPolicy::default();
+        Self {
+            enabled: true,
+            interval_secs: 60,
+            target_file_mb: d.target_file_bytes >> 20,
+            min_files: d.min_files,
+            max_input_mb: d.max_input_bytes >> 20,
+            settle_secs: d.settle.as_secs(),
         }
     }
 }
@@ -403,6 +429,18 @@ impl Config {
             ("query.max_expr_depth", self.query.max_expr_depth),
             ("query.max_in_list", self.query.max_in_list),
             ("query.max_concurrent", self.query.max_concurrent),
+            (
+                "compaction.interval_secs",
+                self.compaction.interval_secs as usize,
+            ),
+            (
+                "compaction.target_file_mb",
+                self.compaction.target_file_mb as usize,
+            ),
+            (
+                "compaction.max_input_mb",
+                self.compaction.max_input_mb as usize,
+            ),
         ] {
             if v == 0 {
                 return Err(bad(key, "must be greater than 0".into()));
@@ -412,6 +450,12 @@ impl Config {
             return Err(bad(
                 "buffer.flush_interval_ms",
                 "must be greater than 0".into(),
+            ));
+        }
+        if self.compaction.min_files < 2 {
+            return Err(bad(
+                "compaction.min_files",
+                "must be at least 2 (merging one file changes nothing)".into(),
             ));
         }
         if !(self.storage.url.is_empty()
@@ -490,6 +534,16 @@ impl Config {
             threads: self.query.threads,
             max_concurrent: self.query.max_concurrent,
             ..Default::default()
+        }
+    }
+
+    pub fn compaction_policy(&self) -> crate::application::compaction::CompactionPolicy {
+        let c = &self.compaction;
+        crate::application::compaction::CompactionPolicy {
+            target_file_bytes: c.target_file_mb << 20,
+            min_files: c.min_files,
+            max_input_bytes: c.max_input_mb << 20,
+            settle: std::time::Duration::from_secs(c.settle_secs),
         }
     }
 

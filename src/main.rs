@@ -35,5 +35,9 @@ fn main() -> anyhow::Result<()> {
             init_tracing("warn", false);
             cli::sql(&args)
         }
+        Command::Compact(args) => {
+            init_tracing("info", false);
+            cli::compact(&args)
+        }
     }
 }

@@ -1,9 +1,11 @@
-//! In-memory implementations of the write side's ports, for fast tests of
-//! the pipeline, the partition buffer, and whatever else drives them.
+//! In-memory implementations of the ports, for fast tests of the pipeline,
+//! the partition buffer, compaction and the read use cases.
 //!
-//! - [`MemoryFileStore`]: the `FileStore` port over a map — commits bump a
-//!   version per table; it can be set to fail every write and commit (an
-//!   outage).
+//! - [`MemoryFileStore`]: the `FileStore` port over a map — files keep their
+//!   rows; commits bump a version per table, may replace files (a conflict
+//!   when one is gone) and keep per-partition watermarks; merging
+//!   concatenates; replaced files are deleted after the grace period; it can
+//!   be set to fail every write and commit (an outage).
 //! - [`MemoryMetrics`]: the `MetricReadModel` port over canned answers —
 //!   what a test sets is what the metric use cases receive, so the rules
 //!   they apply (counter resets, rates, percentiles, the cache and its
@@ -23,8 +25,9 @@ use async_trait::async_trait;
 use parking_lot::Mutex;
 
 use super::ports::{
-    DurableCallback, FileMeta, FileStore, MetricReadModel, QueryError, QueryLimits, StoreError,
-    Table, TableBatch, TableCatalog, WalError, WalStats, WriteAheadLog,
+    CommitOutcome, DurableCallback, FileMeta, FileStore, GarbageCollected, MetricReadModel,
+    QueryError, QueryLimits, StoreError, Table, TableBatch, TableCatalog, WalError, WalStats,
+    WriteAheadLog,
 };
 use super::queries::metric_queries::{
     HistogramPoint, MetricCatalogQuery, MetricInfo, MetricKind, RawSeries, Series, TimeSeriesQuery,
@@ -38,10 +41,14 @@ pub struct Outage;
 
 #[derive(Debug, Default)]
 struct Files {
-    /// Paths written, committed or not.
-    written: HashSet<String>,
+    /// Paths written, committed or not, with their rows.
+    written: BTreeMap<String, RecordBatch>,
     /// Committed, per table: (version, files).
     catalog: BTreeMap<(TenantId, Table), (u64, Vec<FileMeta>)>,
+    /// Per partition: the highest sequence number committed.
+    watermarks: BTreeMap<(TenantId, Table, u64), u64>,
+    /// Files removed from a table, with when, until collected.
+    replaced: Vec<(String, std::time::Instant)>,
 }
 
 /// The `FileStore` port in memory.
@@ -111,8 +118,9 @@ impl FileStore for MemoryFileStore {
             max_seq,
             min_ts,
             max_ts,
+            node: Some("memory".into()),
         };
-        self.files.lock().written.insert(path);
+        self.files.lock().written.insert(path, batch);
         Ok(meta)
     }
 
@@ -121,16 +129,59 @@ impl FileStore for MemoryFileStore {
         tenant: &TenantId,
         table: Table,
         added: Vec<FileMeta>,
-    ) -> Result<u64, StoreError> {
+        removed: Vec<String>,
+    ) -> Result<CommitOutcome, StoreError> {
         self.check("committing")?;
         let mut files = self.files.lock();
+        let files = &mut *files;
         let entry = files
             .catalog
             .entry((tenant.clone(), table))
             .or_insert((0, Vec::new()));
+        if !removed.iter().all(|p| entry.1.iter().any(|f| &f.path == p)) {
+            return Ok(CommitOutcome::Conflict);
+        }
         entry.0 += 1;
+        entry.1.retain(|f| !removed.contains(&f.path));
+        let now = std::time::Instant::now();
+        files.replaced.extend(removed.into_iter().map(|p| (p, now)));
+        for f in &added {
+            let w = files
+                .watermarks
+                .entry((tenant.clone(), table, f.hour_start))
+                .or_insert(0);
+            *w = (*w).max(f.max_seq);
+        }
         entry.1.extend(added);
-        Ok(entry.0)
+        Ok(CommitOutcome::Committed(entry.0))
+    }
+
+    /// Concatenates the inputs' rows into one output (no sorting: the fake
+    /// keeps rows, not order).
+    async fn merge_files(
+        &self,
+        tenant: &TenantId,
+        table: Table,
+        hour_start: u64,
+        inputs: &[FileMeta],
+        _target_bytes: u64,
+    ) -> Result<Vec<FileMeta>, StoreError> {
+        self.check("merging files")?;
+        let batches: Vec<RecordBatch> = {
+            let files = self.files.lock();
+            inputs
+                .iter()
+                .filter_map(|f| files.written.get(&f.path).cloned())
+                .collect()
+        };
+        let Some(first) = batches.first() else {
+            return Ok(Vec::new());
+        };
+        let batch = arrow::compute::concat_batches(&first.schema(), &batches)
+            .map_err(|e| StoreError::new("merging files", e))?;
+        let mut out = self.write_file(tenant, table, hour_start, 0, batch).await?;
+        out.max_seq = 0;
+        Ok(vec![out])
     }
 
     async fn load_catalog(&self) -> Result<Vec<TableCatalog>, StoreError> {
@@ -143,20 +194,39 @@ impl FileStore for MemoryFileStore {
                 table: *table,
                 version: *version,
                 files: f.clone(),
+                committed_seqs: files
+                    .watermarks
+                    .iter()
+                    .filter(|((t, tb, _), _)| t == tenant && tb == table)
+                    .map(|((_, _, hour), seq)| (*hour, *seq))
+                    .collect(),
             })
             .collect())
     }
 
-    async fn collect_garbage(&self, _grace: Duration) -> Result<usize, StoreError> {
+    async fn collect_garbage(&self, grace: Duration) -> Result<GarbageCollected, StoreError> {
         let mut files = self.files.lock();
-        let committed: HashSet<String> = files
+        let files = &mut *files;
+        let mut out = GarbageCollected::default();
+        let (due, waiting): (Vec<_>, Vec<_>) = std::mem::take(&mut files.replaced)
+            .into_iter()
+            .partition(|(_, at)| at.elapsed() >= grace);
+        out.pending = waiting.len();
+        files.replaced = waiting;
+        for (p, _) in due {
+            files.written.remove(&p);
+            out.replaced += 1;
+        }
+        let recorded: HashSet<String> = files
             .catalog
             .values()
             .flat_map(|(_, f)| f.iter().map(|m| m.path.clone()))
+            .chain(files.replaced.iter().map(|(p, _)| p.clone()))
             .collect();
         let before = files.written.len();
-        files.written.retain(|p| committed.contains(p));
-        Ok(before - files.written.len())
+        files.written.retain(|p, _| recorded.contains(p));
+        out.orphans = before - files.written.len();
+        Ok(out)
     }
 }
 

@@ -5,6 +5,7 @@
 //! object store or query engine: those are adapters in `infrastructure`.
 
 pub mod commands;
+pub mod compaction;
 pub mod event_bus;
 pub mod fakes;
 pub mod pipeline;

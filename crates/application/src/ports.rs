@@ -189,12 +189,18 @@ pub struct FileMeta {
     pub rows: u64,
     /// Start of the hour partition, Unix ns.
     pub hour_start: u64,
-    /// Highest WAL sequence number whose rows for this partition are in this
-    /// file (all lower ones for the partition are in this or earlier files).
+    /// For a flushed file: the highest WAL sequence number (of the writing
+    /// node's log) whose rows for this partition are in this file — all lower
+    /// ones for the partition are in this or earlier files. 0 for a file
+    /// that compaction wrote (its rows' sequence numbers stay recorded as the
+    /// partition's watermark).
     pub max_seq: u64,
     /// Event-time range of the rows, Unix ns.
     pub min_ts: i64,
     pub max_ts: i64,
+    /// The node that wrote the file; `None` for files from before nodes had
+    /// ids. Opaque here: only storage compares it.
+    pub node: Option<String>,
 }
 
 /// Storage errors.
@@ -226,6 +232,31 @@ pub struct TableCatalog {
     pub table: Table,
     pub version: u64,
     pub files: Vec<FileMeta>,
+    /// Per hour partition (start, Unix ns): the highest sequence number of
+    /// this node's write-ahead log whose rows are committed — whether their
+    /// files are still listed, were compacted, or expired.
+    pub committed_seqs: Vec<(u64, u64)>,
+}
+
+/// What a commit did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CommitOutcome {
+    /// The table's manifest is at this version and holds the commit.
+    Committed(u64),
+    /// A file to remove had already left the table (another writer replaced
+    /// it first): nothing was committed.
+    Conflict,
+}
+
+/// What one garbage collection deleted.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct GarbageCollected {
+    /// Files no manifest lists, left by a crash between write and commit.
+    pub orphans: usize,
+    /// Files replaced by compaction whose grace period had passed.
+    pub replaced: usize,
+    /// Replaced files still within their grace period.
+    pub pending: usize,
 }
 
 /// The repository of committed data: immutable Parquet files listed by a
@@ -243,20 +274,36 @@ pub trait FileStore: Send + Sync {
         batch: RecordBatch,
     ) -> Result<FileMeta, StoreError>;
 
-    /// Atomically adds files to the table's manifest; returns the new version.
+    /// Atomically adds `added` to the table's manifest and removes the files
+    /// at `removed`, in one version. Removed files stay readable until the
+    /// garbage collector deletes them after the grace period.
     async fn commit(
         &self,
         tenant: &TenantId,
         table: Table,
         added: Vec<FileMeta>,
-    ) -> Result<u64, StoreError>;
+        removed: Vec<String>,
+    ) -> Result<CommitOutcome, StoreError>;
+
+    /// Merges committed files of one partition (each sorted by the table's
+    /// sort key) into new sorted files of about `target_bytes` each, written
+    /// but not committed. Streams: memory does not grow with the inputs.
+    async fn merge_files(
+        &self,
+        tenant: &TenantId,
+        table: Table,
+        hour_start: u64,
+        inputs: &[FileMeta],
+        target_bytes: u64,
+    ) -> Result<Vec<FileMeta>, StoreError>;
 
     /// The committed files of every table.
     async fn load_catalog(&self) -> Result<Vec<TableCatalog>, StoreError>;
 
-    /// Deletes data files that no manifest lists and that are older than
-    /// `grace` (left by a crash between write and commit). Returns how many.
-    async fn collect_garbage(&self, grace: Duration) -> Result<usize, StoreError>;
+    /// Deletes data files that no manifest records and that are older than
+    /// `grace` (left by a crash between write and commit), and replaced files
+    /// that left their manifest more than `grace` ago.
+    async fn collect_garbage(&self, grace: Duration) -> Result<GarbageCollected, StoreError>;
 }
 
 /// A consistent view of one tenant's table: committed files plus rows not yet

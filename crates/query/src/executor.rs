@@ -89,6 +89,12 @@ impl QueryExecutor {
         })
     }
 
+    /// The query runtime, for background work at the read side's lower
+    /// priority (compaction); `None` once shut down.
+    pub fn handle(&self) -> Option<tokio::runtime::Handle> {
+        self.runtime.as_ref().map(|r| r.handle().clone())
+    }
+
     /// Runs `query` on the query runtime within `timeout`, in one of the
     /// `max_concurrent` slots.
     pub async fn run<T, F>(&self, timeout: Duration, query: F) -> Result<T, QueryError>

@@ -6,6 +6,8 @@
 //! OTLP type of every non-string value (`int`, `double`, `bool`, `bytes`,
 //! `array`, `kvlist`, `empty`), so no type information is lost.
 
+pub mod trace_filter;
+
 use std::sync::{Arc, OnceLock};
 
 use arrow::array::{Array, MapBuilder, StringBuilder};

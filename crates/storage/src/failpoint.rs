@@ -4,7 +4,11 @@
 //! n-th time (default: first) it reaches `<point>`. Unset, a crash point is
 //! one relaxed atomic load. Points: `after_parquet_write` (file written, not
 //! yet committed to the manifest), `during_replay` (WAL replay half done),
-//! `after_wal_write` (record written, before fsync and ack).
+//! `after_wal_write` (record written, before fsync and ack),
+//! `after_compaction_write` (merged outputs written, not committed),
+//! `after_compaction_commit` (outputs in and inputs out of the manifest, the
+//! inputs not yet deleted), `during_gc_delete` (some replaced files deleted,
+//! the manifest still records them).
 
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -3,5 +3,6 @@
 //! crash points the crash tests use (`failpoint`).
 
 pub mod failpoint;
+pub mod node;
 pub mod storage;
 pub mod wal;

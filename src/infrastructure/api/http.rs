@@ -10,7 +10,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
-use super::{ApiState, query};
+use super::{ApiState, admin, query};
 use crate::infrastructure::otlp;
 use crate::infrastructure::otlp::http::{BodyFormat, error_response};
 use crate::infrastructure::otlp::status::{RpcStatus, code};
@@ -107,6 +107,7 @@ pub fn router(state: ApiState) -> Router {
             get(query::operations),
         )
         .route("/api/v2/logs", get(query::logs))
+        .route("/api/v2/admin/compact", post(admin::compact))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))

@@ -1,6 +1,7 @@
 //! The HTTP server on the OTLP/HTTP port: OTLP routes, the query API under
 //! `/api/v2`, health and metrics.
 
+pub mod admin;
 pub mod http;
 pub mod prometheus;
 pub mod query;
@@ -12,6 +13,7 @@ use std::time::Duration;
 pub use http::router;
 pub use query::TRUNCATED_HEADER;
 
+use crate::application::compaction::Compactor;
 use crate::application::queries::{MetricQueries, SqlHandler, TraceQueries};
 use crate::infrastructure::otlp::http::HttpReceiver;
 
@@ -29,6 +31,10 @@ pub struct ApiState {
     pub cors_allowed_origins: Vec<String>,
     /// Where the query routes run.
     pub offload: Offload,
+    /// The admin routes' compaction pass.
+    pub compactor: Arc<Compactor>,
+    /// `storage.gc_grace_secs`: replaced files are deleted after it.
+    pub gc_grace: Duration,
 }
 
 /// The query runtime the query routes run on, and how long one route may

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use crate::application::commands::IngestStats;
+use crate::application::compaction::Compactor;
 use crate::application::event_bus::EventBus;
 use crate::application::pipeline::WritePath;
 use crate::application::queries::MetricQueries;
@@ -18,6 +19,7 @@ pub struct MetricsSources {
     pub ingest: Arc<IngestStats>,
     pub events: Arc<EventBus>,
     pub queries: Arc<MetricQueries>,
+    pub compactor: Arc<Compactor>,
 }
 
 fn item(signal: Signal) -> &'static str {
@@ -130,6 +132,89 @@ pub fn render(src: &MetricsSources) -> String {
         );
         let _ = writeln!(out, "telemetryflow_wal_fsync_seconds_count {}", w.fsyncs);
     }
+    let c = src.compactor.stats();
+    for (name, kind, help, v) in [
+        (
+            "telemetryflow_compaction_passes_total",
+            "counter",
+            "Compaction passes run.",
+            &c.passes,
+        ),
+        (
+            "telemetryflow_compactions_total",
+            "counter",
+            "Partitions compacted (one merge committed each).",
+            &c.compactions,
+        ),
+        (
+            "telemetryflow_compaction_files_in_total",
+            "counter",
+            "Files replaced by compaction.",
+            &c.files_in,
+        ),
+        (
+            "telemetryflow_compaction_files_out_total",
+            "counter",
+            "Files written by compaction.",
+            &c.files_out,
+        ),
+        (
+            "telemetryflow_compaction_rows_total",
+            "counter",
+            "Rows rewritten by compaction.",
+            &c.rows,
+        ),
+        (
+            "telemetryflow_compaction_bytes_in_total",
+            "counter",
+            "Bytes of the files compaction replaced.",
+            &c.bytes_in,
+        ),
+        (
+            "telemetryflow_compaction_bytes_out_total",
+            "counter",
+            "Bytes of the files compaction wrote.",
+            &c.bytes_out,
+        ),
+        (
+            "telemetryflow_compaction_conflicts_total",
+            "counter",
+            "Merges not committed because another writer replaced an input first.",
+            &c.conflicts,
+        ),
+        (
+            "telemetryflow_compaction_failures_total",
+            "counter",
+            "Merges that failed (inputs left as they were).",
+            &c.failures,
+        ),
+        (
+            "telemetryflow_files_deleted_total",
+            "counter",
+            "Data files deleted: replaced ones after the grace period, and orphans.",
+            &c.deleted,
+        ),
+        (
+            "telemetryflow_files_pending_deletion",
+            "gauge",
+            "Replaced files still readable, waiting for the grace period.",
+            &c.pending_deletion,
+        ),
+    ] {
+        header(&mut out, name, kind, help);
+        let _ = writeln!(out, "{name} {}", v.load(Ordering::Relaxed));
+    }
+    header(
+        &mut out,
+        "telemetryflow_compaction_seconds_total",
+        "counter",
+        "Time spent in compaction passes.",
+    );
+    let _ = writeln!(
+        out,
+        "telemetryflow_compaction_seconds_total {}",
+        c.nanos.load(Ordering::Relaxed) as f64 / 1e9
+    );
     let buffer = src.pipeline.buffer();
     header(
         &mut out,

@@ -31,7 +31,7 @@ use crate::infrastructure::query::format;
 /// Set (to `true`) on SQL answers cut at the row cap.
 pub const TRUNCATED_HEADER: &str = "x-telemetryflow-truncated";
 
-fn query_error(e: QueryError) -> Response {
+pub(super) fn query_error(e: QueryError) -> Response {
     let (status, kind) = match &e {
         QueryError::Invalid(_) => (StatusCode::BAD_REQUEST, "bad_request"),
         QueryError::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
@@ -55,7 +55,7 @@ fn ctx(headers: &HeaderMap) -> Result<TenantContext, QueryError> {
         .map_err(|e| QueryError::Invalid(e.to_string()))
 }
 
-fn now_ns() -> i64 {
+pub(super) fn now_ns() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_nanos() as i64)

@@ -22,7 +22,9 @@ use arrow::compute::{concat_batches, take_record_batch};
 use arrow::record_batch::RecordBatch;
 use parking_lot::RwLock;
 
-use crate::ports::{BoxError, FileMeta, FileStore, StoreError, Table, TableCatalog, TableSnapshot};
+use crate::ports::{
+    BoxError, CommitOutcome, FileMeta, FileStore, StoreError, Table, TableCatalog, TableSnapshot,
+};
 use tf_domain::TenantId;
 use tf_domain::telemetry::Timestamp;
 
@@ -92,6 +94,9 @@ struct Partition {
 struct State {
     partitions: HashMap<PartitionKey, Partition>,
     catalog: HashMap<(TenantId, Table), (u64, Vec<FileMeta>)>,
+    /// Per partition: the highest WAL sequence number of this node whose
+    /// rows are committed (outlives the files: compaction replaces them).
+    committed: HashMap<PartitionKey, u64>,
     buffered_bytes: usize,
     max_inserted_seq: u64,
 }
@@ -125,6 +130,17 @@ impl PartitionBuffer {
         store: Arc<dyn FileStore>,
         catalog: Vec<TableCatalog>,
     ) -> Self {
+        let mut committed = HashMap::new();
+        for c in &catalog {
+            for &(hour_start, seq) in &c.committed_seqs {
+                let key = PartitionKey {
+                    tenant: c.tenant.clone(),
+                    table: c.table,
+                    hour_start,
+                };
+                committed.insert(key, seq);
+            }
+        }
         let catalog = catalog
             .into_iter()
             .map(|c| ((c.tenant, c.table), (c.version, c.files)))
@@ -134,6 +150,7 @@ impl PartitionBuffer {
             store,
             state: RwLock::new(State {
                 catalog,
+                committed,
                 ..State::default()
             }),
             stats: FlushStats::default(),
@@ -167,18 +184,55 @@ impl PartitionBuffer {
 
     /// Highest WAL sequence number of the partition's committed rows (0 if none).
     pub fn committed_seq(&self, tenant: &TenantId, table: Table, hour_start: u64) -> u64 {
-        let st = self.state.read();
-        st.catalog
-            .get(&(tenant.clone(), table))
-            .map(|(_, files)| {
-                files
-                    .iter()
-                    .filter(|f| f.hour_start == hour_start)
-                    .map(|f| f.max_seq)
-                    .max()
-                    .unwrap_or(0)
-            })
+        let key = PartitionKey {
+            tenant: tenant.clone(),
+            table,
+            hour_start,
+        };
+        self.state.read().committed.get(&key).copied().unwrap_or(0)
+    }
+
+    /// Highest WAL sequence number committed in any partition (0 if none).
+    pub fn max_committed_seq(&self) -> u64 {
+        self.state
+            .read()
+            .committed
+            .values()
+            .copied()
+            .max()
             .unwrap_or(0)
+    }
+
+    /// The committed files of every table.
+    pub fn committed_files(&self) -> Vec<(TenantId, Table, Vec<FileMeta>)> {
+        self.state
+            .read()
+            .catalog
+            .iter()
+            .map(|((t, tb), (_, files))| (t.clone(), *tb, files.clone()))
+            .collect()
+    }
+
+    /// After a commit that replaced `removed` with `added` in a table's
+    /// manifest (compaction), in one step for queries: a snapshot sees either
+    /// the old files or the new ones.
+    pub fn replace_files(
+        &self,
+        tenant: &TenantId,
+        table: Table,
+        version: u64,
+        removed: &[String],
+        added: Vec<FileMeta>,
+    ) {
+        let removed: HashSet<&str> = removed.iter().map(String::as_str).collect();
+        let mut st = self.state.write();
+        let entry = st
+            .catalog
+            .entry((tenant.clone(), table))
+            .or_insert((0, Vec::new()));
+        entry.0 = entry.0.max(version);
+        entry.1.retain(|f| !removed.contains(f.path.as_str()));
+        entry.1.extend(added);
     }
 
     /// The lowest sequence number whose rows are not all committed yet: WAL
@@ -320,6 +374,8 @@ impl PartitionBuffer {
                         .or_insert((0, Vec::new()));
                     entry.0 = entry.0.max(version);
                     entry.1.push(meta.0);
+                    let w = st.committed.entry(job.key.clone()).or_insert(0);
+                    *w = (*w).max(job.chunk.max_seq);
                     st.buffered_bytes = st.buffered_bytes.saturating_sub(job.chunk.bytes);
                     let remove = match st.partitions.get_mut(&job.key) {
                         Some(p) => {
@@ -383,10 +439,25 @@ impl PartitionBuffer {
                 batch,
             )
             .await?;
-        let version = self
+        let version = match self
             .store
-            .commit(&job.key.tenant, job.key.table, vec![meta.clone()])
-            .await?;
+            .commit(
+                &job.key.tenant,
+                job.key.table,
+                vec![meta.clone()],
+                Vec::new(),
+            )
+            .await?
+        {
+            CommitOutcome::Committed(v) => v,
+            // Only a commit that removes files can conflict.
+            CommitOutcome::Conflict => {
+                return Err(StoreError::new(
+                    format!("committing {}", meta.path),
+                    std::io::Error::other("unexpected conflict adding a file"),
+                ));
+            }
+        };
         self.stats.files.fetch_add(1, Ordering::Relaxed);
         self.stats.rows.fetch_add(meta.rows, Ordering::Relaxed);
         self.stats

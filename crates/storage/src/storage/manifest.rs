@@ -1,8 +1,15 @@
 //! The per-table manifest: which Parquet files are committed.
 //!
 //! Versions are immutable objects `<tenant>/<table>/_manifest/<v:020>.json`,
-//! each adding (and, for compaction and retention later, removing) files. A
-//! commit creates the next version with a conditional put
+//! each adding files and/or replacing some (compaction: the outputs added and
+//! the inputs removed in one version, so a reader sees either). A removed
+//! file stays recorded as *replaced*, with the time it left, until the
+//! garbage collector has deleted it after the grace period and commits a
+//! version that forgets it. Every added flush file raises its partition's
+//! watermark for the node that wrote it (`(hour, node) → highest WAL
+//! sequence number committed`); watermarks outlive the files, so replay never
+//! re-inserts rows whose files were compacted or expired. A commit creates
+//! the next version with a conditional put
 //! (`PutMode::Create`): if another writer got there first, it reloads and
 //! retries, so several nodes can share a bucket. Every `CHECKPOINT_EVERY`
 //! versions a checkpoint `<v:020>.checkpoint.json` holds the full file list;
@@ -10,7 +17,7 @@
 //! versions older than the previous checkpoint are deleted, so reading stays
 //! cheap however many versions there were.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 
 use futures::TryStreamExt;
@@ -20,7 +27,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::Mutex;
 
 use tf_application::Table;
-use tf_application::ports::{FileMeta, StoreError, TableCatalog};
+use tf_application::ports::{FileMeta, StoreError};
 use tf_domain::TenantId;
 
 pub(crate) const CHECKPOINT_EVERY: u64 = 20;
@@ -37,6 +44,9 @@ struct StoredFile {
     max_seq: u64,
     min_ts: i64,
     max_ts: i64,
+    /// Absent in files written before nodes had ids.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    node: Option<String>,
 }
 
 impl From<&FileMeta> for StoredFile {
@@ -49,6 +59,7 @@ impl From<&FileMeta> for StoredFile {
             max_seq: f.max_seq,
             min_ts: f.min_ts,
             max_ts: f.max_ts,
+            node: f.node.clone(),
         }
     }
 }
@@ -63,6 +74,7 @@ impl From<StoredFile> for FileMeta {
             max_seq: f.max_seq,
             min_ts: f.min_ts,
             max_ts: f.max_ts,
+            node: f.node,
         }
     }
 }
@@ -71,33 +83,135 @@ fn stored(files: &[FileMeta]) -> Vec<StoredFile> {
     files.iter().map(StoredFile::from).collect()
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 struct Version {
     version: u64,
     #[serde(default)]
     add: Vec<StoredFile>,
     #[serde(default)]
     remove: Vec<String>,
+    /// When the `remove`d files left the table (Unix ms): their grace period
+    /// starts here.
+    #[serde(default)]
+    removed_at_ms: u64,
+    /// Replaced files that are deleted: no longer recorded.
+    #[serde(default)]
+    forget: Vec<String>,
+}
+
+/// A file that left the table and is not deleted yet.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct Replaced {
+    pub(crate) path: String,
+    pub(crate) removed_at_ms: u64,
+}
+
+/// The node a watermark belongs to; `""` for files from before node ids.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct StoredWatermark {
+    hour_start: u64,
+    node: String,
+    seq: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct Checkpoint {
     version: u64,
     files: Vec<StoredFile>,
+    #[serde(default)]
+    replaced: Vec<Replaced>,
+    #[serde(default)]
+    watermarks: Vec<StoredWatermark>,
 }
 
+/// A table's manifest as of one version.
 #[derive(Debug, Clone, Default)]
-struct TableState {
-    version: u64,
-    files: Vec<FileMeta>,
+pub(crate) struct TableState {
+    pub(crate) version: u64,
+    pub(crate) files: Vec<FileMeta>,
+    pub(crate) replaced: Vec<Replaced>,
+    /// `(hour_start, node)` → the highest WAL sequence number of `node`
+    /// whose rows of that partition are committed.
+    pub(crate) watermarks: BTreeMap<(u64, String), u64>,
 }
 
 impl TableState {
     fn apply(&mut self, v: &Version) {
-        self.files.retain(|f| !v.remove.contains(&f.path));
+        if !v.remove.is_empty() {
+            let remove: HashSet<&str> = v.remove.iter().map(String::as_str).collect();
+            let (gone, kept): (Vec<_>, Vec<_>) = std::mem::take(&mut self.files)
+                .into_iter()
+                .partition(|f| remove.contains(f.path.as_str()));
+            self.files = kept;
+            self.replaced.extend(gone.into_iter().map(|f| Replaced {
+                path: f.path,
+                removed_at_ms: v.removed_at_ms,
+            }));
+        }
+        for f in &v.add {
+            if f.max_seq > 0 {
+                let node = f.node.clone().unwrap_or_default();
+                let w = self.watermarks.entry((f.hour_start, node)).or_insert(0);
+                *w = (*w).max(f.max_seq);
+            }
+        }
         self.files.extend(v.add.iter().cloned().map(FileMeta::from));
+        if !v.forget.is_empty() {
+            let forget: HashSet<&str> = v.forget.iter().map(String::as_str).collect();
+            self.replaced.retain(|r| !forget.contains(r.path.as_str()));
+        }
         self.version = v.version;
     }
+
+    fn checkpoint(&self) -> Checkpoint {
+        Checkpoint {
+            version: self.version,
+            files: stored(&self.files),
+            replaced: self.replaced.clone(),
+            watermarks: self
+                .watermarks
+                .iter()
+                .map(|((hour_start, node), seq)| StoredWatermark {
+                    hour_start: *hour_start,
+                    node: node.clone(),
+                    seq: *seq,
+                })
+                .collect(),
+        }
+    }
+
+    fn from_checkpoint(c: Checkpoint) -> Self {
+        Self {
+            version: c.version,
+            files: c.files.into_iter().map(FileMeta::from).collect(),
+            replaced: c.replaced,
+            watermarks: c
+                .watermarks
+                .into_iter()
+                .map(|w| ((w.hour_start, w.node), w.seq))
+                .collect(),
+        }
+    }
+
+    fn has(&self, path: &str) -> bool {
+        self.files.iter().any(|f| f.path == path)
+    }
+}
+
+/// What a commit did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Commit {
+    /// Committed as this version (or found already committed).
+    Done(u64),
+    /// A file to remove is no longer in the table (another writer replaced
+    /// it): nothing was committed.
+    Conflict,
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
 }
 
 pub(crate) fn manifest_dir(tenant: &TenantId, table: Table) -> String {
@@ -170,10 +284,7 @@ impl Manifests {
         let mut state = TableState::default();
         if checkpoint > 0 {
             let c: Checkpoint = self.get_json(&checkpoint_path(&dir, checkpoint)).await?;
-            state = TableState {
-                version: c.version,
-                files: c.files.into_iter().map(FileMeta::from).collect(),
-            };
+            state = TableState::from_checkpoint(c);
         }
         versions.sort_unstable();
         let from = state.version;
@@ -189,8 +300,8 @@ impl Manifests {
         Ok(state)
     }
 
-    /// Every table's committed files.
-    pub(crate) async fn load_all(&self) -> Result<Vec<TableCatalog>, StoreError> {
+    /// Every table's manifest state.
+    pub(crate) async fn load_all(&self) -> Result<Vec<(TenantId, Table, TableState)>, StoreError> {
         let root = self
             .store
             .list_with_delimiter(None)
@@ -216,25 +327,60 @@ impl Manifests {
                         .lock()
                         .await
                         .insert((tenant.clone(), table), state.clone());
-                    out.push(TableCatalog {
-                        tenant: tenant.clone(),
-                        table,
-                        version: state.version,
-                        files: state.files,
-                    });
+                    out.push((tenant.clone(), table, state));
                 }
             }
         }
         Ok(out)
     }
 
-    /// Commits `add` as the next version; returns it.
+    /// Commits the next version: `add` joins the table and `remove` leaves
+    /// it, in one version. `Conflict` (nothing committed) when a file to
+    /// remove is no longer in the table.
     pub(crate) async fn commit(
         &self,
         tenant: &TenantId,
         table: Table,
         add: Vec<FileMeta>,
-    ) -> Result<u64, StoreError> {
+        remove: Vec<String>,
+    ) -> Result<Commit, StoreError> {
+        self.commit_version(
+            tenant,
+            table,
+            Version {
+                add: stored(&add),
+                remove,
+                removed_at_ms: now_ms(),
+                ..Version::default()
+            },
+        )
+        .await
+    }
+
+    /// Stops recording replaced files (their objects are deleted).
+    pub(crate) async fn forget(
+        &self,
+        tenant: &TenantId,
+        table: Table,
+        paths: Vec<String>,
+    ) -> Result<Commit, StoreError> {
+        self.commit_version(
+            tenant,
+            table,
+            Version {
+                forget: paths,
+                ..Version::default()
+            },
+        )
+        .await
+    }
+
+    async fn commit_version(
+        &self,
+        tenant: &TenantId,
+        table: Table,
+        mut version: Version,
+    ) -> Result<Commit, StoreError> {
         let dir = manifest_dir(tenant, table);
         let mut tables = self.tables.lock().await;
         let key = (tenant.clone(), table);
@@ -243,11 +389,11 @@ impl Manifests {
             None => self.load_table(tenant, table).await?,
         };
         for _ in 0..MAX_COMMIT_ATTEMPTS {
-            let version = Version {
-                version: state.version + 1,
-                add: stored(&add),
-                remove: Vec::new(),
-            };
+            if !version.remove.iter().all(|p| state.has(p)) {
+                tables.insert(key, state);
+                return Ok(Commit::Conflict);
+            }
+            version.version = state.version + 1;
             let body = serde_json::to_vec(&version)
                 .map_err(|e| StoreError::new("encoding manifest", e))?;
             let put = self
@@ -260,27 +406,27 @@ impl Manifests {
                 .await;
             match put {
                 Ok(_) => {
+                    if !version.remove.is_empty() {
+                        crate::failpoint::crash_point("after_compaction_commit");
+                    }
                     state.apply(&version);
                     if version.version.is_multiple_of(CHECKPOINT_EVERY) {
                         self.checkpoint(&dir, &state).await;
                     }
                     let v = state.version;
                     tables.insert(key, state);
-                    return Ok(v);
+                    return Ok(Commit::Done(v));
                 }
                 Err(object_store::Error::AlreadyExists { .. }) => {
                     // Someone else committed this version — or an earlier
                     // attempt of ours whose answer was lost: catch up, and
-                    // retry unless our files are already in.
+                    // retry unless our files are already in (added file
+                    // names are unique, so that means it was ours).
                     state = self.load_table(tenant, table).await?;
-                    if !add.is_empty()
-                        && add
-                            .iter()
-                            .all(|f| state.files.iter().any(|s| s.path == f.path))
-                    {
+                    if !version.add.is_empty() && version.add.iter().all(|f| state.has(&f.path)) {
                         let v = state.version;
                         tables.insert(key, state);
-                        return Ok(v);
+                        return Ok(Commit::Done(v));
                     }
                 }
                 Err(e) => {
@@ -299,10 +445,7 @@ impl Manifests {
 
     /// Writes a checkpoint of `state` and deletes versions before the previous one.
     async fn checkpoint(&self, dir: &str, state: &TableState) {
-        let c = Checkpoint {
-            version: state.version,
-            files: stored(&state.files),
-        };
+        let c = state.checkpoint();
         let Ok(body) = serde_json::to_vec(&c) else {
             return;
         };
@@ -337,13 +480,30 @@ impl Manifests {
         }
     }
 
-    /// Paths of every committed file known to this process.
-    pub(crate) async fn committed_paths(&self) -> std::collections::HashSet<String> {
+    /// Paths of every file this process knows to be committed or replaced
+    /// and not yet deleted: the orphan sweep leaves them alone.
+    pub(crate) async fn recorded_paths(&self) -> HashSet<String> {
         self.tables
             .lock()
             .await
             .values()
-            .flat_map(|s| s.files.iter().map(|f| f.path.clone()))
+            .flat_map(|s| {
+                s.files
+                    .iter()
+                    .map(|f| f.path.clone())
+                    .chain(s.replaced.iter().map(|r| r.path.clone()))
+            })
+            .collect()
+    }
+
+    /// Replaced files per table, as this process knows them.
+    pub(crate) async fn replaced(&self) -> Vec<(TenantId, Table, Vec<Replaced>)> {
+        self.tables
+            .lock()
+            .await
+            .iter()
+            .filter(|(_, s)| !s.replaced.is_empty())
+            .map(|((t, tb), s)| (t.clone(), *tb, s.replaced.clone()))
             .collect()
     }
 }
@@ -363,6 +523,7 @@ mod tests {
             max_seq: n,
             min_ts: 0,
             max_ts: 0,
+            node: Some("a".into()),
         }
     }
 
@@ -384,8 +545,10 @@ mod tests {
         let m = Manifests::new(Arc::clone(&store));
         for n in 1..=45 {
             assert_eq!(
-                m.commit(&tenant, Table::Logs, vec![file(n)]).await.unwrap(),
-                n
+                m.commit(&tenant, Table::Logs, vec![file(n)], Vec::new())
+                    .await
+                    .unwrap(),
+                Commit::Done(n)
             );
         }
         // Checkpoints at 20 and 40; versions up to 20 were deleted after the
@@ -411,8 +574,8 @@ mod tests {
         let fresh = Manifests::new(Arc::clone(&store));
         let all = fresh.load_all().await.unwrap();
         assert_eq!(all.len(), 1);
-        assert_eq!(all[0].version, 45);
-        let mut seqs: Vec<u64> = all[0].files.iter().map(|f| f.max_seq).collect();
+        assert_eq!(all[0].2.version, 45);
+        let mut seqs: Vec<u64> = all[0].2.files.iter().map(|f| f.max_seq).collect();
         seqs.sort_unstable();
         assert_eq!(seqs, (1..=45).collect::<Vec<_>>());
     }
@@ -427,12 +590,97 @@ mod tests {
         // conditional put fails, it reloads and commits the next version.
         for n in 0..10 {
             let w = if n % 2 == 0 { &a } else { &b };
-            w.commit(&tenant, Table::Logs, vec![file(n + 1)])
+            w.commit(&tenant, Table::Logs, vec![file(n + 1)], Vec::new())
                 .await
                 .unwrap();
         }
         let all = Manifests::new(store).load_all().await.unwrap();
-        assert_eq!(all[0].version, 10);
-        assert_eq!(all[0].files.len(), 10);
+        assert_eq!(all[0].2.version, 10);
+        assert_eq!(all[0].2.files.len(), 10);
+    }
+
+    fn compacted(n: u64) -> FileMeta {
+        FileMeta {
+            max_seq: 0,
+            path: format!("t/otel_logs/date=2026-11-26/hour=10/c{n}.parquet"),
+            ..file(n)
+        }
+    }
+
+    /// Compaction's commit swaps inputs for the output in one version; the
+    /// inputs stay recorded as replaced (with when) until forgotten, and the
+    /// partition's watermark survives its files, through checkpoints too.
+    #[tokio::test]
+    async fn replacing_files_keeps_watermarks_and_records_the_replaced() {
+        let store: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
+        let tenant = TenantId::parse("t").unwrap();
+        let m = Manifests::new(Arc::clone(&store));
+        for n in 1..=3 {
+            m.commit(&tenant, Table::Logs, vec![file(n)], Vec::new())
+                .await
+                .unwrap();
+        }
+        let inputs: Vec<String> = (1..=3).map(|n| file(n).path).collect();
+        let v = m
+            .commit(&tenant, Table::Logs, vec![compacted(1)], inputs.clone())
+            .await
+            .unwrap();
+        assert_eq!(v, Commit::Done(4));
+        // A second compaction of the same inputs (another node's, say) conflicts.
+        assert_eq!(
+            m.commit(&tenant, Table::Logs, vec![compacted(2)], inputs.clone())
+                .await
+                .unwrap(),
+            Commit::Conflict
+        );
+        // Enough versions for a checkpoint, then a fresh reader.
+        for n in 10..30 {
+            m.commit(&tenant, Table::Logs, vec![file(n)], Vec::new())
+                .await
+                .unwrap();
+        }
+        let all = Manifests::new(Arc::clone(&store)).load_all().await.unwrap();
+        let state = &all[0].2;
+        assert!(state.version >= CHECKPOINT_EVERY);
+        let paths: Vec<&str> = state.files.iter().map(|f| f.path.as_str()).collect();
+        assert!(paths.contains(&compacted(1).path.as_str()));
+        assert!(inputs.iter().all(|p| !paths.contains(&p.as_str())));
+        let mut replaced: Vec<&str> = state.replaced.iter().map(|r| r.path.as_str()).collect();
+        replaced.sort_unstable();
+        assert_eq!(
+            replaced,
+            inputs.iter().map(String::as_str).collect::<Vec<_>>()
+        );
+        assert!(state.replaced.iter().all(|r| r.removed_at_ms > 0));
+        assert_eq!(state.watermarks.get(&(0, "a".to_owned())), Some(&29));
+
+        // Forgotten once deleted; the watermark stays.
+        let m2 = Manifests::new(Arc::clone(&store));
+        m2.load_all().await.unwrap();
+        m2.forget(&tenant, Table::Logs, inputs.clone())
+            .await
+            .unwrap();
+        let all = Manifests::new(store).load_all().await.unwrap();
+        assert!(all[0].2.replaced.is_empty());
+        assert_eq!(all[0].2.watermarks.get(&(0, "a".to_owned())), Some(&29));
+    }
+
+    /// Files from before node ids (no `node` in the manifest) load, and their
+    /// watermark is kept under the empty node.
+    #[tokio::test]
+    async fn manifests_without_node_ids_still_load() {
+        let store: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
+        let old = r#"{"version":1,"add":[{"path":"t/otel_logs/date=2026-11-26/hour=10/x.parquet","size":10,"rows":1,"hour_start":0,"max_seq":7,"min_ts":0,"max_ts":0}],"remove":[]}"#;
+        store
+            .put(
+                &Path::from("t/otel_logs/_manifest/00000000000000000001.json"),
+                PutPayload::from(old.as_bytes().to_vec()),
+            )
+            .await
+            .unwrap();
+        let all = Manifests::new(store).load_all().await.unwrap();
+        let state = &all[0].2;
+        assert_eq!(state.files[0].node, None);
+        assert_eq!(state.watermarks.get(&(0, String::new())), Some(&7));
     }
 }

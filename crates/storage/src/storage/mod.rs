@@ -1,5 +1,6 @@
 //! Storage: table schemas, Parquet encoding and the object-store repository.
 
+pub(crate) mod compact;
 pub mod durable;
 pub(crate) mod manifest;
 pub(crate) mod object_store;

@@ -21,11 +21,14 @@ use object_store::path::Path;
 use object_store::prefix::PrefixStore;
 use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
 
+use super::compact;
 use super::durable::{DurableStore, sync_dir};
-use super::manifest::Manifests;
+use super::manifest::{Commit, Manifests, TableState};
 use super::parquet::{ROW_GROUP_ROWS, encode};
 use tf_application::Table;
-use tf_application::ports::{FileMeta, FileStore, StoreError, TableCatalog};
+use tf_application::ports::{
+    CommitOutcome, FileMeta, FileStore, GarbageCollected, StoreError, TableCatalog,
+};
 use tf_domain::TenantId;
 
 /// Where Parquet files live.
@@ -110,14 +113,19 @@ pub struct ObjectFileStore {
     store: Arc<dyn ObjectStore>,
     manifests: Manifests,
     row_group_rows: usize,
+    /// This node's id: stamped on the files it writes; its watermarks are
+    /// the ones replay consults.
+    node: String,
 }
 
 impl ObjectFileStore {
-    pub fn new(store: Arc<dyn ObjectStore>) -> Self {
+    /// The store of node `node` (see [`crate::node`]).
+    pub fn new(store: Arc<dyn ObjectStore>, node: impl Into<String>) -> Self {
         Self {
             manifests: Manifests::new(Arc::clone(&store)),
             store,
             row_group_rows: ROW_GROUP_ROWS,
+            node: node.into(),
         }
     }
 
@@ -196,6 +204,7 @@ impl FileStore for ObjectFileStore {
             max_seq,
             min_ts,
             max_ts,
+            node: Some(self.node.clone()),
         })
     }
 
@@ -204,16 +213,114 @@ impl FileStore for ObjectFileStore {
         tenant: &TenantId,
         table: Table,
         added: Vec<FileMeta>,
-    ) -> Result<u64, StoreError> {
-        self.manifests.commit(tenant, table, added).await
+        removed: Vec<String>,
+    ) -> Result<CommitOutcome, StoreError> {
+        Ok(
+            match self.manifests.commit(tenant, table, added, removed).await? {
+                Commit::Done(v) => CommitOutcome::Committed(v),
+                Commit::Conflict => CommitOutcome::Conflict,
+            },
+        )
+    }
+
+    async fn merge_files(
+        &self,
+        tenant: &TenantId,
+        table: Table,
+        hour_start: u64,
+        inputs: &[FileMeta],
+        target_bytes: u64,
+    ) -> Result<Vec<FileMeta>, StoreError> {
+        let dir = partition_dir(tenant, table, hour_start);
+        let outputs = compact::merge(
+            &self.store,
+            table,
+            inputs,
+            &dir,
+            target_bytes,
+            self.row_group_rows,
+        )
+        .await?;
+        crate::failpoint::crash_point("after_compaction_write");
+        Ok(outputs
+            .into_iter()
+            .map(|o| FileMeta {
+                path: o.path,
+                size: o.size,
+                rows: o.rows,
+                hour_start,
+                max_seq: 0,
+                min_ts: o.min_ts,
+                max_ts: o.max_ts,
+                node: Some(self.node.clone()),
+            })
+            .collect())
     }
 
     async fn load_catalog(&self) -> Result<Vec<TableCatalog>, StoreError> {
-        self.manifests.load_all().await
+        Ok(self
+            .manifests
+            .load_all()
+            .await?
+            .into_iter()
+            .map(|(tenant, table, state)| self.catalog(tenant, table, state))
+            .collect())
     }
 
-    async fn collect_garbage(&self, grace: Duration) -> Result<usize, StoreError> {
-        let committed = self.manifests.committed_paths().await;
+    async fn collect_garbage(&self, grace: Duration) -> Result<GarbageCollected, StoreError> {
+        let mut out = GarbageCollected::default();
+        let grace_ms = grace.as_millis() as u64;
+        let now_ms = Utc::now().timestamp_millis().max(0) as u64;
+        for (tenant, table, replaced) in self.manifests.replaced().await {
+            let (due, waiting): (Vec<_>, Vec<_>) = replaced
+                .into_iter()
+                .partition(|r| r.removed_at_ms.saturating_add(grace_ms) <= now_ms);
+            out.pending += waiting.len();
+            let mut deleted = Vec::new();
+            for r in due {
+                match self.store.delete(&Path::from(r.path.as_str())).await {
+                    Ok(()) | Err(object_store::Error::NotFound { .. }) => {
+                        crate::failpoint::crash_point("during_gc_delete");
+                        deleted.push(r.path);
+                    }
+                    Err(e) => {
+                        tracing::warn!(path = %r.path, error = %e, "could not delete a replaced data file");
+                    }
+                }
+            }
+            if !deleted.is_empty() {
+                out.replaced += deleted.len();
+                self.manifests.forget(&tenant, table, deleted).await?;
+            }
+        }
+        out.orphans = self.collect_orphans(grace).await?;
+        Ok(out)
+    }
+}
+
+impl ObjectFileStore {
+    fn catalog(&self, tenant: TenantId, table: Table, state: TableState) -> TableCatalog {
+        // This node's watermark per hour, and the one of files from before
+        // node ids (which were written by whichever node had this WAL).
+        let mut committed: std::collections::BTreeMap<u64, u64> = Default::default();
+        for ((hour, node), seq) in &state.watermarks {
+            if node.is_empty() || *node == self.node {
+                let w = committed.entry(*hour).or_insert(0);
+                *w = (*w).max(*seq);
+            }
+        }
+        TableCatalog {
+            tenant,
+            table,
+            version: state.version,
+            files: state.files,
+            committed_seqs: committed.into_iter().collect(),
+        }
+    }
+
+    /// Deletes data files that no manifest records, older than `grace`.
+    async fn collect_orphans(&self, grace: Duration) -> Result<usize, StoreError> {
+        let committed = self.manifests.recorded_paths().await;
         let metas: Vec<_> = self
             .store
             .list(None)

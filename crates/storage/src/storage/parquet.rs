@@ -2,6 +2,7 @@
 //! page statistics, bloom filters on trace ids.
 
 use arrow::compute::{SortColumn, lexsort_to_indices, take_record_batch};
+use arrow::datatypes::SchemaRef;
 use arrow::record_batch::RecordBatch;
 use bytes::Bytes;
 use parquet::arrow::ArrowWriter;
@@ -26,8 +27,12 @@ pub type Result<T, E = EncodeError> = std::result::Result<T, E>;
 /// Default rows per row group: small enough that statistics prune well.
 pub const ROW_GROUP_ROWS: usize = 128 * 1024;
 
-fn writer_properties(table: Table, batch: &RecordBatch, row_group_rows: usize) -> WriterProperties {
-    let schema = batch.schema();
+/// The Parquet properties of every stored file, flushed or compacted.
+pub(crate) fn writer_properties(
+    table: Table,
+    schema: &SchemaRef,
+    row_group_rows: usize,
+) -> WriterProperties {
     let sorting: Vec<SortingColumn> = sort_columns(table)
         .iter()
         .filter_map(|c| schema.index_of(c).ok())
@@ -86,7 +91,7 @@ pub fn encode(table: Table, batch: &RecordBatch, row_group_rows: usize) -> Resul
     let mut w = ArrowWriter::try_new(
         &mut out,
         sorted.schema(),
-        Some(writer_properties(table, &sorted, row_group_rows)),
+        Some(writer_properties(table, &sorted.schema(), row_group_rows)),
     )?;
     w.write(&sorted)?;
     w.close()?;

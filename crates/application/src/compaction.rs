@@ -1,0 +1,388 @@
+//! Compaction: the use case that keeps the store fast as it ages. Every
+//! flush leaves a small file; a pass merges the small committed files of
+//! each (tenant, table, hour) partition into files of about the target size,
+//! sorted like flushed files, and commits the outputs in place of the inputs
+//! in one manifest version. A query holding an older snapshot keeps reading
+//! the inputs: they are deleted by the garbage collector only after the
+//! grace period.
+//!
+//! Which partitions (the policy, a pure function: [`plan`]): a closed hour
+//! whose small files are at least two, and the open hour once it holds
+//! `min_files` small ones (incremental: the open hour is compacted again as
+//! flushes add files). A file is small below half the target size; large
+//! files are never rewritten. Inputs of one merge are capped at
+//! `max_input_bytes`, so a partition with a long backlog is compacted over a
+//! few passes.
+//!
+//! A commit that finds an input already gone (another node compacted the
+//! partition first) is a conflict: nothing is committed, the outputs are left
+//! for the garbage collector, and the partition is planned again next pass.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+
+use crate::pipeline::PartitionBuffer;
+use crate::ports::{CommitOutcome, FileMeta, FileStore, StoreError, Table};
+use tf_domain::TenantId;
+
+const HOUR_NS: u64 = 3_600_000_000_000;
+
+/// How compaction chooses and sizes its work.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CompactionPolicy {
+    /// Size an output file is cut at; files below half of it are "small".
+    pub target_file_bytes: u64,
+    /// Small files that make the open hour worth compacting.
+    pub min_files: usize,
+    /// Input bytes one merge reads at most.
+    pub max_input_bytes: u64,
+    /// An hour counts as closed this long after its end (late data and the
+    /// last flushes have arrived).
+    pub settle: Duration,
+}
+
+impl Default for CompactionPolicy {
+    fn default() -> Self {
+        Self {
+            target_file_bytes: 128 << 20,
+            min_files: 8,
+            max_input_bytes: 1 << 30,
+            settle: Duration::from_secs(600),
+        }
+    }
+}
+
+/// One merge: inputs of one partition.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Task {
+    pub tenant: TenantId,
+    pub table: Table,
+    pub hour_start: u64,
+    pub inputs: Vec<FileMeta>,
+}
+
+/// The merges worth doing now, oldest partition first.
+pub fn plan(
+    files: &[(TenantId, Table, Vec<FileMeta>)],
+    policy: &CompactionPolicy,
+    now_ns: u64,
+) -> Vec<Task> {
+    let small = policy.target_file_bytes / 2;
+    let mut tasks = Vec::new();
+    for (tenant, table, table_files) in files {
+        let mut by_hour: BTreeMap<u64, Vec<&FileMeta>> = BTreeMap::new();
+        for f in table_files.iter().filter(|f| f.size < small) {
+            by_hour.entry(f.hour_start).or_default().push(f);
+        }
+        for (hour_start, mut hour_files) in by_hour {
+            let closed = hour_start
+                .saturating_add(HOUR_NS)
+                .saturating_add(policy.settle.as_nanos() as u64)
+                <= now_ns;
+            let needed = if closed { 2 } else { policy.min_files.max(2) };
+            if hour_files.len() < needed {
+                continue;
+            }
+            // Oldest rows first, so repeated passes fold the backlog in order.
+            hour_files.sort_by(|a, b| (a.min_ts, &a.path).cmp(&(b.min_ts, &b.path)));
+            let mut inputs: Vec<FileMeta> = Vec::new();
+            let mut bytes = 0;
+            for f in hour_files {
+                if !inputs.is_empty() && bytes + f.size > policy.max_input_bytes {
+                    break;
+                }
+                bytes += f.size;
+                inputs.push(f.clone());
+            }
+            if inputs.len() >= 2 {
+                tasks.push(Task {
+                    tenant: tenant.clone(),
+                    table: *table,
+                    hour_start,
+                    inputs,
+                });
+            }
+        }
+    }
+    tasks.sort_by(|a, b| {
+        (a.hour_start, &a.tenant, a.table).cmp(&(b.hour_start, &b.tenant, b.table))
+    });
+    tasks
+}
+
+/// What one pass did (the admin endpoint's and the CLI's answer).
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct CompactionSummary {
+    pub partitions: u64,
+    pub files_in: u64,
+    pub files_out: u64,
+    pub rows: u64,
+    pub bytes_in: u64,
+    pub bytes_out: u64,
+    /// Partitions another writer compacted first (retried next pass).
+    pub conflicts: u64,
+    pub seconds: f64,
+}
+
+/// Counters for `/metrics`, over the process's life.
+#[derive(Debug, Default)]
+pub struct CompactionStats {
+    pub passes: AtomicU64,
+    pub compactions: AtomicU64,
+    pub files_in: AtomicU64,
+    pub files_out: AtomicU64,
+    pub rows: AtomicU64,
+    pub bytes_in: AtomicU64,
+    pub bytes_out: AtomicU64,
+    pub conflicts: AtomicU64,
+    pub failures: AtomicU64,
+    pub nanos: AtomicU64,
+    /// Replaced files waiting for their grace period (last collection).
+    pub pending_deletion: AtomicU64,
+    pub deleted: AtomicU64,
+}
+
+/// Runs compaction passes over the partition buffer's committed files.
+pub struct Compactor {
+    store: Arc<dyn FileStore>,
+    buffer: Arc<PartitionBuffer>,
+    policy: CompactionPolicy,
+    stats: CompactionStats,
+    /// One pass at a time (the timer's and the admin endpoint's).
+    running: tokio::sync::Mutex<()>,
+}
+
+impl Compactor {
+    pub fn new(
+        store: Arc<dyn FileStore>,
+        buffer: Arc<PartitionBuffer>,
+        policy: CompactionPolicy,
+    ) -> Self {
+        Self {
+            store,
+            buffer,
+            policy,
+            stats: CompactionStats::default(),
+            running: tokio::sync::Mutex::new(()),
+        }
+    }
+
+    pub fn stats(&self) -> &CompactionStats {
+        &self.stats
+    }
+
+    pub fn policy(&self) -> &CompactionPolicy {
+        &self.policy
+    }
+
+    /// One pass: plans and runs every merge due now. A failed merge is
+    /// logged and counted; the others go on, and the first error is returned
+    /// after the pass.
+    pub async fn run_once(&self, now_ns: u64) -> Result<CompactionSummary, StoreError> {
+        let _one = self.running.lock().await;
+        let started = Instant::now();
+        let tasks = plan(&self.buffer.committed_files(), &self.policy, now_ns);
+        let mut summary = CompactionSummary::default();
+        let mut first_err = None;
+        for task in tasks {
+            match self.compact(&task).await {
+                Ok(Some((outputs, rows))) => {
+                    summary.partitions += 1;
+                    summary.files_in += task.inputs.len() as u64;
+                    summary.files_out += outputs.len() as u64;
+                    summary.rows += rows;
+                    summary.bytes_in += task.inputs.iter().map(|f| f.size).sum::<u64>();
+                    summary.bytes_out += outputs.iter().map(|f| f.size).sum::<u64>();
+                }
+                Ok(None) => summary.conflicts += 1,
+                Err(e) => {
+                    self.stats.failures.fetch_add(1, Ordering::Relaxed);
+                    tracing::warn!(tenant = %task.tenant, table = %task.table, hour_start = task.hour_start, error = %e, "compaction failed; the inputs stay as they are");
+                    first_err.get_or_insert(e);
+                }
+            }
+        }
+        summary.seconds = started.elapsed().as_secs_f64();
+        let s = &self.stats;
+        s.passes.fetch_add(1, Ordering::Relaxed);
+        s.compactions
+            .fetch_add(summary.partitions, Ordering::Relaxed);
+        s.files_in.fetch_add(summary.files_in, Ordering::Relaxed);
+        s.files_out.fetch_add(summary.files_out, Ordering::Relaxed);
+        s.rows.fetch_add(summary.rows, Ordering::Relaxed);
+        s.bytes_in.fetch_add(summary.bytes_in, Ordering::Relaxed);
+        s.bytes_out.fetch_add(summary.bytes_out, Ordering::Relaxed);
+        s.conflicts.fetch_add(summary.conflicts, Ordering::Relaxed);
+        s.nanos
+            .fetch_add(started.elapsed().as_nanos() as u64, Ordering::Relaxed);
+        match first_err {
+            Some(e) => Err(e),
+            None => Ok(summary),
+        }
+    }
+
+    /// Merges one task's inputs and commits the outputs in their place;
+    /// `None` on a conflict.
+    async fn compact(&self, task: &Task) -> Result<Option<(Vec<FileMeta>, u64)>, StoreError> {
+        let outputs = self
+            .store
+            .merge_files(
+                &task.tenant,
+                task.table,
+                task.hour_start,
+                &task.inputs,
+                self.policy.target_file_bytes,
+            )
+            .await?;
+        let rows_in: u64 = task.inputs.iter().map(|f| f.rows).sum();
+        let rows_out: u64 = outputs.iter().map(|f| f.rows).sum();
+        if rows_in != rows_out {
+            // Never commit a merge that lost or invented rows.
+            return Err(StoreError::new(
+                format!(
+                    "compacting {} {} hour {}",
+                    task.tenant, task.table, task.hour_start
+                ),
+                std::io::Error::other(format!(
+                    "merged {rows_out} rows from inputs holding {rows_in}"
+                )),
+            ));
+        }
+        let removed: Vec<String> = task.inputs.iter().map(|f| f.path.clone()).collect();
+        match self
+            .store
+            .commit(&task.tenant, task.table, outputs.clone(), removed.clone())
+            .await?
+        {
+            CommitOutcome::Committed(version) => {
+                self.buffer.replace_files(
+                    &task.tenant,
+                    task.table,
+                    version,
+                    &removed,
+                    outputs.clone(),
+                );
+                tracing::info!(tenant = %task.tenant, table = %task.table, hour_start = task.hour_start, files_in = removed.len(), files_out = outputs.len(), rows = rows_out, "compacted");
+                Ok(Some((outputs, rows_out)))
+            }
+            CommitOutcome::Conflict => {
+                tracing::info!(tenant = %task.tenant, table = %task.table, hour_start = task.hour_start, "compaction conflict: another writer replaced an input first");
+                Ok(None)
+            }
+        }
+    }
+
+    /// Deletes replaced files past the grace period and orphans; updates the
+    /// pending-deletion gauge.
+    pub async fn collect_garbage(&self, grace: Duration) -> Result<(), StoreError> {
+        let gc = self.store.collect_garbage(grace).await?;
+        self.stats
+            .pending_deletion
+            .store(gc.pending as u64, Ordering::Relaxed);
+        self.stats
+            .deleted
+            .fetch_add((gc.replaced + gc.orphans) as u64, Ordering::Relaxed);
+        if gc.replaced + gc.orphans > 0 {
+            tracing::info!(
+                replaced = gc.replaced,
+                orphans = gc.orphans,
+                pending = gc.pending,
+                "deleted data files"
+            );
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const H: u64 = HOUR_NS;
+
+    fn file(n: u64, hour: u64, size: u64) -> FileMeta {
+        FileMeta {
+            path: format!("t/otel_logs/h{hour}/{n}.parquet"),
+            size,
+            rows: 10,
+            hour_start: hour * H,
+            max_seq: n,
+            min_ts: (hour * H + n) as i64,
+            max_ts: (hour * H + n) as i64,
+            node: Some("a".into()),
+        }
+    }
+
+    fn policy() -> CompactionPolicy {
+        CompactionPolicy {
+            target_file_bytes: 1000,
+            min_files: 4,
+            max_input_bytes: 2000,
+            settle: Duration::from_secs(60),
+        }
+    }
+
+    fn tenant() -> TenantId {
+        TenantId::parse("t").unwrap()
+    }
+
+    #[test]
+    fn closed_hours_fold_small_files_open_hours_wait_for_enough() {
+        let now = 10 * H + 30 * 60_000_000_000; // 10:30: hour 10 is open
+        let files = vec![(
+            tenant(),
+            Table::Logs,
+            vec![
+                // Hour 8: closed, two small files and a large one.
+                file(1, 8, 100),
+                file(2, 8, 100),
+                file(3, 8, 900),
+                // Hour 9: closed (settled at 10:01), one small file: nothing to do.
+                file(4, 9, 100),
+                // Hour 10: open, three small files: fewer than min_files.
+                file(5, 10, 100),
+                file(6, 10, 100),
+                file(7, 10, 100),
+            ],
+        )];
+        let tasks = plan(&files, &policy(), now);
+        assert_eq!(tasks.len(), 1);
+        assert_eq!(tasks[0].hour_start, 8 * H);
+        let paths: Vec<_> = tasks[0].inputs.iter().map(|f| f.max_seq).collect();
+        assert_eq!(paths, vec![1, 2], "the large file is left alone");
+
+        // A fourth small file in the open hour makes it due.
+        let mut more = files.clone();
+        more[0].2.push(file(8, 10, 100));
+        let tasks = plan(&more, &policy(), now);
+        assert_eq!(tasks.len(), 2);
+        assert_eq!(tasks[1].hour_start, 10 * H);
+        assert_eq!(tasks[1].inputs.len(), 4);
+    }
+
+    #[test]
+    fn a_backlog_is_merged_in_bounded_steps_oldest_first() {
+        let files = vec![(
+            tenant(),
+            Table::Logs,
+            (1..=30).rev().map(|n| file(n, 3, 300)).collect(),
+        )];
+        let tasks = plan(&files, &policy(), 100 * H);
+        assert_eq!(tasks.len(), 1);
+        let seqs: Vec<_> = tasks[0].inputs.iter().map(|f| f.max_seq).collect();
+        // 2000 bytes of 300-byte files: six, the oldest rows first.
+        assert_eq!(seqs, vec![1, 2, 3, 4, 5, 6]);
+    }
+
+    #[test]
+    fn the_hour_settles_before_it_counts_as_closed() {
+        let files = vec![(tenant(), Table::Logs, vec![file(1, 5, 10), file(2, 5, 10)])];
+        // 6:00:30 — hour 5 ended, but not 60 s ago.
+        assert!(plan(&files, &policy(), 6 * H + 30_000_000_000).is_empty());
+        assert_eq!(plan(&files, &policy(), 6 * H + 61_000_000_000).len(), 1);
+    }
+}

@@ -1,0 +1,42 @@
+//! Operator routes under `/api/v2/admin/`: maintenance that spans tenants.
+//! (When authentication exists, these need an operator-level key.)
+
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+
+use super::ApiState;
+use super::query::{now_ns, query_error};
+use crate::application::ports::QueryError;
+
+/// How long one pass may run when asked for over HTTP.
+const PASS_TIMEOUT: Duration = Duration::from_secs(6 * 3600);
+
+/// `POST /api/v2/admin/compact`: one compaction pass over every tenant now,
+/// then deletion of replaced files whose grace period is over. Answers when
+/// done, with the pass's summary (partitions, files in → out, rows, bytes).
+pub(super) async fn compact(State(state): State<ApiState>) -> Response {
+    let compactor = std::sync::Arc::clone(&state.compactor);
+    let grace = state.gc_grace;
+    let pass = state
+        .offload
+        .runtime
+        .offload(PASS_TIMEOUT, async move {
+            let summary = compactor
+                .run_once(now_ns().max(0) as u64)
+                .await
+                .map_err(QueryError::internal)?;
+            compactor
+                .collect_garbage(grace)
+                .await
+                .map_err(QueryError::internal)?;
+            Ok(summary)
+        })
+        .await;
+    match pass {
+        Ok(summary) => (StatusCode::OK, axum::Json(summary)).into_response(),
+        Err(e) => query_error(e),
+    }
+}
