@@ -1,6 +1,7 @@
 //! The one integration-test binary (one link of DataFusion, not one per file).
 
 mod architecture;
+mod compaction;
 mod crash;
 mod faults;
 mod fixtures;

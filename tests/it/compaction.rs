@@ -1,0 +1,159 @@
+//! Compaction through its triggers: `POST /api/v2/admin/compact` on a
+//! running server, `telemetryflow compact` on a stopped one, and what
+//! `/metrics` says about both.
+
+use std::process::Command;
+
+use prost::Message;
+
+use crate::fixtures::*;
+use crate::otlp_http::post;
+use crate::support::{TestServer, first_value, parquet_files};
+
+const BIN: &str = env!("CARGO_BIN_EXE_telemetryflow");
+
+async fn send_logs(s: &TestServer, first: u64, n: u64) {
+    let records = (first..first + n)
+        .map(|i| log(T0 + i * SEC, 9, &format!("line {i}")))
+        .collect();
+    let r = post(
+        &format!("{}/v1/logs", s.http),
+        "application/x-protobuf",
+        None,
+        logs("svc", records).encode_to_vec(),
+        None,
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+}
+
+async fn compact(s: &TestServer) -> serde_json::Value {
+    let r = reqwest::Client::new()
+        .post(format!("{}/api/v2/admin/compact", s.http))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    serde_json::from_slice(&r.bytes().await.unwrap()).unwrap()
+}
+
+async fn metric(s: &TestServer, name: &str) -> String {
+    let text = reqwest::get(format!("{}/metrics", s.http))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    text.lines()
+        .find_map(|l| l.strip_prefix(&format!("{name} ")))
+        .unwrap_or_else(|| panic!("{name} not in /metrics"))
+        .to_owned()
+}
+
+#[tokio::test]
+async fn the_admin_endpoint_and_the_cli_compact_and_report() {
+    // Only explicit passes (the timer is off), replaced files kept 15 min.
+    let mut s = TestServer::start_with(|c| c.compaction.enabled = false).await;
+    for k in 0..5 {
+        send_logs(&s, k * 10, 10).await;
+        s.flush().await;
+    }
+    assert_eq!(parquet_files(&s.parquet_dir()).len(), 5);
+    let count = "SELECT count(*) FROM otel_logs";
+    assert_eq!(first_value(&s.sql(count).await), "50");
+
+    let summary = compact(&s).await;
+    assert_eq!(summary["partitions"], 1, "{summary}");
+    assert_eq!(summary["files_in"], 5, "{summary}");
+    assert_eq!(summary["files_out"], 1, "{summary}");
+    assert_eq!(summary["rows"], 50, "{summary}");
+    assert_eq!(summary["conflicts"], 0, "{summary}");
+    assert!(summary["bytes_in"].as_u64().unwrap() > 0, "{summary}");
+    assert!(summary["bytes_out"].as_u64().unwrap() > 0, "{summary}");
+    // Every row once, in sort order within the hour's one file now.
+    assert_eq!(first_value(&s.sql(count).await), "50");
+    assert_eq!(
+        first_value(&s.sql("SELECT count(DISTINCT body) FROM otel_logs").await),
+        "50"
+    );
+    // The inputs stay on disk for queries that hold them, until the grace
+    // period is over.
+    assert_eq!(parquet_files(&s.parquet_dir()).len(), 6);
+    assert_eq!(metric(&s, "telemetryflow_compactions_total").await, "1");
+    assert_eq!(
+        metric(&s, "telemetryflow_compaction_files_in_total").await,
+        "5"
+    );
+    assert_eq!(
+        metric(&s, "telemetryflow_files_pending_deletion").await,
+        "5"
+    );
+
+    // Nothing more to do: an empty pass.
+    let again = compact(&s).await;
+    assert_eq!(again["partitions"], 0, "{again}");
+    s.shutdown().await;
+
+    // Offline, with no grace: the replaced inputs are deleted.
+    let out = Command::new(BIN)
+        .args(["compact", "--data-dir"])
+        .arg(s.dir.path())
+        .env("TELEMETRYFLOW_STORAGE_GC_GRACE_SECS", "0")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let printed: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(printed["partitions"], 0, "{printed}");
+    assert_eq!(parquet_files(&s.parquet_dir()).len(), 1);
+
+    // A restart reads the compacted store: every row, once.
+    let s2 = TestServer::from_config(
+        crate::support::test_config(s.dir.path()),
+        tempfile::tempdir().unwrap(),
+        None,
+    )
+    .await;
+    assert_eq!(first_value(&s2.sql(count).await), "50");
+}
+
+#[tokio::test]
+async fn the_cli_compacts_a_stopped_servers_small_files() {
+    let mut s = TestServer::start_with(|c| c.compaction.enabled = false).await;
+    for k in 0..3 {
+        send_logs(&s, k * 4, 4).await;
+        s.flush().await;
+    }
+    s.shutdown().await;
+    let out = Command::new(BIN)
+        .args(["compact", "--data-dir"])
+        .arg(s.dir.path())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let printed: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        (
+            printed["partitions"].as_u64(),
+            printed["files_in"].as_u64(),
+            printed["files_out"].as_u64(),
+            printed["rows"].as_u64()
+        ),
+        (Some(1), Some(3), Some(1), Some(12)),
+        "{printed}"
+    );
+    let csv = Command::new(BIN)
+        .args(["sql", "--data-dir"])
+        .arg(s.dir.path())
+        .args(["--format", "csv", "SELECT count(*) AS n FROM otel_logs"])
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&csv.stdout).trim(), "n\n12");
+}
