@@ -2,15 +2,11 @@
 //! running server, `telemetryflow compact` on a stopped one, and what
 //! `/metrics` says about both.
 
-use std::process::Command;
-
 use prost::Message;
 
 use crate::fixtures::*;
 use crate::otlp_http::post;
-use crate::support::{TestServer, first_value, parquet_files};
-
-const BIN: &str = env!("CARGO_BIN_EXE_telemetryflow");
+use crate::support::{TestServer, first_value, metric_value, parquet_files, run_cli};
 
 async fn send_logs(s: &TestServer, first: u64, n: u64) {
     let records = (first..first + n)
@@ -38,16 +34,7 @@ async fn compact(s: &TestServer) -> serde_json::Value {
 }
 
 async fn metric(s: &TestServer, name: &str) -> String {
-    let text = reqwest::get(format!("{}/metrics", s.http))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    text.lines()
-        .find_map(|l| l.strip_prefix(&format!("{name} ")))
-        .unwrap_or_else(|| panic!("{name} not in /metrics"))
-        .to_owned()
+    metric_value(&s.http, name).await
 }
 
 #[tokio::test]
@@ -95,18 +82,15 @@ async fn the_admin_endpoint_and_the_cli_compact_and_report() {
     s.shutdown().await;
 
     // Offline, with no grace: the replaced inputs are deleted.
-    let out = Command::new(BIN)
-        .args(["compact", "--data-dir"])
-        .arg(s.dir.path())
-        .env("TELEMETRYFLOW_STORAGE_GC_GRACE_SECS", "0")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let out = run_cli(
+        &[
+            "compact".as_ref(),
+            "--data-dir".as_ref(),
+            s.dir.path().as_ref(),
+        ],
+        &[("TELEMETRYFLOW_STORAGE_GC_GRACE_SECS", "0")],
     );
-    let printed: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let printed: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(printed["partitions"], 0, "{printed}");
     assert_eq!(parquet_files(&s.parquet_dir()).len(), 1);
 
@@ -128,17 +112,15 @@ async fn the_cli_compacts_a_stopped_servers_small_files() {
         s.flush().await;
     }
     s.shutdown().await;
-    let out = Command::new(BIN)
-        .args(["compact", "--data-dir"])
-        .arg(s.dir.path())
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let out = run_cli(
+        &[
+            "compact".as_ref(),
+            "--data-dir".as_ref(),
+            s.dir.path().as_ref(),
+        ],
+        &[],
     );
-    let printed: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let printed: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(
         (
             printed["partitions"].as_u64(),
@@ -149,11 +131,16 @@ async fn the_cli_compacts_a_stopped_servers_small_files() {
         (Some(1), Some(3), Some(1), Some(12)),
         "{printed}"
     );
-    let csv = Command::new(BIN)
-        .args(["sql", "--data-dir"])
-        .arg(s.dir.path())
-        .args(["--format", "csv", "SELECT count(*) AS n FROM otel_logs"])
-        .output()
-        .unwrap();
-    assert_eq!(String::from_utf8_lossy(&csv.stdout).trim(), "n\n12");
+    let csv = run_cli(
+        &[
+            "sql".as_ref(),
+            "--data-dir".as_ref(),
+            s.dir.path().as_ref(),
+            "--format".as_ref(),
+            "csv".as_ref(),
+            "SELECT count(*) AS n FROM otel_logs".as_ref(),
+        ],
+        &[],
+    );
+    assert_eq!(csv.trim(), "n\n12");
 }

@@ -385,15 +385,8 @@ fn wal_bytes(dir: &Path) -> u64 {
 }
 
 async fn buffered_bytes(http: &str) -> u64 {
-    let text = reqwest::get(format!("{http}/metrics"))
+    crate::support::metric_value(http, "telemetryflow_buffered_bytes")
         .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    text.lines()
-        .find_map(|l| l.strip_prefix("telemetryflow_buffered_bytes "))
-        .expect("buffered bytes in /metrics")
         .parse()
         .unwrap()
 }

@@ -380,22 +380,15 @@ async fn metric_catalog_lists_names_types_units_and_services() {
 }
 
 async fn cache_counts(s: &TestServer) -> (u64, u64) {
-    let text = reqwest::get(format!("{}/metrics", s.http))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let read = |name: &str| {
-        text.lines()
-            .find_map(|l| l.strip_prefix(&format!("{name} ")))
-            .unwrap_or_else(|| panic!("{name} missing"))
+    let read = async |name: &str| -> u64 {
+        crate::support::metric_value(&s.http, name)
+            .await
             .parse()
             .unwrap()
     };
     (
-        read("telemetryflow_query_cache_hits_total"),
-        read("telemetryflow_query_cache_misses_total"),
+        read("telemetryflow_query_cache_hits_total").await,
+        read("telemetryflow_query_cache_misses_total").await,
     )
 }
 

@@ -152,3 +152,33 @@ pub(crate) fn free_port() -> u16 {
         .unwrap()
         .port()
 }
+
+/// The value of the unlabelled metric `name` in the server's `/metrics`.
+pub(crate) async fn metric_value(http: &str, name: &str) -> String {
+    let text = reqwest::get(format!("{http}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    text.lines()
+        .find_map(|l| l.strip_prefix(&format!("{name} ")))
+        .unwrap_or_else(|| panic!("{name} not in /metrics"))
+        .to_owned()
+}
+
+/// Runs the `telemetryflow` binary with `args` and `env`; panics with its
+/// stderr unless it succeeds; returns its stdout.
+pub(crate) fn run_cli(args: &[&std::ffi::OsStr], env: &[(&str, &str)]) -> String {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_telemetryflow"))
+        .args(args)
+        .envs(env.iter().copied())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}

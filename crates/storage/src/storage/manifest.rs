@@ -509,7 +509,7 @@ impl Manifests {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use object_store::memory::InMemory;
 
     use super::*;
@@ -527,7 +527,8 @@ mod tests {
         }
     }
 
-    async fn names(store: &Arc<dyn ObjectStore>) -> Vec<String> {
+    /// Every object in `store`, sorted.
+    pub(crate) async fn names(store: &Arc<dyn ObjectStore>) -> Vec<String> {
         let mut v: Vec<String> = store
             .list(None)
             .map_ok(|m| m.location.to_string())
