@@ -144,3 +144,95 @@ async fn the_cli_compacts_a_stopped_servers_small_files() {
     );
     assert_eq!(csv.trim(), "n\n12");
 }
+
+async fn send_trace(s: &TestServer, t: u8, hour_offset: u64) {
+    let spans = (1..=4)
+        .map(|i| {
+            span(
+                t,
+                i,
+                &format!("t{t}-{i}"),
+                T0 + hour_offset * 3600 * SEC + u64::from(i),
+            )
+        })
+        .collect();
+    let r = post(
+        &format!("{}/v1/traces", s.http),
+        "application/x-protobuf",
+        None,
+        traces("svc", spans).encode_to_vec(),
+        None,
+    )
+    .await;
+    assert_eq!(r.status, 200);
+}
+
+/// Parquet files a trace lookup opened, from `EXPLAIN ANALYZE`'s scan
+/// metrics (`files_opened`), and the spans it found.
+async fn lookup(s: &TestServer, t: u8) -> (u64, usize) {
+    let id = hex::encode(trace_id(t));
+    let explain = s
+        .sql(&format!(
+            "EXPLAIN ANALYZE SELECT * FROM otel_traces WHERE trace_id = '{id}'"
+        ))
+        .await;
+    let plan = datafusion::arrow::util::pretty::pretty_format_batches(&explain)
+        .unwrap()
+        .to_string();
+    let opened = plan
+        .split("files_opened=")
+        .skip(1)
+        .map(|rest| {
+            rest.split(|c: char| !c.is_ascii_digit())
+                .next()
+                .unwrap()
+                .parse::<u64>()
+                .unwrap()
+        })
+        .sum();
+    let found = s
+        .sql(&format!(
+            "SELECT span_id FROM otel_traces WHERE trace_id = '{id}'"
+        ))
+        .await
+        .iter()
+        .map(|b| b.num_rows())
+        .sum();
+    (opened, found)
+}
+
+/// A trace lookup without a time window opens the files that hold the trace
+/// (and at most a false positive of the 1 % filters), not every file of the
+/// tenant — before compaction, and after it, when the merged files carry
+/// filters of their own.
+#[tokio::test]
+async fn trace_lookups_open_only_the_files_that_may_hold_the_trace() {
+    let s = TestServer::start_with(|c| c.compaction.enabled = false).await;
+    for t in 1..=40u8 {
+        send_trace(&s, t, u64::from(t % 8)).await;
+        s.flush().await;
+    }
+    assert_eq!(parquet_files(&s.parquet_dir()).len(), 40);
+    for t in [1, 17, 40] {
+        let (opened, found) = lookup(&s, t).await;
+        assert_eq!(found, 4, "trace {t}");
+        assert!(
+            (1..=2).contains(&opened),
+            "trace {t}: {opened} files opened"
+        );
+    }
+    let (opened, found) = lookup(&s, 99).await;
+    assert_eq!(found, 0);
+    assert!(opened <= 1, "an absent trace opened {opened} files");
+
+    let summary = compact(&s).await;
+    assert_eq!(summary["files_out"], 8, "{summary}");
+    for t in [1, 17, 40] {
+        let (opened, found) = lookup(&s, t).await;
+        assert_eq!(found, 4, "trace {t} after compaction");
+        assert!(
+            (1..=2).contains(&opened),
+            "trace {t}: {opened} files opened"
+        );
+    }
+}

@@ -581,7 +581,11 @@ async fn two_nodes_on_one_bucket_flush_compact_and_recover() {
         assert!(wait_ready(&mut pa).await && wait_ready(&mut pb).await);
         let until = Instant::now() + Duration::from_millis(2500);
         while Instant::now() < until {
-            let http = if next.is_multiple_of(2) { &pa.http } else { &pb.http };
+            let http = if next.is_multiple_of(2) {
+                &pa.http
+            } else {
+                &pb.http
+            };
             if send_request(http, next).await {
                 acked.insert(next);
             }

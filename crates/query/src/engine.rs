@@ -24,6 +24,7 @@ pub use super::executor::ExecutorConfig;
 use super::executor::QueryExecutor;
 use super::guard::{SqlLimits, guard};
 use super::table::TenantTable;
+use super::trace_index::TraceFilters;
 use tf_application::Table;
 use tf_application::ports::{QueryError, QueryLimits, QueryResult, ReadModel, SnapshotSource};
 use tf_domain::TenantId;
@@ -31,6 +32,10 @@ use tf_schema::table_schema;
 
 /// The URL under which the storage object store is registered with DataFusion.
 pub const STORE_URL: &str = "tf://store/";
+
+/// Memory for cached trace-id filters (about 1.2 bytes per distinct trace
+/// id: 256 MiB covers some 200 million traces).
+const TRACE_FILTER_CACHE_BYTES: u64 = 256 << 20;
 
 pub struct DataFusionEngine {
     sessions: Arc<Sessions>,
@@ -40,6 +45,7 @@ pub struct DataFusionEngine {
 /// Builds per-query sessions and runs queries in them.
 struct Sessions {
     source: Arc<dyn SnapshotSource>,
+    trace_filters: Arc<TraceFilters>,
     runtime: Arc<RuntimeEnv>,
     store_url: ObjectStoreUrl,
     config: SessionConfig,
@@ -57,6 +63,10 @@ impl DataFusionEngine {
         let runtime = RuntimeEnvBuilder::new()
             .build_arc()
             .map_err(QueryError::internal)?;
+        let trace_filters = Arc::new(TraceFilters::new(
+            Arc::clone(&store),
+            TRACE_FILTER_CACHE_BYTES,
+        ));
         runtime.register_object_store(store_url.as_ref(), store);
         let config = SessionConfig::new()
             .with_information_schema(true)
@@ -67,6 +77,7 @@ impl DataFusionEngine {
         Ok(Self {
             sessions: Arc::new(Sessions {
                 source,
+                trace_filters,
                 runtime,
                 store_url,
                 config,
@@ -107,6 +118,7 @@ impl Sessions {
                 table_schema(table),
                 self.source.snapshot(tenant, table),
                 self.store_url.clone(),
+                (table == Table::Traces).then(|| Arc::clone(&self.trace_filters)),
             );
             ctx.register_table(table.name(), Arc::new(provider))
                 .map_err(QueryError::internal)?;

@@ -7,5 +7,6 @@ pub mod format;
 pub mod guard;
 mod reads;
 mod table;
+mod trace_index;
 
 pub use engine::{DataFusionEngine, SqlParam};

@@ -20,6 +20,7 @@ use datafusion::logical_expr::{
 use datafusion::physical_plan::ExecutionPlan;
 use datafusion::physical_plan::union::UnionExec;
 
+use crate::trace_index::{TraceFilters, pinned_trace_id};
 use tf_application::Table;
 use tf_application::ports::TableSnapshot;
 
@@ -93,6 +94,8 @@ pub(crate) struct TenantTable {
     schema: SchemaRef,
     snapshot: TableSnapshot,
     store_url: ObjectStoreUrl,
+    /// For the traces table: prunes files by trace id.
+    trace_filters: Option<Arc<TraceFilters>>,
 }
 
 impl TenantTable {
@@ -100,11 +103,13 @@ impl TenantTable {
         schema: SchemaRef,
         snapshot: TableSnapshot,
         store_url: ObjectStoreUrl,
+        trace_filters: Option<Arc<TraceFilters>>,
     ) -> Self {
         Self {
             schema,
             snapshot,
             store_url,
+            trace_filters,
         }
     }
 }
@@ -135,13 +140,20 @@ impl TableProvider for TenantTable {
         limit: Option<usize>,
     ) -> Result<Arc<dyn ExecutionPlan>> {
         let mut plans: Vec<Arc<dyn ExecutionPlan>> = Vec::new();
-        // Prune by the manifest's per-file time range before opening anything.
+        // Prune by the manifest's per-file time range, then (a trace
+        // lookup) by each file's trace-id filter, before opening anything.
         let (lo, hi) = time_bounds(filters);
-        let files: Vec<PartitionedFile> = self
+        let mut candidates: Vec<_> = self
             .snapshot
             .files
             .iter()
             .filter(|f| !(lo.is_some_and(|l| f.max_ts < l) || hi.is_some_and(|h| f.min_ts > h)))
+            .collect();
+        if let (Some(index), Some(id)) = (&self.trace_filters, pinned_trace_id(filters)) {
+            candidates = index.may_hold(candidates, &id).await;
+        }
+        let files: Vec<PartitionedFile> = candidates
+            .into_iter()
             .map(|f| PartitionedFile::new(f.path.clone(), f.size))
             .collect();
         if !files.is_empty() {

@@ -4,10 +4,31 @@
 //! cannot match without opening them. Shared here because the storage
 //! adapter writes it and the engine reads it.
 //!
+//! Stored beside its file as `<file>.tid` ([`sidecar_path`]).
+//!
 //! Encoding (`to_bytes`/`from_bytes`): a 4-byte magic `TFB1`, the number of
 //! hash probes (u8), then the bit set (a power-of-two number of u64 words,
 //! little endian). Hashing follows Kirsch–Mitzenmacher: two 64-bit hashes of
 //! the id's text, combined per probe.
+
+/// Where the filter of the data file at `path` is stored.
+pub fn sidecar_path(path: &str) -> String {
+    format!("{path}.tid")
+}
+
+/// The data file a sidecar belongs to.
+pub fn sidecar_of(path: &str) -> Option<&str> {
+    path.strip_suffix(".tid")
+}
+
+/// The filter of these ids, sized by their distinct count.
+pub fn filter_of(fingerprints: &std::collections::HashSet<(u64, u64)>) -> TraceIdFilter {
+    let mut f = TraceIdFilter::with_capacity(fingerprints.len());
+    for h in fingerprints {
+        f.insert_hashes(*h);
+    }
+    f
+}
 
 /// False-positive rate the filters are sized for.
 pub const TARGET_FPP: f64 = 0.01;
@@ -22,10 +43,11 @@ pub struct TraceIdFilter {
     words: Vec<u64>,
 }
 
-/// Two independent 64-bit hashes of `id` (FNV-1a, then a murmur3 finalizer
+/// The filter's two 64-bit hashes of `id` (also a compact fingerprint for
+/// counting distinct ids before sizing a filter) (FNV-1a, then a murmur3 finalizer
 /// over each, seeded differently): ids are hex text and usually random, but
 /// nothing relies on that.
-fn hashes(id: &[u8]) -> (u64, u64) {
+pub fn hashes(id: &[u8]) -> (u64, u64) {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
     for &b in id {
         h ^= u64::from(b);
@@ -63,7 +85,10 @@ impl TraceIdFilter {
     }
 
     fn positions(&self, id: &str) -> impl Iterator<Item = (usize, u64)> + use<> {
-        let (h1, h2) = hashes(id.as_bytes());
+        self.positions_of(hashes(id.as_bytes()))
+    }
+
+    fn positions_of(&self, (h1, h2): (u64, u64)) -> impl Iterator<Item = (usize, u64)> + use<> {
         let mask = (self.words.len() * 64 - 1) as u64;
         (0..u64::from(self.probes)).map(move |i| {
             let bit = h1.wrapping_add(i.wrapping_mul(h2)) & mask;
@@ -72,7 +97,12 @@ impl TraceIdFilter {
     }
 
     pub fn insert(&mut self, id: &str) {
-        for (w, m) in self.positions(id) {
+        self.insert_hashes(hashes(id.as_bytes()));
+    }
+
+    /// Inserts an id given by its [`hashes`].
+    pub fn insert_hashes(&mut self, h: (u64, u64)) {
+        for (w, m) in self.positions_of(h) {
             if let Some(word) = self.words.get_mut(w) {
                 *word |= m;
             }

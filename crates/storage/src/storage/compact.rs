@@ -11,7 +11,7 @@
 //! `interleave` a chunk at a time.
 
 use std::cmp::Reverse;
-use std::collections::BinaryHeap;
+use std::collections::{BinaryHeap, HashSet};
 use std::sync::Arc;
 
 use arrow::compute::interleave_record_batch;
@@ -31,8 +31,10 @@ use parquet::arrow::async_writer::AsyncArrowWriter;
 use parquet::errors::ParquetError;
 use parquet::file::metadata::{ParquetMetaData, ParquetMetaDataReader};
 
+use super::object_store::{put_sidecar, trace_fingerprints};
 use super::parquet::writer_properties;
 use super::schema::sort_columns;
+use super::schema::trace_filter::filter_of;
 use tf_application::Table;
 use tf_application::ports::{FileMeta, StoreError};
 
@@ -200,6 +202,8 @@ struct Outputs {
     target_bytes: u64,
     dir: String,
     open: Option<(String, AsyncArrowWriter<BufWriter>, u64, i64, i64)>,
+    /// Trace ids of the open output (traces only), for its sidecar filter.
+    trace_ids: Option<HashSet<(u64, u64)>>,
     done: Vec<Output>,
 }
 
@@ -214,6 +218,9 @@ impl Outputs {
             self.open = Some((path, writer, 0, i64::MAX, i64::MIN));
         }
         let (min, max) = Table::time_range(batch);
+        if let Some(ids) = &mut self.trace_ids {
+            trace_fingerprints(batch, ids);
+        }
         if let Some((path, writer, rows, lo, hi)) = &mut self.open {
             writer
                 .write(batch)
@@ -236,6 +243,10 @@ impl Outputs {
                 .close()
                 .await
                 .map_err(err(format!("finishing {path}")))?;
+            if let Some(ids) = &mut self.trace_ids {
+                put_sidecar(&self.store, &path, filter_of(ids).to_bytes()).await?;
+                ids.clear();
+            }
             let size = self
                 .store
                 .head(&Path::from(path.as_str()))
@@ -304,6 +315,7 @@ pub(crate) async fn merge(
         target_bytes,
         dir: dir.to_owned(),
         open: None,
+        trace_ids: (table == Table::Traces).then(HashSet::new),
         done: Vec::new(),
     };
     let mut chunk: Vec<RecordBatch> = Vec::new();

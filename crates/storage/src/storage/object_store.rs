@@ -21,6 +21,8 @@ use object_store::path::Path;
 use object_store::prefix::PrefixStore;
 use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
 
+use std::collections::HashSet;
+
 use super::compact;
 use super::durable::{DurableStore, sync_dir};
 use super::manifest::{Commit, Manifests, TableState};
@@ -30,6 +32,7 @@ use tf_application::ports::{
     CommitOutcome, FileMeta, FileStore, GarbageCollected, StoreError, TableCatalog,
 };
 use tf_domain::TenantId;
+use tf_schema::trace_filter::{filter_of, hashes, sidecar_of, sidecar_path};
 
 /// Where Parquet files live.
 #[derive(Debug, Clone, PartialEq)]
@@ -153,6 +156,33 @@ pub(crate) fn partition_dir(tenant: &TenantId, table: Table, hour_start_nanos: u
     )
 }
 
+/// The trace ids of `batch`'s `trace_id` column, as filter fingerprints.
+pub(crate) fn trace_fingerprints(batch: &RecordBatch, ids: &mut HashSet<(u64, u64)>) {
+    let Some(col) = batch.column_by_name("trace_id") else {
+        return;
+    };
+    let Ok(col) = arrow::compute::cast(col, &arrow::datatypes::DataType::Utf8) else {
+        return;
+    };
+    if let Some(a) = col.as_any().downcast_ref::<arrow::array::StringArray>() {
+        ids.extend(a.iter().flatten().map(|id| hashes(id.as_bytes())));
+    }
+}
+
+/// Writes the trace-id filter of the data file at `path` beside it.
+pub(crate) async fn put_sidecar(
+    store: &Arc<dyn ObjectStore>,
+    path: &str,
+    filter: Vec<u8>,
+) -> Result<(), StoreError> {
+    let sidecar = sidecar_path(path);
+    store
+        .put(&Path::from(sidecar.as_str()), PutPayload::from(filter))
+        .await
+        .map(|_| ())
+        .map_err(|e| StoreError::new(format!("writing {sidecar}"), e))
+}
+
 /// Parses `<tenant>/<table>/date=…/hour=…/<name>.parquet`.
 fn parse_path(path: &str) -> Option<(TenantId, Table)> {
     let parts: Vec<&str> = path.split('/').collect();
@@ -181,15 +211,25 @@ impl FileStore for ObjectFileStore {
         let rows = batch.num_rows() as u64;
         let (min_ts, max_ts) = Table::time_range(&batch);
         let rows_per_group = self.row_group_rows;
-        let bytes = tokio::task::spawn_blocking(move || encode(table, &batch, rows_per_group))
-            .await
-            .map_err(|e| StoreError::new("encoding task", e))?
-            .map_err(|e| StoreError::new(format!("encoding {table}"), e))?;
+        let (bytes, filter) = tokio::task::spawn_blocking(move || {
+            let filter = (table == Table::Traces).then(|| {
+                let mut ids = HashSet::new();
+                trace_fingerprints(&batch, &mut ids);
+                filter_of(&ids).to_bytes()
+            });
+            encode(table, &batch, rows_per_group).map(|b| (b, filter))
+        })
+        .await
+        .map_err(|e| StoreError::new("encoding task", e))?
+        .map_err(|e| StoreError::new(format!("encoding {table}"), e))?;
         let path = format!(
             "{}/{}.parquet",
             partition_dir(tenant, table, hour_start),
             uuid::Uuid::now_v7()
         );
+        if let Some(filter) = filter {
+            put_sidecar(&self.store, &path, filter).await?;
+        }
         let size = bytes.len() as u64;
         self.store
             .put(&Path::from(path.as_str()), PutPayload::from(bytes))
@@ -278,6 +318,9 @@ impl FileStore for ObjectFileStore {
             out.pending += waiting.len();
             let mut deleted = Vec::new();
             for r in due {
+                // The sidecar first: a file is never left without its index.
+                let sidecar = Path::from(sidecar_path(&r.path));
+                let _ = self.store.delete(&sidecar).await;
                 match self.store.delete(&Path::from(r.path.as_str())).await {
                     Ok(()) | Err(object_store::Error::NotFound { .. }) => {
                         crate::failpoint::crash_point("during_gc_delete");
@@ -331,11 +374,15 @@ impl ObjectFileStore {
         let mut deleted = 0;
         for m in metas {
             let path = m.location.to_string();
-            if parse_path(&path).is_some()
-                && !committed.contains(&path)
-                && m.last_modified <= cutoff
+            // A trace-id sidecar goes with its data file.
+            let (data, sidecar) = match sidecar_of(&path) {
+                Some(d) => (d, true),
+                None => (path.as_str(), false),
+            };
+            if parse_path(data).is_some() && !committed.contains(data) && m.last_modified <= cutoff
             {
                 match self.store.delete(&m.location).await {
+                    Ok(()) if sidecar => {}
                     Ok(()) => {
                         tracing::info!(%path, "deleted an uncommitted data file");
                         deleted += 1;
