@@ -7,12 +7,14 @@
 //! grace period.
 //!
 //! Which partitions (the policy, a pure function: [`plan`]): a closed hour
-//! whose small files are at least two, and the open hour once it holds
-//! `min_files` small ones (incremental: the open hour is compacted again as
-//! flushes add files). A file is small below half the target size; large
-//! files are never rewritten. Inputs of one merge are capped at
-//! `max_input_bytes`, so a partition with a long backlog is compacted over a
-//! few passes.
+//! whose small files are at least two — merged into its final files — and,
+//! while the hour is open, size tiers: files within a factor of four of each
+//! other (1 MiB, 4 MiB, 16 MiB, …) are merged once `min_files` of them
+//! exist, so a busy hour's rows are rewritten about log4(target / 1 MiB)
+//! times before the hour closes, not once per pass. A file is small below
+//! half the target size; large files are never rewritten. Inputs of one
+//! merge are capped at `max_input_bytes`, so a partition with a long backlog
+//! is compacted over a few passes.
 //!
 //! A commit that finds an input already gone (another node compacted the
 //! partition first) is a conflict: nothing is committed, the outputs are left
@@ -65,6 +67,12 @@ pub struct Task {
     pub inputs: Vec<FileMeta>,
 }
 
+/// A file's size tier: 0 up to 1 MiB, then one tier per factor of four.
+fn tier(size: u64) -> u32 {
+    let mib = size >> 20;
+    if mib == 0 { 0 } else { 1 + mib.ilog(4) }
+}
+
 /// The merges worth doing now, oldest partition first.
 pub fn plan(
     files: &[(TenantId, Table, Vec<FileMeta>)],
@@ -83,8 +91,20 @@ pub fn plan(
                 .saturating_add(HOUR_NS)
                 .saturating_add(policy.settle.as_nanos() as u64)
                 <= now_ns;
-            let needed = if closed { 2 } else { policy.min_files.max(2) };
-            if hour_files.len() < needed {
+            if !closed {
+                // The lowest size tier holding enough files, if any.
+                let mut tiers: BTreeMap<u32, Vec<&FileMeta>> = BTreeMap::new();
+                for f in hour_files {
+                    tiers.entry(tier(f.size)).or_default().push(f);
+                }
+                match tiers
+                    .into_values()
+                    .find(|t| t.len() >= policy.min_files.max(2))
+                {
+                    Some(t) => hour_files = t,
+                    None => continue,
+                }
+            } else if hour_files.len() < 2 {
                 continue;
             }
             // Oldest rows first, so repeated passes fold the backlog in order.
@@ -362,6 +382,43 @@ mod tests {
         assert_eq!(tasks.len(), 2);
         assert_eq!(tasks[1].hour_start, 10 * H);
         assert_eq!(tasks[1].inputs.len(), 4);
+    }
+
+    /// In the open hour, a merged file is not rewritten with every few new
+    /// flushes: only files of one size tier are merged together.
+    #[test]
+    fn the_open_hour_merges_files_of_a_size_tier() {
+        let mib = 1 << 20;
+        let policy = CompactionPolicy {
+            target_file_bytes: 512 * mib,
+            min_files: 4,
+            max_input_bytes: 1 << 40,
+            settle: Duration::from_secs(60),
+        };
+        let now = 10 * H + 60_000_000_000;
+        // One earlier merge (3 MiB, tier 1) and four new flushes (tier 0).
+        let mut files = vec![file(1, 10, 3 * mib)];
+        files.extend((2..=5).map(|n| file(n, 10, 100)));
+        let tasks = plan(&[(tenant(), Table::Logs, files.clone())], &policy, now);
+        let seqs: Vec<_> = tasks[0].inputs.iter().map(|f| f.max_seq).collect();
+        assert_eq!(seqs, vec![2, 3, 4, 5], "the 3 MiB file is left alone");
+        // Four files of tier 1 are merged with each other.
+        let tier1: Vec<_> = (1..=4).map(|n| file(n, 10, 2 * mib + n)).collect();
+        let tasks = plan(&[(tenant(), Table::Logs, tier1)], &policy, now);
+        assert_eq!(tasks[0].inputs.len(), 4);
+        // Once the hour closes, everything small is folded together.
+        let tasks = plan(&[(tenant(), Table::Logs, files)], &policy, 12 * H);
+        assert_eq!(tasks[0].inputs.len(), 5);
+        assert_eq!(
+            (
+                tier(0),
+                tier(mib - 1),
+                tier(mib),
+                tier(4 * mib),
+                tier(16 * mib)
+            ),
+            (0, 0, 1, 2, 3)
+        );
     }
 
     #[test]
