@@ -65,7 +65,8 @@ pub async fn open_storage(
     )?;
     let files = Arc::new(
         ObjectFileStore::new(Arc::clone(&store), node)
-            .with_row_group_rows(config.storage.row_group_rows),
+            .with_row_group_rows(config.storage.row_group_rows)
+            .with_merge_cpu_share(config.compaction.max_cpu_share),
     );
     let catalog = files
         .load_catalog()

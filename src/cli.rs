@@ -199,7 +199,9 @@ pub fn compact(args: &CompactArgs) -> anyhow::Result<()> {
         data_dir: Some(args.data_dir.clone()),
         ..Default::default()
     };
-    let config = Config::load(args.config.as_deref(), std::env::vars(), &overrides)?;
+    let mut config = Config::load(args.config.as_deref(), std::env::vars(), &overrides)?;
+    // Nothing else runs: no reason to pause.
+    config.compaction.max_cpu_share = 1.0;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;

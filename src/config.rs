@@ -50,6 +50,7 @@ pub struct CompactionSettings {
     pub min_files: usize,
     pub max_input_mb: u64,
     pub settle_secs: u64,
+    pub max_cpu_share: f64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -224,6 +225,7 @@ impl Default for CompactionSettings {
             min_files: d.min_files,
             max_input_mb: d.max_input_bytes >> 20,
             settle_secs: d.settle.as_secs(),
+            max_cpu_share: 0.25,
         }
     }
 }
@@ -450,6 +452,15 @@ impl Config {
             return Err(bad(
                 "buffer.flush_interval_ms",
                 "must be greater than 0".into(),
+            ));
+        }
+        if !(self.compaction.max_cpu_share > 0.0 && self.compaction.max_cpu_share <= 1.0) {
+            return Err(bad(
+                "compaction.max_cpu_share",
+                format!(
+                    "{}: use a share of one core, in (0, 1]",
+                    self.compaction.max_cpu_share
+                ),
             ));
         }
         if self.compaction.min_files < 2 {

@@ -276,7 +276,12 @@ pub(crate) async fn merge(
     dir: &str,
     target_bytes: u64,
     row_group_rows: usize,
+    cpu_share: f64,
 ) -> Result<Vec<Output>, StoreError> {
+    // Busy time of the current chunk, and the pause that keeps the merge at
+    // `cpu_share` of a core.
+    let pause = |busy: std::time::Duration| busy.mul_f64((1.0 - cpu_share) / cpu_share);
+    let mut chunk_started = std::time::Instant::now();
     let Some(first) = inputs.first() else {
         return Ok(Vec::new());
     };
@@ -350,8 +355,15 @@ pub(crate) async fn merge(
             for (c, _) in &mut cursors {
                 c.slot = None;
             }
-            // Other work (ingest) on this runtime gets its turn.
-            tokio::task::yield_now().await;
+            // Other work (ingest) gets its turn: the merge sleeps long
+            // enough to stay within its share of a core.
+            let rest = pause(chunk_started.elapsed());
+            if rest.is_zero() {
+                tokio::task::yield_now().await;
+            } else {
+                tokio::time::sleep(rest).await;
+            }
+            chunk_started = std::time::Instant::now();
         }
     }
     out.close().await?;

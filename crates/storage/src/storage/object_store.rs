@@ -119,6 +119,8 @@ pub struct ObjectFileStore {
     /// This node's id: stamped on the files it writes; its watermarks are
     /// the ones replay consults.
     node: String,
+    /// Share of one core a merge may use (1.0: unthrottled).
+    merge_cpu_share: f64,
 }
 
 impl ObjectFileStore {
@@ -129,7 +131,16 @@ impl ObjectFileStore {
             store,
             row_group_rows: ROW_GROUP_ROWS,
             node: node.into(),
+            merge_cpu_share: 1.0,
         }
+    }
+
+    /// Throttles merges to `share` of one core (0 < share ≤ 1): after each
+    /// chunk a merge sleeps so that its busy time stays at that share, and
+    /// ingest on the same machine keeps the rest.
+    pub fn with_merge_cpu_share(mut self, share: f64) -> Self {
+        self.merge_cpu_share = share.clamp(0.01, 1.0);
+        self
     }
 
     /// Rows per Parquet row group (the unit statistics and bloom filters
@@ -279,6 +290,7 @@ impl FileStore for ObjectFileStore {
             &dir,
             target_bytes,
             self.row_group_rows,
+            self.merge_cpu_share,
         )
         .await?;
         crate::failpoint::crash_point("after_compaction_write");
