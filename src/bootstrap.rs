@@ -74,7 +74,7 @@ pub async fn open_storage(
         .context("loading the table manifests")?;
     if gc {
         match files
-            .collect_garbage(Duration::from_secs(config.storage.gc_grace_secs))
+            .collect_garbage(Duration::from_secs(config.storage.gc_grace_secs), true)
             .await
         {
             Ok(gc) if gc.orphans + gc.replaced == 0 => {}

@@ -32,6 +32,8 @@ use crate::ports::{CommitOutcome, FileMeta, FileStore, StoreError, Table};
 use tf_domain::TenantId;
 
 const HOUR_NS: u64 = 3_600_000_000_000;
+/// How often the periodic collection also looks for orphans.
+const ORPHAN_SWEEP_EVERY: Duration = Duration::from_secs(3600);
 
 /// How compaction chooses and sizes its work.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -174,6 +176,7 @@ pub struct Compactor {
     stats: CompactionStats,
     /// One pass at a time (the timer's and the admin endpoint's).
     running: tokio::sync::Mutex<()>,
+    last_orphan_sweep: parking_lot::Mutex<Option<Instant>>,
 }
 
 impl Compactor {
@@ -188,6 +191,7 @@ impl Compactor {
             policy,
             stats: CompactionStats::default(),
             running: tokio::sync::Mutex::new(()),
+            last_orphan_sweep: parking_lot::Mutex::new(None),
         }
     }
 
@@ -296,10 +300,20 @@ impl Compactor {
         }
     }
 
-    /// Deletes replaced files past the grace period and orphans; updates the
+    /// Deletes replaced files past the grace period — and orphans, when no
+    /// sweep for them ran within the last `ORPHAN_SWEEP_EVERY` (or the grace
+    /// period, if longer): finding orphans lists the whole store. Updates the
     /// pending-deletion gauge.
     pub async fn collect_garbage(&self, grace: Duration) -> Result<(), StoreError> {
-        let gc = self.store.collect_garbage(grace).await?;
+        let sweep = {
+            let mut last = self.last_orphan_sweep.lock();
+            let due = last.is_none_or(|t: Instant| t.elapsed() >= grace.max(ORPHAN_SWEEP_EVERY));
+            if due {
+                *last = Some(Instant::now());
+            }
+            due
+        };
+        let gc = self.store.collect_garbage(grace, sweep).await?;
         self.stats
             .pending_deletion
             .store(gc.pending as u64, Ordering::Relaxed);

@@ -204,7 +204,11 @@ impl FileStore for MemoryFileStore {
             .collect())
     }
 
-    async fn collect_garbage(&self, grace: Duration) -> Result<GarbageCollected, StoreError> {
+    async fn collect_garbage(
+        &self,
+        grace: Duration,
+        sweep_orphans: bool,
+    ) -> Result<GarbageCollected, StoreError> {
         let mut files = self.files.lock();
         let files = &mut *files;
         let mut out = GarbageCollected::default();
@@ -223,9 +227,11 @@ impl FileStore for MemoryFileStore {
             .flat_map(|(_, f)| f.iter().map(|m| m.path.clone()))
             .chain(files.replaced.iter().map(|(p, _)| p.clone()))
             .collect();
-        let before = files.written.len();
-        files.written.retain(|p, _| recorded.contains(p));
-        out.orphans = before - files.written.len();
+        if sweep_orphans {
+            let before = files.written.len();
+            files.written.retain(|p, _| recorded.contains(p));
+            out.orphans = before - files.written.len();
+        }
         Ok(out)
     }
 }

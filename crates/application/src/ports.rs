@@ -300,10 +300,15 @@ pub trait FileStore: Send + Sync {
     /// The committed files of every table.
     async fn load_catalog(&self) -> Result<Vec<TableCatalog>, StoreError>;
 
-    /// Deletes data files that no manifest records and that are older than
-    /// `grace` (left by a crash between write and commit), and replaced files
-    /// that left their manifest more than `grace` ago.
-    async fn collect_garbage(&self, grace: Duration) -> Result<GarbageCollected, StoreError>;
+    /// Deletes replaced files that left their manifest more than `grace`
+    /// ago and, with `sweep_orphans`, data files that no manifest records
+    /// and that are older than `grace` (left by a crash between write and
+    /// commit; finding them lists the whole store).
+    async fn collect_garbage(
+        &self,
+        grace: Duration,
+        sweep_orphans: bool,
+    ) -> Result<GarbageCollected, StoreError>;
 }
 
 /// A consistent view of one tenant's table: committed files plus rows not yet

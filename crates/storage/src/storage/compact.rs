@@ -549,13 +549,13 @@ mod tests {
         // Within the grace period nothing committed or replaced is deleted
         // (orphans are young too).
         let gc = files
-            .collect_garbage(Duration::from_secs(3600))
+            .collect_garbage(Duration::from_secs(3600), true)
             .await
             .unwrap();
         assert_eq!((gc.replaced, gc.orphans, gc.pending), (0, 0, 3));
         assert_eq!(listed(&store).await.len(), 3 + 1 + small.len());
         // After it: the replaced inputs and the orphans go; the output stays.
-        let gc = files.collect_garbage(Duration::ZERO).await.unwrap();
+        let gc = files.collect_garbage(Duration::ZERO, true).await.unwrap();
         assert_eq!((gc.replaced, gc.orphans, gc.pending), (3, small.len(), 0));
         assert_eq!(listed(&store).await, vec![out[0].path.clone()]);
 

@@ -319,7 +319,11 @@ impl FileStore for ObjectFileStore {
             .collect())
     }
 
-    async fn collect_garbage(&self, grace: Duration) -> Result<GarbageCollected, StoreError> {
+    async fn collect_garbage(
+        &self,
+        grace: Duration,
+        sweep_orphans: bool,
+    ) -> Result<GarbageCollected, StoreError> {
         let mut out = GarbageCollected::default();
         let grace_ms = grace.as_millis() as u64;
         let now_ms = Utc::now().timestamp_millis().max(0) as u64;
@@ -348,7 +352,9 @@ impl FileStore for ObjectFileStore {
                 self.manifests.forget(&tenant, table, deleted).await?;
             }
         }
-        out.orphans = self.collect_orphans(grace).await?;
+        if sweep_orphans {
+            out.orphans = self.collect_orphans(grace).await?;
+        }
         Ok(out)
     }
 }
