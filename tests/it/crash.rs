@@ -137,10 +137,16 @@ async fn send_acked(http: &str, req: u32) {
 
 /// Span names per request id, as stored.
 fn stored(dir: &Path) -> BTreeMap<u32, Vec<String>> {
+    stored_with(dir, &[])
+}
+
+/// As [`stored`], with settings (`TELEMETRYFLOW_*`) for the CLI.
+fn stored_with(dir: &Path, env: &[(&str, &str)]) -> BTreeMap<u32, Vec<String>> {
     let out = Command::new(BIN)
         .args(["sql", "--data-dir"])
         .arg(dir)
         .args(["--format", "csv", "SELECT span_name FROM otel_traces"])
+        .envs(env.iter().copied())
         .output()
         .unwrap();
     assert!(
@@ -607,23 +613,7 @@ async fn two_nodes_on_one_bucket_flush_compact_and_recover() {
     // view of it holds every acknowledged span once.
     let bucket_env = [("TELEMETRYFLOW_STORAGE_URL", url.as_str())];
     for data in [&a, &b] {
-        let out = Command::new(BIN)
-            .args(["sql", "--data-dir"])
-            .arg(data)
-            .args(["--format", "csv", "SELECT span_name FROM otel_traces"])
-            .envs(bucket_env.iter().copied())
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let mut by_req: BTreeMap<u32, Vec<String>> = BTreeMap::new();
-        for line in String::from_utf8(out.stdout).unwrap().lines().skip(1) {
-            let req: u32 = line[1..line.find('-').unwrap()].parse().unwrap();
-            by_req.entry(req).or_default().push(line.to_owned());
-        }
+        let by_req = stored_with(data, &bucket_env);
         for req in &acked {
             let names = by_req
                 .get(req)
