@@ -6,6 +6,7 @@ use prost::Message;
 
 use crate::fixtures::*;
 use crate::otlp_http::post;
+use crate::storage::send_spans;
 use crate::support::{TestServer, first_value, metric_value, parquet_files, run_cli};
 
 async fn send_logs(s: &TestServer, first: u64, n: u64) {
@@ -145,28 +146,6 @@ async fn the_cli_compacts_a_stopped_servers_small_files() {
     assert_eq!(csv.trim(), "n\n12");
 }
 
-async fn send_trace(s: &TestServer, t: u8, hour_offset: u64) {
-    let spans = (1..=4)
-        .map(|i| {
-            span(
-                t,
-                i,
-                &format!("t{t}-{i}"),
-                T0 + hour_offset * 3600 * SEC + u64::from(i),
-            )
-        })
-        .collect();
-    let r = post(
-        &format!("{}/v1/traces", s.http),
-        "application/x-protobuf",
-        None,
-        traces("svc", spans).encode_to_vec(),
-        None,
-    )
-    .await;
-    assert_eq!(r.status, 200);
-}
-
 /// Parquet files a trace lookup opened, from `EXPLAIN ANALYZE`'s scan
 /// metrics (`files_opened`), and the spans it found.
 async fn lookup(s: &TestServer, t: u8) -> (u64, usize) {
@@ -209,13 +188,13 @@ async fn lookup(s: &TestServer, t: u8) -> (u64, usize) {
 async fn trace_lookups_open_only_the_files_that_may_hold_the_trace() {
     let s = TestServer::start_with(|c| c.compaction.enabled = false).await;
     for t in 1..=40u8 {
-        send_trace(&s, t, u64::from(t % 8)).await;
+        send_spans(&s, t, 1, u64::from(t % 8)).await;
         s.flush().await;
     }
     assert_eq!(parquet_files(&s.parquet_dir()).len(), 40);
     for t in [1, 17, 40] {
         let (opened, found) = lookup(&s, t).await;
-        assert_eq!(found, 4, "trace {t}");
+        assert_eq!(found, 1, "trace {t}");
         assert!(
             (1..=2).contains(&opened),
             "trace {t}: {opened} files opened"
@@ -229,7 +208,7 @@ async fn trace_lookups_open_only_the_files_that_may_hold_the_trace() {
     assert_eq!(summary["files_out"], 8, "{summary}");
     for t in [1, 17, 40] {
         let (opened, found) = lookup(&s, t).await;
-        assert_eq!(found, 4, "trace {t} after compaction");
+        assert_eq!(found, 1, "trace {t} after compaction");
         assert!(
             (1..=2).contains(&opened),
             "trace {t}: {opened} files opened"

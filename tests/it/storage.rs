@@ -14,7 +14,7 @@ use crate::support::free_port;
 use crate::support::{TestServer, first_value, parquet_files, test_config};
 use opentelemetry_proto::tonic::metrics::v1::metric::Data;
 
-async fn send_spans(s: &TestServer, first: u8, n: u8, hour_offset: u64) {
+pub(crate) async fn send_spans(s: &TestServer, first: u8, n: u8, hour_offset: u64) {
     let spans = (first..first + n)
         .map(|i| {
             span(
