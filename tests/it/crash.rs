@@ -6,29 +6,19 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use prost::Message;
 
 use crate::fixtures::*;
-use crate::support::free_port;
+use crate::support::ServerProcess;
 use crate::support::parquet_files;
 
 const BIN: &str = env!("CARGO_BIN_EXE_telemetryflow");
 const SPANS_PER_REQUEST: u8 = 8;
 
-struct Proc {
-    child: Child,
-    http: String,
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+type Proc = ServerProcess;
 
 /// Starts the server on `dir` with small, frequent flushes.
 fn spawn(dir: &Path, crash_at: Option<&str>) -> Proc {
@@ -37,51 +27,19 @@ fn spawn(dir: &Path, crash_at: Option<&str>) -> Proc {
 
 /// As [`spawn`], with more settings (`TELEMETRYFLOW_*` variables).
 fn spawn_with(dir: &Path, crash_at: Option<&str>, env: &[(&str, &str)]) -> Proc {
-    let (grpc, http) = (free_port(), free_port());
     let mut cmd = Command::new(BIN);
     cmd.args(["serve", "--data-dir"])
         .arg(dir)
-        .args([
-            "--grpc-addr",
-            &format!("127.0.0.1:{grpc}"),
-            "--http-addr",
-            &format!("127.0.0.1:{http}"),
-        ])
         .env("TELEMETRYFLOW_BUFFER_FLUSH_INTERVAL_MS", "150")
         .env("TELEMETRYFLOW_BUFFER_FLUSH_ROWS", "64")
         .env("TELEMETRYFLOW_STORAGE_GC_GRACE_SECS", "0")
         .env("TELEMETRYFLOW_WAL_SEGMENT_BYTES", "65536")
-        .env_remove("TFLOW_CRASH_AT")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null());
+        .env_remove("TFLOW_CRASH_AT");
     if let Some(c) = crash_at {
         cmd.env("TFLOW_CRASH_AT", c);
     }
     cmd.envs(env.iter().copied());
-    Proc {
-        child: cmd.spawn().unwrap(),
-        http: format!("http://127.0.0.1:{http}"),
-    }
-}
-
-/// Waits for `/readyz` = 200, or for the process to exit (returns false).
-async fn wait_ready(p: &mut Proc) -> bool {
-    let started = Instant::now();
-    loop {
-        if p.child.try_wait().unwrap().is_some() {
-            return false;
-        }
-        if let Ok(r) = reqwest::get(format!("{}/readyz", p.http)).await
-            && r.status().as_u16() == 200
-        {
-            return true;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(60),
-            "server not ready"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    ServerProcess::spawn(cmd)
 }
 
 fn kill9(p: &mut Proc) {
@@ -220,9 +178,9 @@ async fn sigkill_at_random_moments_loses_and_duplicates_nothing() {
     let mut next_req = 0u32;
     // A deterministic spread of kill delays: during appends, flushes, idle.
     let delays_ms = [90u64, 310, 170, 520, 40, 260];
-    for (cycle, delay) in delays_ms.iter().enumerate() {
+    for delay in &delays_ms {
         let mut p = spawn(&data, None);
-        assert!(wait_ready(&mut p).await, "cycle {cycle}: server exited");
+        p.ready().await;
         let http = p.http.clone();
         let start = next_req;
         let deadline = Instant::now() + Duration::from_millis(*delay);
@@ -253,7 +211,7 @@ async fn sigkill_at_random_moments_loses_and_duplicates_nothing() {
         next_req += 4;
         // Recovery: replay, then everything acked is there exactly once.
         let mut p = spawn(&data, None);
-        assert!(wait_ready(&mut p).await);
+        p.ready().await;
         kill9(&mut p);
         check(&data, &acked, next_req);
     }
@@ -264,7 +222,7 @@ async fn sigkill_at_random_moments_loses_and_duplicates_nothing() {
     );
     // A clean start and shutdown leaves no orphan files.
     let mut p = spawn(&data, None);
-    assert!(wait_ready(&mut p).await);
+    p.ready().await;
     let _ = Command::new("kill")
         .args(["-TERM", &p.child.id().to_string()])
         .status();
@@ -278,7 +236,7 @@ async fn crash_between_parquet_write_and_manifest_commit() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let mut p = spawn(&data, Some("after_parquet_write"));
-    assert!(wait_ready(&mut p).await);
+    p.ready().await;
     let mut acked = BTreeSet::new();
     for req in 0..20 {
         if send_request(&p.http, req).await {
@@ -301,7 +259,7 @@ async fn crash_between_parquet_write_and_manifest_commit() {
     assert!(!acked.is_empty());
     // Restart: the orphan is never visible and is collected; the WAL restores all.
     let mut p = spawn(&data, None);
-    assert!(wait_ready(&mut p).await);
+    p.ready().await;
     let r = reqwest::Client::new()
         .post(format!("{}/api/v2/sql?format=csv", p.http))
         .body(r#"{"sql":"SELECT count(*) = count(DISTINCT span_name) AS exactly_once FROM otel_traces"}"#)
@@ -322,7 +280,7 @@ async fn crash_during_replay_and_twice_replayed_data_is_not_duplicated() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let mut p = spawn(&data, None);
-    assert!(wait_ready(&mut p).await);
+    p.ready().await;
     let mut acked = BTreeSet::new();
     for req in 0..30 {
         send_acked(&p.http, req).await;
@@ -333,16 +291,16 @@ async fn crash_during_replay_and_twice_replayed_data_is_not_duplicated() {
     for _ in 0..2 {
         let mut p = spawn(&data, Some("during_replay:2"));
         assert!(
-            !wait_ready(&mut p).await,
+            !p.wait_ready().await,
             "the crash point must fire during replay"
         );
     }
     let mut p = spawn(&data, None);
-    assert!(wait_ready(&mut p).await);
+    p.ready().await;
     kill9(&mut p);
     // And once more: replaying what may already be flushed adds nothing.
     let mut p = spawn(&data, None);
-    assert!(wait_ready(&mut p).await);
+    p.ready().await;
     tokio::time::sleep(Duration::from_millis(400)).await; // let it flush
     kill9(&mut p);
     check(&data, &acked, 30);
@@ -354,7 +312,7 @@ async fn crash_after_a_wal_write_before_its_ack() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let mut p = spawn(&data, None);
-    assert!(wait_ready(&mut p).await);
+    p.ready().await;
     let mut acked = BTreeSet::new();
     for req in 0..5 {
         send_acked(&p.http, req).await;
@@ -363,7 +321,7 @@ async fn crash_after_a_wal_write_before_its_ack() {
     kill9(&mut p);
     // The 3rd write of the next run aborts between write and fsync/ack.
     let mut p = spawn(&data, Some("after_wal_write:3"));
-    assert!(wait_ready(&mut p).await);
+    p.ready().await;
     for req in 5..10 {
         if send_request(&p.http, req).await {
             acked.insert(req);
@@ -376,7 +334,7 @@ async fn crash_after_a_wal_write_before_its_ack() {
         "two writes succeeded before the crash point"
     );
     let mut p = spawn(&data, None);
-    assert!(wait_ready(&mut p).await);
+    p.ready().await;
     kill9(&mut p);
     check(&data, &acked, 10);
 }
@@ -409,7 +367,7 @@ async fn after_a_kill_under_load_writes_are_accepted_as_soon_as_ready() {
         ("TELEMETRYFLOW_WAL_SEGMENT_BYTES", "67108864"),
     ];
     let mut p = spawn_with(&data, None, &env);
-    assert!(wait_ready(&mut p).await);
+    p.ready().await;
     let body = |req: u32| {
         let spans = (0..500u32)
             .map(|i| {
@@ -459,7 +417,7 @@ async fn after_a_kill_under_load_writes_are_accepted_as_soon_as_ready() {
     let on_disk = wal_bytes(&data);
 
     let mut p = spawn_with(&data, None, &env);
-    assert!(wait_ready(&mut p).await);
+    p.ready().await;
     // The first write after /readyz is accepted, not refused as overloaded.
     let r = reqwest::Client::new()
         .post(format!("{}/v1/traces", p.http))
@@ -503,7 +461,7 @@ async fn compaction_killed_at_every_step_loses_and_duplicates_nothing() {
         "during_gc_delete",
     ] {
         let mut p = spawn_with(&data, Some(point), &env);
-        if !wait_ready(&mut p).await {
+        if !p.wait_ready().await {
             // Start-up's collection deletes what the last crash replaced:
             // the point can fire before the server is ready.
             let status = p.child.wait().unwrap();
@@ -527,7 +485,7 @@ async fn compaction_killed_at_every_step_loses_and_duplicates_nothing() {
     // A clean run folds everything in, deletes what was replaced (grace 0)
     // and whatever the crashes left uncommitted.
     let mut p = spawn_with(&data, None, &env);
-    assert!(wait_ready(&mut p).await);
+    p.ready().await;
     for _ in 0..3 {
         send_acked(&p.http, next).await;
         acked.insert(next);
@@ -584,7 +542,8 @@ async fn two_nodes_on_one_bucket_flush_compact_and_recover() {
     for round in 0..3 {
         let mut pa = spawn_with(&a, None, &env);
         let mut pb = spawn_with(&b, None, &env);
-        assert!(wait_ready(&mut pa).await && wait_ready(&mut pb).await);
+        pa.ready().await;
+        pb.ready().await;
         let until = Instant::now() + Duration::from_millis(2500);
         while Instant::now() < until {
             let http = if next.is_multiple_of(2) {

@@ -1,14 +1,14 @@
 //! The real binary: zero-config start, SIGTERM → graceful shutdown that
 //! persists everything buffered, and `telemetryflow sql --data-dir`.
 
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use prost::Message;
 
 use crate::fixtures::*;
 use crate::otlp_http::post;
-use crate::support::free_port;
+use crate::support::ServerProcess;
 use crate::support::parquet_files;
 
 const BIN: &str = env!("CARGO_BIN_EXE_telemetryflow");
@@ -16,44 +16,11 @@ const BIN: &str = env!("CARGO_BIN_EXE_telemetryflow");
 #[tokio::test]
 async fn sigterm_persists_everything_buffered_and_exits_zero() {
     let dir = tempfile::tempdir().unwrap();
-    let (grpc, http) = (free_port(), free_port());
-    let mut child = Command::new(BIN)
-        .current_dir(dir.path())
-        .args([
-            "serve",
-            "--grpc-addr",
-            &format!("127.0.0.1:{grpc}"),
-            "--http-addr",
-            &format!("127.0.0.1:{http}"),
-        ])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    // Kill the server if an assertion fails before it exits.
-    struct KillOnDrop(u32);
-    impl Drop for KillOnDrop {
-        fn drop(&mut self) {
-            let _ = Command::new("kill")
-                .args(["-KILL", &self.0.to_string()])
-                .status();
-        }
-    }
-    let _guard = KillOnDrop(child.id());
-    let base = format!("http://127.0.0.1:{http}");
-    let started = Instant::now();
-    while reqwest::get(format!("{base}/readyz"))
-        .await
-        .map(|r| r.status().as_u16())
-        .ok()
-        != Some(200)
-    {
-        assert!(
-            started.elapsed() < Duration::from_secs(30),
-            "server did not become healthy"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let mut cmd = Command::new(BIN);
+    cmd.current_dir(dir.path()).arg("serve");
+    let mut server = ServerProcess::spawn(cmd);
+    server.ready().await;
+    let base = server.http.clone();
     let req = traces("svc", (1..=20).map(|i| span(i, 1, "op", T0)).collect());
     let r = post(
         &format!("{base}/v1/traces"),
@@ -70,13 +37,13 @@ async fn sigterm_persists_everything_buffered_and_exits_zero() {
     assert!(parquet_files(&dir.path().join("data/parquet")).is_empty());
 
     let status = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
+        .args(["-TERM", &server.child.id().to_string()])
         .status()
         .unwrap();
     assert!(status.success());
     let started = Instant::now();
     let exit = loop {
-        if let Some(s) = child.try_wait().unwrap() {
+        if let Some(s) = server.child.try_wait().unwrap() {
             break s;
         }
         assert!(
@@ -85,7 +52,11 @@ async fn sigterm_persists_everything_buffered_and_exits_zero() {
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
-    assert!(exit.success(), "exit status {exit:?}");
+    assert!(
+        exit.success(),
+        "exit status {exit:?}; log:\n{}",
+        server.log()
+    );
     assert_eq!(parquet_files(&dir.path().join("data/parquet")).len(), 2);
 
     // The CLI reads the data dir directly.

@@ -182,3 +182,92 @@ pub(crate) fn run_cli(args: &[&std::ffi::OsStr], env: &[(&str, &str)]) -> String
     );
     String::from_utf8(out.stdout).unwrap()
 }
+
+/// The real binary, started on ephemeral ports (`127.0.0.1:0`: no port is
+/// picked and released first, so parallel tests never race for one). Its
+/// JSON log goes to a file; the bound addresses are read from its
+/// "serving" line, and [`ServerProcess::log`] is shown when a test fails.
+pub(crate) struct ServerProcess {
+    pub(crate) child: std::process::Child,
+    /// `http://HOST:PORT`, known once [`ServerProcess::wait_ready`] saw it.
+    pub(crate) http: String,
+    log: tempfile::NamedTempFile,
+}
+
+impl ServerProcess {
+    /// Runs `serve` with `cmd`'s settings (the address flags are added here).
+    pub(crate) fn spawn(mut cmd: std::process::Command) -> Self {
+        let log = tempfile::NamedTempFile::new().unwrap();
+        cmd.args(["--grpc-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0"])
+            .env("TELEMETRYFLOW_LOG_FORMAT", "json")
+            .stdout(std::process::Stdio::null())
+            .stderr(log.reopen().unwrap());
+        Self {
+            child: cmd.spawn().unwrap(),
+            http: String::new(),
+            log,
+        }
+    }
+
+    /// The server's log so far.
+    pub(crate) fn log(&self) -> String {
+        std::fs::read_to_string(self.log.path()).unwrap_or_default()
+    }
+
+    /// The HTTP address from the "serving" log line, once written.
+    fn bound_http(&self) -> Option<String> {
+        self.log().lines().find_map(|line| {
+            let v: serde_json::Value = serde_json::from_str(line).ok()?;
+            let fields = v.get("fields")?;
+            (fields.get("message")?.as_str()? == "TelemetryFlow serving OTLP").then(|| {
+                fields
+                    .get("http_addr")?
+                    .as_str()
+                    .map(|a| format!("http://{a}"))
+            })?
+        })
+    }
+
+    /// Waits for `/readyz` = 200 (true) or for the process to exit (false).
+    pub(crate) async fn wait_ready(&mut self) -> bool {
+        let started = std::time::Instant::now();
+        loop {
+            if self.child.try_wait().unwrap().is_some() {
+                return false;
+            }
+            if self.http.is_empty() {
+                self.http = self.bound_http().unwrap_or_default();
+            }
+            if !self.http.is_empty()
+                && let Ok(r) = reqwest::get(format!("{}/readyz", self.http)).await
+                && r.status().as_u16() == 200
+            {
+                return true;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(60),
+                "server not ready after 60 s; its log:\n{}",
+                self.log()
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// As [`ServerProcess::wait_ready`], failing the test (with the log)
+    /// when the server exits instead.
+    pub(crate) async fn ready(&mut self) {
+        assert!(
+            self.wait_ready().await,
+            "the server exited ({:?}); its log:\n{}",
+            self.child.try_wait(),
+            self.log()
+        );
+    }
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
