@@ -8,7 +8,8 @@
 #   protocol: grpc, http (protobuf) or http-json
 #   e.g. scripts/bench-ingest.sh 15 traces/http logs/http-json
 # SERVER_ENV="K=V ..." sets server settings (TELEMETRYFLOW_*); PEAK_ONLY=1
-# skips the half-rate run. The compactor's counters are reported too.
+# skips the half-rate run; SEED_DIR=DIR starts each server on a copy of DIR
+# (e.g. a backlog for the compactor). The compactor's counters are reported too.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 secs=${1:-15}; shift || true
@@ -20,6 +21,7 @@ gen=target/release/examples/loadgen
 run() { # signal protocol rate
   local signal=$1 protocol=$2 rate=$3
   local dir; dir=$(mktemp -d)
+  [ -z "${SEED_DIR:-}" ] || cp -a "$SEED_DIR/." "$dir/"
   # shellcheck disable=SC2086
   env ${SERVER_ENV:-} $bin serve --data-dir "$dir" --grpc-addr 127.0.0.1:34317 --http-addr 127.0.0.1:34318 \
     >"$dir/server.log" 2>&1 &

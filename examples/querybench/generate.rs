@@ -6,14 +6,14 @@ use super::*;
 
 /// Feeds converted rows to the server's partition buffer and flushes what
 /// is due after each request, as the server's flusher would.
-struct Loader {
-    buffer: Arc<PartitionBuffer>,
-    tenant: TenantId,
-    seq: u64,
+pub(crate) struct Loader {
+    pub(crate) buffer: Arc<PartitionBuffer>,
+    pub(crate) tenant: TenantId,
+    pub(crate) seq: u64,
 }
 
 impl Loader {
-    async fn add(&mut self, converted: Converted) -> anyhow::Result<()> {
+    pub(crate) async fn add(&mut self, converted: Converted) -> anyhow::Result<()> {
         if converted.summary.rejected() > 0 {
             bail!(
                 "the converter rejected generated items: {}",
@@ -197,7 +197,7 @@ impl MetricGen {
     }
 }
 
-fn parse_rfc3339(s: &str) -> anyhow::Result<u64> {
+pub(crate) fn parse_rfc3339(s: &str) -> anyhow::Result<u64> {
     let t = chrono::DateTime::parse_from_rfc3339(s)
         .with_context(|| format!("--start {s:?} is not RFC 3339"))?;
     let ns = t
@@ -210,7 +210,7 @@ fn parse_rfc3339(s: &str) -> anyhow::Result<u64> {
     Ok(ns)
 }
 
-fn dir_bytes(path: &Path) -> u64 {
+pub(crate) fn dir_bytes(path: &Path) -> u64 {
     let Ok(entries) = std::fs::read_dir(path) else {
         return 0;
     };

@@ -96,6 +96,8 @@ enum Cmd {
     Generate(GenerateArgs),
     /// Times the queries on a generated store.
     Run(RunArgs),
+    /// Ages a store in simulated time (many small flushes) and measures it.
+    Soak(soak::SoakArgs),
 }
 
 #[derive(Debug, Args)]
@@ -187,6 +189,7 @@ fn main() -> anyhow::Result<()> {
     match cli.cmd {
         Cmd::Generate(args) => rt.block_on(generate::generate(args)),
         Cmd::Run(args) => rt.block_on(run::run(args)),
+        Cmd::Soak(args) => rt.block_on(soak::soak(args)),
     }
 }
 
@@ -212,3 +215,4 @@ fn thousands(n: u64) -> String {
 
 mod generate;
 mod run;
+mod soak;
