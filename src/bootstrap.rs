@@ -20,6 +20,7 @@ use crate::application::event_bus::EventHandler;
 use crate::application::pipeline::{PartitionBuffer, WritePath};
 use crate::application::ports::{FileStore, IngestSink, ReadModel, SnapshotSource, WriteAheadLog};
 use crate::application::queries::{MetricQueries, SqlHandler, TraceQueries};
+use crate::application::retention::Retention;
 use crate::config::Config;
 use crate::infrastructure::api::prometheus::MetricsSources;
 use crate::infrastructure::api::{ApiState, Offload, router};
@@ -35,6 +36,7 @@ pub struct Storage {
     pub pipeline: Arc<WritePath>,
     pub engine: Arc<DataFusionEngine>,
     pub compactor: Arc<Compactor>,
+    pub retention: Arc<Retention>,
     /// One more than the highest WAL sequence number in committed files.
     pub next_seq: u64,
 }
@@ -96,9 +98,13 @@ pub async fn open_storage(
     // when its WAL is gone.
     let next_seq = buffer.max_committed_seq() + 1;
     let compactor = Arc::new(Compactor::new(
-        files as Arc<dyn FileStore>,
+        Arc::clone(&files) as Arc<dyn FileStore>,
         Arc::clone(&buffer),
         config.compaction_policy(),
+    ));
+    let retention = Arc::new(Retention::new(
+        files as Arc<dyn FileStore>,
+        Arc::clone(&buffer),
     ));
     let pipeline = Arc::new(WritePath::new(buffer));
     let engine = Arc::new(
@@ -114,6 +120,7 @@ pub async fn open_storage(
         pipeline,
         engine,
         compactor,
+        retention,
         next_seq,
     })
 }
@@ -168,6 +175,7 @@ pub struct Server {
     http_task: JoinHandle<anyhow::Result<()>>,
     flusher: JoinHandle<()>,
     compaction: Option<JoinHandle<()>>,
+    retention: Option<JoinHandle<()>>,
     shutdown_timeout: Duration,
 }
 
@@ -187,16 +195,20 @@ pub async fn start_with_store(
         pipeline,
         engine,
         compactor,
+        retention,
         next_seq,
     } = open_storage(&config, store, true).await?;
     let events = Arc::new(EventBus::new());
     let stats = Arc::new(IngestStats::default());
     let counters = Arc::new(ShardedCounterStore::new(config.ingest.max_counter_series));
-    let ingest = Arc::new(IngestHandler::new(
-        Arc::clone(&pipeline) as Arc<dyn IngestSink>,
-        Arc::clone(&events) as _,
-        Arc::clone(&stats),
-    ));
+    let ingest = Arc::new(
+        IngestHandler::new(
+            Arc::clone(&pipeline) as Arc<dyn IngestSink>,
+            Arc::clone(&events) as _,
+            Arc::clone(&stats),
+        )
+        .with_retention(Arc::clone(&pipeline.buffer().config().retention)),
+    );
     let receiver = Arc::new(OtlpReceiver::new(ingest, counters));
     let limits = config.query_limits();
     let read_model = Arc::clone(&engine) as Arc<dyn ReadModel>;
@@ -289,6 +301,7 @@ pub async fn start_with_store(
             events: Arc::clone(&events),
             queries: metric_queries,
             compactor: Arc::clone(&compactor),
+            retention: Arc::clone(&retention),
         },
         cors_allowed_origins: config.server.cors_allowed_origins.clone(),
         // A route may run a few queries (a time series looks up the
@@ -298,6 +311,7 @@ pub async fn start_with_store(
             timeout: limits.timeout * 2,
         },
         compactor: Arc::clone(&compactor),
+        retention: Arc::clone(&retention),
         gc_grace: Duration::from_secs(config.storage.gc_grace_secs),
     });
     let http_task = {
@@ -333,6 +347,13 @@ pub async fn start_with_store(
             }
         })
     };
+    let retention_task = spawn_retention(
+        &config,
+        retention,
+        Arc::clone(&compactor),
+        &engine,
+        stop_rx_for_compaction.clone(),
+    );
     let compaction = spawn_compaction(&config, compactor, &engine, stop_rx_for_compaction);
     tracing::info!(%grpc_addr, %http_addr, "TelemetryFlow serving OTLP");
     Ok(Server {
@@ -348,6 +369,7 @@ pub async fn start_with_store(
         http_task,
         flusher,
         compaction,
+        retention: retention_task,
         shutdown_timeout: Duration::from_secs(config.server.shutdown_timeout_secs),
     })
 }
@@ -391,6 +413,50 @@ fn spawn_compaction(
     }))
 }
 
+/// Runs a retention pass every `retention.check_interval_secs` (the first
+/// at start-up, so changed rules apply at once), then deletes replaced files
+/// whose grace period is over; on the query runtime, as compaction. Not
+/// started when no rule ever expires anything.
+fn spawn_retention(
+    config: &Config,
+    retention: Arc<Retention>,
+    compactor: Arc<Compactor>,
+    engine: &DataFusionEngine,
+    mut stop: watch::Receiver<bool>,
+) -> Option<JoinHandle<()>> {
+    if !retention.rules().expires_anything() {
+        return None;
+    }
+    let handle = engine.executor().handle()?;
+    let every = Duration::from_secs(config.retention.check_interval_secs);
+    let grace = Duration::from_secs(config.storage.gc_grace_secs);
+    Some(handle.spawn(async move {
+        let mut interval = tokio::time::interval(every);
+        interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = interval.tick() => {
+                    let now = crate::domain::telemetry::Timestamp::from_unix_nanos(
+                        std::time::SystemTime::now()
+                            .duration_since(std::time::UNIX_EPOCH)
+                            .map_or(0, |d| d.as_nanos() as u64),
+                    );
+                    match retention.run_once(now).await {
+                        Ok(s) if s.files == 0 => {}
+                        Ok(_) => {
+                            if let Err(e) = compactor.collect_garbage(grace).await {
+                                tracing::warn!(error = %e, "deleting expired files failed");
+                            }
+                        }
+                        Err(e) => tracing::warn!(error = %e, "retention pass failed"),
+                    }
+                }
+                _ = async { let _ = stop.wait_for(|s| *s).await; } => break,
+            }
+        }
+    }))
+}
+
 impl Server {
     /// Waits until WAL replay is done and writes are accepted.
     pub async fn ready(&mut self) -> anyhow::Result<ReplayReport> {
@@ -426,11 +492,15 @@ impl Server {
             tracing::warn!("in-flight requests did not finish within {deadline:?}");
         }
         let _ = (&mut self.flusher).await;
-        if let Some(c) = self.compaction.take() {
-            // A merge in progress is abandoned: its outputs are uncommitted
-            // and a later collection deletes them.
-            c.abort();
-            let _ = c.await;
+        // A merge in progress is abandoned: its outputs are uncommitted and
+        // a later collection deletes them. A retention pass is one commit per
+        // table: stopped between commits, the next pass does the rest.
+        for task in [self.compaction.take(), self.retention.take()]
+            .into_iter()
+            .flatten()
+        {
+            task.abort();
+            let _ = task.await;
         }
         self.ready().await?;
         self.pipeline.close();

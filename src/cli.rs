@@ -32,15 +32,21 @@ pub enum Command {
     /// Run one compaction pass over a data directory with the server stopped
     /// (for a running server: POST /api/v2/admin/compact), then delete
     /// replaced files whose grace period is over. Prints the summary as JSON.
-    Compact(CompactArgs),
+    Compact(OfflineArgs),
+    /// Run one retention pass over a data directory with the server stopped
+    /// (for a running server: POST /api/v2/admin/retention): expired hour
+    /// partitions leave the manifests, then replaced files whose grace period
+    /// is over are deleted. Prints the summary as JSON.
+    Retention(OfflineArgs),
 }
 
+/// A maintenance pass over a data directory, without a server.
 #[derive(Debug, Args)]
-pub struct CompactArgs {
+pub struct OfflineArgs {
     /// The data directory (its manifests and files; S3 per --config).
     #[arg(long)]
     pub data_dir: PathBuf,
-    /// The configuration file (storage and [compaction] settings).
+    /// The configuration file (storage, [compaction] and [retention] settings).
     #[arg(long)]
     pub config: Option<PathBuf>,
 }
@@ -194,7 +200,7 @@ pub fn sql(args: &SqlArgs) -> anyhow::Result<()> {
 }
 
 /// Runs `telemetryflow compact`: one pass, as the server's timer would.
-pub fn compact(args: &CompactArgs) -> anyhow::Result<()> {
+pub fn compact(args: &OfflineArgs) -> anyhow::Result<()> {
     let overrides = Overrides {
         data_dir: Some(args.data_dir.clone()),
         ..Default::default()
@@ -220,6 +226,41 @@ pub fn compact(args: &CompactArgs) -> anyhow::Result<()> {
             .collect_garbage(std::time::Duration::from_secs(config.storage.gc_grace_secs))
             .await
             .context("deleting replaced files")?;
+        anyhow::Ok(summary)
+    })?;
+    println!("{}", serde_json::to_string_pretty(&summary)?);
+    Ok(())
+}
+
+/// Runs `telemetryflow retention`: one pass, as the server's timer would.
+/// The WAL is not replayed: rows of expired partitions still in it are
+/// dropped by the server's replay.
+pub fn retention(args: &OfflineArgs) -> anyhow::Result<()> {
+    let overrides = Overrides {
+        data_dir: Some(args.data_dir.clone()),
+        ..Default::default()
+    };
+    let config = Config::load(args.config.as_deref(), std::env::vars(), &overrides)?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    let summary = rt.block_on(async {
+        let storage = crate::bootstrap::open_storage(&config, None, true).await?;
+        let now = crate::domain::telemetry::Timestamp::from_unix_nanos(
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos() as u64),
+        );
+        let summary = storage
+            .retention
+            .run_once(now)
+            .await
+            .context("expiring data")?;
+        storage
+            .compactor
+            .collect_garbage(std::time::Duration::from_secs(config.storage.gc_grace_secs))
+            .await
+            .context("deleting expired files")?;
         anyhow::Ok(summary)
     })?;
     println!("{}", serde_json::to_string_pretty(&summary)?);

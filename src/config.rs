@@ -3,6 +3,7 @@
 //! documented in `config/telemetryflow.toml`. Unknown keys and bad values are
 //! errors that name the key.
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
@@ -38,7 +39,31 @@ pub struct Config {
     pub ingest: IngestSettings,
     pub query: QuerySettings,
     pub compaction: CompactionSettings,
+    pub retention: RetentionSettings,
     pub log: LogConfig,
+}
+
+/// `[retention]`: periods like "30d", "36h", "1w2d"; "0" keeps forever.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RetentionSettings {
+    pub default: String,
+    pub check_interval_secs: u64,
+    /// Table name → period.
+    pub tables: BTreeMap<String, String>,
+    /// Tenant → (table name or "default") → period.
+    pub tenants: BTreeMap<String, BTreeMap<String, String>>,
+}
+
+impl Default for RetentionSettings {
+    fn default() -> Self {
+        Self {
+            default: "0".into(),
+            check_interval_secs: 300,
+            tables: BTreeMap::new(),
+            tenants: BTreeMap::new(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -69,6 +94,7 @@ pub struct StorageConfig {
     pub data_dir: PathBuf,
     pub url: String,
     pub gc_grace_secs: u64,
+    pub manifest_refresh_secs: u64,
     pub row_group_rows: usize,
     pub s3: S3Config,
 }
@@ -158,6 +184,7 @@ impl Default for StorageConfig {
             data_dir: PathBuf::from("./data"),
             url: String::new(),
             gc_grace_secs: 900,
+            manifest_refresh_secs: 5,
             row_group_rows: 131_072,
             s3: S3Config::default(),
         }
@@ -258,6 +285,8 @@ const ENV_ALIASES: [(&str, &str); 3] = [
 
 fn leaf_paths(prefix: &str, v: &toml::Value, out: &mut Vec<String>) {
     match v {
+        // An empty table is a setting of its own (a map, e.g. retention.tables).
+        toml::Value::Table(t) if t.is_empty() && !prefix.is_empty() => out.push(prefix.to_owned()),
         toml::Value::Table(t) => {
             for (k, v) in t {
                 let p = if prefix.is_empty() {
@@ -481,6 +510,24 @@ impl Config {
                 ),
             ));
         }
+        if self.retention.check_interval_secs == 0 {
+            return Err(bad(
+                "retention.check_interval_secs",
+                "must be greater than 0".into(),
+            ));
+        }
+        self.retention_rules()?;
+        if self.storage.gc_grace_secs > 0
+            && self.storage.manifest_refresh_secs >= self.storage.gc_grace_secs
+        {
+            return Err(bad(
+                "storage.manifest_refresh_secs",
+                format!(
+                    "{} must be below storage.gc_grace_secs ({}): a node whose view is older than the grace period could look for deleted files",
+                    self.storage.manifest_refresh_secs, self.storage.gc_grace_secs
+                ),
+            ));
+        }
         if !matches!(self.log.format.as_str(), "text" | "json") {
             return Err(bad(
                 "log.format",
@@ -564,7 +611,67 @@ impl Config {
             flush_bytes: self.buffer.flush_bytes,
             max_age: std::time::Duration::from_millis(self.buffer.flush_interval_ms),
             max_buffered_bytes: self.buffer.max_buffered_bytes,
+            retention: std::sync::Arc::new(self.retention_rules().unwrap_or_default()),
+            manifest_refresh: (self.storage.manifest_refresh_secs > 0)
+                .then(|| std::time::Duration::from_secs(self.storage.manifest_refresh_secs)),
         }
+    }
+
+    /// The `[retention]` rules, checked: periods parse, table names and
+    /// tenant ids exist. Errors name the key.
+    pub fn retention_rules(&self) -> Result<crate::domain::RetentionRules> {
+        use crate::application::Table;
+        use crate::domain::{RetentionPeriod, RetentionRules, TenantId, TenantRetention};
+        let r = &self.retention;
+        let period = |key: String, v: &str| {
+            RetentionPeriod::parse(v).map_err(|e| ConfigError::BadValue {
+                key,
+                message: e.to_string(),
+            })
+        };
+        let table = |key: &str, name: &str| {
+            Table::from_name(name)
+                .map(|_| name.to_owned())
+                .ok_or_else(|| ConfigError::BadValue {
+                    key: key.to_owned(),
+                    message: format!(
+                        "{name:?} is not a table (tables: {})",
+                        Table::ALL
+                            .iter()
+                            .map(|t| t.name())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                })
+        };
+        let mut rules = RetentionRules {
+            default: period("retention.default".into(), &r.default)?,
+            ..RetentionRules::default()
+        };
+        for (name, v) in &r.tables {
+            let key = format!("retention.tables.{name}");
+            rules
+                .tables
+                .insert(table(&key, name)?, period(key.clone(), v)?);
+        }
+        for (tenant, tables) in &r.tenants {
+            let key = format!("retention.tenants.{tenant}");
+            let id = TenantId::parse(tenant).map_err(|e| ConfigError::BadValue {
+                key: key.clone(),
+                message: e.to_string(),
+            })?;
+            let mut t = TenantRetention::default();
+            for (name, v) in tables {
+                let key = format!("{key}.{name}");
+                if name == "default" {
+                    t.default = Some(period(key, v)?);
+                } else {
+                    t.tables.insert(table(&key, name)?, period(key.clone(), v)?);
+                }
+            }
+            rules.tenants.insert(id, t);
+        }
+        Ok(rules)
     }
 }
 

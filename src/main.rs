@@ -39,5 +39,9 @@ fn main() -> anyhow::Result<()> {
             init_tracing("info", false);
             cli::compact(&args)
         }
+        Command::Retention(args) => {
+            init_tracing("info", false);
+            cli::retention(&args)
+        }
     }
 }

@@ -52,9 +52,14 @@ fn kill9(p: &mut Proc) {
 /// One request of `SPANS_PER_REQUEST` spans named `r{req}-{i}`; all share
 /// trace id bytes derived from `req`.
 async fn send_request(http: &str, req: u32) -> bool {
+    send_request_at(http, req, T0 + u64::from(req) * SEC).await
+}
+
+/// As [`send_request`], the spans starting at `start` (Unix ns).
+async fn send_request_at(http: &str, req: u32, start: u64) -> bool {
     let spans = (0..SPANS_PER_REQUEST)
         .map(|i| {
-            let mut s = span(1, i + 1, &format!("r{req}-{i}"), T0 + u64::from(req) * SEC);
+            let mut s = span(1, i + 1, &format!("r{req}-{i}"), start);
             s.trace_id = {
                 let mut t = vec![0xee; 16];
                 t[..4].copy_from_slice(&req.to_be_bytes());
@@ -84,8 +89,13 @@ async fn send_request(http: &str, req: u32) -> bool {
 /// machine may time a request out; a retry of a stored request is harmless
 /// to the checks, which allow a request to be wholly present).
 async fn send_acked(http: &str, req: u32) {
+    send_acked_at(http, req, T0 + u64::from(req) * SEC).await;
+}
+
+/// As [`send_acked`], the spans starting at `start` (Unix ns).
+async fn send_acked_at(http: &str, req: u32, start: u64) {
     for _ in 0..20 {
-        if send_request(http, req).await {
+        if send_request_at(http, req, start).await {
             return;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
@@ -593,4 +603,122 @@ async fn two_nodes_on_one_bucket_flush_compact_and_recover() {
         "too little load: {} requests",
         acked.len()
     );
+}
+
+/// Kill -9 in the middle of a retention pass — right after it removed the
+/// expired partitions from the manifest, and while it deletes their files —
+/// with expired rows both in flushed files and only in the WAL: afterwards
+/// nothing expired is visible (not from files, not from replay), every
+/// unexpired acknowledged span is there exactly once, and no file is left
+/// that no manifest records.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retention_pass_killed_midway_loses_nothing_unexpired_and_revives_nothing() {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64;
+    let old = now - 72 * 3600 * SEC;
+    let keep_a_day = [(
+        "TELEMETRYFLOW_RETENTION_TABLES",
+        r#"{ otel_traces = "24h" }"#,
+    )];
+    for point in ["after_expiry_commit", "during_gc_delete"] {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("data");
+        // Old and recent spans, flushed; then more of both, only in the WAL.
+        let mut p = spawn(&data, None);
+        p.ready().await;
+        for req in 0..6 {
+            send_acked_at(&p.http, req, old + u64::from(req) * SEC).await;
+        }
+        for req in 6..10 {
+            send_acked_at(&p.http, req, now + u64::from(req) * SEC).await;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        assert!(hours_on_disk(&data).contains(&(old - old % HOUR)));
+        for req in 10..13 {
+            send_acked_at(&p.http, req, old + u64::from(req) * SEC).await;
+        }
+        for req in 13..16 {
+            send_acked_at(&p.http, req, now + u64::from(req) * SEC).await;
+        }
+        kill9(&mut p);
+        // With the rule now in force, the start-up pass dies at `point`.
+        let mut env = keep_a_day.to_vec();
+        env.push(("TFLOW_CRASH_AT", point));
+        let mut p = spawn_with(&data, None, &env);
+        let started = Instant::now();
+        let status = loop {
+            if let Some(s) = p.child.try_wait().unwrap() {
+                break s;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(60),
+                "{point}: the crash point never fired; log:\n{}",
+                p.log()
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        };
+        assert!(!status.success(), "{point}: {status:?}");
+        drop(p);
+        // Restart: the pass completes; replay keeps expired WAL rows out.
+        let mut p = spawn_with(&data, None, &keep_a_day);
+        p.ready().await;
+        let _ = reqwest::Client::new()
+            .post(format!("{}/api/v2/admin/retention", p.http))
+            .send()
+            .await
+            .unwrap();
+        let _ = Command::new("kill")
+            .args(["-TERM", &p.child.id().to_string()])
+            .status();
+        assert!(p.child.wait().unwrap().success(), "{}", p.log());
+        let by_req = stored_with(&data, &keep_a_day);
+        let reqs: Vec<u32> = by_req.keys().copied().collect();
+        assert_eq!(
+            reqs,
+            (6..10).chain(13..16).collect::<Vec<_>>(),
+            "{point}: exactly the unexpired requests"
+        );
+        for (req, names) in &by_req {
+            assert_eq!(
+                names.len(),
+                usize::from(SPANS_PER_REQUEST),
+                "{point}: request {req} once, whole"
+            );
+        }
+        no_orphans(&data);
+        // Deleted, not just hidden (the grace period is 0 here).
+        let cut = now - 24 * HOUR;
+        assert!(
+            hours_on_disk(&data).iter().all(|&h| h + HOUR > cut),
+            "{point}: expired files left on disk"
+        );
+    }
+}
+
+const HOUR: u64 = 3600 * SEC;
+
+/// Start of the hour partition of every traces file on disk (from the
+/// `date=…/hour=…` directories).
+fn hours_on_disk(data: &Path) -> BTreeSet<u64> {
+    parquet_files(&data.join("parquet"))
+        .iter()
+        .map(|f| {
+            let s = f.to_string_lossy();
+            let date = s.split("date=").nth(1).unwrap().split('/').next().unwrap();
+            let hour: u32 = s
+                .split("hour=")
+                .nth(1)
+                .unwrap()
+                .split('/')
+                .next()
+                .unwrap()
+                .parse()
+                .unwrap();
+            let day = chrono::NaiveDate::parse_from_str(date, "%Y-%m-%d").unwrap();
+            let t = day.and_hms_opt(hour, 0, 0).unwrap().and_utc();
+            t.timestamp_nanos_opt().unwrap() as u64
+        })
+        .collect()
 }

@@ -209,6 +209,9 @@ impl Compactor {
     pub async fn run_once(&self, now_ns: u64) -> Result<CompactionSummary, StoreError> {
         let _one = self.running.lock().await;
         let started = Instant::now();
+        if let Err(e) = self.buffer.refresh_all().await {
+            tracing::warn!(error = %e, "reading the manifests again failed; planning from this node's view");
+        }
         let tasks = plan(&self.buffer.committed_files(), &self.policy, now_ns);
         let mut summary = CompactionSummary::default();
         let mut first_err = None;

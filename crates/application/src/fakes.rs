@@ -51,6 +51,24 @@ struct Files {
     replaced: Vec<(String, std::time::Instant)>,
 }
 
+impl Files {
+    fn table_catalog(&self, tenant: &TenantId, table: Table) -> Option<TableCatalog> {
+        let (version, files) = self.catalog.get(&(tenant.clone(), table))?;
+        Some(TableCatalog {
+            tenant: tenant.clone(),
+            table,
+            version: *version,
+            files: files.clone(),
+            committed_seqs: self
+                .watermarks
+                .iter()
+                .filter(|((t, tb, _), _)| t == tenant && *tb == table)
+                .map(|((_, _, hour), seq)| (*hour, *seq))
+                .collect(),
+        })
+    }
+}
+
 /// The `FileStore` port in memory.
 #[derive(Debug, Default)]
 pub struct MemoryFileStore {
@@ -188,20 +206,27 @@ impl FileStore for MemoryFileStore {
         let files = self.files.lock();
         Ok(files
             .catalog
-            .iter()
-            .map(|((tenant, table), (version, f))| TableCatalog {
-                tenant: tenant.clone(),
-                table: *table,
-                version: *version,
-                files: f.clone(),
-                committed_seqs: files
-                    .watermarks
-                    .iter()
-                    .filter(|((t, tb, _), _)| t == tenant && tb == table)
-                    .map(|((_, _, hour), seq)| (*hour, *seq))
-                    .collect(),
-            })
+            .keys()
+            .filter_map(|(tenant, table)| files.table_catalog(tenant, *table))
             .collect())
+    }
+
+    async fn refresh(
+        &self,
+        tenant: &TenantId,
+        table: Table,
+        since: u64,
+    ) -> Result<Option<TableCatalog>, StoreError> {
+        self.check("refreshing")?;
+        Ok(self
+            .files
+            .lock()
+            .table_catalog(tenant, table)
+            .filter(|c| c.version > since))
+    }
+
+    async fn list_tables(&self) -> Result<Vec<(TenantId, Table)>, StoreError> {
+        Ok(self.files.lock().catalog.keys().cloned().collect())
     }
 
     async fn collect_garbage(

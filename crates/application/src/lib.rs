@@ -11,5 +11,14 @@ pub mod fakes;
 pub mod pipeline;
 pub mod ports;
 pub mod queries;
+pub mod retention;
 
 pub use ports::{Table, TableBatch};
+
+/// The wall clock as a domain timestamp (retention cut-offs).
+pub(crate) fn wall_clock() -> tf_domain::telemetry::Timestamp {
+    let ns = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64);
+    tf_domain::telemetry::Timestamp::from_unix_nanos(ns)
+}

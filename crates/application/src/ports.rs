@@ -300,6 +300,19 @@ pub trait FileStore: Send + Sync {
     /// The committed files of every table.
     async fn load_catalog(&self) -> Result<Vec<TableCatalog>, StoreError>;
 
+    /// Catches up with the table's manifest (commits of other nodes sharing
+    /// the store) and returns its catalog when the manifest is past version
+    /// `since`; `None` otherwise. One small request when nothing changed.
+    async fn refresh(
+        &self,
+        tenant: &TenantId,
+        table: Table,
+        since: u64,
+    ) -> Result<Option<TableCatalog>, StoreError>;
+
+    /// Every (tenant, table) that has a manifest in the store.
+    async fn list_tables(&self) -> Result<Vec<(TenantId, Table)>, StoreError>;
+
     /// Deletes replaced files that left their manifest more than `grace`
     /// ago and, with `sweep_orphans`, data files that no manifest records
     /// and that are older than `grace` (left by a crash between write and
@@ -320,8 +333,14 @@ pub struct TableSnapshot {
 }
 
 /// Source of table snapshots for the read side.
+#[async_trait]
 pub trait SnapshotSource: Send + Sync {
     fn snapshot(&self, tenant: &TenantId, table: Table) -> TableSnapshot;
+
+    /// Before a query: catches up with commits other nodes made to the
+    /// tenant's tables, where the last look is older than the refresh
+    /// interval. A failure is logged; the query reads what is known.
+    async fn refresh_stale(&self, _tenant: &TenantId) {}
 }
 
 /// Why a query failed.

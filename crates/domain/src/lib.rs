@@ -7,8 +7,10 @@
 
 pub mod events;
 pub mod ports;
+pub mod retention;
 pub mod telemetry;
 pub mod tenancy;
 
 pub use events::DomainEvent;
+pub use retention::{RetentionPeriod, RetentionRules, TenantRetention};
 pub use tenancy::{TenantContext, TenantId, WorkspaceId};

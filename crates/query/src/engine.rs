@@ -179,6 +179,7 @@ impl Sessions {
         limits: &QueryLimits,
     ) -> Result<QueryResult, QueryError> {
         self.sql_limits.check_text(sql)?;
+        self.source.refresh_stale(tenant).await;
         let ctx = self.session(tenant, limits.memory_bytes)?;
         let state = ctx.state();
         let dialect = state.config().options().sql_parser.dialect;

@@ -7,8 +7,9 @@
 //! `after_wal_write` (record written, before fsync and ack),
 //! `after_compaction_write` (merged outputs written, not committed),
 //! `after_compaction_commit` (outputs in and inputs out of the manifest, the
-//! inputs not yet deleted), `during_gc_delete` (some replaced files deleted,
-//! the manifest still records them).
+//! inputs not yet deleted), `after_expiry_commit` (a retention pass removed
+//! expired files from the manifest, not yet deleted), `during_gc_delete`
+//! (some replaced files deleted, the manifest still records them).
 
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU64, Ordering};

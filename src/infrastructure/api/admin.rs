@@ -14,6 +14,36 @@ use crate::application::ports::QueryError;
 /// How long one pass may run when asked for over HTTP.
 const PASS_TIMEOUT: Duration = Duration::from_secs(6 * 3600);
 
+/// `POST /api/v2/admin/retention`: one retention pass now — expired hour
+/// partitions leave their manifests, buffered rows of them are dropped —
+/// then deletion of replaced files whose grace period is over. Answers when
+/// done, with the pass's summary (partitions, files, rows, bytes).
+pub(super) async fn retention(State(state): State<ApiState>) -> Response {
+    let retention = std::sync::Arc::clone(&state.retention);
+    let compactor = std::sync::Arc::clone(&state.compactor);
+    let grace = state.gc_grace;
+    let pass = state
+        .offload
+        .runtime
+        .offload(PASS_TIMEOUT, async move {
+            let now = crate::domain::telemetry::Timestamp::from_unix_nanos(now_ns().max(0) as u64);
+            let summary = retention
+                .run_once(now)
+                .await
+                .map_err(QueryError::internal)?;
+            compactor
+                .collect_garbage(grace)
+                .await
+                .map_err(QueryError::internal)?;
+            Ok(summary)
+        })
+        .await;
+    match pass {
+        Ok(summary) => (StatusCode::OK, axum::Json(summary)).into_response(),
+        Err(e) => query_error(e),
+    }
+}
+
 /// `POST /api/v2/admin/compact`: one compaction pass over every tenant now,
 /// then deletion of replaced files whose grace period is over. Answers when
 /// done, with the pass's summary (partitions, files in → out, rows, bytes).

@@ -108,6 +108,7 @@ pub fn router(state: ApiState) -> Router {
         )
         .route("/api/v2/logs", get(query::logs))
         .route("/api/v2/admin/compact", post(admin::compact))
+        .route("/api/v2/admin/retention", post(admin::retention))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))

@@ -15,6 +15,7 @@ pub use query::TRUNCATED_HEADER;
 
 use crate::application::compaction::Compactor;
 use crate::application::queries::{MetricQueries, SqlHandler, TraceQueries};
+use crate::application::retention::Retention;
 use crate::infrastructure::otlp::http::HttpReceiver;
 
 /// Everything the routes need.
@@ -33,6 +34,8 @@ pub struct ApiState {
     pub offload: Offload,
     /// The admin routes' compaction pass.
     pub compactor: Arc<Compactor>,
+    /// The admin routes' retention pass.
+    pub retention: Arc<Retention>,
     /// `storage.gc_grace_secs`: replaced files are deleted after it.
     pub gc_grace: Duration,
 }

@@ -10,6 +10,7 @@ use crate::application::compaction::Compactor;
 use crate::application::event_bus::EventBus;
 use crate::application::pipeline::WritePath;
 use crate::application::queries::MetricQueries;
+use crate::application::retention::Retention;
 use crate::domain::telemetry::Signal;
 
 /// What `/metrics` reads.
@@ -20,6 +21,7 @@ pub struct MetricsSources {
     pub events: Arc<EventBus>,
     pub queries: Arc<MetricQueries>,
     pub compactor: Arc<Compactor>,
+    pub retention: Arc<Retention>,
 }
 
 fn item(signal: Signal) -> &'static str {
@@ -199,6 +201,54 @@ pub fn render(src: &MetricsSources) -> String {
             "gauge",
             "Replaced files still readable, waiting for the grace period.",
             &c.pending_deletion,
+        ),
+    ] {
+        header(&mut out, name, kind, help);
+        let _ = writeln!(out, "{name} {}", v.load(Ordering::Relaxed));
+    }
+    let r = src.retention.stats();
+    for (name, kind, help, v) in [
+        (
+            "telemetryflow_retention_passes_total",
+            "counter",
+            "Retention passes run.",
+            &r.passes,
+        ),
+        (
+            "telemetryflow_retention_expired_partitions_total",
+            "counter",
+            "Hour partitions expired by retention.",
+            &r.partitions,
+        ),
+        (
+            "telemetryflow_retention_expired_files_total",
+            "counter",
+            "Data files expired by retention.",
+            &r.files,
+        ),
+        (
+            "telemetryflow_retention_expired_rows_total",
+            "counter",
+            "Rows expired by retention.",
+            &r.rows,
+        ),
+        (
+            "telemetryflow_retention_expired_bytes_total",
+            "counter",
+            "Bytes of the data files expired by retention.",
+            &r.bytes,
+        ),
+        (
+            "telemetryflow_retention_failures_total",
+            "counter",
+            "Tables whose retention pass failed (their files stay until the next).",
+            &r.failures,
+        ),
+        (
+            "telemetryflow_retention_last_pass_timestamp_seconds",
+            "gauge",
+            "When the last retention pass ended (Unix seconds; 0: none yet).",
+            &r.last_pass_unix_secs,
         ),
     ] {
         header(&mut out, name, kind, help);

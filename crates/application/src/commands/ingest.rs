@@ -4,12 +4,15 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use arrow::array::{Array, BooleanArray, TimestampNanosecondArray};
+use arrow::compute::filter_record_batch;
 use parking_lot::RwLock;
 
-use crate::ports::{IngestSink, TableBatch, WriteError};
-use tf_domain::TenantId;
+use crate::ports::{IngestSink, Table, TableBatch, WriteError};
 use tf_domain::ports::EventPublisher;
+use tf_domain::telemetry::Timestamp;
 use tf_domain::telemetry::{BatchSummary, Signal};
+use tf_domain::{RetentionRules, TenantId};
 
 /// One export request after conversion: the batch aggregate's summary (what
 /// was accepted and rejected) and the accepted rows, as columns per table.
@@ -77,6 +80,36 @@ pub struct IngestHandler {
     buffer: Arc<dyn IngestSink>,
     events: Arc<dyn EventPublisher>,
     stats: Arc<IngestStats>,
+    retention: Arc<RetentionRules>,
+}
+
+/// Drops the rows of `batch` (of `table`) older than `keep_from`; returns
+/// how many. Rows without a readable timestamp are kept (the partition
+/// buffer reports them).
+fn drop_expired_rows(batch: &mut TableBatch, keep_from: Timestamp) -> u64 {
+    let Some(ts) = batch
+        .batch
+        .column_by_name(Table::TIMESTAMP_COLUMN)
+        .and_then(|c| c.as_any().downcast_ref::<TimestampNanosecondArray>())
+    else {
+        return 0;
+    };
+    let k = keep_from.unix_nanos().min(i64::MAX as u64) as i64;
+    let expired = ts.values().iter().filter(|&&t| t < k).count();
+    if expired == 0 {
+        return 0;
+    }
+    let keep: BooleanArray = ts.values().iter().map(|&t| Some(t >= k)).collect();
+    match filter_record_batch(&batch.batch, &keep) {
+        Ok(kept) => {
+            batch.batch = kept;
+            expired as u64
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "filtering expired rows failed; keeping them");
+            0
+        }
+    }
 }
 
 impl IngestHandler {
@@ -89,15 +122,36 @@ impl IngestHandler {
             buffer,
             events,
             stats,
+            retention: Arc::default(),
         }
+    }
+
+    /// Rejects items whose partition the retention rules have expired.
+    pub fn with_retention(mut self, rules: Arc<RetentionRules>) -> Self {
+        self.retention = rules;
+        self
     }
 
     /// Writes the accepted rows (durably), then raises the batch's ingested
     /// event. On error nothing of the request was accepted and the client may
     /// retry.
     pub async fn handle(&self, cmd: IngestCommand) -> Result<IngestOutcome, WriteError> {
-        let IngestCommand { summary, batches } = cmd;
+        let IngestCommand {
+            mut summary,
+            mut batches,
+        } = cmd;
         let counters = self.stats.get(summary.context().tenant(), summary.signal());
+        if self.retention.expires_anything() {
+            let now = crate::wall_clock();
+            let tenant = summary.context().tenant().clone();
+            let mut expired = 0;
+            for b in &mut batches {
+                if let Some(k) = self.retention.keep_from(&tenant, b.table.name(), now) {
+                    expired += drop_expired_rows(b, k);
+                }
+            }
+            summary.expire(expired);
+        }
         let batches: Vec<TableBatch> = batches
             .into_iter()
             .filter(|b| b.batch.num_rows() > 0)

@@ -25,8 +25,8 @@ use parking_lot::RwLock;
 use crate::ports::{
     BoxError, CommitOutcome, FileMeta, FileStore, StoreError, Table, TableCatalog, TableSnapshot,
 };
-use tf_domain::TenantId;
 use tf_domain::telemetry::Timestamp;
+use tf_domain::{RetentionRules, TenantId};
 
 /// When partitions are flushed, and how much may be buffered.
 #[derive(Debug, Clone)]
@@ -39,6 +39,13 @@ pub struct BufferConfig {
     pub max_age: Duration,
     /// Refuse writes (retryable) while more than this is buffered in total.
     pub max_buffered_bytes: usize,
+    /// Rows of expired partitions are dropped on WAL replay and by
+    /// [`PartitionBuffer::drop_expired`].
+    pub retention: Arc<RetentionRules>,
+    /// How stale this node's view of a table's manifest may get before a
+    /// query reads it again (other nodes commit to the same store); `None`:
+    /// never (this node is the only writer).
+    pub manifest_refresh: Option<Duration>,
 }
 
 impl Default for BufferConfig {
@@ -48,6 +55,8 @@ impl Default for BufferConfig {
             flush_bytes: 32 << 20,
             max_age: Duration::from_secs(10),
             max_buffered_bytes: 128 << 20,
+            retention: Arc::default(),
+            manifest_refresh: None,
         }
     }
 }
@@ -90,10 +99,88 @@ struct Partition {
     retry_at: Option<Instant>,
 }
 
+/// Local commits remembered for re-applying over a refreshed manifest at
+/// most: a refresh normally comes long before this many accumulate.
+const MAX_LOCAL_COMMITS: usize = 4096;
+
+/// One of this node's manifest commits, as applied to a table's files.
+#[derive(Debug)]
+struct LocalCommit {
+    version: u64,
+    removed: Vec<String>,
+    added: Vec<FileMeta>,
+}
+
+/// A table's committed files as this node knows them: its own commits as
+/// they happen, other nodes' when a refresh reads the manifest.
+#[derive(Debug, Default)]
+struct TableFiles {
+    /// The highest manifest version reflected.
+    version: u64,
+    files: Vec<FileMeta>,
+    /// Version of the last whole manifest state read from the store: this
+    /// node's commits up to it are in that state.
+    refreshed: u64,
+    /// This node's commits applied since, to re-apply on top of a refreshed
+    /// state that predates them (commits finish out of version order, and a
+    /// refresh may overtake one).
+    local: std::collections::VecDeque<LocalCommit>,
+}
+
+impl TableFiles {
+    /// Applies this node's commit at `version`, unless a refreshed state
+    /// already holds it.
+    fn commit(&mut self, version: u64, removed: Vec<String>, added: Vec<FileMeta>) {
+        if version <= self.refreshed {
+            return;
+        }
+        self.apply(&removed, &added);
+        self.version = self.version.max(version);
+        if self.local.len() == MAX_LOCAL_COMMITS {
+            self.local.pop_front();
+        }
+        self.local.push_back(LocalCommit {
+            version,
+            removed,
+            added,
+        });
+    }
+
+    fn apply(&mut self, removed: &[String], added: &[FileMeta]) {
+        if !removed.is_empty() {
+            let removed: HashSet<&str> = removed.iter().map(String::as_str).collect();
+            self.files.retain(|f| !removed.contains(f.path.as_str()));
+        }
+        self.files.extend(added.iter().cloned());
+    }
+
+    /// Takes the manifest's state at `version` (every commit up to it, this
+    /// node's and others'), then this node's later commits on top.
+    fn refresh(&mut self, version: u64, files: Vec<FileMeta>) -> bool {
+        if version <= self.refreshed {
+            return false;
+        }
+        self.files = files;
+        self.refreshed = version;
+        self.local.retain(|c| c.version > version);
+        let mut later: Vec<&LocalCommit> = self.local.iter().collect();
+        later.sort_by_key(|c| c.version);
+        let later: Vec<(Vec<String>, Vec<FileMeta>)> = later
+            .into_iter()
+            .map(|c| (c.removed.clone(), c.added.clone()))
+            .collect();
+        for (removed, added) in &later {
+            self.apply(removed, added);
+        }
+        self.version = self.version.max(version);
+        true
+    }
+}
+
 #[derive(Debug, Default)]
 struct State {
     partitions: HashMap<PartitionKey, Partition>,
-    catalog: HashMap<(TenantId, Table), (u64, Vec<FileMeta>)>,
+    catalog: HashMap<(TenantId, Table), TableFiles>,
     /// Per partition: the highest WAL sequence number of this node whose
     /// rows are committed (outlives the files: compaction replaces them).
     committed: HashMap<PartitionKey, u64>,
@@ -108,6 +195,8 @@ pub struct FlushStats {
     pub rows: AtomicU64,
     pub failures: AtomicU64,
     pub nanos: AtomicU64,
+    /// Buffered or replayed rows dropped because their partition expired.
+    pub expired_rows: AtomicU64,
 }
 
 pub struct PartitionBuffer {
@@ -115,6 +204,8 @@ pub struct PartitionBuffer {
     store: Arc<dyn FileStore>,
     state: RwLock<State>,
     stats: FlushStats,
+    /// When each table's manifest was last read for a query.
+    looked_at: parking_lot::Mutex<HashMap<(TenantId, Table), Instant>>,
 }
 
 /// One partition's flush, taken out of the lock.
@@ -143,7 +234,15 @@ impl PartitionBuffer {
         }
         let catalog = catalog
             .into_iter()
-            .map(|c| ((c.tenant, c.table), (c.version, c.files)))
+            .map(|c| {
+                let files = TableFiles {
+                    version: c.version,
+                    files: c.files,
+                    refreshed: c.version,
+                    local: Default::default(),
+                };
+                ((c.tenant, c.table), files)
+            })
             .collect();
         Self {
             config,
@@ -154,6 +253,7 @@ impl PartitionBuffer {
                 ..State::default()
             }),
             stats: FlushStats::default(),
+            looked_at: parking_lot::Mutex::new(HashMap::new()),
         }
     }
 
@@ -176,7 +276,7 @@ impl PartitionBuffer {
         let mut v: Vec<_> = st
             .catalog
             .iter()
-            .map(|((t, tb), (ver, files))| (t.clone(), *tb, *ver, files.len()))
+            .map(|((t, tb), f)| (t.clone(), *tb, f.version, f.files.len()))
             .collect();
         v.sort_by(|a, b| (&a.0, a.1).cmp(&(&b.0, b.1)));
         v
@@ -209,7 +309,7 @@ impl PartitionBuffer {
             .read()
             .catalog
             .iter()
-            .map(|((t, tb), (_, files))| (t.clone(), *tb, files.clone()))
+            .map(|((t, tb), f)| (t.clone(), *tb, f.files.clone()))
             .collect()
     }
 
@@ -224,15 +324,99 @@ impl PartitionBuffer {
         removed: &[String],
         added: Vec<FileMeta>,
     ) {
-        let removed: HashSet<&str> = removed.iter().map(String::as_str).collect();
-        let mut st = self.state.write();
-        let entry = st
+        self.state
+            .write()
             .catalog
             .entry((tenant.clone(), table))
-            .or_insert((0, Vec::new()));
-        entry.0 = entry.0.max(version);
-        entry.1.retain(|f| !removed.contains(f.path.as_str()));
-        entry.1.extend(added);
+            .or_default()
+            .commit(version, removed.to_vec(), added);
+    }
+
+    /// Reads one table's manifest again and takes what other nodes
+    /// committed. Returns whether anything changed.
+    pub async fn refresh_table(&self, tenant: &TenantId, table: Table) -> Result<bool, StoreError> {
+        let since = self
+            .state
+            .read()
+            .catalog
+            .get(&(tenant.clone(), table))
+            .map_or(0, |f| f.refreshed);
+        match self.store.refresh(tenant, table, since).await? {
+            Some(catalog) => Ok(self.refresh(catalog)),
+            None => Ok(false),
+        }
+    }
+
+    /// Reads every table's manifest again, including tables only other
+    /// nodes have written (background passes plan from this). Returns how
+    /// many tables changed. Does nothing when refreshing is off.
+    pub async fn refresh_all(&self) -> Result<usize, StoreError> {
+        if self.config.manifest_refresh.is_none() {
+            return Ok(0);
+        }
+        let mut tables: HashSet<(TenantId, Table)> =
+            self.store.list_tables().await?.into_iter().collect();
+        tables.extend(self.state.read().catalog.keys().cloned());
+        let mut changed = 0;
+        for (tenant, table) in tables {
+            if self.refresh_table(&tenant, table).await? {
+                changed += 1;
+            }
+        }
+        Ok(changed)
+    }
+
+    /// Reads the tenant's table manifests again where the last read is
+    /// older than [`BufferConfig::manifest_refresh`] (one small request per
+    /// table when nothing changed). Failures are logged: the caller goes on
+    /// with what this node knows.
+    pub async fn refresh_stale(&self, tenant: &TenantId) {
+        let Some(every) = self.config.manifest_refresh else {
+            return;
+        };
+        let now = Instant::now();
+        let due: Vec<Table> = {
+            let mut looked = self.looked_at.lock();
+            Table::ALL
+                .into_iter()
+                .filter(|&table| {
+                    let key = (tenant.clone(), table);
+                    let stale = looked
+                        .get(&key)
+                        .is_none_or(|at| now.duration_since(*at) >= every);
+                    if stale {
+                        // Concurrent queries of the tenant do not all read.
+                        looked.insert(key, now);
+                    }
+                    stale
+                })
+                .collect()
+        };
+        for table in due {
+            if let Err(e) = self.refresh_table(tenant, table).await {
+                tracing::warn!(%tenant, %table, error = %e, "reading the manifest again failed; queries see this node's view");
+            }
+        }
+    }
+
+    /// Takes a table's manifest state read from the store (other nodes'
+    /// commits included); this node's commits that the state predates stay
+    /// applied. Returns whether anything changed.
+    pub fn refresh(&self, catalog: TableCatalog) -> bool {
+        let mut st = self.state.write();
+        for &(hour_start, seq) in &catalog.committed_seqs {
+            let key = PartitionKey {
+                tenant: catalog.tenant.clone(),
+                table: catalog.table,
+                hour_start,
+            };
+            let w = st.committed.entry(key).or_insert(0);
+            *w = (*w).max(seq);
+        }
+        st.catalog
+            .entry((catalog.tenant, catalog.table))
+            .or_default()
+            .refresh(catalog.version, catalog.files)
     }
 
     /// The lowest sequence number whose rows are not all committed yet: WAL
@@ -252,7 +436,8 @@ impl PartitionBuffer {
 
     /// Adds durable rows with WAL sequence number `seq`, split by hour. With
     /// `skip_committed`, rows of partitions already committed up to `seq`
-    /// are dropped (WAL replay after a crash).
+    /// and rows of expired partitions are dropped (WAL replay after a
+    /// crash: expired data never comes back).
     pub fn insert(
         &self,
         tenant: &TenantId,
@@ -269,8 +454,22 @@ impl PartitionBuffer {
             }
         };
         let now = Instant::now();
+        let keep_from = if skip_committed {
+            self.config
+                .retention
+                .keep_from(tenant, table.name(), crate::wall_clock())
+                .map_or(0, |t| t.unix_nanos())
+        } else {
+            0
+        };
         for (hour_start, part) in parts {
             if skip_committed && self.committed_seq(tenant, table, hour_start) >= seq {
+                continue;
+            }
+            if hour_start < keep_from {
+                self.stats
+                    .expired_rows
+                    .fetch_add(part.num_rows() as u64, Ordering::Relaxed);
                 continue;
             }
             // Measured before taking the lock queries and flushes share.
@@ -295,6 +494,37 @@ impl PartitionBuffer {
             p.open.push(part, seq, bytes);
             st.buffered_bytes += bytes;
         }
+    }
+
+    /// Drops the open (not yet flushing) rows of partitions expired at
+    /// `now`; returns how many. A partition being flushed is left alone: its
+    /// file is committed and expires at the next retention pass.
+    pub fn drop_expired(&self, now: Timestamp) -> u64 {
+        let rules = &self.config.retention;
+        if !rules.expires_anything() {
+            return 0;
+        }
+        let mut st = self.state.write();
+        let mut dropped_rows = 0;
+        let mut dropped_bytes = 0;
+        st.partitions.retain(|key, p| {
+            let expired = rules
+                .keep_from(&key.tenant, key.table.name(), now)
+                .is_some_and(|k| key.hour_start < k.unix_nanos());
+            if !expired {
+                return true;
+            }
+            let open = std::mem::take(&mut p.open);
+            dropped_rows += open.rows as u64;
+            dropped_bytes += open.bytes;
+            p.since = None;
+            p.flushing.is_some()
+        });
+        st.buffered_bytes = st.buffered_bytes.saturating_sub(dropped_bytes);
+        self.stats
+            .expired_rows
+            .fetch_add(dropped_rows, Ordering::Relaxed);
+        dropped_rows
     }
 
     /// Records that everything up to `seq` was inserted (replay skipped it).
@@ -368,12 +598,10 @@ impl PartitionBuffer {
                 Ok(meta) => {
                     let mut st = self.state.write();
                     let version = meta.1;
-                    let entry = st
-                        .catalog
+                    st.catalog
                         .entry((job.key.tenant.clone(), job.key.table))
-                        .or_insert((0, Vec::new()));
-                    entry.0 = entry.0.max(version);
-                    entry.1.push(meta.0);
+                        .or_default()
+                        .commit(version, Vec::new(), vec![meta.0]);
                     let w = st.committed.entry(job.key.clone()).or_insert(0);
                     *w = (*w).max(job.chunk.max_seq);
                     st.buffered_bytes = st.buffered_bytes.saturating_sub(job.chunk.bytes);
@@ -476,7 +704,7 @@ impl PartitionBuffer {
         let files = st
             .catalog
             .get(&(tenant.clone(), table))
-            .map(|(_, f)| f.clone())
+            .map(|f| f.files.clone())
             .unwrap_or_default();
         let mut batches = Vec::new();
         for (k, p) in &st.partitions {
@@ -618,5 +846,60 @@ mod tests {
             ipc.len()
         );
         assert!(decoded.get_array_memory_size() > 10 * held);
+    }
+}
+
+#[cfg(test)]
+mod table_files_tests {
+    use super::*;
+
+    fn f(name: &str) -> FileMeta {
+        FileMeta {
+            path: name.into(),
+            size: 1,
+            rows: 1,
+            hour_start: 0,
+            max_seq: 0,
+            min_ts: 0,
+            max_ts: 0,
+            node: None,
+        }
+    }
+
+    fn paths(t: &TableFiles) -> Vec<&str> {
+        let mut v: Vec<&str> = t.files.iter().map(|f| f.path.as_str()).collect();
+        v.sort_unstable();
+        v
+    }
+
+    /// This node's commits finish out of version order, and a refresh may
+    /// overtake one: every file is listed exactly once either way.
+    #[test]
+    fn local_commits_and_refreshes_combine_into_one_list() {
+        let mut t = TableFiles::default();
+        t.commit(2, Vec::new(), vec![f("b")]);
+        t.commit(1, Vec::new(), vec![f("a")]);
+        assert_eq!(paths(&t), ["a", "b"]);
+        assert_eq!(t.version, 2);
+        // Another node committed "x" (3); this node "c" (4) and "d" (5), but
+        // "d" reaches the buffer only after the refresh that holds it.
+        t.commit(4, Vec::new(), vec![f("c")]);
+        assert!(t.refresh(5, vec![f("a"), f("b"), f("x"), f("c"), f("d")]));
+        assert_eq!(paths(&t), ["a", "b", "c", "d", "x"]);
+        t.commit(5, Vec::new(), vec![f("d")]);
+        assert_eq!(paths(&t), ["a", "b", "c", "d", "x"], "no duplicate");
+        // A commit after the refreshed state is applied on top; a later
+        // refresh that predates it keeps it.
+        t.commit(7, vec!["a".into(), "b".into()], vec![f("ab")]);
+        assert!(t.refresh(6, vec![f("a"), f("b"), f("x"), f("c"), f("d"), f("y")]));
+        assert_eq!(paths(&t), ["ab", "c", "d", "x", "y"]);
+        assert_eq!(t.version, 7);
+        // Another node replaced "x" at 8: a refresh shows it gone.
+        assert!(t.refresh(8, vec![f("ab"), f("c"), f("d"), f("y"), f("x2")]));
+        assert_eq!(paths(&t), ["ab", "c", "d", "x2", "y"]);
+        // A refresh older than the last one is ignored.
+        assert!(!t.refresh(7, vec![f("ab")]));
+        assert_eq!(t.files.len(), 5);
+        assert!(t.local.is_empty());
     }
 }

@@ -147,14 +147,24 @@ impl IngestSink for WritePath {
     }
 }
 
+#[async_trait]
 impl SnapshotSource for WritePath {
     fn snapshot(&self, tenant: &TenantId, table: Table) -> TableSnapshot {
         self.buffer.snapshot(tenant, table)
     }
+
+    async fn refresh_stale(&self, tenant: &TenantId) {
+        self.buffer.refresh_stale(tenant).await;
+    }
 }
 
+#[async_trait]
 impl SnapshotSource for PartitionBuffer {
     fn snapshot(&self, tenant: &TenantId, table: Table) -> TableSnapshot {
         PartitionBuffer::snapshot(self, tenant, table)
+    }
+
+    async fn refresh_stale(&self, tenant: &TenantId) {
+        PartitionBuffer::refresh_stale(self, tenant).await;
     }
 }

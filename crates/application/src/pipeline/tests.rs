@@ -20,6 +20,11 @@ const T0: u64 = 1_767_225_600_000_000_000;
 
 /// `rows` rows in the hour `hour` after T0, each with a payload of `width` bytes.
 fn rows(hour: u64, rows: usize, width: usize) -> TableBatch {
+    rows_at(T0 + hour * HOUR, rows, width)
+}
+
+/// `rows` rows from `start` (Unix ns) on, 1 ns apart.
+fn rows_at(start: u64, rows: usize, width: usize) -> TableBatch {
     let schema = Arc::new(Schema::new(vec![
         Field::new(
             Table::TIMESTAMP_COLUMN,
@@ -28,10 +33,9 @@ fn rows(hour: u64, rows: usize, width: usize) -> TableBatch {
         ),
         Field::new("payload", DataType::Utf8, false),
     ]));
-    let ts = TimestampNanosecondArray::from_iter_values(
-        (0..rows).map(|i| (T0 + hour * HOUR + i as u64) as i64),
-    )
-    .with_timezone("UTC");
+    let ts =
+        TimestampNanosecondArray::from_iter_values((0..rows).map(|i| (start + i as u64) as i64))
+            .with_timezone("UTC");
     let payload = StringArray::from_iter_values((0..rows).map(|_| "x".repeat(width)));
     let columns: Vec<ArrayRef> = vec![Arc::new(ts), Arc::new(payload)];
     TableBatch {
@@ -46,6 +50,8 @@ fn config(max_buffered_bytes: usize) -> BufferConfig {
         flush_bytes: usize::MAX,
         max_age: std::time::Duration::from_secs(3600),
         max_buffered_bytes,
+        retention: Arc::default(),
+        manifest_refresh: None,
     }
 }
 
@@ -57,9 +63,13 @@ struct Setup {
 }
 
 fn setup(max_buffered_bytes: usize) -> Setup {
+    setup_with(config(max_buffered_bytes))
+}
+
+fn setup_with(config: BufferConfig) -> Setup {
     let store = Arc::new(MemoryFileStore::new());
     let buffer = Arc::new(PartitionBuffer::new(
-        config(max_buffered_bytes),
+        config,
         Arc::clone(&store) as Arc<dyn FileStore>,
         Vec::new(),
     ));
@@ -295,4 +305,145 @@ async fn compaction_swaps_files_without_changing_what_queries_or_replay_see() {
     let replayed = rows(0, 10, 8);
     fresh.insert(&s.tenant, Table::Logs, &replayed.batch, 3, true);
     assert!(fresh.is_empty(), "a committed record is not inserted again");
+}
+
+/// Logs kept 24 hours, everything else forever.
+fn logs_for_a_day() -> Arc<tf_domain::RetentionRules> {
+    Arc::new(tf_domain::RetentionRules {
+        tables: [(
+            Table::Logs.name().to_owned(),
+            tf_domain::RetentionPeriod::parse("24h").expect("period"),
+        )]
+        .into(),
+        ..Default::default()
+    })
+}
+
+#[tokio::test]
+async fn a_retention_pass_expires_whole_partitions_and_buffered_rows() {
+    use crate::retention::Retention;
+    use tf_domain::telemetry::Timestamp;
+    let s = setup_with(BufferConfig {
+        retention: logs_for_a_day(),
+        ..config(64 << 20)
+    });
+    for hour in 0..3 {
+        s.write(rows(hour, 10, 8)).await.unwrap();
+    }
+    s.pipeline.flush_due(true).await.unwrap();
+    // Late rows for hour 0, still buffered.
+    s.write(rows(0, 4, 8)).await.unwrap();
+    assert_eq!(visible_rows(&s.pipeline, &s.tenant), (30, 4));
+    let retention = Retention::new(
+        Arc::clone(&s.store) as Arc<dyn FileStore>,
+        Arc::clone(s.pipeline.buffer()),
+    );
+    // 24 h after 02:30: the cut-off falls inside hour 2, which stays whole;
+    // hours 0 and 1 are past it.
+    let now = Timestamp::from_unix_nanos(T0 + 26 * HOUR + HOUR / 2);
+    let summary = retention.run_once(now).await.expect("pass");
+    assert_eq!(
+        (
+            summary.partitions,
+            summary.files,
+            summary.rows,
+            summary.buffered_rows,
+            summary.conflicts
+        ),
+        (2, 2, 20, 4, 0)
+    );
+    assert_eq!(visible_rows(&s.pipeline, &s.tenant), (10, 0));
+    let left = s.store.committed(&s.tenant, Table::Logs);
+    assert_eq!(left.len(), 1);
+    assert_eq!(left[0].hour_start, T0 + 2 * HOUR);
+    // The dropped rows no longer hold the WAL.
+    s.pipeline.flush_due(false).await.unwrap();
+    assert!(s.wal.records().is_empty());
+    // Nothing more to do; other tables are kept forever.
+    let again = retention.run_once(now).await.expect("pass");
+    assert_eq!((again.partitions, again.buffered_rows), (0, 0));
+    use std::sync::atomic::Ordering;
+    assert_eq!(retention.stats().partitions.load(Ordering::Relaxed), 2);
+    assert!(
+        retention
+            .stats()
+            .last_pass_unix_secs
+            .load(Ordering::Relaxed)
+            > 0
+    );
+}
+
+#[tokio::test]
+async fn replay_drops_rows_of_expired_partitions() {
+    let buffer = PartitionBuffer::new(
+        BufferConfig {
+            retention: logs_for_a_day(),
+            ..config(usize::MAX)
+        },
+        Arc::new(MemoryFileStore::new()) as Arc<dyn FileStore>,
+        Vec::new(),
+    );
+    let tenant = TenantId::parse("acme").expect("valid id");
+    let now = crate::wall_clock().unix_nanos();
+    // Replayed: a record of long ago, and one of now.
+    buffer.insert(&tenant, Table::Logs, &rows(0, 5, 8).batch, 1, true);
+    buffer.insert(&tenant, Table::Logs, &rows_at(now, 3, 8).batch, 2, true);
+    let snap = buffer.snapshot(&tenant, Table::Logs);
+    assert_eq!(
+        snap.batches
+            .iter()
+            .map(RecordBatch::num_rows)
+            .sum::<usize>(),
+        3
+    );
+    use std::sync::atomic::Ordering;
+    assert_eq!(buffer.stats().expired_rows.load(Ordering::Relaxed), 5);
+    // Live writes are not filtered here: the ingest handler rejects them
+    // before they reach the WAL.
+    buffer.insert(&tenant, Table::Logs, &rows(0, 5, 8).batch, 3, false);
+    assert_eq!(buffer.snapshot(&tenant, Table::Logs).batches.len(), 2);
+}
+
+#[tokio::test]
+async fn the_ingest_handler_rejects_items_of_expired_partitions() {
+    use crate::commands::{IngestCommand, IngestHandler, IngestStats};
+    use crate::event_bus::EventBus;
+    use tf_domain::telemetry::LogBatch;
+    use tf_domain::{TenantContext, WorkspaceId};
+    let s = setup(64 << 20);
+    let handler = IngestHandler::new(
+        Arc::new(s.pipeline) as Arc<dyn IngestSink>,
+        Arc::new(EventBus::new()) as _,
+        Arc::new(IngestStats::default()),
+    )
+    .with_retention(logs_for_a_day());
+    let now = crate::wall_clock().unix_nanos();
+    let old = rows(0, 4, 8);
+    let fresh = rows_at(now, 3, 8);
+    let ctx = TenantContext::new(s.tenant.clone(), WorkspaceId::default_id());
+    let mut tally = LogBatch::new(ctx);
+    for t in [T0; 4].into_iter().chain([now; 3]) {
+        tally.admit(&[], &[], 9, t).expect("valid record");
+    }
+    let batch = arrow::compute::concat_batches(&old.batch.schema(), [&old.batch, &fresh.batch])
+        .expect("same schema");
+    let outcome = handler
+        .handle(IngestCommand {
+            summary: tally.finish(),
+            batches: vec![TableBatch {
+                table: Table::Logs,
+                batch,
+            }],
+        })
+        .await
+        .expect("written");
+    assert_eq!((outcome.accepted, outcome.rejected), (3, 4));
+    assert!(
+        outcome
+            .message
+            .contains("4 with a timestamp in an hour already past its table's retention period"),
+        "{}",
+        outcome.message
+    );
+    assert_eq!(s.wal.records().len(), 1);
 }

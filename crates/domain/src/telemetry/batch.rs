@@ -283,6 +283,20 @@ impl BatchSummary {
     }
 
     /// The OTLP partial-success message; empty when nothing was rejected.
+    /// Rejects `n` accepted items whose hour partition has expired
+    /// ([`Rejection::Expired`]): the retention rule, applied to the
+    /// converted rows of the batch (it depends on the table an item is
+    /// stored in, which the per-item rules do not know).
+    pub fn expire(&mut self, n: u64) {
+        let n = n.min(self.accepted);
+        self.accepted -= n;
+        self.rejections.record_n(Rejection::Expired, n);
+        if self.accepted == 0 {
+            self.time_range = None;
+            self.metric_names.clear();
+        }
+    }
+
     pub fn rejection_message(&self) -> String {
         self.rejections
             .message(self.signal.item_noun(), self.received)

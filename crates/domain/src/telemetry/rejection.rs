@@ -29,10 +29,13 @@ pub enum Rejection {
     /// An attribute or log body whose arrays and kvlists nest too deep (see
     /// [`super::MAX_ANY_VALUE_DEPTH`]).
     ValueTooDeep,
+    /// Timestamp in an hour partition that its table's retention period has
+    /// already expired (see `crate::retention`).
+    Expired,
 }
 
 impl Rejection {
-    pub const ALL: [Rejection; 11] = [
+    pub const ALL: [Rejection; 12] = [
         Rejection::InvalidTraceId,
         Rejection::InvalidSpanId,
         Rejection::InvalidParentSpanId,
@@ -44,6 +47,7 @@ impl Rejection {
         Rejection::InvalidLogContext,
         Rejection::InvalidSeverityNumber,
         Rejection::ValueTooDeep,
+        Rejection::Expired,
     ];
 
     fn index(self) -> usize {
@@ -73,6 +77,9 @@ impl Rejection {
             Rejection::InvalidSeverityNumber => "severity number outside 0..=24",
             Rejection::ValueTooDeep => {
                 "attribute or body value nested deeper than 30 levels of arrays and kvlists"
+            }
+            Rejection::Expired => {
+                "a timestamp in an hour already past its table's retention period"
             }
         }
     }

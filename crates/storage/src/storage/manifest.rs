@@ -300,8 +300,63 @@ impl Manifests {
         Ok(state)
     }
 
-    /// Every table's manifest state.
-    pub(crate) async fn load_all(&self) -> Result<Vec<(TenantId, Table, TableState)>, StoreError> {
+    /// Catches up with versions other writers committed, and returns the
+    /// table's state if it is past version `since`; `None` otherwise. When
+    /// nothing changed this costs one listing of the version names after
+    /// the newest known one (none); otherwise a read per new version, or a
+    /// fresh load when the versions in between were folded into a
+    /// checkpoint.
+    pub(crate) async fn refresh(
+        &self,
+        tenant: &TenantId,
+        table: Table,
+        since: u64,
+    ) -> Result<Option<TableState>, StoreError> {
+        let dir = manifest_dir(tenant, table);
+        let mut tables = self.tables.lock().await;
+        let key = (tenant.clone(), table);
+        let known = tables.get(&key).map_or(0, |s| s.version);
+        let newer: Vec<_> = self
+            .store
+            .list_with_offset(Some(&Path::from(dir.as_str())), &version_path(&dir, known))
+            .try_collect()
+            .await
+            .map_err(|e| StoreError::new(format!("listing {dir}"), e))?;
+        let mut versions: Vec<u64> = newer
+            .iter()
+            .filter_map(|m| match m.location.filename().and_then(parse_entry) {
+                Some(Entry::Version(v)) if v > known => Some(v),
+                _ => None,
+            })
+            .collect();
+        let newer_than_since = |state: &TableState| (state.version > since).then(|| state.clone());
+        if versions.is_empty() {
+            return Ok(tables.get(&key).and_then(newer_than_since));
+        }
+        versions.sort_unstable();
+        if versions[0] != known + 1 {
+            // The versions after ours were folded into a checkpoint and
+            // deleted: read the table afresh.
+            let state = self.load_table(tenant, table).await?;
+            let out = newer_than_since(&state);
+            tables.insert(key, state);
+            return Ok(out);
+        }
+        let mut state = tables.get(&key).cloned().unwrap_or_default();
+        for v in versions {
+            if v != state.version + 1 {
+                break;
+            }
+            let version: Version = self.get_json(&version_path(&dir, v)).await?;
+            state.apply(&version);
+        }
+        let out = newer_than_since(&state);
+        tables.insert(key, state);
+        Ok(out)
+    }
+
+    /// The (tenant, table) pairs that have a manifest in the store.
+    pub(crate) async fn list_tables(&self) -> Result<Vec<(TenantId, Table)>, StoreError> {
         let root = self
             .store
             .list_with_delimiter(None)
@@ -317,18 +372,28 @@ impl Manifests {
                 .list_with_delimiter(Some(&tenant_dir))
                 .await
                 .map_err(|e| StoreError::new(format!("listing {tenant_dir}"), e))?;
-            for table_dir in tables.common_prefixes {
-                let Some(table) = table_dir.filename().and_then(Table::from_name) else {
-                    continue;
-                };
-                let state = self.load_table(&tenant, table).await?;
-                if state.version > 0 {
-                    self.tables
-                        .lock()
-                        .await
-                        .insert((tenant.clone(), table), state.clone());
-                    out.push((tenant.clone(), table, state));
-                }
+            out.extend(
+                tables
+                    .common_prefixes
+                    .iter()
+                    .filter_map(|d| d.filename().and_then(Table::from_name))
+                    .map(|t| (tenant.clone(), t)),
+            );
+        }
+        Ok(out)
+    }
+
+    /// Every table's manifest state.
+    pub(crate) async fn load_all(&self) -> Result<Vec<(TenantId, Table, TableState)>, StoreError> {
+        let mut out = Vec::new();
+        for (tenant, table) in self.list_tables().await? {
+            let state = self.load_table(&tenant, table).await?;
+            if state.version > 0 {
+                self.tables
+                    .lock()
+                    .await
+                    .insert((tenant.clone(), table), state.clone());
+                out.push((tenant, table, state));
             }
         }
         Ok(out)
@@ -407,7 +472,11 @@ impl Manifests {
             match put {
                 Ok(_) => {
                     if !version.remove.is_empty() {
-                        crate::failpoint::crash_point("after_compaction_commit");
+                        crate::failpoint::crash_point(if version.add.is_empty() {
+                            "after_expiry_commit"
+                        } else {
+                            "after_compaction_commit"
+                        });
                     }
                     state.apply(&version);
                     if version.version.is_multiple_of(CHECKPOINT_EVERY) {
@@ -598,6 +667,103 @@ pub(crate) mod tests {
         let all = Manifests::new(store).load_all().await.unwrap();
         assert_eq!(all[0].2.version, 10);
         assert_eq!(all[0].2.files.len(), 10);
+    }
+
+    /// A reader catches up with another writer's commits: one listing when
+    /// nothing changed, a read per new version, and a fresh load when the
+    /// versions it missed were folded into a checkpoint and deleted.
+    #[tokio::test]
+    async fn a_refresh_costs_one_listing_when_nothing_changed() {
+        use crate::storage::counting::{CountingStore, RequestCounts};
+        let store: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
+        let tenant = TenantId::parse("t").unwrap();
+        let writer = Manifests::new(Arc::clone(&store));
+        let counting = Arc::new(CountingStore::new(Arc::clone(&store)));
+        let reader = Manifests::new(Arc::clone(&counting) as Arc<dyn ObjectStore>);
+        for n in 1..=3 {
+            writer
+                .commit(&tenant, Table::Logs, vec![file(n)], Vec::new())
+                .await
+                .unwrap();
+        }
+        let state = reader
+            .refresh(&tenant, Table::Logs, 0)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!((state.version, state.files.len()), (3, 3));
+        let before = counting.counts();
+        assert_eq!(
+            reader
+                .refresh(&tenant, Table::Logs, 3)
+                .await
+                .unwrap()
+                .map(|s| s.version),
+            None
+        );
+        let cost = RequestCounts {
+            list: counting.counts().list - before.list,
+            get: counting.counts().get - before.get,
+            ..RequestCounts::default()
+        };
+        assert_eq!(
+            cost,
+            RequestCounts {
+                list: 1,
+                ..RequestCounts::default()
+            }
+        );
+        // Asked with an older `since`, the known state comes back at no cost.
+        assert_eq!(
+            reader
+                .refresh(&tenant, Table::Logs, 2)
+                .await
+                .unwrap()
+                .map(|s| s.version),
+            Some(3)
+        );
+
+        // Two new versions: the listing and one read each.
+        for n in 4..=5 {
+            writer
+                .commit(&tenant, Table::Logs, vec![file(n)], Vec::new())
+                .await
+                .unwrap();
+        }
+        let before = counting.counts();
+        let state = reader
+            .refresh(&tenant, Table::Logs, 3)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!((state.version, state.files.len()), (5, 5));
+        assert_eq!(counting.counts().get - before.get, 2);
+
+        // Far behind: the versions it missed are gone; it loads afresh.
+        for n in 6..=50 {
+            writer
+                .commit(&tenant, Table::Logs, vec![file(n)], Vec::new())
+                .await
+                .unwrap();
+        }
+        let state = reader
+            .refresh(&tenant, Table::Logs, 5)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!((state.version, state.files.len()), (50, 50));
+        // And the reader commits on top of what it now knows.
+        assert_eq!(
+            reader
+                .commit(&tenant, Table::Logs, vec![file(51)], Vec::new())
+                .await
+                .unwrap(),
+            Commit::Done(51)
+        );
+        assert_eq!(
+            reader.list_tables().await.unwrap(),
+            vec![(tenant, Table::Logs)]
+        );
     }
 
     fn compacted(n: u64) -> FileMeta {

@@ -1,6 +1,7 @@
 //! Storage: table schemas, Parquet encoding and the object-store repository.
 
 pub(crate) mod compact;
+pub mod counting;
 pub mod durable;
 pub(crate) mod manifest;
 pub(crate) mod object_store;

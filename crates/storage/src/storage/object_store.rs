@@ -319,6 +319,23 @@ impl FileStore for ObjectFileStore {
             .collect())
     }
 
+    async fn refresh(
+        &self,
+        tenant: &TenantId,
+        table: Table,
+        since: u64,
+    ) -> Result<Option<TableCatalog>, StoreError> {
+        Ok(self
+            .manifests
+            .refresh(tenant, table, since)
+            .await?
+            .map(|state| self.catalog(tenant.clone(), table, state)))
+    }
+
+    async fn list_tables(&self) -> Result<Vec<(TenantId, Table)>, StoreError> {
+        self.manifests.list_tables().await
+    }
+
     async fn collect_garbage(
         &self,
         grace: Duration,
@@ -381,6 +398,9 @@ impl ObjectFileStore {
 
     /// Deletes data files that no manifest records, older than `grace`.
     async fn collect_orphans(&self, grace: Duration) -> Result<usize, StoreError> {
+        // Every manifest as stored now: other nodes' recent commits are no
+        // orphans.
+        self.manifests.load_all().await?;
         let committed = self.manifests.recorded_paths().await;
         let metas: Vec<_> = self
             .store
