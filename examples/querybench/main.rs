@@ -98,6 +98,8 @@ enum Cmd {
     Run(RunArgs),
     /// Ages a store in simulated time (many small flushes) and measures it.
     Soak(soak::SoakArgs),
+    /// What table manifests cost as they grow: commits, checkpoints, start-up, refresh.
+    Catalog(catalog::CatalogArgs),
 }
 
 #[derive(Debug, Args)]
@@ -190,6 +192,7 @@ fn main() -> anyhow::Result<()> {
         Cmd::Generate(args) => rt.block_on(generate::generate(args)),
         Cmd::Run(args) => rt.block_on(run::run(args)),
         Cmd::Soak(args) => rt.block_on(soak::soak(args)),
+        Cmd::Catalog(args) => rt.block_on(catalog::catalog(args)),
     }
 }
 
@@ -213,6 +216,7 @@ fn thousands(n: u64) -> String {
     out
 }
 
+mod catalog;
 mod generate;
 mod run;
 mod soak;
