@@ -11,8 +11,10 @@
 //! re-inserts rows whose files were compacted or expired. A commit creates
 //! the next version with a conditional put
 //! (`PutMode::Create`): if another writer got there first, it reloads and
-//! retries, so several nodes can share a bucket. Every `CHECKPOINT_EVERY`
-//! versions a checkpoint `<v:020>.checkpoint.json` holds the full file list;
+//! retries, so several nodes can share a bucket. Once the versions since
+//! the last checkpoint are at least `CHECKPOINT_EVERY` and hold a tenth of
+//! its bytes (or reach `MAX_CHECKPOINT_EVERY`), a checkpoint
+//! `<v:020>.checkpoint.json` holds the full file list;
 //! loading reads the newest checkpoint plus the versions after it, and
 //! versions older than the previous checkpoint are deleted, so reading stays
 //! cheap however many versions there were.
@@ -20,7 +22,8 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 
-use futures::TryStreamExt;
+use futures::future::BoxFuture;
+use futures::{StreamExt, TryStreamExt};
 use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload};
 use serde::{Deserialize, Serialize};
@@ -30,7 +33,19 @@ use tf_application::Table;
 use tf_application::ports::{FileMeta, StoreError};
 use tf_domain::TenantId;
 
+/// A checkpoint is written once at least this many versions follow the
+/// last one …
 pub(crate) const CHECKPOINT_EVERY: u64 = 20;
+/// … and those versions hold a tenth of the last checkpoint's bytes, so
+/// writing checkpoints costs a commit about ten times its own size however
+/// large the table grows (a fixed count would cost every commit a share of
+/// the whole file list) …
+const CHECKPOINT_SHARE: u64 = 10;
+/// … or this many versions follow it: a load reads at most this many
+/// versions after the checkpoint (concurrently).
+const MAX_CHECKPOINT_EVERY: u64 = 1000;
+/// Concurrent reads when loading versions or tables.
+const LOAD_CONCURRENCY: usize = 16;
 const MAX_COMMIT_ATTEMPTS: usize = 16;
 
 /// A file as the manifest stores it (the on-disk form of [`FileMeta`],
@@ -133,6 +148,11 @@ pub(crate) struct TableState {
     /// `(hour_start, node)` → the highest WAL sequence number of `node`
     /// whose rows of that partition are committed.
     pub(crate) watermarks: BTreeMap<(u64, String), u64>,
+    /// Versions after the newest checkpoint, and their bytes.
+    pending_versions: u64,
+    pending_bytes: u64,
+    /// Size of the newest checkpoint (0: none).
+    checkpoint_bytes: u64,
 }
 
 impl TableState {
@@ -190,11 +210,34 @@ impl TableState {
                 .into_iter()
                 .map(|w| ((w.hour_start, w.node), w.seq))
                 .collect(),
+            ..Self::default()
         }
     }
 
-    fn has(&self, path: &str) -> bool {
-        self.files.iter().any(|f| f.path == path)
+    /// Counts a version of `bytes` applied after the newest checkpoint.
+    fn pending(&mut self, bytes: u64) {
+        self.pending_versions += 1;
+        self.pending_bytes += bytes;
+    }
+
+    /// Whether the versions since the newest checkpoint call for another.
+    fn checkpoint_due(&self) -> bool {
+        self.pending_versions >= MAX_CHECKPOINT_EVERY
+            || (self.pending_versions >= CHECKPOINT_EVERY
+                && self.pending_bytes * CHECKPOINT_SHARE >= self.checkpoint_bytes)
+    }
+
+    /// Whether every one of `paths` is a file of the table (one pass over
+    /// the files, however many paths).
+    fn holds_all<'a>(&self, paths: impl IntoIterator<Item = &'a str>) -> bool {
+        let wanted: HashSet<&str> = paths.into_iter().collect();
+        wanted.is_empty()
+            || self
+                .files
+                .iter()
+                .filter(|f| wanted.contains(f.path.as_str()))
+                .count()
+                == wanted.len()
     }
 }
 
@@ -231,12 +274,28 @@ enum Entry {
     Checkpoint(u64),
 }
 
+/// The run of `versions` (ascending, with sizes) that follows `from`
+/// without a gap: a missing version is being written by another node, or
+/// was deleted under us; reading stops before it.
+fn contiguous_after(from: u64, versions: Vec<(u64, u64)>) -> Vec<(u64, u64)> {
+    versions
+        .into_iter()
+        .filter(|&(v, _)| v > from)
+        .enumerate()
+        .take_while(|&(i, (v, _))| v == from + 1 + i as u64)
+        .map(|(_, e)| e)
+        .collect()
+}
+
 fn parse_entry(name: &str) -> Option<Entry> {
     if let Some(v) = name.strip_suffix(".checkpoint.json") {
         return v.parse().ok().map(Entry::Checkpoint);
     }
     name.strip_suffix(".json")?.parse().ok().map(Entry::Version)
 }
+
+/// A table's manifest state, as loaded.
+type Loaded = (TenantId, Table, TableState);
 
 pub(crate) struct Manifests {
     store: Arc<dyn ObjectStore>,
@@ -273,31 +332,49 @@ impl Manifests {
             .await
             .map_err(|e| StoreError::new(format!("listing {dir}"), e))?;
         let mut versions = Vec::new();
-        let mut checkpoint = 0;
+        let mut checkpoint = (0, 0);
         for m in &metas {
             match m.location.filename().and_then(parse_entry) {
-                Some(Entry::Version(v)) => versions.push(v),
-                Some(Entry::Checkpoint(v)) => checkpoint = checkpoint.max(v),
-                None => {}
+                Some(Entry::Version(v)) => versions.push((v, m.size)),
+                Some(Entry::Checkpoint(v)) if v > checkpoint.0 => checkpoint = (v, m.size),
+                _ => {}
             }
         }
         let mut state = TableState::default();
-        if checkpoint > 0 {
-            let c: Checkpoint = self.get_json(&checkpoint_path(&dir, checkpoint)).await?;
+        if checkpoint.0 > 0 {
+            let c: Checkpoint = self.get_json(&checkpoint_path(&dir, checkpoint.0)).await?;
             state = TableState::from_checkpoint(c);
+            state.checkpoint_bytes = checkpoint.1;
         }
         versions.sort_unstable();
         let from = state.version;
-        for v in versions.into_iter().filter(|&v| v > from) {
-            if v != state.version + 1 {
-                // A gap: a version being written by another node, or deleted
-                // under us. Stop at the last contiguous version.
-                break;
-            }
-            let version: Version = self.get_json(&version_path(&dir, v)).await?;
-            state.apply(&version);
-        }
+        let contiguous = contiguous_after(from, versions);
+        self.apply_versions(&dir, &mut state, &contiguous).await?;
         Ok(state)
+    }
+
+    /// Reads `versions` (contiguous, ascending, with their sizes)
+    /// concurrently and applies them to `state` in order.
+    async fn apply_versions(
+        &self,
+        dir: &str,
+        state: &mut TableState,
+        versions: &[(u64, u64)],
+    ) -> Result<(), StoreError> {
+        let reads: Vec<BoxFuture<'_, Result<Version, StoreError>>> = versions
+            .iter()
+            .map(|&(v, _)| {
+                let path = version_path(dir, v);
+                Box::pin(async move { self.get_json::<Version>(&path).await }) as BoxFuture<'_, _>
+            })
+            .collect();
+        let mut read = futures::stream::iter(reads).buffered(LOAD_CONCURRENCY);
+        let mut sizes = versions.iter().map(|&(_, size)| size);
+        while let Some(version) = read.try_next().await? {
+            state.apply(&version);
+            state.pending(sizes.next().unwrap_or(0));
+        }
+        Ok(())
     }
 
     /// Catches up with versions other writers committed, and returns the
@@ -322,10 +399,10 @@ impl Manifests {
             .try_collect()
             .await
             .map_err(|e| StoreError::new(format!("listing {dir}"), e))?;
-        let mut versions: Vec<u64> = newer
+        let mut versions: Vec<(u64, u64)> = newer
             .iter()
             .filter_map(|m| match m.location.filename().and_then(parse_entry) {
-                Some(Entry::Version(v)) if v > known => Some(v),
+                Some(Entry::Version(v)) if v > known => Some((v, m.size)),
                 _ => None,
             })
             .collect();
@@ -334,7 +411,7 @@ impl Manifests {
             return Ok(tables.get(&key).and_then(newer_than_since));
         }
         versions.sort_unstable();
-        if versions[0] != known + 1 {
+        if versions[0].0 != known + 1 {
             // The versions after ours were folded into a checkpoint and
             // deleted: read the table afresh.
             let state = self.load_table(tenant, table).await?;
@@ -342,17 +419,10 @@ impl Manifests {
             tables.insert(key, state);
             return Ok(out);
         }
-        let mut state = tables.get(&key).cloned().unwrap_or_default();
-        for v in versions {
-            if v != state.version + 1 {
-                break;
-            }
-            let version: Version = self.get_json(&version_path(&dir, v)).await?;
-            state.apply(&version);
-        }
-        let out = newer_than_since(&state);
-        tables.insert(key, state);
-        Ok(out)
+        let contiguous = contiguous_after(known, versions);
+        let state = tables.entry(key).or_default();
+        self.apply_versions(&dir, state, &contiguous).await?;
+        Ok(newer_than_since(state))
     }
 
     /// The (tenant, table) pairs that have a manifest in the store.
@@ -385,14 +455,25 @@ impl Manifests {
 
     /// Every table's manifest state.
     pub(crate) async fn load_all(&self) -> Result<Vec<(TenantId, Table, TableState)>, StoreError> {
+        let tables = self.list_tables().await?;
+        let loads: Vec<BoxFuture<'_, Result<Loaded, StoreError>>> = tables
+            .into_iter()
+            .map(|(tenant, table)| {
+                Box::pin(async move {
+                    let state = self.load_table(&tenant, table).await?;
+                    Ok((tenant, table, state))
+                }) as BoxFuture<'_, _>
+            })
+            .collect();
+        let loaded: Vec<Loaded> = futures::stream::iter(loads)
+            .buffer_unordered(LOAD_CONCURRENCY)
+            .try_collect()
+            .await?;
+        let mut cached = self.tables.lock().await;
         let mut out = Vec::new();
-        for (tenant, table) in self.list_tables().await? {
-            let state = self.load_table(&tenant, table).await?;
+        for (tenant, table, state) in loaded {
             if state.version > 0 {
-                self.tables
-                    .lock()
-                    .await
-                    .insert((tenant.clone(), table), state.clone());
+                cached.insert((tenant.clone(), table), state.clone());
                 out.push((tenant, table, state));
             }
         }
@@ -449,18 +530,22 @@ impl Manifests {
         let dir = manifest_dir(tenant, table);
         let mut tables = self.tables.lock().await;
         let key = (tenant.clone(), table);
-        let mut state = match tables.get(&key) {
-            Some(s) => s.clone(),
-            None => self.load_table(tenant, table).await?,
-        };
+        if !tables.contains_key(&key) {
+            let loaded = self.load_table(tenant, table).await?;
+            tables.insert(key.clone(), loaded);
+        }
+        // The cached state is changed in place (no copy per commit: that
+        // would cost every flush as much as the table has files), and only
+        // once the version is stored.
+        let state = tables.entry(key).or_default();
         for _ in 0..MAX_COMMIT_ATTEMPTS {
-            if !version.remove.iter().all(|p| state.has(p)) {
-                tables.insert(key, state);
+            if !state.holds_all(version.remove.iter().map(String::as_str)) {
                 return Ok(Commit::Conflict);
             }
             version.version = state.version + 1;
             let body = serde_json::to_vec(&version)
                 .map_err(|e| StoreError::new("encoding manifest", e))?;
+            let size = body.len() as u64;
             let put = self
                 .store
                 .put_opts(
@@ -479,23 +564,22 @@ impl Manifests {
                         });
                     }
                     state.apply(&version);
-                    if version.version.is_multiple_of(CHECKPOINT_EVERY) {
-                        self.checkpoint(&dir, &state).await;
+                    state.pending(size);
+                    if state.checkpoint_due() {
+                        self.checkpoint(&dir, state).await;
                     }
-                    let v = state.version;
-                    tables.insert(key, state);
-                    return Ok(Commit::Done(v));
+                    return Ok(Commit::Done(state.version));
                 }
                 Err(object_store::Error::AlreadyExists { .. }) => {
                     // Someone else committed this version — or an earlier
                     // attempt of ours whose answer was lost: catch up, and
                     // retry unless our files are already in (added file
                     // names are unique, so that means it was ours).
-                    state = self.load_table(tenant, table).await?;
-                    if !version.add.is_empty() && version.add.iter().all(|f| state.has(&f.path)) {
-                        let v = state.version;
-                        tables.insert(key, state);
-                        return Ok(Commit::Done(v));
+                    *state = self.load_table(tenant, table).await?;
+                    if !version.add.is_empty()
+                        && state.holds_all(version.add.iter().map(|f| f.path.as_str()))
+                    {
+                        return Ok(Commit::Done(state.version));
                     }
                 }
                 Err(e) => {
@@ -513,11 +597,12 @@ impl Manifests {
     }
 
     /// Writes a checkpoint of `state` and deletes versions before the previous one.
-    async fn checkpoint(&self, dir: &str, state: &TableState) {
+    async fn checkpoint(&self, dir: &str, state: &mut TableState) {
         let c = state.checkpoint();
         let Ok(body) = serde_json::to_vec(&c) else {
             return;
         };
+        let size = body.len() as u64;
         if let Err(e) = self
             .store
             .put(&checkpoint_path(dir, c.version), PutPayload::from(body))
@@ -526,8 +611,9 @@ impl Manifests {
             tracing::warn!(error = %e, dir, "manifest checkpoint failed (reads stay correct, just slower)");
             return;
         }
-        // Keep one older checkpoint and the versions after it for readers in flight.
-        let keep_from = c.version.saturating_sub(CHECKPOINT_EVERY);
+        state.checkpoint_bytes = size;
+        state.pending_versions = 0;
+        state.pending_bytes = 0;
         let old: Vec<_> = match self
             .store
             .list(Some(&Path::from(dir)))
@@ -536,6 +622,18 @@ impl Manifests {
         {
             Ok(m) => m,
             Err(_) => return,
+        };
+        // Keep the previous checkpoint and the versions after it for readers
+        // in flight.
+        let Some(keep_from) = old
+            .iter()
+            .filter_map(|m| match m.location.filename().and_then(parse_entry) {
+                Some(Entry::Checkpoint(v)) if v < c.version => Some(v),
+                _ => None,
+            })
+            .max()
+        else {
+            return;
         };
         for m in old {
             let stale = match m.location.filename().and_then(parse_entry) {
@@ -764,6 +862,46 @@ pub(crate) mod tests {
             reader.list_tables().await.unwrap(),
             vec![(tenant, Table::Logs)]
         );
+    }
+
+    /// A large table is checkpointed by bytes, not every few commits: the
+    /// small versions after a checkpoint of thousands of files do not
+    /// rewrite the whole list, and a load still sees every file.
+    #[tokio::test]
+    async fn large_tables_checkpoint_by_bytes() {
+        let store: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
+        let tenant = TenantId::parse("t").unwrap();
+        let m = Manifests::new(Arc::clone(&store));
+        let checkpoints = |names: Vec<String>| {
+            names
+                .iter()
+                .filter(|n| n.ends_with(".checkpoint.json"))
+                .count()
+        };
+        m.commit(
+            &tenant,
+            Table::Logs,
+            (1..=5000).map(file).collect(),
+            Vec::new(),
+        )
+        .await
+        .unwrap();
+        for n in 5001..5020 {
+            m.commit(&tenant, Table::Logs, vec![file(n)], Vec::new())
+                .await
+                .unwrap();
+        }
+        // 20 versions holding more than a tenth of nothing: the first checkpoint.
+        assert_eq!(checkpoints(names(&store).await), 1);
+        for n in 5020..5100 {
+            m.commit(&tenant, Table::Logs, vec![file(n)], Vec::new())
+                .await
+                .unwrap();
+        }
+        // 80 small versions are far from a tenth of 5,000 files' entries.
+        assert_eq!(checkpoints(names(&store).await), 1);
+        let all = Manifests::new(store).load_all().await.unwrap();
+        assert_eq!((all[0].2.version, all[0].2.files.len()), (100, 5099));
     }
 
     fn compacted(n: u64) -> FileMeta {
