@@ -53,7 +53,7 @@ use telemetryflow::infrastructure::otlp::convert::{
     Converted, convert_logs, convert_metrics, convert_traces,
 };
 use telemetryflow::infrastructure::otlp::json;
-use telemetryflow::infrastructure::storage::parquet::{ROW_GROUP_ROWS, encode};
+use telemetryflow::infrastructure::storage::parquet::{FileLayout, encode};
 use telemetryflow::infrastructure::wal::Wal;
 use telemetryflow::synth::Synth;
 
@@ -245,7 +245,7 @@ fn bench_signal<M: Message + Default + Sync>(c: &mut Criterion, sig: Signal<M>) 
     let parquet_bytes: usize = file
         .iter()
         .map(|b| {
-            encode(b.table, &b.batch, ROW_GROUP_ROWS)
+            encode(b.table, &b.batch, FileLayout::default())
                 .expect("encodes")
                 .len()
         })
@@ -358,7 +358,7 @@ fn bench_signal<M: Message + Default + Sync>(c: &mut Criterion, sig: Signal<M>) 
     g.bench_function("parquet_encode", |b| {
         b.iter(|| {
             for t in &file {
-                black_box(encode(t.table, &t.batch, ROW_GROUP_ROWS).expect("encodes"));
+                black_box(encode(t.table, &t.batch, FileLayout::default()).expect("encodes"));
             }
         })
     });

@@ -68,6 +68,7 @@ pub async fn open_storage(
     let files = Arc::new(
         ObjectFileStore::new(Arc::clone(&store), node)
             .with_row_group_rows(config.storage.row_group_rows)
+            .with_page_rows(config.storage.page_rows)
             .with_merge_cpu_share(config.compaction.max_cpu_share),
     );
     let catalog = files

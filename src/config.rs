@@ -96,6 +96,7 @@ pub struct StorageConfig {
     pub gc_grace_secs: u64,
     pub manifest_refresh_secs: u64,
     pub row_group_rows: usize,
+    pub page_rows: usize,
     pub s3: S3Config,
 }
 
@@ -186,6 +187,7 @@ impl Default for StorageConfig {
             gc_grace_secs: 900,
             manifest_refresh_secs: 5,
             row_group_rows: 131_072,
+            page_rows: 8192,
             s3: S3Config::default(),
         }
     }
@@ -447,6 +449,7 @@ impl Config {
         for (key, v) in [
             ("buffer.flush_rows", self.buffer.flush_rows),
             ("storage.row_group_rows", self.storage.row_group_rows),
+            ("storage.page_rows", self.storage.page_rows),
             ("buffer.flush_bytes", self.buffer.flush_bytes),
             ("buffer.max_buffered_bytes", self.buffer.max_buffered_bytes),
             ("ingest.max_counter_series", self.ingest.max_counter_series),

@@ -32,7 +32,7 @@ use parquet::errors::ParquetError;
 use parquet::file::metadata::{ParquetMetaData, ParquetMetaDataReader};
 
 use super::object_store::{put_sidecar, trace_fingerprints};
-use super::parquet::writer_properties;
+use super::parquet::{FileLayout, writer_properties};
 use super::schema::sort_columns;
 use super::schema::trace_filter::filter_of;
 use tf_application::Table;
@@ -198,7 +198,7 @@ struct Outputs {
     store: Arc<dyn ObjectStore>,
     table: Table,
     schema: SchemaRef,
-    row_group_rows: usize,
+    layout: FileLayout,
     target_bytes: u64,
     dir: String,
     open: Option<(String, AsyncArrowWriter<BufWriter>, u64, i64, i64)>,
@@ -212,7 +212,7 @@ impl Outputs {
         if self.open.is_none() {
             let path = format!("{}/{}.parquet", self.dir, uuid::Uuid::now_v7());
             let w = BufWriter::new(Arc::clone(&self.store), Path::from(path.as_str()));
-            let props = writer_properties(self.table, &self.schema, self.row_group_rows);
+            let props = writer_properties(self.table, &self.schema, self.layout);
             let writer = AsyncArrowWriter::try_new(w, Arc::clone(&self.schema), Some(props))
                 .map_err(err(format!("writing {path}")))?;
             self.open = Some((path, writer, 0, i64::MAX, i64::MIN));
@@ -275,7 +275,7 @@ pub(crate) async fn merge(
     inputs: &[FileMeta],
     dir: &str,
     target_bytes: u64,
-    row_group_rows: usize,
+    layout: FileLayout,
     cpu_share: f64,
 ) -> Result<Vec<Output>, StoreError> {
     // Busy time of the current chunk, and the pause that keeps the merge at
@@ -316,7 +316,7 @@ pub(crate) async fn merge(
         store: Arc::clone(store),
         table,
         schema: Arc::clone(&schema),
-        row_group_rows,
+        layout,
         target_bytes,
         dir: dir.to_owned(),
         open: None,

@@ -26,7 +26,7 @@ use std::collections::HashSet;
 use super::compact;
 use super::durable::{DurableStore, sync_dir};
 use super::manifest::{Commit, Manifests, TableState};
-use super::parquet::{ROW_GROUP_ROWS, encode};
+use super::parquet::{FileLayout, encode};
 use tf_application::Table;
 use tf_application::ports::{
     CommitOutcome, FileMeta, FileStore, GarbageCollected, StoreError, TableCatalog,
@@ -115,7 +115,7 @@ impl StorageLocation {
 pub struct ObjectFileStore {
     store: Arc<dyn ObjectStore>,
     manifests: Manifests,
-    row_group_rows: usize,
+    layout: FileLayout,
     /// This node's id: stamped on the files it writes; its watermarks are
     /// the ones replay consults.
     node: String,
@@ -129,7 +129,7 @@ impl ObjectFileStore {
         Self {
             manifests: Manifests::new(Arc::clone(&store)),
             store,
-            row_group_rows: ROW_GROUP_ROWS,
+            layout: FileLayout::default(),
             node: node.into(),
             merge_cpu_share: 1.0,
         }
@@ -144,9 +144,16 @@ impl ObjectFileStore {
     }
 
     /// Rows per Parquet row group (the unit statistics and bloom filters
-    /// prune); default [`ROW_GROUP_ROWS`].
+    /// prune); default [`super::parquet::ROW_GROUP_ROWS`].
     pub fn with_row_group_rows(mut self, rows: usize) -> Self {
-        self.row_group_rows = rows.max(1);
+        self.layout.row_group_rows = rows.max(1);
+        self
+    }
+
+    /// Rows per data page at most (the unit a read decodes); default
+    /// [`super::parquet::PAGE_ROWS`].
+    pub fn with_page_rows(mut self, rows: usize) -> Self {
+        self.layout.page_rows = rows.max(1);
         self
     }
 
@@ -221,14 +228,14 @@ impl FileStore for ObjectFileStore {
     ) -> Result<FileMeta, StoreError> {
         let rows = batch.num_rows() as u64;
         let (min_ts, max_ts) = Table::time_range(&batch);
-        let rows_per_group = self.row_group_rows;
+        let layout = self.layout;
         let (bytes, filter) = tokio::task::spawn_blocking(move || {
             let filter = (table == Table::Traces).then(|| {
                 let mut ids = HashSet::new();
                 trace_fingerprints(&batch, &mut ids);
                 filter_of(&ids).to_bytes()
             });
-            encode(table, &batch, rows_per_group).map(|b| (b, filter))
+            encode(table, &batch, layout).map(|b| (b, filter))
         })
         .await
         .map_err(|e| StoreError::new("encoding task", e))?
@@ -289,7 +296,7 @@ impl FileStore for ObjectFileStore {
             inputs,
             &dir,
             target_bytes,
-            self.row_group_rows,
+            self.layout,
             self.merge_cpu_share,
         )
         .await?;

@@ -26,12 +26,33 @@ pub type Result<T, E = EncodeError> = std::result::Result<T, E>;
 
 /// Default rows per row group: small enough that statistics prune well.
 pub const ROW_GROUP_ROWS: usize = 128 * 1024;
+/// Default rows per data page at most.
+pub const PAGE_ROWS: usize = 8 * 1024;
+
+/// How rows are laid out in a file: rows per row group (the unit that
+/// statistics and bloom filters skip) and per data page at most (the unit a
+/// read decodes: a point lookup such as a trace by id decodes, per column,
+/// only the pages that hold its rows).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FileLayout {
+    pub row_group_rows: usize,
+    pub page_rows: usize,
+}
+
+impl Default for FileLayout {
+    fn default() -> Self {
+        Self {
+            row_group_rows: ROW_GROUP_ROWS,
+            page_rows: PAGE_ROWS,
+        }
+    }
+}
 
 /// The Parquet properties of every stored file, flushed or compacted.
 pub(crate) fn writer_properties(
     table: Table,
     schema: &SchemaRef,
-    row_group_rows: usize,
+    layout: FileLayout,
 ) -> WriterProperties {
     let sorting: Vec<SortingColumn> = sort_columns(table)
         .iter()
@@ -49,7 +70,8 @@ pub(crate) fn writer_properties(
     let mut props = WriterProperties::builder()
         .set_compression(Compression::ZSTD(ZstdLevel::default()))
         .set_statistics_enabled(EnabledStatistics::None)
-        .set_max_row_group_row_count(Some(row_group_rows))
+        .set_max_row_group_row_count(Some(layout.row_group_rows))
+        .set_data_page_row_count_limit(layout.page_rows)
         .set_sorting_columns(Some(sorting));
     for f in schema.fields() {
         if !f.data_type().is_nested() {
@@ -85,13 +107,13 @@ pub fn sort_rows(table: Table, batch: &RecordBatch) -> Result<RecordBatch> {
 }
 
 /// Encodes a table's rows as one Parquet file.
-pub fn encode(table: Table, batch: &RecordBatch, row_group_rows: usize) -> Result<Bytes> {
+pub fn encode(table: Table, batch: &RecordBatch, layout: FileLayout) -> Result<Bytes> {
     let sorted = sort_rows(table, batch)?;
     let mut out = Vec::with_capacity(batch.get_array_memory_size() / 4);
     let mut w = ArrowWriter::try_new(
         &mut out,
         sorted.schema(),
-        Some(writer_properties(table, &sorted.schema(), row_group_rows)),
+        Some(writer_properties(table, &sorted.schema(), layout)),
     )?;
     w.write(&sorted)?;
     w.close()?;
