@@ -74,6 +74,7 @@ pub struct CompactionSettings {
     pub target_file_mb: u64,
     pub min_files: usize,
     pub max_input_mb: u64,
+    pub max_inputs: usize,
     pub settle_secs: u64,
     pub max_cpu_share: f64,
 }
@@ -253,6 +254,7 @@ impl Default for CompactionSettings {
             target_file_mb: d.target_file_bytes >> 20,
             min_files: d.min_files,
             max_input_mb: d.max_input_bytes >> 20,
+            max_inputs: d.max_inputs,
             settle_secs: d.settle.as_secs(),
             max_cpu_share: 0.25,
         }
@@ -495,6 +497,12 @@ impl Config {
                 ),
             ));
         }
+        if self.compaction.max_inputs < 2 {
+            return Err(bad(
+                "compaction.max_inputs",
+                "must be at least 2 (a merge needs two files)".into(),
+            ));
+        }
         if self.compaction.min_files < 2 {
             return Err(bad(
                 "compaction.min_files",
@@ -604,6 +612,7 @@ impl Config {
             target_file_bytes: c.target_file_mb << 20,
             min_files: c.min_files,
             max_input_bytes: c.max_input_mb << 20,
+            max_inputs: c.max_inputs,
             settle: std::time::Duration::from_secs(c.settle_secs),
         }
     }

@@ -13,8 +13,10 @@
 //! exist, so a busy hour's rows are rewritten about log4(target / 1 MiB)
 //! times before the hour closes, not once per pass. A file is small below
 //! half the target size; large files are never rewritten. Inputs of one
-//! merge are capped at `max_input_bytes`, so a partition with a long backlog
-//! is compacted over a few passes.
+//! merge are capped at `max_input_bytes` and `max_inputs` (a merge holds a
+//! batch of every input in memory); a partition with more small files is
+//! merged in several groups — smallest files together — in one pass, and
+//! their outputs in a later one.
 //!
 //! A commit that finds an input already gone (another node compacted the
 //! partition first) is a conflict: nothing is committed, the outputs are left
@@ -44,6 +46,9 @@ pub struct CompactionPolicy {
     pub min_files: usize,
     /// Input bytes one merge reads at most.
     pub max_input_bytes: u64,
+    /// Files one merge reads at most: a merge holds a batch of every input
+    /// in memory, so this bounds its memory, not only the bytes.
+    pub max_inputs: usize,
     /// An hour counts as closed this long after its end (late data and the
     /// last flushes have arrived).
     pub settle: Duration,
@@ -55,6 +60,7 @@ impl Default for CompactionPolicy {
             target_file_bytes: 128 << 20,
             min_files: 8,
             max_input_bytes: 1 << 30,
+            max_inputs: 32,
             settle: Duration::from_secs(600),
         }
     }
@@ -109,13 +115,30 @@ pub fn plan(
             } else if hour_files.len() < 2 {
                 continue;
             }
-            // Oldest rows first, so repeated passes fold the backlog in order.
-            hour_files.sort_by(|a, b| (a.min_ts, &a.path).cmp(&(b.min_ts, &b.path)));
+            // Smallest first (then oldest): a backlog of many small files is
+            // merged in groups of similar size, so a row is rewritten about
+            // log_max_inputs(files) times, not once per group. Each group is
+            // a merge of its own; groups share no file, so all of them can
+            // commit in one pass.
+            hour_files
+                .sort_by(|a, b| (a.size, a.min_ts, &a.path).cmp(&(b.size, b.min_ts, &b.path)));
             let mut inputs: Vec<FileMeta> = Vec::new();
             let mut bytes = 0;
             for f in hour_files {
-                if !inputs.is_empty() && bytes + f.size > policy.max_input_bytes {
-                    break;
+                if !inputs.is_empty()
+                    && (bytes + f.size > policy.max_input_bytes
+                        || inputs.len() >= policy.max_inputs.max(2))
+                {
+                    if inputs.len() >= 2 {
+                        tasks.push(Task {
+                            tenant: tenant.clone(),
+                            table: *table,
+                            hour_start,
+                            inputs: std::mem::take(&mut inputs),
+                        });
+                    }
+                    inputs.clear();
+                    bytes = 0;
                 }
                 bytes += f.size;
                 inputs.push(f.clone());
@@ -359,6 +382,7 @@ mod tests {
             target_file_bytes: 1000,
             min_files: 4,
             max_input_bytes: 2000,
+            max_inputs: 32,
             settle: Duration::from_secs(60),
         }
     }
@@ -410,6 +434,7 @@ mod tests {
             target_file_bytes: 512 * mib,
             min_files: 4,
             max_input_bytes: 1 << 40,
+            max_inputs: 32,
             settle: Duration::from_secs(60),
         };
         let now = 10 * H + 60_000_000_000;
@@ -438,18 +463,61 @@ mod tests {
         );
     }
 
+    /// A backlog is merged in groups bounded by bytes and by file count —
+    /// disjoint, so they all commit in one pass — smallest files together.
     #[test]
-    fn a_backlog_is_merged_in_bounded_steps_oldest_first() {
+    fn a_backlog_is_merged_in_bounded_disjoint_groups() {
         let files = vec![(
             tenant(),
             Table::Logs,
             (1..=30).rev().map(|n| file(n, 3, 300)).collect(),
         )];
-        let tasks = plan(&files, &policy(), 100 * H);
-        assert_eq!(tasks.len(), 1);
-        let seqs: Vec<_> = tasks[0].inputs.iter().map(|f| f.max_seq).collect();
-        // 2000 bytes of 300-byte files: six, the oldest rows first.
-        assert_eq!(seqs, vec![1, 2, 3, 4, 5, 6]);
+        let groups = |policy: &CompactionPolicy| -> Vec<Vec<u64>> {
+            plan(&files, policy, 100 * H)
+                .iter()
+                .map(|t| t.inputs.iter().map(|f| f.max_seq).collect())
+                .collect()
+        };
+        // 2000 bytes of 300-byte files: six per merge, the oldest rows first.
+        let by_bytes = groups(&policy());
+        assert_eq!(by_bytes.len(), 5);
+        assert_eq!(by_bytes[0], vec![1, 2, 3, 4, 5, 6]);
+        assert_eq!(by_bytes[4], vec![25, 26, 27, 28, 29, 30]);
+        // At most four files per merge: 7 merges of four, one of two.
+        let by_count = groups(&CompactionPolicy {
+            max_input_bytes: 1 << 40,
+            max_inputs: 4,
+            ..policy()
+        });
+        assert_eq!(by_count.len(), 8);
+        assert!(by_count[..7].iter().all(|g| g.len() == 4));
+        let mut all: Vec<u64> = by_count.concat();
+        all.sort_unstable();
+        assert_eq!(all, (1..=30).collect::<Vec<_>>(), "each file in one merge");
+        // Smaller files go together first.
+        let mixed = vec![(
+            tenant(),
+            Table::Logs,
+            vec![
+                file(1, 3, 900),
+                file(2, 3, 10),
+                file(3, 3, 20),
+                file(4, 3, 800),
+            ],
+        )];
+        let tasks = plan(
+            &mixed,
+            &CompactionPolicy {
+                max_inputs: 2,
+                ..policy()
+            },
+            100 * H,
+        );
+        let seqs: Vec<Vec<u64>> = tasks
+            .iter()
+            .map(|t| t.inputs.iter().map(|f| f.max_seq).collect())
+            .collect();
+        assert_eq!(seqs, vec![vec![2, 3]], "the large files are left alone");
     }
 
     #[test]

@@ -251,6 +251,7 @@ async fn compaction_swaps_files_without_changing_what_queries_or_replay_see() {
             target_file_bytes: 1 << 30,
             min_files: 8,
             max_input_bytes: 1 << 30,
+            max_inputs: 32,
             settle: std::time::Duration::ZERO,
         },
     );

@@ -40,6 +40,9 @@ use tf_application::ports::{FileMeta, StoreError};
 
 /// Rows per output chunk (one `interleave` per chunk).
 const CHUNK_ROWS: usize = 8192;
+/// Rows an input's cursor decodes at a time: a merge holds one such batch
+/// per input, so its memory is about `max_inputs` times this.
+const INPUT_BATCH_ROWS: usize = 2048;
 
 /// Range reads of one stored file (its size is known from the manifest, so
 /// the footer is one request).
@@ -154,7 +157,7 @@ impl Cursor {
         let stream = ParquetRecordBatchStreamBuilder::new(reader(store, file))
             .await
             .map_err(err(format!("opening {}", file.path)))?
-            .with_batch_size(CHUNK_ROWS)
+            .with_batch_size(INPUT_BATCH_ROWS)
             .build()
             .map_err(err(format!("reading {}", file.path)))?;
         if stream.schema() != schema {
