@@ -188,7 +188,7 @@ impl Default for StorageConfig {
             gc_grace_secs: 900,
             manifest_refresh_secs: 5,
             row_group_rows: 131_072,
-            page_rows: 8192,
+            page_rows: 20_000,
             s3: S3Config::default(),
         }
     }

@@ -238,17 +238,35 @@ impl Compactor {
         let tasks = plan(&self.buffer.committed_files(), &self.policy, now_ns);
         let mut summary = CompactionSummary::default();
         let mut first_err = None;
+        let s = &self.stats;
         for task in tasks {
-            match self.compact(&task).await {
+            let merge_started = Instant::now();
+            let done = self.compact(&task).await;
+            // Counted per merge, so /metrics moves during a long pass.
+            s.nanos
+                .fetch_add(merge_started.elapsed().as_nanos() as u64, Ordering::Relaxed);
+            match done {
                 Ok(Some((outputs, rows))) => {
+                    let (files_in, files_out) = (task.inputs.len() as u64, outputs.len() as u64);
+                    let bytes_in = task.inputs.iter().map(|f| f.size).sum::<u64>();
+                    let bytes_out = outputs.iter().map(|f| f.size).sum::<u64>();
                     summary.partitions += 1;
-                    summary.files_in += task.inputs.len() as u64;
-                    summary.files_out += outputs.len() as u64;
+                    summary.files_in += files_in;
+                    summary.files_out += files_out;
                     summary.rows += rows;
-                    summary.bytes_in += task.inputs.iter().map(|f| f.size).sum::<u64>();
-                    summary.bytes_out += outputs.iter().map(|f| f.size).sum::<u64>();
+                    summary.bytes_in += bytes_in;
+                    summary.bytes_out += bytes_out;
+                    s.compactions.fetch_add(1, Ordering::Relaxed);
+                    s.files_in.fetch_add(files_in, Ordering::Relaxed);
+                    s.files_out.fetch_add(files_out, Ordering::Relaxed);
+                    s.rows.fetch_add(rows, Ordering::Relaxed);
+                    s.bytes_in.fetch_add(bytes_in, Ordering::Relaxed);
+                    s.bytes_out.fetch_add(bytes_out, Ordering::Relaxed);
                 }
-                Ok(None) => summary.conflicts += 1,
+                Ok(None) => {
+                    summary.conflicts += 1;
+                    s.conflicts.fetch_add(1, Ordering::Relaxed);
+                }
                 Err(e) => {
                     self.stats.failures.fetch_add(1, Ordering::Relaxed);
                     tracing::warn!(tenant = %task.tenant, table = %task.table, hour_start = task.hour_start, error = %e, "compaction failed; the inputs stay as they are");
@@ -257,18 +275,7 @@ impl Compactor {
             }
         }
         summary.seconds = started.elapsed().as_secs_f64();
-        let s = &self.stats;
         s.passes.fetch_add(1, Ordering::Relaxed);
-        s.compactions
-            .fetch_add(summary.partitions, Ordering::Relaxed);
-        s.files_in.fetch_add(summary.files_in, Ordering::Relaxed);
-        s.files_out.fetch_add(summary.files_out, Ordering::Relaxed);
-        s.rows.fetch_add(summary.rows, Ordering::Relaxed);
-        s.bytes_in.fetch_add(summary.bytes_in, Ordering::Relaxed);
-        s.bytes_out.fetch_add(summary.bytes_out, Ordering::Relaxed);
-        s.conflicts.fetch_add(summary.conflicts, Ordering::Relaxed);
-        s.nanos
-            .fetch_add(started.elapsed().as_nanos() as u64, Ordering::Relaxed);
         match first_err {
             Some(e) => Err(e),
             None => Ok(summary),

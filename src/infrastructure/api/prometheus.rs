@@ -258,7 +258,7 @@ pub fn render(src: &MetricsSources) -> String {
         &mut out,
         "telemetryflow_compaction_seconds_total",
         "counter",
-        "Time spent in compaction passes.",
+        "Time spent merging and committing (counted per merge).",
     );
     let _ = writeln!(
         out,

@@ -27,7 +27,7 @@ pub type Result<T, E = EncodeError> = std::result::Result<T, E>;
 /// Default rows per row group: small enough that statistics prune well.
 pub const ROW_GROUP_ROWS: usize = 128 * 1024;
 /// Default rows per data page at most.
-pub const PAGE_ROWS: usize = 8 * 1024;
+pub const PAGE_ROWS: usize = 20_000;
 
 /// How rows are laid out in a file: rows per row group (the unit that
 /// statistics and bloom filters skip) and per data page at most (the unit a
