@@ -375,43 +375,60 @@ pub async fn start_with_store(
     })
 }
 
-/// Runs a compaction pass (and the deletion of replaced files past the grace
-/// period) every `compaction.interval_secs`, on the query runtime: its
-/// threads run at a lower priority than ingest's, so a busy compactor slows
-/// queries before it slows the write path. A pass interrupted by shutdown
-/// leaves only uncommitted outputs, which a later collection deletes.
-fn spawn_compaction(
-    config: &Config,
-    compactor: Arc<Compactor>,
+/// Runs `pass` every `every` (the first after `first`) on the query runtime,
+/// whose threads run at a lower priority than ingest's, until `stop`.
+fn spawn_periodic<F, Fut>(
     engine: &DataFusionEngine,
+    first: Duration,
+    every: Duration,
     mut stop: watch::Receiver<bool>,
-) -> Option<JoinHandle<()>> {
-    if !config.compaction.enabled {
-        return None;
-    }
+    mut pass: F,
+) -> Option<JoinHandle<()>>
+where
+    F: FnMut() -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = ()> + Send,
+{
     let handle = engine.executor().handle()?;
-    let every = Duration::from_secs(config.compaction.interval_secs);
-    let grace = Duration::from_secs(config.storage.gc_grace_secs);
     Some(handle.spawn(async move {
-        let mut interval = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+        let mut interval = tokio::time::interval_at(tokio::time::Instant::now() + first, every);
         interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
-                _ = interval.tick() => {
-                    let now = std::time::SystemTime::now()
-                        .duration_since(std::time::UNIX_EPOCH)
-                        .map_or(0, |d| d.as_nanos() as u64);
-                    if let Err(e) = compactor.run_once(now).await {
-                        tracing::warn!(error = %e, "compaction pass failed");
-                    }
-                    if let Err(e) = compactor.collect_garbage(grace).await {
-                        tracing::warn!(error = %e, "deleting replaced files failed");
-                    }
-                }
+                _ = interval.tick() => pass().await,
                 _ = async { let _ = stop.wait_for(|s| *s).await; } => break,
             }
         }
     }))
+}
+
+/// Runs a compaction pass (and the deletion of replaced files past the grace
+/// period) every `compaction.interval_secs`, on the query runtime, so a busy
+/// compactor slows queries before it slows the write path. A pass
+/// interrupted by shutdown leaves only uncommitted outputs, which a later
+/// collection deletes.
+fn spawn_compaction(
+    config: &Config,
+    compactor: Arc<Compactor>,
+    engine: &DataFusionEngine,
+    stop: watch::Receiver<bool>,
+) -> Option<JoinHandle<()>> {
+    if !config.compaction.enabled {
+        return None;
+    }
+    let every = Duration::from_secs(config.compaction.interval_secs);
+    let grace = Duration::from_secs(config.storage.gc_grace_secs);
+    spawn_periodic(engine, every, every, stop, move || {
+        let compactor = Arc::clone(&compactor);
+        async move {
+            let now = crate::application::wall_clock().unix_nanos();
+            if let Err(e) = compactor.run_once(now).await {
+                tracing::warn!(error = %e, "compaction pass failed");
+            }
+            if let Err(e) = compactor.collect_garbage(grace).await {
+                tracing::warn!(error = %e, "deleting replaced files failed");
+            }
+        }
+    })
 }
 
 /// Runs a retention pass every `retention.check_interval_secs` (the first
@@ -423,39 +440,27 @@ fn spawn_retention(
     retention: Arc<Retention>,
     compactor: Arc<Compactor>,
     engine: &DataFusionEngine,
-    mut stop: watch::Receiver<bool>,
+    stop: watch::Receiver<bool>,
 ) -> Option<JoinHandle<()>> {
     if !retention.rules().expires_anything() {
         return None;
     }
-    let handle = engine.executor().handle()?;
     let every = Duration::from_secs(config.retention.check_interval_secs);
     let grace = Duration::from_secs(config.storage.gc_grace_secs);
-    Some(handle.spawn(async move {
-        let mut interval = tokio::time::interval(every);
-        interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            tokio::select! {
-                _ = interval.tick() => {
-                    let now = crate::domain::telemetry::Timestamp::from_unix_nanos(
-                        std::time::SystemTime::now()
-                            .duration_since(std::time::UNIX_EPOCH)
-                            .map_or(0, |d| d.as_nanos() as u64),
-                    );
-                    match retention.run_once(now).await {
-                        Ok(s) if s.files == 0 => {}
-                        Ok(_) => {
-                            if let Err(e) = compactor.collect_garbage(grace).await {
-                                tracing::warn!(error = %e, "deleting expired files failed");
-                            }
-                        }
-                        Err(e) => tracing::warn!(error = %e, "retention pass failed"),
+    spawn_periodic(engine, Duration::ZERO, every, stop, move || {
+        let (retention, compactor) = (Arc::clone(&retention), Arc::clone(&compactor));
+        async move {
+            match retention.run_once(crate::application::wall_clock()).await {
+                Ok(s) if s.files == 0 => {}
+                Ok(_) => {
+                    if let Err(e) = compactor.collect_garbage(grace).await {
+                        tracing::warn!(error = %e, "deleting expired files failed");
                     }
                 }
-                _ = async { let _ = stop.wait_for(|s| *s).await; } => break,
+                Err(e) => tracing::warn!(error = %e, "retention pass failed"),
             }
         }
-    }))
+    })
 }
 
 impl Server {

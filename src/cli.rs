@@ -199,30 +199,36 @@ pub fn sql(args: &SqlArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Runs `telemetryflow compact`: one pass, as the server's timer would.
-pub fn compact(args: &OfflineArgs) -> anyhow::Result<()> {
+/// Opens the store of `args` (settings adjusted by `tweak`), runs `pass`
+/// at the current time, then deletes replaced files whose grace period is
+/// over, and prints the pass's summary as JSON.
+fn offline_pass<S, F, Fut>(
+    args: &OfflineArgs,
+    tweak: impl FnOnce(&mut Config),
+    what: &'static str,
+    pass: F,
+) -> anyhow::Result<()>
+where
+    S: serde::Serialize,
+    F: FnOnce(crate::bootstrap::Storage, crate::domain::telemetry::Timestamp) -> Fut,
+    Fut: std::future::Future<Output = Result<S, crate::application::ports::StoreError>>,
+{
     let overrides = Overrides {
         data_dir: Some(args.data_dir.clone()),
         ..Default::default()
     };
     let mut config = Config::load(args.config.as_deref(), std::env::vars(), &overrides)?;
-    // Nothing else runs: no reason to pause.
-    config.compaction.max_cpu_share = 1.0;
+    tweak(&mut config);
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
     let summary = rt.block_on(async {
         let storage = crate::bootstrap::open_storage(&config, None, true).await?;
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos() as u64);
-        let summary = storage
-            .compactor
-            .run_once(now)
+        let compactor = std::sync::Arc::clone(&storage.compactor);
+        let summary = pass(storage, crate::application::wall_clock())
             .await
-            .context("compacting")?;
-        storage
-            .compactor
+            .context(what)?;
+        compactor
             .collect_garbage(std::time::Duration::from_secs(config.storage.gc_grace_secs))
             .await
             .context("deleting replaced files")?;
@@ -232,37 +238,25 @@ pub fn compact(args: &OfflineArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Runs `telemetryflow compact`: one pass, as the server's timer would.
+pub fn compact(args: &OfflineArgs) -> anyhow::Result<()> {
+    offline_pass(
+        args,
+        // Nothing else runs: no reason to pause.
+        |c| c.compaction.max_cpu_share = 1.0,
+        "compacting",
+        |storage, now| async move { storage.compactor.run_once(now.unix_nanos()).await },
+    )
+}
+
 /// Runs `telemetryflow retention`: one pass, as the server's timer would.
 /// The WAL is not replayed: rows of expired partitions still in it are
 /// dropped by the server's replay.
 pub fn retention(args: &OfflineArgs) -> anyhow::Result<()> {
-    let overrides = Overrides {
-        data_dir: Some(args.data_dir.clone()),
-        ..Default::default()
-    };
-    let config = Config::load(args.config.as_deref(), std::env::vars(), &overrides)?;
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?;
-    let summary = rt.block_on(async {
-        let storage = crate::bootstrap::open_storage(&config, None, true).await?;
-        let now = crate::domain::telemetry::Timestamp::from_unix_nanos(
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.as_nanos() as u64),
-        );
-        let summary = storage
-            .retention
-            .run_once(now)
-            .await
-            .context("expiring data")?;
-        storage
-            .compactor
-            .collect_garbage(std::time::Duration::from_secs(config.storage.gc_grace_secs))
-            .await
-            .context("deleting expired files")?;
-        anyhow::Ok(summary)
-    })?;
-    println!("{}", serde_json::to_string_pretty(&summary)?);
-    Ok(())
+    offline_pass(
+        args,
+        |_| {},
+        "expiring data",
+        |storage, now| async move { storage.retention.run_once(now).await },
+    )
 }

@@ -104,15 +104,6 @@ fn manifest_sizes(root: &Path, tenant: &TenantId, table: Table) -> (u64, u64, us
     (newest.1, total, objects)
 }
 
-fn since(before: RequestCounts, after: RequestCounts) -> RequestCounts {
-    RequestCounts {
-        get: after.get - before.get,
-        put: after.put - before.put,
-        list: after.list - before.list,
-        delete: after.delete - before.delete,
-    }
-}
-
 fn requests(c: RequestCounts) -> String {
     format!("{} ({} list, {} get)", c.total(), c.list, c.get)
 }
@@ -178,7 +169,7 @@ pub(crate) async fn catalog(args: CatalogArgs) -> anyhow::Result<()> {
         if changed.is_some() {
             bail!("an unchanged manifest refreshed as changed");
         }
-        let refresh = since(before, counting.counts());
+        let refresh = counting.counts().since(before);
         println!(
             "| {} | {:.2} / {:.2} / {:.2} | {:.0} | {} ({:.0}) | {:.1} | {} | {} |",
             thousands(n as u64),

@@ -63,17 +63,24 @@ struct Checkpoint {
     parquet_bytes: u64,
     manifest_bytes: u64,
     checkpoint_bytes: u64,
+    #[serde(flatten)]
+    timings: Timings,
+    /// Seconds of simulated load (generation, flushes, compaction) so far.
+    load_seconds: f64,
+    compaction_seconds: f64,
+    files_compacted: u64,
+    peak_rss_mib: u64,
+}
+
+/// Start-up and query times on a freshly opened store.
+#[derive(Debug, Serialize)]
+struct Timings {
     startup_ms: f64,
     /// Cold (first) run, then the median of the timed runs, in ms.
     trace_in_window: (f64, f64),
     trace_no_window: (f64, f64),
     count_all: (f64, f64),
     services: (f64, f64),
-    /// Seconds of simulated load (generation, flushes, compaction) so far.
-    load_seconds: f64,
-    compaction_seconds: f64,
-    files_compacted: u64,
-    peak_rss_mib: u64,
 }
 
 /// The process's peak resident memory (VmHWM), MiB.
@@ -216,7 +223,7 @@ pub(crate) async fn soak(args: SoakArgs) -> anyhow::Result<()> {
                     .map_or(0, |m| m.len())
             })
             .unwrap_or(0);
-        let cp = measure(&args, &config, &ctx, &samples, hour + 1).await?;
+        let timings = measure(&args, &config, &ctx, &samples, hour + 1).await?;
         let cp = Checkpoint {
             compaction: args.compact,
             hours: hour + 1,
@@ -235,7 +242,7 @@ pub(crate) async fn soak(args: SoakArgs) -> anyhow::Result<()> {
             compaction_seconds,
             files_compacted,
             peak_rss_mib: peak_rss_mib(),
-            ..cp
+            timings,
         };
         println!(
             "| {} | {} | {} | {} | {:.1} | {} | {:.0} | {:.0} | {:.0} | {:.0} | {:.1} / {:.1} | {:.1} / {:.1} | {:.1} / {:.1} | {:.1} / {:.1} |",
@@ -248,15 +255,15 @@ pub(crate) async fn soak(args: SoakArgs) -> anyhow::Result<()> {
             cp.parquet_bytes as f64 / (1 << 20) as f64,
             cp.manifest_bytes as f64 / 1024.0,
             cp.checkpoint_bytes as f64 / 1024.0,
-            cp.startup_ms,
-            cp.trace_in_window.0,
-            cp.trace_in_window.1,
-            cp.trace_no_window.0,
-            cp.trace_no_window.1,
-            cp.count_all.0,
-            cp.count_all.1,
-            cp.services.0,
-            cp.services.1,
+            cp.timings.startup_ms,
+            cp.timings.trace_in_window.0,
+            cp.timings.trace_in_window.1,
+            cp.timings.trace_no_window.0,
+            cp.timings.trace_no_window.1,
+            cp.timings.count_all.0,
+            cp.timings.count_all.1,
+            cp.timings.services.0,
+            cp.timings.services.1,
         );
         eprintln!(
             "after {} h: load {:.0} s (compaction {:.0} s, {} files merged), peak RSS {} MiB",
@@ -277,7 +284,7 @@ async fn measure(
     ctx: &TenantContext,
     samples: &[(String, u64)],
     hours: u64,
-) -> anyhow::Result<Checkpoint> {
+) -> anyhow::Result<Timings> {
     let t = Instant::now();
     let storage = open_storage(config, None, false)
         .await
@@ -351,24 +358,11 @@ async fn measure(
         }
     })
     .await?;
-    Ok(Checkpoint {
-        compaction: false,
-        hours,
-        spans: 0,
-        files: 0,
-        files_per_closed_hour: 0.0,
-        files_in_open_hour: 0,
-        parquet_bytes: 0,
-        manifest_bytes: 0,
-        checkpoint_bytes: 0,
+    Ok(Timings {
         startup_ms,
         trace_in_window,
         trace_no_window,
         count_all,
         services,
-        load_seconds: 0.0,
-        compaction_seconds: 0.0,
-        files_compacted: 0,
-        peak_rss_mib: 0,
     })
 }

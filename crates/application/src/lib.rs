@@ -15,8 +15,8 @@ pub mod retention;
 
 pub use ports::{Table, TableBatch};
 
-/// The wall clock as a domain timestamp (retention cut-offs).
-pub(crate) fn wall_clock() -> tf_domain::telemetry::Timestamp {
+/// The wall clock as a domain timestamp (retention cut-offs, pass times).
+pub fn wall_clock() -> tf_domain::telemetry::Timestamp {
     let ns = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos() as u64);

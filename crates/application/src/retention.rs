@@ -102,7 +102,7 @@ impl Retention {
         };
         let mut first_err = None;
         if self.rules().expires_anything() {
-            for (tenant, table, _) in self.buffer.committed_files() {
+            for (tenant, table) in self.buffer.tables() {
                 match self.expire_table(&tenant, table, now, &mut summary).await {
                     Ok(()) => {}
                     Err(e) => {
@@ -152,7 +152,7 @@ impl Retention {
             return Ok(());
         };
         for _ in 0..MAX_ATTEMPTS {
-            let files = self.buffer.snapshot(tenant, table).files;
+            let files = self.buffer.files(tenant, table);
             let gone = expired(&files, keep_from);
             if gone.is_empty() {
                 return Ok(());

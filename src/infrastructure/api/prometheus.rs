@@ -3,7 +3,7 @@
 
 use std::fmt::Write as _;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::application::commands::IngestStats;
 use crate::application::compaction::Compactor;
@@ -34,6 +34,14 @@ fn item(signal: Signal) -> &'static str {
 
 fn header(out: &mut String, name: &str, kind: &str, help: &str) {
     let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+}
+
+/// Unlabelled counters and gauges read from atomics: (name, kind, help, value).
+fn atomics(out: &mut String, rows: &[(&str, &str, &str, &AtomicU64)]) {
+    for (name, kind, help, v) in rows {
+        header(out, name, kind, help);
+        let _ = writeln!(out, "{name} {}", v.load(Ordering::Relaxed));
+    }
 }
 
 pub fn render(src: &MetricsSources) -> String {
@@ -135,125 +143,125 @@ pub fn render(src: &MetricsSources) -> String {
         let _ = writeln!(out, "telemetryflow_wal_fsync_seconds_count {}", w.fsyncs);
     }
     let c = src.compactor.stats();
-    for (name, kind, help, v) in [
-        (
-            "telemetryflow_compaction_passes_total",
-            "counter",
-            "Compaction passes run.",
-            &c.passes,
-        ),
-        (
-            "telemetryflow_compactions_total",
-            "counter",
-            "Partitions compacted (one merge committed each).",
-            &c.compactions,
-        ),
-        (
-            "telemetryflow_compaction_files_in_total",
-            "counter",
-            "Files replaced by compaction.",
-            &c.files_in,
-        ),
-        (
-            "telemetryflow_compaction_files_out_total",
-            "counter",
-            "Files written by compaction.",
-            &c.files_out,
-        ),
-        (
-            "telemetryflow_compaction_rows_total",
-            "counter",
-            "Rows rewritten by compaction.",
-            &c.rows,
-        ),
-        (
-            "telemetryflow_compaction_bytes_in_total",
-            "counter",
-            "Bytes of the files compaction replaced.",
-            &c.bytes_in,
-        ),
-        (
-            "telemetryflow_compaction_bytes_out_total",
-            "counter",
-            "Bytes of the files compaction wrote.",
-            &c.bytes_out,
-        ),
-        (
-            "telemetryflow_compaction_conflicts_total",
-            "counter",
-            "Merges not committed because another writer replaced an input first.",
-            &c.conflicts,
-        ),
-        (
-            "telemetryflow_compaction_failures_total",
-            "counter",
-            "Merges that failed (inputs left as they were).",
-            &c.failures,
-        ),
-        (
-            "telemetryflow_files_deleted_total",
-            "counter",
-            "Data files deleted: replaced ones after the grace period, and orphans.",
-            &c.deleted,
-        ),
-        (
-            "telemetryflow_files_pending_deletion",
-            "gauge",
-            "Replaced files still readable, waiting for the grace period.",
-            &c.pending_deletion,
-        ),
-    ] {
-        header(&mut out, name, kind, help);
-        let _ = writeln!(out, "{name} {}", v.load(Ordering::Relaxed));
-    }
+    atomics(
+        &mut out,
+        &[
+            (
+                "telemetryflow_compaction_passes_total",
+                "counter",
+                "Compaction passes run.",
+                &c.passes,
+            ),
+            (
+                "telemetryflow_compactions_total",
+                "counter",
+                "Partitions compacted (one merge committed each).",
+                &c.compactions,
+            ),
+            (
+                "telemetryflow_compaction_files_in_total",
+                "counter",
+                "Files replaced by compaction.",
+                &c.files_in,
+            ),
+            (
+                "telemetryflow_compaction_files_out_total",
+                "counter",
+                "Files written by compaction.",
+                &c.files_out,
+            ),
+            (
+                "telemetryflow_compaction_rows_total",
+                "counter",
+                "Rows rewritten by compaction.",
+                &c.rows,
+            ),
+            (
+                "telemetryflow_compaction_bytes_in_total",
+                "counter",
+                "Bytes of the files compaction replaced.",
+                &c.bytes_in,
+            ),
+            (
+                "telemetryflow_compaction_bytes_out_total",
+                "counter",
+                "Bytes of the files compaction wrote.",
+                &c.bytes_out,
+            ),
+            (
+                "telemetryflow_compaction_conflicts_total",
+                "counter",
+                "Merges not committed because another writer replaced an input first.",
+                &c.conflicts,
+            ),
+            (
+                "telemetryflow_compaction_failures_total",
+                "counter",
+                "Merges that failed (inputs left as they were).",
+                &c.failures,
+            ),
+            (
+                "telemetryflow_files_deleted_total",
+                "counter",
+                "Data files deleted: replaced ones after the grace period, and orphans.",
+                &c.deleted,
+            ),
+            (
+                "telemetryflow_files_pending_deletion",
+                "gauge",
+                "Replaced files still readable, waiting for the grace period.",
+                &c.pending_deletion,
+            ),
+        ],
+    );
     let r = src.retention.stats();
-    for (name, kind, help, v) in [
-        (
-            "telemetryflow_retention_passes_total",
-            "counter",
-            "Retention passes run.",
-            &r.passes,
-        ),
-        (
-            "telemetryflow_retention_expired_partitions_total",
-            "counter",
-            "Hour partitions expired by retention.",
-            &r.partitions,
-        ),
-        (
-            "telemetryflow_retention_expired_files_total",
-            "counter",
-            "Data files expired by retention.",
-            &r.files,
-        ),
-        (
-            "telemetryflow_retention_expired_rows_total",
-            "counter",
-            "Rows expired by retention.",
-            &r.rows,
-        ),
-        (
-            "telemetryflow_retention_expired_bytes_total",
-            "counter",
-            "Bytes of the data files expired by retention.",
-            &r.bytes,
-        ),
-        (
-            "telemetryflow_retention_failures_total",
-            "counter",
-            "Tables whose retention pass failed (their files stay until the next).",
-            &r.failures,
-        ),
-        (
-            "telemetryflow_retention_last_pass_timestamp_seconds",
-            "gauge",
-            "When the last retention pass ended (Unix seconds; 0: none yet).",
-            &r.last_pass_unix_secs,
-        ),
-    ] {
-        header(&mut out, name, kind, help);
-        let _ = writeln!(out, "{name} {}", v.load(Ordering::Relaxed));
-    }
+    atomics(
+        &mut out,
+        &[
+            (
+                "telemetryflow_retention_passes_total",
+                "counter",
+                "Retention passes run.",
+                &r.passes,
+            ),
+            (
+                "telemetryflow_retention_expired_partitions_total",
+                "counter",
+                "Hour partitions expired by retention.",
+                &r.partitions,
+            ),
+            (
+                "telemetryflow_retention_expired_files_total",
+                "counter",
+                "Data files expired by retention.",
+                &r.files,
+            ),
+            (
+                "telemetryflow_retention_expired_rows_total",
+                "counter",
+                "Rows expired by retention.",
+                &r.rows,
+            ),
+            (
+                "telemetryflow_retention_expired_bytes_total",
+                "counter",
+                "Bytes of the data files expired by retention.",
+                &r.bytes,
+            ),
+            (
+                "telemetryflow_retention_failures_total",
+                "counter",
+                "Tables whose retention pass failed (their files stay until the next).",
+                &r.failures,
+            ),
+            (
+                "telemetryflow_retention_last_pass_timestamp_seconds",
+                "gauge",
+                "When the last retention pass ended (Unix seconds; 0: none yet).",
+                &r.last_pass_unix_secs,
+            ),
+        ],
+    );
     header(
         &mut out,
         "telemetryflow_compaction_seconds_total",

@@ -163,15 +163,12 @@ impl TableFiles {
         self.files = files;
         self.refreshed = version;
         self.local.retain(|c| c.version > version);
-        let mut later: Vec<&LocalCommit> = self.local.iter().collect();
-        later.sort_by_key(|c| c.version);
-        let later: Vec<(Vec<String>, Vec<FileMeta>)> = later
-            .into_iter()
-            .map(|c| (c.removed.clone(), c.added.clone()))
-            .collect();
-        for (removed, added) in &later {
-            self.apply(removed, added);
+        let mut later = std::mem::take(&mut self.local);
+        later.make_contiguous().sort_by_key(|c| c.version);
+        for c in &later {
+            self.apply(&c.removed, &c.added);
         }
+        self.local = later;
         self.version = self.version.max(version);
         true
     }
@@ -313,6 +310,21 @@ impl PartitionBuffer {
             .collect()
     }
 
+    /// The tables this node knows committed files of.
+    pub fn tables(&self) -> Vec<(TenantId, Table)> {
+        self.state.read().catalog.keys().cloned().collect()
+    }
+
+    /// The committed files of one table.
+    pub fn files(&self, tenant: &TenantId, table: Table) -> Vec<FileMeta> {
+        self.state
+            .read()
+            .catalog
+            .get(&(tenant.clone(), table))
+            .map(|f| f.files.clone())
+            .unwrap_or_default()
+    }
+
     /// After a commit that replaced `removed` with `added` in a table's
     /// manifest (compaction), in one step for queries: a snapshot sees either
     /// the old files or the new ones.
@@ -356,7 +368,7 @@ impl PartitionBuffer {
         }
         let mut tables: HashSet<(TenantId, Table)> =
             self.store.list_tables().await?.into_iter().collect();
-        tables.extend(self.state.read().catalog.keys().cloned());
+        tables.extend(self.tables());
         let mut changed = 0;
         for (tenant, table) in tables {
             if self.refresh_table(&tenant, table).await? {

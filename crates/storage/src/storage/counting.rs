@@ -29,6 +29,16 @@ impl RequestCounts {
     pub fn total(&self) -> u64 {
         self.get + self.put + self.list + self.delete
     }
+
+    /// The requests made since `before` was read.
+    pub fn since(&self, before: RequestCounts) -> RequestCounts {
+        RequestCounts {
+            get: self.get - before.get,
+            put: self.put - before.put,
+            list: self.list - before.list,
+            delete: self.delete - before.delete,
+        }
+    }
 }
 
 #[derive(Debug, Default)]

@@ -799,13 +799,8 @@ pub(crate) mod tests {
                 .map(|s| s.version),
             None
         );
-        let cost = RequestCounts {
-            list: counting.counts().list - before.list,
-            get: counting.counts().get - before.get,
-            ..RequestCounts::default()
-        };
         assert_eq!(
-            cost,
+            counting.counts().since(before),
             RequestCounts {
                 list: 1,
                 ..RequestCounts::default()
@@ -835,7 +830,7 @@ pub(crate) mod tests {
             .unwrap()
             .unwrap();
         assert_eq!((state.version, state.files.len()), (5, 5));
-        assert_eq!(counting.counts().get - before.get, 2);
+        assert_eq!(counting.counts().since(before).get, 2);
 
         // Far behind: the versions it missed are gone; it loads afresh.
         for n in 6..=50 {
