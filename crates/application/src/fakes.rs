@@ -5,7 +5,8 @@
 //!   rows; commits bump a version per table, may replace files (a conflict
 //!   when one is gone) and keep per-partition watermarks; merging
 //!   concatenates; replaced files are deleted after the grace period; it can
-//!   be set to fail every write and commit (an outage).
+//!   be set to fail every write and commit (an outage), or to hold each
+//!   commit, once recorded, until the test lets it return.
 //! - [`MemoryMetrics`]: the `MetricReadModel` port over canned answers —
 //!   what a test sets is what the metric use cases receive, so the rules
 //!   they apply (counter resets, rates, percentiles, the cache and its
@@ -17,6 +18,7 @@
 //!   appends (a full log).
 
 use std::collections::{BTreeMap, HashSet};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
@@ -75,6 +77,16 @@ pub struct MemoryFileStore {
     files: Mutex<Files>,
     down: AtomicBool,
     next_file: AtomicU64,
+    hold: Mutex<Option<Arc<CommitHold>>>,
+}
+
+/// Holds commits between "recorded in the store" and "returned to the
+/// committer": each held commit adds a permit to `recorded`, then waits for
+/// one on `release`.
+#[derive(Debug)]
+pub struct CommitHold {
+    pub recorded: tokio::sync::Semaphore,
+    pub release: tokio::sync::Semaphore,
 }
 
 impl MemoryFileStore {
@@ -87,11 +99,53 @@ impl MemoryFileStore {
         self.down.store(down, Ordering::SeqCst);
     }
 
+    /// From now on every commit, once recorded, waits for the returned
+    /// hold's `release` before it returns.
+    pub fn hold_commits(&self) -> Arc<CommitHold> {
+        let hold = Arc::new(CommitHold {
+            recorded: tokio::sync::Semaphore::new(0),
+            release: tokio::sync::Semaphore::new(0),
+        });
+        *self.hold.lock() = Some(Arc::clone(&hold));
+        hold
+    }
+
     fn check(&self, what: &str) -> Result<(), StoreError> {
         if self.down.load(Ordering::SeqCst) {
             return Err(StoreError::new(what.to_owned(), Outage));
         }
         Ok(())
+    }
+
+    fn record_commit(
+        &self,
+        tenant: &TenantId,
+        table: Table,
+        added: Vec<FileMeta>,
+        removed: Vec<String>,
+    ) -> CommitOutcome {
+        let mut files = self.files.lock();
+        let files = &mut *files;
+        let entry = files
+            .catalog
+            .entry((tenant.clone(), table))
+            .or_insert((0, Vec::new()));
+        if !removed.iter().all(|p| entry.1.iter().any(|f| &f.path == p)) {
+            return CommitOutcome::Conflict;
+        }
+        entry.0 += 1;
+        entry.1.retain(|f| !removed.contains(&f.path));
+        let now = std::time::Instant::now();
+        files.replaced.extend(removed.into_iter().map(|p| (p, now)));
+        for f in &added {
+            let w = files
+                .watermarks
+                .entry((tenant.clone(), table, f.hour_start))
+                .or_insert(0);
+            *w = (*w).max(f.max_seq);
+        }
+        entry.1.extend(added);
+        CommitOutcome::Committed(entry.0)
     }
 
     /// Rows of the committed files of `(tenant, table)`.
@@ -150,28 +204,15 @@ impl FileStore for MemoryFileStore {
         removed: Vec<String>,
     ) -> Result<CommitOutcome, StoreError> {
         self.check("committing")?;
-        let mut files = self.files.lock();
-        let files = &mut *files;
-        let entry = files
-            .catalog
-            .entry((tenant.clone(), table))
-            .or_insert((0, Vec::new()));
-        if !removed.iter().all(|p| entry.1.iter().any(|f| &f.path == p)) {
-            return Ok(CommitOutcome::Conflict);
+        let outcome = self.record_commit(tenant, table, added, removed);
+        let hold = self.hold.lock().clone();
+        if let Some(hold) = hold {
+            hold.recorded.add_permits(1);
+            if let Ok(permit) = hold.release.acquire().await {
+                permit.forget();
+            }
         }
-        entry.0 += 1;
-        entry.1.retain(|f| !removed.contains(&f.path));
-        let now = std::time::Instant::now();
-        files.replaced.extend(removed.into_iter().map(|p| (p, now)));
-        for f in &added {
-            let w = files
-                .watermarks
-                .entry((tenant.clone(), table, f.hour_start))
-                .or_insert(0);
-            *w = (*w).max(f.max_seq);
-        }
-        entry.1.extend(added);
-        Ok(CommitOutcome::Committed(entry.0))
+        Ok(outcome)
     }
 
     /// Concatenates the inputs' rows into one output (no sorting: the fake

@@ -203,7 +203,14 @@ pub struct PartitionBuffer {
     stats: FlushStats,
     /// When each table's manifest was last read for a query.
     looked_at: parking_lot::Mutex<HashMap<(TenantId, Table), Instant>>,
+    /// Per table: held by a flush from its manifest commit until its rows
+    /// leave the buffer, and by a refresh from reading the manifest until
+    /// applying it.
+    gates: parking_lot::Mutex<HashMap<(TenantId, Table), CommitGate>>,
 }
+
+/// See [`PartitionBuffer::gate`].
+type CommitGate = Arc<tokio::sync::Mutex<()>>;
 
 /// One partition's flush, taken out of the lock.
 struct Job {
@@ -251,7 +258,20 @@ impl PartitionBuffer {
             }),
             stats: FlushStats::default(),
             looked_at: parking_lot::Mutex::new(HashMap::new()),
+            gates: parking_lot::Mutex::new(HashMap::new()),
         }
+    }
+
+    /// The table's commit gate: a flush holds it from its manifest commit
+    /// until its rows leave the buffer, a refresh from reading the manifest
+    /// until applying it.
+    fn gate(&self, tenant: &TenantId, table: Table) -> CommitGate {
+        Arc::clone(
+            self.gates
+                .lock()
+                .entry((tenant.clone(), table))
+                .or_default(),
+        )
     }
 
     pub fn config(&self) -> &BufferConfig {
@@ -347,6 +367,8 @@ impl PartitionBuffer {
     /// Reads one table's manifest again and takes what other nodes
     /// committed. Returns whether anything changed.
     pub async fn refresh_table(&self, tenant: &TenantId, table: Table) -> Result<bool, StoreError> {
+        let gate = self.gate(tenant, table);
+        let _committing = gate.lock().await;
         let since = self
             .state
             .read()
@@ -414,7 +436,7 @@ impl PartitionBuffer {
     /// Takes a table's manifest state read from the store (other nodes'
     /// commits included); this node's commits that the state predates stay
     /// applied. Returns whether anything changed.
-    pub fn refresh(&self, catalog: TableCatalog) -> bool {
+    fn refresh(&self, catalog: TableCatalog) -> bool {
         let mut st = self.state.write();
         for &(hour_start, seq) in &catalog.committed_seqs {
             let key = PartitionKey {
@@ -607,30 +629,7 @@ impl PartitionBuffer {
         let results = futures::future::join_all(jobs.iter().map(|j| self.flush_one(j))).await;
         for (job, result) in jobs.into_iter().zip(results) {
             match result {
-                Ok(meta) => {
-                    let mut st = self.state.write();
-                    let version = meta.1;
-                    st.catalog
-                        .entry((job.key.tenant.clone(), job.key.table))
-                        .or_default()
-                        .commit(version, Vec::new(), vec![meta.0]);
-                    let w = st.committed.entry(job.key.clone()).or_insert(0);
-                    *w = (*w).max(job.chunk.max_seq);
-                    st.buffered_bytes = st.buffered_bytes.saturating_sub(job.chunk.bytes);
-                    let remove = match st.partitions.get_mut(&job.key) {
-                        Some(p) => {
-                            p.flushing = None;
-                            p.failures = 0;
-                            p.retry_at = None;
-                            p.open.batches.is_empty()
-                        }
-                        None => false,
-                    };
-                    if remove {
-                        st.partitions.remove(&job.key);
-                    }
-                    committed += 1;
-                }
+                Ok(()) => committed += 1,
                 Err(e) => {
                     self.stats.failures.fetch_add(1, Ordering::Relaxed);
                     let mut st = self.state.write();
@@ -664,7 +663,7 @@ impl PartitionBuffer {
         }
     }
 
-    async fn flush_one(&self, job: &Job) -> Result<(FileMeta, u64), StoreError> {
+    async fn flush_one(&self, job: &Job) -> Result<(), StoreError> {
         let started = Instant::now();
         let schema = job.chunk.batches[0].schema();
         let batch = concat_batches(&schema, &job.chunk.batches)
@@ -679,6 +678,8 @@ impl PartitionBuffer {
                 batch,
             )
             .await?;
+        let gate = self.gate(&job.key.tenant, job.key.table);
+        let _committing = gate.lock().await;
         let version = match self
             .store
             .commit(
@@ -703,7 +704,33 @@ impl PartitionBuffer {
         self.stats
             .nanos
             .fetch_add(started.elapsed().as_nanos() as u64, Ordering::Relaxed);
-        Ok((meta, version))
+        self.flushed(job, version, meta);
+        Ok(())
+    }
+
+    /// A flush's commit, seen by queries in one step: the file joins the
+    /// catalog as the job's rows leave the buffer.
+    fn flushed(&self, job: &Job, version: u64, meta: FileMeta) {
+        let mut st = self.state.write();
+        st.catalog
+            .entry((job.key.tenant.clone(), job.key.table))
+            .or_default()
+            .commit(version, Vec::new(), vec![meta]);
+        let w = st.committed.entry(job.key.clone()).or_insert(0);
+        *w = (*w).max(job.chunk.max_seq);
+        st.buffered_bytes = st.buffered_bytes.saturating_sub(job.chunk.bytes);
+        let remove = match st.partitions.get_mut(&job.key) {
+            Some(p) => {
+                p.flushing = None;
+                p.failures = 0;
+                p.retry_at = None;
+                p.open.batches.is_empty()
+            }
+            None => false,
+        };
+        if remove {
+            st.partitions.remove(&job.key);
+        }
     }
 
     /// True when nothing is buffered.

@@ -224,6 +224,36 @@ async fn replay_adds_only_what_no_committed_file_covers() {
     assert_eq!(buffer.watermark(), 3);
 }
 
+/// A manifest refresh that reads the store between a flush's commit and its
+/// local completion must not show the flushed rows twice (as the new file
+/// and as the flushing job's batches): a query sees every row exactly once.
+#[tokio::test]
+async fn a_refresh_racing_a_flush_commit_shows_every_row_once() {
+    let mut c = config(64 << 20);
+    c.manifest_refresh = Some(std::time::Duration::ZERO);
+    let s = setup_with(c);
+    s.write(rows(0, 10, 8)).await.expect("accepted");
+    let hold = s.store.hold_commits();
+    let buffer = Arc::clone(s.pipeline.buffer());
+    let flush = tokio::spawn(async move { buffer.flush_due(true).await });
+    // The file is in the store's manifest; the flush has not returned.
+    hold.recorded.acquire().await.expect("open").forget();
+    assert_eq!(s.store.committed_rows(&s.tenant, Table::Logs), 10);
+
+    let buffer = Arc::clone(s.pipeline.buffer());
+    let tenant = s.tenant.clone();
+    let refresh = tokio::spawn(async move { buffer.refresh_table(&tenant, Table::Logs).await });
+    for _ in 0..10 {
+        tokio::task::yield_now().await;
+        let (committed, buffered) = visible_rows(&s.pipeline, &s.tenant);
+        assert_eq!(committed + buffered as u64, 10, "({committed}, {buffered})");
+    }
+    hold.release.add_permits(1);
+    assert_eq!(flush.await.expect("joined").expect("flushed"), 1);
+    refresh.await.expect("joined").expect("refreshed");
+    assert_eq!(visible_rows(&s.pipeline, &s.tenant), (10, 0));
+}
+
 /// Compaction over the in-memory store: the small files of a closed hour
 /// become one, queries see every row exactly once before and after, replay
 /// still knows what is committed, and the inputs are deleted only after the
