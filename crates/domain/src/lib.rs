@@ -5,12 +5,14 @@
 //! enforces this). Rules are pure functions over small borrowed or `Copy`
 //! values, so the ingest hot path can call them per item without allocating.
 
+pub mod delivery;
 pub mod events;
 pub mod ports;
 pub mod retention;
 pub mod telemetry;
 pub mod tenancy;
 
+pub use delivery::{Admission, OnFull, SourceBatch};
 pub use events::DomainEvent;
 pub use retention::{RetentionPeriod, RetentionRules, TenantRetention};
-pub use tenancy::{TenantContext, TenantId, WorkspaceId};
+pub use tenancy::{NodeId, TenantContext, TenantId, WorkspaceId};

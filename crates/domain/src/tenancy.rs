@@ -92,6 +92,13 @@ id_type!(
     "workspace id"
 );
 
+id_type!(
+    /// A TelemetryFlow node: the writer of one write-ahead log, whose
+    /// sequence numbers mean something only together with this id.
+    NodeId,
+    "node id"
+);
+
 /// Who is writing or reading: tenant plus workspace.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct TenantContext {
