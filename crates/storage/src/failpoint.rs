@@ -9,7 +9,9 @@
 //! `after_compaction_commit` (outputs in and inputs out of the manifest, the
 //! inputs not yet deleted), `after_expiry_commit` (a retention pass removed
 //! expired files from the manifest, not yet deleted), `during_gc_delete`
-//! (some replaced files deleted, the manifest still records them).
+//! (some replaced files deleted, the manifest still records them),
+//! `after_forward_ack` (the upstream acknowledged a forwarded batch, the
+//! forwarder's cursor not yet moved past it).
 
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU64, Ordering};

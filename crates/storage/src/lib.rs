@@ -2,6 +2,7 @@
 //! under per-table manifests (`storage`), the write-ahead log (`wal`), and the
 //! crash points the crash tests use (`failpoint`).
 
+pub mod delivery;
 pub mod failpoint;
 pub mod node;
 pub mod storage;

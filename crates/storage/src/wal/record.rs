@@ -3,7 +3,10 @@
 //! ```text
 //! record  := len:u32le crc:u32le seq:u64le payload[len]
 //! crc     := crc32(seq:u64le ++ payload)
-//! payload := version:u8=1 tenant_len:u16le tenant n:u16le { table:u8 ipc_len:u32le ipc }*
+//! payload := version:u8 tenant_len:u16le tenant n:u16le { table:u8 ipc_len:u32le ipc }* origin
+//! origin  := ""                                   (version 1: rows received directly)
+//!          | node_len:u16le node workspace_len:u16le workspace signal:u8 first:u64le last:u64le
+//!                                                 (version 2: rows another node forwarded)
 //! ```
 //! `ipc` is one Arrow IPC stream (schema + one record batch). A record is
 //! applied only if it is complete and its checksum matches; reading stops at
@@ -15,11 +18,14 @@ use arrow::ipc::reader::StreamReader;
 use arrow::ipc::writer::StreamWriter;
 use arrow::record_batch::RecordBatch;
 
+use tf_application::ports::Origin;
 use tf_application::{Table, TableBatch};
-use tf_domain::TenantId;
+use tf_domain::telemetry::Signal;
+use tf_domain::{NodeId, SourceBatch, TenantId, WorkspaceId};
 
 pub const HEADER_LEN: usize = 16;
 const VERSION: u8 = 1;
+const VERSION_WITH_ORIGIN: u8 = 2;
 /// Upper bound for one record (a request is at most 64 MiB decompressed by
 /// default; its Arrow form is of the same order).
 pub const MAX_RECORD_LEN: usize = 1 << 30;
@@ -39,6 +45,20 @@ pub type Result<T, E = RecordError> = std::result::Result<T, E>;
 pub struct WalEntry {
     pub tenant: TenantId,
     pub batches: Vec<TableBatch>,
+    pub origin: Option<Origin>,
+}
+
+fn signal_code(s: Signal) -> u8 {
+    match s {
+        Signal::Traces => 0,
+        Signal::Metrics => 1,
+        Signal::Logs => 2,
+    }
+}
+
+fn put_str(out: &mut Vec<u8>, s: &str) {
+    out.extend_from_slice(&(s.len() as u16).to_le_bytes());
+    out.extend_from_slice(s.as_bytes());
 }
 
 fn table_code(t: Table) -> u8 {
@@ -54,7 +74,11 @@ pub fn encode_payload(entry: &WalEntry) -> Result<Vec<u8>> {
         .map(|b| b.batch.get_array_memory_size())
         .sum();
     let mut out = Vec::with_capacity(approx / 2 + 64);
-    out.push(VERSION);
+    out.push(if entry.origin.is_some() {
+        VERSION_WITH_ORIGIN
+    } else {
+        VERSION
+    });
     out.extend_from_slice(&(tenant.len() as u16).to_le_bytes());
     out.extend_from_slice(tenant);
     out.extend_from_slice(&(entry.batches.len() as u16).to_le_bytes());
@@ -71,7 +95,45 @@ pub fn encode_payload(entry: &WalEntry) -> Result<Vec<u8>> {
         let ipc_len = (out.len() - len_at - 4) as u32;
         out[len_at..len_at + 4].copy_from_slice(&ipc_len.to_le_bytes());
     }
+    if let Some(o) = &entry.origin {
+        put_str(&mut out, o.batch.node().as_str());
+        put_str(&mut out, o.workspace.as_str());
+        out.push(signal_code(o.signal));
+        out.extend_from_slice(&o.batch.first().to_le_bytes());
+        out.extend_from_slice(&o.batch.last().to_le_bytes());
+    }
     Ok(out)
+}
+
+fn u64le(buf: &mut &[u8]) -> Result<u64> {
+    let b = take(buf, 8)?;
+    let mut a = [0u8; 8];
+    a.copy_from_slice(b);
+    Ok(u64::from_le_bytes(a))
+}
+
+fn get_str<'a>(buf: &mut &'a [u8]) -> Result<&'a str> {
+    let len = u16le(buf)? as usize;
+    std::str::from_utf8(take(buf, len)?).map_err(|e| RecordError::Malformed(e.to_string()))
+}
+
+fn decode_origin(buf: &mut &[u8]) -> Result<Origin> {
+    let bad = |e: &dyn std::fmt::Display| RecordError::Malformed(format!("origin: {e}"));
+    let node = NodeId::parse(get_str(buf)?).map_err(|e| bad(&e))?;
+    let workspace = WorkspaceId::parse(get_str(buf)?).map_err(|e| bad(&e))?;
+    let signal = match take(buf, 1)?[0] {
+        0 => Signal::Traces,
+        1 => Signal::Metrics,
+        2 => Signal::Logs,
+        other => return Err(bad(&format!("unknown signal code {other}"))),
+    };
+    let (first, last) = (u64le(buf)?, u64le(buf)?);
+    let batch = SourceBatch::new(node, first, last).map_err(|e| bad(&e))?;
+    Ok(Origin {
+        batch,
+        workspace,
+        signal,
+    })
 }
 
 fn take<'a>(buf: &mut &'a [u8], n: usize) -> Result<&'a [u8]> {
@@ -99,7 +161,7 @@ fn u32le(buf: &mut &[u8]) -> Result<u32> {
 /// Decodes a payload written by [`encode_payload`].
 pub fn decode_payload(mut buf: &[u8]) -> Result<WalEntry> {
     let version = take(&mut buf, 1)?[0];
-    if version != VERSION {
+    if version != VERSION && version != VERSION_WITH_ORIGIN {
         return Err(RecordError::Malformed(format!("unknown version {version}")));
     }
     let tlen = u16le(&mut buf)? as usize;
@@ -122,13 +184,22 @@ pub fn decode_payload(mut buf: &[u8]) -> Result<WalEntry> {
             batches.push(TableBatch { table, batch });
         }
     }
+    let origin = if version == VERSION_WITH_ORIGIN {
+        Some(decode_origin(&mut buf)?)
+    } else {
+        None
+    };
     if !buf.is_empty() {
         return Err(RecordError::Malformed(format!(
             "{} trailing bytes",
             buf.len()
         )));
     }
-    Ok(WalEntry { tenant, batches })
+    Ok(WalEntry {
+        tenant,
+        batches,
+        origin,
+    })
 }
 
 /// CRC of `seq ++ payload`, with the payload's CRC computed earlier.
@@ -232,6 +303,13 @@ mod tests {
                     batch,
                 },
             ],
+            // Every other record was forwarded by another node.
+            origin: (n % 2 == 0).then(|| Origin {
+                batch: SourceBatch::new(NodeId::parse("edge-7").unwrap(), n as u64, n as u64 + 9)
+                    .unwrap(),
+                workspace: WorkspaceId::parse("shop").unwrap(),
+                signal: Signal::Metrics,
+            }),
         }
     }
 
@@ -257,6 +335,10 @@ mod tests {
         assert_eq!(e.batches.len(), 2);
         assert_eq!(e.batches[1].table, Table::MetricsSum);
         assert_eq!(e.batches[0].batch, entry(2).batches[0].batch);
+        assert_eq!(e.origin, entry(2).origin);
+        assert!(e.origin.is_some());
+        let e = decode_payload(recs[2].payload).unwrap();
+        assert_eq!(e.origin, None);
     }
 
     /// Property: truncating the log at any byte yields exactly the records
@@ -310,9 +392,11 @@ mod tests {
 
     #[test]
     fn malformed_payloads_are_errors_not_panics() {
-        let good = encode_payload(&entry(1)).unwrap();
-        for cut in 0..good.len() {
-            assert!(decode_payload(&good[..cut]).is_err(), "cut at {cut}");
+        for n in [1, 2] {
+            let good = encode_payload(&entry(n)).unwrap();
+            for cut in 0..good.len() {
+                assert!(decode_payload(&good[..cut]).is_err(), "cut at {cut}");
+            }
         }
         assert!(decode_payload(&[2, 0, 0]).is_err());
     }
