@@ -120,7 +120,7 @@ fn traces() -> Signal<ExportTraceServiceRequest> {
         |r, c, _| convert_traces(r, c).expect("converts"),
         |rx, c, r| {
             Box::pin(async move {
-                rx.export_traces(c, r)
+                rx.export_traces(c, None, r)
                     .await
                     .map(|_| ())
                     .map_err(|e| e.to_string())
@@ -138,7 +138,7 @@ fn metrics() -> Signal<ExportMetricsServiceRequest> {
         |r, c, counters| convert_metrics(r, c, counters).expect("converts"),
         |rx, c, r| {
             Box::pin(async move {
-                rx.export_metrics(c, r)
+                rx.export_metrics(c, None, r)
                     .await
                     .map(|_| ())
                     .map_err(|e| e.to_string())
@@ -156,7 +156,7 @@ fn logs() -> Signal<ExportLogsServiceRequest> {
         |r, c, _| convert_logs(r, c).expect("converts"),
         |rx, c, r| {
             Box::pin(async move {
-                rx.export_logs(c, r)
+                rx.export_logs(c, None, r)
                     .await
                     .map(|_| ())
                     .map_err(|e| e.to_string())
@@ -302,6 +302,7 @@ fn bench_signal<M: Message + Default + Sync>(c: &mut Criterion, sig: Signal<M>) 
                     .append(
                         &tenant,
                         &converted.batches,
+                        None,
                         Box::new(move |r| {
                             let _ = tx.send(r.is_ok());
                         }),

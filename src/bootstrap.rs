@@ -17,14 +17,20 @@ use crate::application::commands::{IngestHandler, IngestStats, ShardedCounterSto
 use crate::application::compaction::Compactor;
 use crate::application::event_bus::EventBus;
 use crate::application::event_bus::EventHandler;
-use crate::application::pipeline::{PartitionBuffer, WritePath};
-use crate::application::ports::{FileStore, IngestSink, ReadModel, SnapshotSource, WriteAheadLog};
+use crate::application::forward::Forwarder;
+use crate::application::pipeline::{PartitionBuffer, SourceMarks, WritePath};
+use crate::application::ports::{
+    DeliveryStore, Exporter, FileStore, IngestSink, ReadModel, SnapshotSource, WalRecord,
+    WriteAheadLog,
+};
 use crate::application::queries::{MetricQueries, SqlHandler, TraceQueries};
 use crate::application::retention::Retention;
 use crate::config::Config;
 use crate::infrastructure::api::prometheus::MetricsSources;
 use crate::infrastructure::api::{ApiState, Offload, router};
+use crate::infrastructure::delivery::DeliveryFiles;
 use crate::infrastructure::otlp::OtlpReceiver;
+use crate::infrastructure::otlp::export::OtlpExporter;
 use crate::infrastructure::otlp::grpc::GrpcReceiver;
 use crate::infrastructure::otlp::http::HttpReceiver;
 use crate::infrastructure::query::DataFusionEngine;
@@ -39,6 +45,10 @@ pub struct Storage {
     pub retention: Arc<Retention>,
     /// One more than the highest WAL sequence number in committed files.
     pub next_seq: u64,
+    /// The configured forwarders (also in the pipeline) with their exporters.
+    pub forwards: Vec<(Arc<Forwarder>, Arc<dyn Exporter>)>,
+    /// Forward cursors and the marks of batches forwarded here.
+    pub delivery: Arc<dyn DeliveryStore>,
 }
 
 /// Opens the object store (or uses `store`), loads the committed files from
@@ -65,6 +75,7 @@ pub async fn open_storage(
             )
         },
     )?;
+    let node_id = crate::domain::NodeId::parse(&node).context("the node id")?;
     let files = Arc::new(
         ObjectFileStore::new(Arc::clone(&store), node)
             .with_row_group_rows(config.storage.row_group_rows)
@@ -107,7 +118,32 @@ pub async fn open_storage(
         files as Arc<dyn FileStore>,
         Arc::clone(&buffer),
     ));
-    let pipeline = Arc::new(WritePath::new(buffer));
+    let delivery: Arc<dyn DeliveryStore> = Arc::new(DeliveryFiles::new(&config.storage.data_dir));
+    let mut forwards = Vec::new();
+    for f in config.forwarders()? {
+        let name = f.forwarder.name.clone();
+        let cursor = delivery
+            .load_cursor(&name)
+            .await
+            .with_context(|| format!("reading the cursor of forwarder {name:?}"))?
+            .unwrap_or_default();
+        let exporter =
+            OtlpExporter::new(f.exporter).with_context(|| format!("forwarder {name:?}"))?;
+        forwards.push((
+            Arc::new(Forwarder::new(f.forwarder, node_id.clone(), cursor)),
+            Arc::new(exporter) as Arc<dyn Exporter>,
+        ));
+    }
+    let sources = SourceMarks::load(Arc::clone(&delivery))
+        .context("reading the marks of batches other nodes forwarded")?;
+    let pipeline = Arc::new(
+        WritePath::new(buffer)
+            .with_forwarding(
+                config.storage.persist,
+                forwards.iter().map(|(f, _)| Arc::clone(f)).collect(),
+            )
+            .with_sources(Arc::new(sources)),
+    );
     let engine = Arc::new(
         DataFusionEngine::new(
             Arc::clone(&pipeline) as Arc<dyn SnapshotSource>,
@@ -123,6 +159,8 @@ pub async fn open_storage(
         compactor,
         retention,
         next_seq,
+        forwards,
+        delivery,
     })
 }
 
@@ -177,6 +215,8 @@ pub struct Server {
     flusher: JoinHandle<()>,
     compaction: Option<JoinHandle<()>>,
     retention: Option<JoinHandle<()>>,
+    forwarders: Vec<JoinHandle<()>>,
+    forward_stop: watch::Sender<bool>,
     shutdown_timeout: Duration,
 }
 
@@ -198,6 +238,8 @@ pub async fn start_with_store(
         compactor,
         retention,
         next_seq,
+        forwards,
+        delivery,
     } = open_storage(&config, store, true).await?;
     let events = Arc::new(EventBus::new());
     let stats = Arc::new(IngestStats::default());
@@ -240,13 +282,15 @@ pub async fn start_with_store(
         let pipeline = Arc::clone(&pipeline);
         let wal_config = config.wal_config();
         tokio::spawn(async move {
-            let buffer = Arc::clone(pipeline.buffer());
+            let replaying = Arc::clone(&pipeline);
             let (wal, report) = tokio::task::spawn_blocking(move || {
                 Wal::open(wal_config, next_seq, |seq, entry| {
-                    for b in &entry.batches {
-                        buffer.insert(&entry.tenant, b.table, &b.batch, seq, true);
-                    }
-                    buffer.note_seq(seq);
+                    replaying.replay(&WalRecord {
+                        seq,
+                        tenant: entry.tenant,
+                        batches: entry.batches,
+                        origin: entry.origin,
+                    });
                 })
                 .context("opening the write-ahead log")
             })
@@ -326,6 +370,20 @@ pub async fn start_with_store(
                 .context("HTTP server")
         })
     };
+    let (forward_stop, forward_stop_rx) = watch::channel(false);
+    let forwarders = forwards
+        .into_iter()
+        .map(|(forwarder, exporter)| {
+            let (pipeline, delivery) = (Arc::clone(&pipeline), Arc::clone(&delivery));
+            let stop = forward_stop_rx.clone();
+            tokio::spawn(async move {
+                let name = forwarder.name().to_owned();
+                if let Err(e) = forwarder.run(pipeline, exporter, delivery, stop).await {
+                    tracing::error!(forwarder = %name, error = %e, "forwarder stopped; undelivered data stays in the write-ahead log");
+                }
+            })
+        })
+        .collect();
     let stop_rx_for_compaction = stop_rx.clone();
     let flusher = {
         let pipeline = Arc::clone(&pipeline);
@@ -371,6 +429,8 @@ pub async fn start_with_store(
         flusher,
         compaction,
         retention: retention_task,
+        forwarders,
+        forward_stop,
         shutdown_timeout: Duration::from_secs(config.server.shutdown_timeout_secs),
     })
 }
@@ -464,6 +524,29 @@ fn spawn_retention(
 }
 
 impl Server {
+    /// Gives the forwarders a few seconds to deliver what is queued, then
+    /// stops them; whatever is undelivered stays in the log for the next
+    /// start.
+    async fn stop_forwarding(&mut self) {
+        let forwarders = self.pipeline.forwarders().to_vec();
+        let drain = self.shutdown_timeout.min(Duration::from_secs(5));
+        let started = std::time::Instant::now();
+        while started.elapsed() < drain && forwarders.iter().any(|f| f.queued_records() > 0) {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let undelivered: usize = forwarders.iter().map(|f| f.queued_records()).sum();
+        if undelivered > 0 {
+            tracing::info!(
+                records = undelivered,
+                "undelivered records stay in the write-ahead log for the next start"
+            );
+        }
+        let _ = self.forward_stop.send(true);
+        for task in self.forwarders.drain(..) {
+            let _ = task.await;
+        }
+    }
+
     /// Waits until WAL replay is done and writes are accepted.
     pub async fn ready(&mut self) -> anyhow::Result<ReplayReport> {
         match self.recovery.take() {
@@ -519,6 +602,7 @@ impl Server {
                     tokio::time::sleep(Duration::from_millis(200)).await;
                 }
                 Err(e) => {
+                    self.stop_forwarding().await;
                     if let Some(wal) = &self.wal {
                         wal.close();
                     }
@@ -527,6 +611,7 @@ impl Server {
                 }
             }
         }
+        self.stop_forwarding().await;
         if let Some(wal) = &self.wal {
             wal.close();
         }

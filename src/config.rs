@@ -40,10 +40,61 @@ pub struct Config {
     pub query: QuerySettings,
     pub compaction: CompactionSettings,
     pub retention: RetentionSettings,
+    /// Upstream OTLP endpoints every accepted item is forwarded to
+    /// (`[[forward]]`).
+    pub forward: Vec<ForwardSettings>,
     pub log: LogConfig,
 }
 
 /// `[retention]`: periods like "30d", "36h", "1w2d"; "0" keeps forever.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ForwardSettings {
+    pub name: String,
+    pub endpoint: String,
+    pub protocol: String,
+    pub signals: Vec<String>,
+    pub compression: String,
+    pub headers: BTreeMap<String, String>,
+    pub max_queue_bytes: u64,
+    pub on_full: String,
+    pub timeout_secs: u64,
+    pub batch_bytes: usize,
+    pub batch_age_ms: u64,
+    pub memory_bytes: usize,
+    pub retry_initial_ms: u64,
+    pub retry_max_secs: u64,
+}
+
+impl Default for ForwardSettings {
+    fn default() -> Self {
+        let d = crate::application::forward::ForwarderConfig::new("");
+        Self {
+            name: String::new(),
+            endpoint: String::new(),
+            protocol: "grpc".into(),
+            signals: vec!["traces".into(), "metrics".into(), "logs".into()],
+            compression: "gzip".into(),
+            headers: BTreeMap::new(),
+            max_queue_bytes: d.max_queue_bytes,
+            on_full: "backpressure".into(),
+            timeout_secs: 10,
+            batch_bytes: d.batch_bytes,
+            batch_age_ms: d.batch_age.as_millis() as u64,
+            memory_bytes: d.memory_bytes,
+            retry_initial_ms: d.retry_initial.as_millis() as u64,
+            retry_max_secs: d.retry_max.as_secs(),
+        }
+    }
+}
+
+/// One `[[forward]]` entry, checked: the forwarder's settings and its
+/// exporter's.
+pub struct Forward {
+    pub forwarder: crate::application::forward::ForwarderConfig,
+    pub exporter: crate::infrastructure::otlp::export::ExporterConfig,
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RetentionSettings {
@@ -96,6 +147,9 @@ pub struct StorageConfig {
     pub url: String,
     pub gc_grace_secs: u64,
     pub manifest_refresh_secs: u64,
+    /// Write accepted rows to Parquet; false makes a pure forwarding
+    /// sidecar (the log is only the forwarders' queue).
+    pub persist: bool,
     pub row_group_rows: usize,
     pub page_rows: usize,
     pub s3: S3Config,
@@ -187,6 +241,7 @@ impl Default for StorageConfig {
             url: String::new(),
             gc_grace_secs: 900,
             manifest_refresh_secs: 5,
+            persist: true,
             row_group_rows: 131_072,
             page_rows: 20_000,
             s3: S3Config::default(),
@@ -328,6 +383,13 @@ fn get_path<'a>(root: &'a toml::Value, path: &str) -> Option<&'a toml::Value> {
 fn env_value(default: Option<&toml::Value>, raw: &str) -> toml::Value {
     match default {
         Some(toml::Value::String(_)) | None => toml::Value::String(raw.to_owned()),
+        // An array of tables (`[[forward]]`) in inline TOML.
+        Some(toml::Value::Array(_)) if raw.trim_start().starts_with('[') => {
+            toml::from_str::<toml::Table>(&format!("v = {raw}"))
+                .ok()
+                .and_then(|mut t| t.remove("v"))
+                .unwrap_or_else(|| toml::Value::String(raw.to_owned()))
+        }
         Some(toml::Value::Array(_)) => toml::Value::Array(
             raw.split(',')
                 .map(str::trim)
@@ -539,6 +601,7 @@ impl Config {
                 ),
             ));
         }
+        self.forwarders()?;
         if !matches!(self.log.format.as_str(), "text" | "json") {
             return Err(bad(
                 "log.format",
@@ -546,6 +609,107 @@ impl Config {
             ));
         }
         Ok(())
+    }
+
+    /// The `[[forward]]` entries, checked.
+    pub fn forwarders(&self) -> Result<Vec<Forward>> {
+        use crate::application::forward::ForwarderConfig;
+        use crate::domain::OnFull;
+        use crate::domain::telemetry::Signal;
+        use crate::infrastructure::otlp::export::ExporterConfig;
+        use std::time::Duration;
+        let mut out: Vec<Forward> = Vec::new();
+        for (i, f) in self.forward.iter().enumerate() {
+            let key = |k: &str| format!("forward[{i}].{k}");
+            let bad = |k: &str, message: String| ConfigError::BadValue {
+                key: key(k),
+                message,
+            };
+            crate::domain::NodeId::parse(&f.name).map_err(|e| {
+                bad(
+                    "name",
+                    format!("{:?}: {e} (it names the forwarder's cursor file)", f.name),
+                )
+            })?;
+            if out.iter().any(|o| o.forwarder.name == f.name) {
+                return Err(bad("name", format!("{:?} is used twice", f.name)));
+            }
+            let protocol = f.protocol.parse().map_err(|e| bad("protocol", e))?;
+            let compression = f.compression.parse().map_err(|e| bad("compression", e))?;
+            let on_full = OnFull::parse(&f.on_full).map_err(|e| bad("on_full", e))?;
+            let mut signals = Vec::new();
+            for s in &f.signals {
+                signals.push(match s.as_str() {
+                    "traces" => Signal::Traces,
+                    "metrics" => Signal::Metrics,
+                    "logs" => Signal::Logs,
+                    other => {
+                        return Err(bad(
+                            "signals",
+                            format!("{other:?}: use traces, metrics and/or logs"),
+                        ));
+                    }
+                });
+            }
+            if signals.is_empty() {
+                return Err(bad("signals", "names no signal".into()));
+            }
+            if f.max_queue_bytes == 0 || f.max_queue_bytes >= self.wal.max_bytes {
+                return Err(bad(
+                    "max_queue_bytes",
+                    format!(
+                        "{} must be above 0 and below wal.max_bytes ({}), which refuses ingest first",
+                        f.max_queue_bytes, self.wal.max_bytes
+                    ),
+                ));
+            }
+            for (k, v) in [
+                ("timeout_secs", f.timeout_secs),
+                ("batch_bytes", f.batch_bytes as u64),
+                ("memory_bytes", f.memory_bytes as u64),
+                ("retry_max_secs", f.retry_max_secs),
+                ("retry_initial_ms", f.retry_initial_ms),
+            ] {
+                if v == 0 {
+                    return Err(bad(k, "must be greater than 0".into()));
+                }
+            }
+            let exporter = ExporterConfig {
+                endpoint: f.endpoint.clone(),
+                protocol,
+                compression,
+                headers: f
+                    .headers
+                    .iter()
+                    .map(|(k, v)| (k.to_ascii_lowercase(), v.clone()))
+                    .collect(),
+                timeout: Duration::from_secs(f.timeout_secs),
+            };
+            // Checks the endpoint and the headers.
+            crate::infrastructure::otlp::export::OtlpExporter::new(exporter.clone())
+                .map_err(|e| bad("endpoint", e.to_string()))?;
+            out.push(Forward {
+                forwarder: ForwarderConfig {
+                    name: f.name.clone(),
+                    signals,
+                    max_queue_bytes: f.max_queue_bytes,
+                    on_full,
+                    batch_bytes: f.batch_bytes,
+                    batch_age: Duration::from_millis(f.batch_age_ms),
+                    memory_bytes: f.memory_bytes,
+                    retry_initial: Duration::from_millis(f.retry_initial_ms),
+                    retry_max: Duration::from_secs(f.retry_max_secs),
+                },
+                exporter,
+            });
+        }
+        if !self.storage.persist && out.is_empty() {
+            return Err(ConfigError::BadValue {
+                key: "storage.persist".into(),
+                message: "false needs at least one [[forward]]: nothing would keep the data".into(),
+            });
+        }
+        Ok(out)
     }
 
     /// Where Parquet files go.

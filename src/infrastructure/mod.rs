@@ -5,4 +5,4 @@ pub mod api;
 
 pub use tf_otlp as otlp;
 pub use tf_query as query;
-pub use tf_storage::{node, storage, wal};
+pub use tf_storage::{delivery, node, storage, wal};

@@ -5,6 +5,7 @@ mod compaction;
 mod crash;
 mod faults;
 mod fixtures;
+mod forward;
 mod hardening;
 mod otlp_errors;
 mod otlp_grpc;

@@ -12,6 +12,11 @@
 //!   they apply (counter resets, rates, percentiles, the cache and its
 //!   invalidation, the raw-point cap) are tested without a query engine; it
 //!   counts the questions asked.
+//! - [`MemoryDelivery`]: the `DeliveryStore` port over a map (cursors and
+//!   source marks, as saved).
+//! - [`ScriptedExporter`]: the `Exporter` port — records every request and
+//!   answers from a script (then success); it can be set down (retryable
+//!   errors) to play an unreachable upstream.
 //! - [`MemoryWal`]: the `WriteAheadLog` port over a vector — an append is
 //!   durable at once and its callback runs on the caller's thread; records
 //!   stay until released, so a test can replay them; it can be set to refuse
@@ -27,9 +32,10 @@ use async_trait::async_trait;
 use parking_lot::Mutex;
 
 use super::ports::{
-    CommitOutcome, DurableCallback, FileMeta, FileStore, GarbageCollected, MetricReadModel,
-    QueryError, QueryLimits, StoreError, Table, TableBatch, TableCatalog, WalError, WalStats,
-    WriteAheadLog,
+    CommitOutcome, DeliveryStore, DurableCallback, ExportBatch, ExportError, Exported, Exporter,
+    FileMeta, FileStore, ForwardCursor, GarbageCollected, MetricReadModel, Origin, QueryError,
+    QueryLimits, SourceStream, StoreError, Table, TableBatch, TableCatalog, WalError, WalRecord,
+    WalStats, WriteAheadLog,
 };
 use super::queries::metric_queries::{
     HistogramPoint, MetricCatalogQuery, MetricInfo, MetricKind, RawSeries, Series, TimeSeriesQuery,
@@ -302,14 +308,6 @@ impl FileStore for MemoryFileStore {
     }
 }
 
-/// One appended record of [`MemoryWal`].
-#[derive(Debug, Clone)]
-pub struct WalRecord {
-    pub seq: u64,
-    pub tenant: TenantId,
-    pub batches: Vec<TableBatch>,
-}
-
 #[derive(Debug, Default)]
 struct Log {
     next_seq: u64,
@@ -357,6 +355,7 @@ impl WriteAheadLog for MemoryWal {
         &self,
         tenant: &TenantId,
         batches: &[TableBatch],
+        origin: Option<&Origin>,
         on_durable: DurableCallback,
     ) -> Result<(), WalError> {
         if let Some(e) = self.refuse.lock().clone() {
@@ -370,11 +369,34 @@ impl WriteAheadLog for MemoryWal {
                 seq,
                 tenant: tenant.clone(),
                 batches: batches.to_vec(),
+                origin: origin.cloned(),
             });
             seq
         };
         on_durable(Ok(seq));
         Ok(())
+    }
+
+    fn read(&self, from: u64, through: u64, max_bytes: usize) -> Result<Vec<WalRecord>, WalError> {
+        let log = self.log.lock();
+        let mut out = Vec::new();
+        let mut bytes = 0usize;
+        for r in log
+            .records
+            .iter()
+            .filter(|r| (from..=through).contains(&r.seq))
+        {
+            if bytes > max_bytes {
+                break;
+            }
+            bytes += r
+                .batches
+                .iter()
+                .map(|b| b.batch.get_array_memory_size())
+                .sum::<usize>();
+            out.push(r.clone());
+        }
+        Ok(out)
     }
 
     fn release_before(&self, watermark: u64) {
@@ -492,5 +514,99 @@ impl MetricReadModel for MemoryMetrics {
         _: &QueryLimits,
     ) -> Result<RawSeries<HistogramPoint>, QueryError> {
         Ok(self.answers().histograms)
+    }
+}
+
+/// The `DeliveryStore` port in memory.
+#[derive(Debug, Default)]
+pub struct MemoryDelivery {
+    cursors: Mutex<std::collections::HashMap<String, ForwardCursor>>,
+    marks: Mutex<Vec<(SourceStream, u64)>>,
+    /// Every cursor saved, in order.
+    pub saves: Mutex<Vec<(String, ForwardCursor)>>,
+}
+
+#[async_trait]
+impl DeliveryStore for MemoryDelivery {
+    async fn load_cursor(&self, forwarder: &str) -> Result<Option<ForwardCursor>, StoreError> {
+        Ok(self.cursors.lock().get(forwarder).copied())
+    }
+
+    async fn save_cursor(&self, forwarder: &str, cursor: ForwardCursor) -> Result<(), StoreError> {
+        self.cursors.lock().insert(forwarder.to_owned(), cursor);
+        self.saves.lock().push((forwarder.to_owned(), cursor));
+        Ok(())
+    }
+
+    fn load_marks(&self) -> Result<Vec<(SourceStream, u64)>, StoreError> {
+        Ok(self.marks.lock().clone())
+    }
+
+    fn save_marks(&self, marks: &[(SourceStream, u64)]) -> Result<(), StoreError> {
+        *self.marks.lock() = marks.to_vec();
+        Ok(())
+    }
+}
+
+/// The `Exporter` port for tests: see the module docs.
+#[derive(Debug, Default)]
+pub struct ScriptedExporter {
+    script: Mutex<std::collections::VecDeque<Result<Exported, ExportError>>>,
+    down: AtomicBool,
+    /// Every request answered with success or a permanent error, in order.
+    pub received: Mutex<Vec<ExportBatch>>,
+    /// Requests tried, answered or not.
+    pub attempts: AtomicU64,
+}
+
+impl ScriptedExporter {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The next answers, before the default success.
+    pub fn script(&self, answers: impl IntoIterator<Item = Result<Exported, ExportError>>) {
+        self.script.lock().extend(answers);
+    }
+
+    /// While down, every request fails retryably.
+    pub fn set_down(&self, down: bool) {
+        self.down.store(down, Ordering::SeqCst);
+    }
+
+    /// Items received per signal, across requests.
+    pub fn items(&self, signal: tf_domain::telemetry::Signal) -> u64 {
+        self.received
+            .lock()
+            .iter()
+            .filter(|r| r.signal == signal)
+            .map(|r| r.items)
+            .sum()
+    }
+}
+
+#[async_trait]
+impl Exporter for ScriptedExporter {
+    async fn export(&self, batch: &ExportBatch) -> Result<Exported, ExportError> {
+        self.attempts.fetch_add(1, Ordering::SeqCst);
+        if self.down.load(Ordering::SeqCst) {
+            return Err(ExportError::Retryable {
+                reason: "upstream down".into(),
+                retry_after: None,
+            });
+        }
+        let answer = self
+            .script
+            .lock()
+            .pop_front()
+            .unwrap_or(Ok(Exported::default()));
+        if !matches!(answer, Err(ExportError::Retryable { .. })) {
+            self.received.lock().push(batch.clone());
+        }
+        answer
+    }
+
+    fn endpoint(&self) -> &str {
+        "scripted"
     }
 }

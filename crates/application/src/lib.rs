@@ -8,6 +8,7 @@ pub mod commands;
 pub mod compaction;
 pub mod event_bus;
 pub mod fakes;
+pub mod forward;
 pub mod pipeline;
 pub mod ports;
 pub mod queries;

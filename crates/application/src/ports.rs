@@ -16,7 +16,8 @@ use crate::queries::traces::{
     GetTraceQuery, Operation, OperationsQuery, SearchLogsQuery, SearchTracesQuery, ServicesQuery,
     TraceSummary,
 };
-use tf_domain::TenantId;
+use tf_domain::telemetry::Signal;
+use tf_domain::{NodeId, SourceBatch, TenantId, WorkspaceId};
 
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
@@ -53,6 +54,15 @@ impl Table {
             Table::MetricsHistogram => "otel_metrics_histogram",
             Table::MetricsExpHistogram => "otel_metrics_exp_histogram",
             Table::MetricsSummary => "otel_metrics_summary",
+        }
+    }
+
+    /// The signal whose items the table stores.
+    pub fn signal(self) -> Signal {
+        match self {
+            Table::Traces => Signal::Traces,
+            Table::Logs => Signal::Logs,
+            _ => Signal::Metrics,
         }
     }
 
@@ -113,12 +123,59 @@ pub enum WriteError {
     Internal(BoxError),
 }
 
+/// Where forwarded rows came from: a batch of another node's log, on one
+/// stream (that node, the record's tenant, this workspace and signal).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Origin {
+    pub batch: SourceBatch,
+    pub workspace: WorkspaceId,
+    pub signal: Signal,
+}
+
+impl Origin {
+    /// The stream the batch belongs to: its high-water mark is kept per
+    /// stream.
+    pub fn stream(&self, tenant: &TenantId) -> SourceStream {
+        SourceStream {
+            node: self.batch.node().clone(),
+            tenant: tenant.clone(),
+            workspace: self.workspace.clone(),
+            signal: self.signal,
+        }
+    }
+}
+
+/// One sending node's rows of one tenant, workspace and signal.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct SourceStream {
+    pub node: NodeId,
+    pub tenant: TenantId,
+    pub workspace: WorkspaceId,
+    pub signal: Signal,
+}
+
+/// What became of an accepted write.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Written {
+    /// Durable in the log.
+    Stored,
+    /// A forwarded batch accepted before: nothing was written again.
+    Duplicate,
+}
+
 /// Accepts converted batches on the write path.
 #[async_trait]
 pub trait IngestSink: Send + Sync {
     /// Returns once the batches are durable (in the fsync'd write-ahead log)
-    /// and visible to queries. An error means nothing of the call was accepted.
-    async fn write(&self, tenant: &TenantId, batches: Vec<TableBatch>) -> Result<(), WriteError>;
+    /// and visible to queries. An error means nothing of the call was
+    /// accepted. Rows another node forwarded name their `origin`: a batch
+    /// accepted before is acknowledged without being written again.
+    async fn write(
+        &self,
+        tenant: &TenantId,
+        batches: Vec<TableBatch>,
+        origin: Option<Origin>,
+    ) -> Result<Written, WriteError>;
 
     /// Persists everything buffered; returns when all of it is in committed files.
     async fn flush_all(&self) -> Result<(), WriteError>;
@@ -160,6 +217,15 @@ pub struct WalStats {
     pub segments_deleted: u64,
 }
 
+/// One record of the write-ahead log: the accepted rows of one request.
+#[derive(Debug, Clone)]
+pub struct WalRecord {
+    pub seq: u64,
+    pub tenant: TenantId,
+    pub batches: Vec<TableBatch>,
+    pub origin: Option<Origin>,
+}
+
 /// The write-ahead log port.
 pub trait WriteAheadLog: Send + Sync {
     /// Encodes the record on the caller's thread and queues it; `on_durable`
@@ -169,11 +235,17 @@ pub trait WriteAheadLog: Send + Sync {
         &self,
         tenant: &TenantId,
         batches: &[TableBatch],
+        origin: Option<&Origin>,
         on_durable: DurableCallback,
     ) -> Result<(), WalError>;
 
+    /// Reads back the durable records with `from <= seq <= through`, in
+    /// order, stopping after the first record that brings the payload read
+    /// past `max_bytes`. Records already released are not there.
+    fn read(&self, from: u64, through: u64, max_bytes: usize) -> Result<Vec<WalRecord>, WalError>;
+
     /// Allows deleting every record with `seq < watermark` (they are in
-    /// committed Parquet files).
+    /// committed Parquet files and delivered by every forwarder).
     fn release_before(&self, watermark: u64);
 
     fn stats(&self) -> WalStats;
@@ -506,4 +578,70 @@ pub trait MetricReadModel: Send + Sync {
         q: &TimeSeriesQuery,
         limits: &QueryLimits,
     ) -> Result<RawSeries<HistogramPoint>, QueryError>;
+}
+
+/// One request for an upstream: rows of one tenant, workspace and signal
+/// from one batch of this node's log.
+#[derive(Debug, Clone)]
+pub struct ExportBatch {
+    pub tenant: TenantId,
+    pub workspace: WorkspaceId,
+    pub signal: Signal,
+    pub batches: Vec<TableBatch>,
+    /// Spans, data points or log records.
+    pub items: u64,
+    /// The log records it holds (the idempotency key).
+    pub key: SourceBatch,
+}
+
+/// An upstream's acknowledgement.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Exported {
+    /// Items the upstream rejected (OTLP partial success), and why.
+    pub rejected: u64,
+    pub message: String,
+}
+
+/// Why an upstream did not take a request.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum ExportError {
+    /// Try again later (unreachable, 429/502/503/504, UNAVAILABLE…), no
+    /// sooner than `retry_after` when the upstream said so.
+    #[error("{reason}")]
+    Retryable {
+        reason: String,
+        retry_after: Option<Duration>,
+    },
+    /// The upstream will never take it (400, INVALID_ARGUMENT…).
+    #[error("{reason}")]
+    Permanent { reason: String },
+}
+
+/// Sends OTLP upstream.
+#[async_trait]
+pub trait Exporter: Send + Sync {
+    /// Sends one request and waits for the upstream's answer.
+    async fn export(&self, batch: &ExportBatch) -> Result<Exported, ExportError>;
+
+    /// Where it sends to, for logs.
+    fn endpoint(&self) -> &str;
+}
+
+/// A forwarder's durable position in the log.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ForwardCursor {
+    /// Every record with `seq <= delivered` is delivered (or given up).
+    pub delivered: u64,
+    /// The batch being sent: resent with the same range after a restart.
+    pub in_flight: Option<(u64, u64)>,
+}
+
+/// Where forwarders keep their cursors and an upstream its per-stream
+/// high-water marks of forwarded batches (both durable before they count).
+#[async_trait]
+pub trait DeliveryStore: Send + Sync {
+    async fn load_cursor(&self, forwarder: &str) -> Result<Option<ForwardCursor>, StoreError>;
+    async fn save_cursor(&self, forwarder: &str, cursor: ForwardCursor) -> Result<(), StoreError>;
+    fn load_marks(&self) -> Result<Vec<(SourceStream, u64)>, StoreError>;
+    fn save_marks(&self, marks: &[(SourceStream, u64)]) -> Result<(), StoreError>;
 }

@@ -27,9 +27,12 @@ use tonic::{Request, Response, Status};
 use tonic_prost::{ProstDecoder, ProstEncoder};
 
 use super::status::{RpcStatus, code};
-use super::{OtlpReceiver, ReceiveError, TENANT_HEADER, WORKSPACE_HEADER, tenant_context};
+use super::{
+    BATCH_HEADER, OtlpReceiver, ReceiveError, TENANT_HEADER, WORKSPACE_HEADER, source_batch,
+    tenant_context,
+};
 use tf_application::ports::WriteError;
-use tf_domain::TenantContext;
+use tf_domain::{SourceBatch, TenantContext};
 
 /// The gRPC service object; cheap to clone.
 #[derive(Clone)]
@@ -37,16 +40,20 @@ pub struct GrpcReceiver {
     inner: Arc<OtlpReceiver>,
 }
 
-fn context(md: &MetadataMap) -> Result<TenantContext, Status> {
+fn context(md: &MetadataMap) -> Result<(TenantContext, Option<SourceBatch>), Status> {
     let get = |k: &str| md.get(k).map(|v| v.as_bytes());
-    tenant_context(get(TENANT_HEADER), get(WORKSPACE_HEADER)).map_err(to_status)
+    let ctx = tenant_context(get(TENANT_HEADER), get(WORKSPACE_HEADER)).map_err(to_status)?;
+    let source = source_batch(get(BATCH_HEADER)).map_err(to_status)?;
+    Ok((ctx, source))
 }
 
 /// Maps receive errors to gRPC codes: client faults are INVALID_ARGUMENT
 /// (not retryable), overload and shutdown UNAVAILABLE (retryable).
 pub fn to_status(e: ReceiveError) -> Status {
     let retry_after = match &e {
-        ReceiveError::BadTenant { .. } => return Status::invalid_argument(e.to_string()),
+        ReceiveError::BadTenant { .. } | ReceiveError::BadBatchKey(_) => {
+            return Status::invalid_argument(e.to_string());
+        }
         ReceiveError::Convert(_) => return Status::internal(e.to_string()),
         ReceiveError::Write(WriteError::Overloaded { retry_after, .. }) => *retry_after,
         ReceiveError::Write(_) => std::time::Duration::from_secs(1),
@@ -115,9 +122,9 @@ macro_rules! export_method {
             ) -> BoxFuture<'static, Result<Response<$resp>, Status>> {
                 let inner = Arc::clone(&self.0.inner);
                 Box::pin(async move {
-                    let ctx = context(request.metadata())?;
+                    let (ctx, source) = context(request.metadata())?;
                     let resp = inner
-                        .$method(&ctx, request.into_inner())
+                        .$method(&ctx, source, request.into_inner())
                         .await
                         .map_err(to_status)?;
                     Ok(Response::new(resp))

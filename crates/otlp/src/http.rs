@@ -13,7 +13,10 @@ use prost::Message;
 
 use super::decode::{DecodeError, Encoding, decompress};
 use super::status::{RpcStatus, code};
-use super::{OtlpReceiver, ReceiveError, TENANT_HEADER, WORKSPACE_HEADER, json, tenant_context};
+use super::{
+    BATCH_HEADER, OtlpReceiver, ReceiveError, TENANT_HEADER, WORKSPACE_HEADER, json, source_batch,
+    tenant_context,
+};
 use tf_application::ports::WriteError;
 
 /// Request body encodings of OTLP/HTTP.
@@ -75,7 +78,7 @@ fn retry_later(mut resp: Response, after: Duration) -> Response {
 fn receive_error(e: ReceiveError, format: BodyFormat) -> Response {
     let msg = e.to_string();
     match e {
-        ReceiveError::BadTenant { .. } => error_response(
+        ReceiveError::BadTenant { .. } | ReceiveError::BadBatchKey(_) => error_response(
             StatusCode::BAD_REQUEST,
             RpcStatus::new(code::INVALID_ARGUMENT, msg),
             format,
@@ -162,40 +165,44 @@ async fn handle(rx: HttpReceiver, signal: Signal, headers: HeaderMap, body: Byte
         Ok(c) => c,
         Err(e) => return receive_error(e, format),
     };
+    let source = match source_batch(get(BATCH_HEADER)) {
+        Ok(s) => s,
+        Err(e) => return receive_error(e, format),
+    };
     let r = &rx.receiver;
     // Decode, ingest, encode the response in the request's format.
     let result: Result<Vec<u8>, Response> = match (signal, format) {
         (Signal::Traces, BodyFormat::Protobuf) => {
             match opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest::decode(body) {
-                Ok(req) => r.export_traces(&ctx, req).await.map(|x| x.encode_to_vec()),
+                Ok(req) => r.export_traces(&ctx, source, req).await.map(|x| x.encode_to_vec()),
                 Err(e) => return bad_request(format!("invalid OTLP/protobuf traces request: {e}")),
             }
         }
         (Signal::Traces, BodyFormat::Json) => match json::decode_traces(&body) {
-            Ok(req) => r.export_traces(&ctx, req).await.map(|x| json::encode_trace_response(&x)),
+            Ok(req) => r.export_traces(&ctx, source, req).await.map(|x| json::encode_trace_response(&x)),
             Err(e) => return bad_request(format!("invalid OTLP/JSON traces request: {e}")),
         },
         (Signal::Metrics, BodyFormat::Protobuf) => {
             match opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest::decode(body) {
-                Ok(req) => r.export_metrics(&ctx, req).await.map(|x| x.encode_to_vec()),
+                Ok(req) => r.export_metrics(&ctx, source, req).await.map(|x| x.encode_to_vec()),
                 Err(e) => return bad_request(format!("invalid OTLP/protobuf metrics request: {e}")),
             }
         }
         (Signal::Metrics, BodyFormat::Json) => match json::decode_metrics(&body) {
             Ok(req) => r
-                .export_metrics(&ctx, req)
+                .export_metrics(&ctx, source, req)
                 .await
                 .map(|x| json::encode_metrics_response(&x)),
             Err(e) => return bad_request(format!("invalid OTLP/JSON metrics request: {e}")),
         },
         (Signal::Logs, BodyFormat::Protobuf) => {
             match opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest::decode(body) {
-                Ok(req) => r.export_logs(&ctx, req).await.map(|x| x.encode_to_vec()),
+                Ok(req) => r.export_logs(&ctx, source, req).await.map(|x| x.encode_to_vec()),
                 Err(e) => return bad_request(format!("invalid OTLP/protobuf logs request: {e}")),
             }
         }
         (Signal::Logs, BodyFormat::Json) => match json::decode_logs(&body) {
-            Ok(req) => r.export_logs(&ctx, req).await.map(|x| json::encode_logs_response(&x)),
+            Ok(req) => r.export_logs(&ctx, source, req).await.map(|x| json::encode_logs_response(&x)),
             Err(e) => return bad_request(format!("invalid OTLP/JSON logs request: {e}")),
         },
     }

@@ -6,6 +6,7 @@
 
 pub mod convert;
 pub(crate) mod decode;
+pub mod export;
 pub mod grpc;
 pub mod http;
 pub mod json;
@@ -27,14 +28,19 @@ use opentelemetry_proto::tonic::collector::trace::v1::{
 use convert::{ConvertError, Converted};
 use tf_application::commands::{IngestCommand, IngestHandler, IngestOutcome};
 use tf_application::ports::WriteError;
+use tf_domain::delivery::BatchKeyError;
 use tf_domain::ports::CounterStore;
 use tf_domain::tenancy::IdError;
-use tf_domain::{TenantContext, TenantId, WorkspaceId};
+use tf_domain::{SourceBatch, TenantContext, TenantId, WorkspaceId};
 
 /// Header (HTTP) / metadata key (gRPC) naming the tenant.
 pub const TENANT_HEADER: &str = "x-tenant-id";
 /// Header / metadata key naming the workspace.
 pub const WORKSPACE_HEADER: &str = "x-workspace-id";
+/// Header / metadata key of a batch forwarded by another TelemetryFlow node:
+/// `<node id>/<first seq>-<last seq>` of the sender's log. A batch accepted
+/// before is acknowledged again without being stored twice.
+pub const BATCH_HEADER: &str = "x-telemetryflow-batch";
 
 #[derive(Debug, thiserror::Error)]
 pub enum ReceiveError {
@@ -44,6 +50,8 @@ pub enum ReceiveError {
         #[source]
         source: IdError,
     },
+    #[error("invalid {BATCH_HEADER} header: {0}")]
+    BadBatchKey(#[from] BatchKeyError),
     #[error(transparent)]
     Convert(#[from] ConvertError),
     #[error(transparent)]
@@ -83,6 +91,14 @@ pub fn tenant_context(tenant: Option<&[u8]>, workspace: Option<&[u8]>) -> Result
     ))
 }
 
+/// The forwarded batch a request names in [`BATCH_HEADER`], if any.
+pub fn source_batch(raw: Option<&[u8]>) -> Result<Option<SourceBatch>> {
+    match raw.map(<[u8]>::trim_ascii) {
+        None | Some([]) => Ok(None),
+        Some(bytes) => Ok(Some(SourceBatch::parse(&String::from_utf8_lossy(bytes))?)),
+    }
+}
+
 /// What both receivers share: conversion and the ingest use case.
 pub struct OtlpReceiver {
     handler: Arc<IngestHandler>,
@@ -94,24 +110,33 @@ impl OtlpReceiver {
         Self { handler, counters }
     }
 
-    async fn ingest(&self, converted: Converted) -> Result<IngestOutcome> {
+    async fn ingest(
+        &self,
+        converted: Converted,
+        source: Option<SourceBatch>,
+    ) -> Result<IngestOutcome> {
         let Converted { summary, batches } = converted;
         Ok(self
             .handler
-            .handle(IngestCommand { summary, batches })
+            .handle(IngestCommand {
+                summary,
+                batches,
+                source,
+            })
             .await?)
     }
 
     pub async fn export_traces(
         &self,
         ctx: &TenantContext,
+        source: Option<SourceBatch>,
         req: ExportTraceServiceRequest,
     ) -> Result<ExportTraceServiceResponse> {
         let converted = convert::convert_traces(&req, ctx)?;
         // The decoded request (several times its wire size) is not kept
         // while the WAL fsync is awaited.
         drop(req);
-        let out = self.ingest(converted).await?;
+        let out = self.ingest(converted, source).await?;
         Ok(ExportTraceServiceResponse {
             partial_success: (out.rejected > 0).then_some(ExportTracePartialSuccess {
                 rejected_spans: out.rejected as i64,
@@ -123,11 +148,12 @@ impl OtlpReceiver {
     pub async fn export_metrics(
         &self,
         ctx: &TenantContext,
+        source: Option<SourceBatch>,
         req: ExportMetricsServiceRequest,
     ) -> Result<ExportMetricsServiceResponse> {
         let converted = convert::convert_metrics(&req, ctx, self.counters.as_ref())?;
         drop(req);
-        let out = self.ingest(converted).await?;
+        let out = self.ingest(converted, source).await?;
         Ok(ExportMetricsServiceResponse {
             partial_success: (out.rejected > 0).then_some(ExportMetricsPartialSuccess {
                 rejected_data_points: out.rejected as i64,
@@ -139,11 +165,12 @@ impl OtlpReceiver {
     pub async fn export_logs(
         &self,
         ctx: &TenantContext,
+        source: Option<SourceBatch>,
         req: ExportLogsServiceRequest,
     ) -> Result<ExportLogsServiceResponse> {
         let converted = convert::convert_logs(&req, ctx)?;
         drop(req);
-        let out = self.ingest(converted).await?;
+        let out = self.ingest(converted, source).await?;
         Ok(ExportLogsServiceResponse {
             partial_success: (out.rejected > 0).then_some(ExportLogsPartialSuccess {
                 rejected_log_records: out.rejected as i64,

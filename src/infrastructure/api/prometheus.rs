@@ -369,5 +369,127 @@ pub fn render(src: &MetricsSources) -> String {
         header(&mut out, name, "counter", help);
         let _ = writeln!(out, "{name} {v}");
     }
+    forwarding(&mut out, src);
     out
+}
+
+/// Per forwarder: items sent, failed and dropped per signal, the queue,
+/// retries and upstream latency; and forwarded items received twice.
+fn forwarding(out: &mut String, src: &MetricsSources) {
+    use crate::application::forward::SIGNALS;
+    let forwarders = src.pipeline.forwarders();
+    if !forwarders.is_empty() {
+        for (what, help, pick) in [
+            ("sent", "Items the upstream acknowledged.", 0usize),
+            (
+                "failed",
+                "Items the upstream refused for good (permanent errors, partial success).",
+                1,
+            ),
+            (
+                "dropped",
+                "Items given up because the queue was full (on_full = drop_oldest).",
+                2,
+            ),
+        ] {
+            let name = format!("telemetryflow_forward_{what}_items_total");
+            header(out, &name, "counter", help);
+            for f in forwarders {
+                let st = f.stats();
+                let per = [&st.sent, &st.failed, &st.dropped][pick];
+                for (i, signal) in SIGNALS.iter().enumerate() {
+                    let _ = writeln!(
+                        out,
+                        "{name}{{forwarder=\"{}\",signal=\"{}\"}} {}",
+                        f.name(),
+                        item(*signal),
+                        per[i].load(Ordering::Relaxed)
+                    );
+                }
+            }
+        }
+        type Read = fn(&crate::application::forward::Forwarder) -> String;
+        let rows: [(&str, &str, &str, Read); 7] = [
+            (
+                "telemetryflow_forward_queue_bytes",
+                "gauge",
+                "Bytes of undelivered records held in the write-ahead log.",
+                |f| f.backlog().0.to_string(),
+            ),
+            (
+                "telemetryflow_forward_queue_records",
+                "gauge",
+                "Undelivered records.",
+                |f| f.queued_records().to_string(),
+            ),
+            (
+                "telemetryflow_forward_oldest_age_seconds",
+                "gauge",
+                "Age of the oldest undelivered record.",
+                |f| f.backlog().1.as_secs_f64().to_string(),
+            ),
+            (
+                "telemetryflow_forward_requests_total",
+                "counter",
+                "Requests sent upstream, retries included.",
+                |f| f.stats().requests.load(Ordering::Relaxed).to_string(),
+            ),
+            (
+                "telemetryflow_forward_retries_total",
+                "counter",
+                "Requests retried after a retryable failure.",
+                |f| f.stats().retries.load(Ordering::Relaxed).to_string(),
+            ),
+            (
+                "telemetryflow_forward_refused_writes_total",
+                "counter",
+                "Writes refused because the queue was full (on_full = backpressure).",
+                |f| f.stats().refused_writes.load(Ordering::Relaxed).to_string(),
+            ),
+            (
+                "telemetryflow_forward_delivered_seq",
+                "gauge",
+                "Every record of the log up to this sequence number is delivered.",
+                |f| f.delivered().to_string(),
+            ),
+        ];
+        for (name, kind, help, read) in rows {
+            header(out, name, kind, help);
+            for f in forwarders {
+                let _ = writeln!(out, "{name}{{forwarder=\"{}\"}} {}", f.name(), read(f));
+            }
+        }
+        let name = "telemetryflow_forward_latency_seconds";
+        header(
+            out,
+            name,
+            "summary",
+            "Upstream round trips that got an answer.",
+        );
+        for f in forwarders {
+            let st = f.stats();
+            let _ = writeln!(
+                out,
+                "{name}_sum{{forwarder=\"{}\"}} {}\n{name}_count{{forwarder=\"{}\"}} {}",
+                f.name(),
+                st.latency_nanos.load(Ordering::Relaxed) as f64 / 1e9,
+                f.name(),
+                st.latency_count.load(Ordering::Relaxed)
+            );
+        }
+    }
+    let name = "telemetryflow_receiver_duplicate_items_total";
+    header(
+        out,
+        name,
+        "counter",
+        "Items of batches forwarded by another node and accepted before: acknowledged, not stored again.",
+    );
+    for (tenant, signal, n) in src.ingest.duplicates() {
+        let _ = writeln!(
+            out,
+            "{name}{{tenant=\"{tenant}\",signal=\"{}\"}} {n}",
+            item(signal)
+        );
+    }
 }

@@ -8,11 +8,11 @@ use arrow::array::{Array, BooleanArray, TimestampNanosecondArray};
 use arrow::compute::filter_record_batch;
 use parking_lot::RwLock;
 
-use crate::ports::{IngestSink, Table, TableBatch, WriteError};
+use crate::ports::{IngestSink, Origin, Table, TableBatch, WriteError, Written};
 use tf_domain::ports::EventPublisher;
 use tf_domain::telemetry::Timestamp;
 use tf_domain::telemetry::{BatchSummary, Signal};
-use tf_domain::{RetentionRules, TenantId};
+use tf_domain::{RetentionRules, SourceBatch, TenantId};
 
 /// One export request after conversion: the batch aggregate's summary (what
 /// was accepted and rejected) and the accepted rows, as columns per table.
@@ -20,6 +20,10 @@ use tf_domain::{RetentionRules, TenantId};
 pub struct IngestCommand {
     pub summary: BatchSummary,
     pub batches: Vec<TableBatch>,
+    /// The forwarded batch of another node these rows are (header
+    /// `X-TelemetryFlow-Batch`): a batch accepted before is acknowledged
+    /// again without being stored twice.
+    pub source: Option<SourceBatch>,
 }
 
 /// What the client is told (OTLP partial success).
@@ -39,6 +43,8 @@ pub(crate) struct SignalCounters {
     pub accepted: AtomicU64,
     pub rejected: AtomicU64,
     pub refused: AtomicU64,
+    /// Items of forwarded batches accepted before, not stored again.
+    pub duplicate: AtomicU64,
 }
 
 #[derive(Debug, Default)]
@@ -53,6 +59,20 @@ impl IngestStats {
             return Arc::clone(c);
         }
         Arc::clone(self.counters.write().entry(key).or_default())
+    }
+
+    /// Items of forwarded batches acknowledged again without being stored:
+    /// `(tenant, signal, items)`, sorted.
+    pub fn duplicates(&self) -> Vec<(TenantId, Signal, u64)> {
+        let mut v: Vec<_> = self
+            .counters
+            .read()
+            .iter()
+            .map(|((t, s), c)| (t.clone(), *s, c.duplicate.load(Ordering::Relaxed)))
+            .filter(|e| e.2 > 0)
+            .collect();
+        v.sort_by(|a, b| (&a.0, a.1.item_noun()).cmp(&(&b.0, b.1.item_noun())));
+        v
     }
 
     /// `(tenant, signal, accepted, rejected, refused)`, sorted.
@@ -139,6 +159,7 @@ impl IngestHandler {
         let IngestCommand {
             mut summary,
             mut batches,
+            source,
         } = cmd;
         let counters = self.stats.get(summary.context().tenant(), summary.signal());
         if self.retention.expires_anything() {
@@ -156,13 +177,35 @@ impl IngestHandler {
             .into_iter()
             .filter(|b| b.batch.num_rows() > 0)
             .collect();
-        if !batches.is_empty()
-            && let Err(e) = self.buffer.write(summary.context().tenant(), batches).await
-        {
-            counters
-                .refused
-                .fetch_add(summary.accepted(), Ordering::Relaxed);
-            return Err(e);
+        let origin = source.map(|batch| Origin {
+            batch,
+            workspace: summary.context().workspace().clone(),
+            signal: summary.signal(),
+        });
+        if !batches.is_empty() {
+            match self
+                .buffer
+                .write(summary.context().tenant(), batches, origin)
+                .await
+            {
+                Ok(Written::Stored) => {}
+                Ok(Written::Duplicate) => {
+                    counters
+                        .duplicate
+                        .fetch_add(summary.accepted(), Ordering::Relaxed);
+                    return Ok(IngestOutcome {
+                        accepted: summary.accepted(),
+                        rejected: summary.rejected(),
+                        message: summary.rejection_message(),
+                    });
+                }
+                Err(e) => {
+                    counters
+                        .refused
+                        .fetch_add(summary.accepted(), Ordering::Relaxed);
+                    return Err(e);
+                }
+            }
         }
         counters
             .accepted

@@ -8,6 +8,7 @@
 //! retryable error — never accepted and then dropped.
 
 pub(crate) mod buffer;
+pub mod sources;
 #[cfg(test)]
 mod tests;
 
@@ -18,17 +19,25 @@ use std::time::Duration;
 use async_trait::async_trait;
 
 pub use buffer::{BufferConfig, FlushStats, PartitionBuffer};
+pub use sources::SourceMarks;
 
+use crate::forward::Forwarder;
 use crate::ports::{
-    IngestSink, SnapshotSource, StoreError, Table, TableBatch, TableSnapshot, WalError,
-    WriteAheadLog, WriteError,
+    IngestSink, Origin, SnapshotSource, StoreError, Table, TableBatch, TableSnapshot, WalError,
+    WalRecord, WriteAheadLog, WriteError, Written,
 };
+use sources::Begin;
 use tf_domain::TenantId;
 
 pub struct WritePath {
     buffer: Arc<PartitionBuffer>,
     wal: OnceLock<Arc<dyn WriteAheadLog>>,
     closed: AtomicBool,
+    /// Rows go to the partition buffers (and on to Parquet); when false the
+    /// log is only the forwarders' queue.
+    persist: bool,
+    forwarders: Arc<[Arc<Forwarder>]>,
+    sources: Arc<SourceMarks>,
 }
 
 impl WritePath {
@@ -38,6 +47,55 @@ impl WritePath {
             buffer,
             wal: OnceLock::new(),
             closed: AtomicBool::new(false),
+            persist: true,
+            forwarders: Arc::from(Vec::new()),
+            sources: Arc::new(SourceMarks::in_memory()),
+        }
+    }
+
+    /// Forwards every durable record through `forwarders`; with `persist`
+    /// false nothing goes to the partition buffers (a pure sidecar).
+    pub fn with_forwarding(mut self, persist: bool, forwarders: Vec<Arc<Forwarder>>) -> Self {
+        self.persist = persist;
+        self.forwarders = Arc::from(forwarders);
+        self
+    }
+
+    /// The high-water marks of batches other nodes forwarded here.
+    pub fn with_sources(mut self, sources: Arc<SourceMarks>) -> Self {
+        self.sources = sources;
+        self
+    }
+
+    pub fn forwarders(&self) -> &[Arc<Forwarder>] {
+        &self.forwarders
+    }
+
+    pub fn sources(&self) -> &SourceMarks {
+        &self.sources
+    }
+
+    pub fn persists(&self) -> bool {
+        self.persist
+    }
+
+    /// A record of the log, replayed at start-up: to the buffers (unless
+    /// committed already), the forwarders (unless delivered) and the source
+    /// marks.
+    pub fn replay(&self, record: &WalRecord) {
+        if let Some(origin) = &record.origin {
+            self.sources
+                .observe(&origin.stream(&record.tenant), origin.batch.last());
+        }
+        if self.persist {
+            for b in &record.batches {
+                self.buffer
+                    .insert(&record.tenant, b.table, &b.batch, record.seq, true);
+            }
+        }
+        self.buffer.note_seq(record.seq);
+        for f in self.forwarders.iter() {
+            f.offer(record.seq, &record.tenant, &record.batches);
         }
     }
 
@@ -64,10 +122,22 @@ impl WritePath {
         self.closed.store(true, Ordering::SeqCst);
     }
 
-    fn release_wal(&self) {
-        if let Some(wal) = self.wal.get() {
-            wal.release_before(self.buffer.watermark());
+    /// Lets the log drop every record that is flushed (when persisting)
+    /// and delivered by every forwarder, once the source marks they raised
+    /// are saved.
+    pub fn release_wal(&self) {
+        let Some(wal) = self.wal.get() else {
+            return;
+        };
+        let mut watermark = self.buffer.watermark();
+        for f in self.forwarders.iter() {
+            watermark = watermark.min(f.delivered() + 1);
         }
+        if let Err(e) = self.sources.persist() {
+            tracing::error!(error = %e, "saving the forwarded batches' high-water marks failed; the log keeps its records");
+            return;
+        }
+        wal.release_before(watermark);
     }
 
     /// Flushes due partitions (all with `force`), then lets the WAL drop what
@@ -92,7 +162,12 @@ fn refused(e: WalError) -> WriteError {
 
 #[async_trait]
 impl IngestSink for WritePath {
-    async fn write(&self, tenant: &TenantId, batches: Vec<TableBatch>) -> Result<(), WriteError> {
+    async fn write(
+        &self,
+        tenant: &TenantId,
+        batches: Vec<TableBatch>,
+        origin: Option<Origin>,
+    ) -> Result<Written, WriteError> {
         if self.closed.load(Ordering::SeqCst) {
             return Err(WriteError::ShuttingDown);
         }
@@ -107,25 +182,67 @@ impl IngestSink for WritePath {
                 retry_after: Duration::from_secs(1),
             });
         }
+        if let Some(reason) = self.forwarders.iter().find_map(|f| f.refusal()) {
+            return Err(WriteError::Overloaded {
+                reason,
+                retry_after: Duration::from_secs(1),
+            });
+        }
+        let stream = origin.as_ref().map(|o| (o.stream(tenant), o.batch.last()));
+        if let (Some(o), Some((stream, _))) = (&origin, &stream) {
+            match self.sources.begin(stream, &o.batch) {
+                Begin::Write => {}
+                Begin::Duplicate => return Ok(Written::Duplicate),
+                Begin::Busy => {
+                    return Err(WriteError::Overloaded {
+                        reason: format!("batch {} of this stream is being written", o.batch),
+                        retry_after: Duration::from_secs(1),
+                    });
+                }
+            }
+        }
         let (tx, rx) = tokio::sync::oneshot::channel();
         let buffer = Arc::clone(&self.buffer);
+        let forwarders = Arc::clone(&self.forwarders);
+        let sources = Arc::clone(&self.sources);
+        let persist = self.persist;
         let owner = tenant.clone();
         let rows = batches.clone();
-        wal.append(
+        let marked = stream.clone();
+        let appended = wal.append(
             tenant,
             &batches,
+            origin.as_ref(),
             Box::new(move |result| {
+                if let Some((stream, last)) = &marked {
+                    match result {
+                        Ok(_) => sources.accepted(stream, *last),
+                        Err(_) => sources.abandoned(stream),
+                    }
+                }
                 if let Ok(seq) = result {
-                    for b in &rows {
-                        buffer.insert(&owner, b.table, &b.batch, seq, false);
+                    if persist {
+                        for b in &rows {
+                            buffer.insert(&owner, b.table, &b.batch, seq, false);
+                        }
+                    } else {
+                        buffer.note_seq(seq);
+                    }
+                    for f in forwarders.iter() {
+                        f.offer(seq, &owner, &rows);
                     }
                 }
                 let _ = tx.send(result);
             }),
-        )
-        .map_err(refused)?;
+        );
+        if let Err(e) = appended {
+            if let Some((stream, _)) = &stream {
+                self.sources.abandoned(stream);
+            }
+            return Err(refused(e));
+        }
         match rx.await {
-            Ok(Ok(_seq)) => Ok(()),
+            Ok(Ok(_seq)) => Ok(Written::Stored),
             Ok(Err(e)) => Err(refused(e)),
             Err(_) => Err(WriteError::ShuttingDown),
         }

@@ -87,7 +87,10 @@ fn setup_with(config: BufferConfig) -> Setup {
 impl Setup {
     /// Writes `batch` as one acknowledged request.
     async fn write(&self, batch: TableBatch) -> Result<(), WriteError> {
-        self.pipeline.write(&self.tenant, vec![batch]).await
+        self.pipeline
+            .write(&self.tenant, vec![batch], None)
+            .await
+            .map(|_| ())
     }
 }
 
@@ -143,7 +146,7 @@ async fn writes_over_the_budget_are_refused_until_a_flush() {
     s.write(rows(0, 3000, 400)).await.unwrap();
     let err = s
         .pipeline
-        .write(&s.tenant, vec![rows(0, 1, 8)])
+        .write(&s.tenant, vec![rows(0, 1, 8)], None)
         .await
         .unwrap_err();
     assert!(
@@ -162,7 +165,7 @@ async fn a_full_log_refuses_writes_retryably() {
     s.wal.refuse(Some(WalError::Full { bytes: 10, max: 5 }));
     let err = s
         .pipeline
-        .write(&s.tenant, vec![rows(0, 1, 8)])
+        .write(&s.tenant, vec![rows(0, 1, 8)], None)
         .await
         .unwrap_err();
     assert!(matches!(err, WriteError::Overloaded { .. }), "{err}");
@@ -460,6 +463,7 @@ async fn the_ingest_handler_rejects_items_of_expired_partitions() {
         .expect("same schema");
     let outcome = handler
         .handle(IngestCommand {
+            source: None,
             summary: tally.finish(),
             batches: vec![TableBatch {
                 table: Table::Logs,

@@ -1,0 +1,738 @@
+//! Forwarding: the write-ahead log as the durable queue of a sidecar.
+//!
+//! Each configured upstream has a [`Forwarder`]. The log writer offers it
+//! every durable record ([`Forwarder::offer`], O(1) under a short lock, so a
+//! slow upstream never slows ingest); the forwarder keeps a ledger of the
+//! undelivered records — sequence number, bytes, items, arrival — and the
+//! rows of as many as fit its memory budget. Records beyond the budget are
+//! read back from the log when their turn comes. [`Forwarder::run`] sends
+//! them in batches, in log order, and moves its durable cursor past a batch
+//! only after the upstream acknowledged all of it; the log keeps every
+//! record until each forwarder delivered it (and, when persisting, until it
+//! is flushed).
+//!
+//! Exactly once between TelemetryFlow nodes: a batch's range of sequence
+//! numbers is saved in the cursor (`in_flight`) before it is sent, and every
+//! request carries it with this node's id as its key. After a crash the
+//! same range is sent first, cut the same way, so an upstream that keeps a
+//! high-water mark per stream (`pipeline::SourceMarks`) stores each
+//! record once. Other upstreams get plain OTLP, at least once.
+//!
+//! Retries: exponential backoff with jitter, or the upstream's own delay,
+//! forever while the queue has room. Permanent refusals and partial success
+//! are counted and logged, and the batch is done. A full queue either
+//! refuses new writes (`backpressure`, via [`Forwarder::refusal`]) or gives
+//! up its oldest records (`drop_oldest`, counted and logged).
+
+#[cfg(test)]
+mod tests;
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use arrow::array::{Array, StringArray};
+use parking_lot::Mutex;
+
+use crate::pipeline::WritePath;
+use crate::pipeline::buffer::held_bytes;
+use crate::ports::{
+    DeliveryStore, ExportBatch, ExportError, Exporter, ForwardCursor, TableBatch, WalRecord,
+};
+use tf_domain::telemetry::Signal;
+use tf_domain::{NodeId, OnFull, SourceBatch, TenantId, WorkspaceId};
+
+/// One upstream's settings.
+#[derive(Debug, Clone)]
+pub struct ForwarderConfig {
+    /// Names the cursor and the metrics.
+    pub name: String,
+    pub signals: Vec<Signal>,
+    /// Bytes of undelivered records at which `on_full` applies.
+    pub max_queue_bytes: u64,
+    pub on_full: OnFull,
+    /// A batch is sent once it holds this many bytes of rows …
+    pub batch_bytes: usize,
+    /// … or its oldest record has waited this long.
+    pub batch_age: Duration,
+    /// Rows kept in memory for sending; the rest is read back from the log.
+    pub memory_bytes: usize,
+    /// First retry delay; doubles up to `retry_max`, with jitter.
+    pub retry_initial: Duration,
+    pub retry_max: Duration,
+}
+
+impl ForwarderConfig {
+    pub fn new(name: impl Into<String>) -> Self {
+        Self {
+            name: name.into(),
+            signals: vec![Signal::Traces, Signal::Metrics, Signal::Logs],
+            max_queue_bytes: 1 << 30,
+            on_full: OnFull::Backpressure,
+            batch_bytes: 4 << 20,
+            batch_age: Duration::from_millis(200),
+            memory_bytes: 64 << 20,
+            retry_initial: Duration::from_millis(200),
+            retry_max: Duration::from_secs(30),
+        }
+    }
+}
+
+fn signal_index(s: Signal) -> usize {
+    match s {
+        Signal::Traces => 0,
+        Signal::Metrics => 1,
+        Signal::Logs => 2,
+    }
+}
+
+/// Signals in the order of the per-signal counters.
+pub const SIGNALS: [Signal; 3] = [Signal::Traces, Signal::Metrics, Signal::Logs];
+
+/// Counters of one forwarder, for `/metrics`.
+#[derive(Debug, Default)]
+pub struct ForwardStats {
+    /// Items acknowledged by the upstream, per signal ([`SIGNALS`] order).
+    pub sent: [AtomicU64; 3],
+    /// Items the upstream refused for good (permanent errors, partial success).
+    pub failed: [AtomicU64; 3],
+    /// Items given up by `drop_oldest`.
+    pub dropped: [AtomicU64; 3],
+    pub requests: AtomicU64,
+    pub retries: AtomicU64,
+    /// Sum and count of upstream round trips (answered ones).
+    pub latency_nanos: AtomicU64,
+    pub latency_count: AtomicU64,
+    /// Writes refused because this forwarder's queue was full.
+    pub refused_writes: AtomicU64,
+    /// Records read back from the log (not held in memory).
+    pub read_back: AtomicU64,
+}
+
+/// One undelivered record.
+#[derive(Debug)]
+struct Entry {
+    seq: u64,
+    /// What the record holds in the log.
+    bytes: u64,
+    /// Items of this forwarder's signals (0: nothing to send).
+    items: u64,
+    signal: Option<Signal>,
+    at: Instant,
+    /// The rows to send, unless left in the log.
+    held: Option<Held>,
+}
+
+#[derive(Debug, Clone)]
+struct Held {
+    tenant: TenantId,
+    batches: Vec<TableBatch>,
+    bytes: usize,
+}
+
+#[derive(Debug, Default)]
+struct Queue {
+    entries: VecDeque<Entry>,
+    /// Everything up to here is delivered or given up.
+    delivered: u64,
+    /// The batch being sent.
+    in_flight: Option<(u64, u64)>,
+    queue_bytes: u64,
+    memory_bytes: usize,
+}
+
+/// Forwards this node's log to one upstream.
+pub struct Forwarder {
+    config: ForwarderConfig,
+    node: NodeId,
+    queue: Mutex<Queue>,
+    wake: tokio::sync::Notify,
+    stats: ForwardStats,
+    /// The cursor as loaded (its `in_flight` batch is sent first).
+    restart: Mutex<Option<(u64, u64)>>,
+}
+
+/// Why [`Forwarder::run`] returned.
+#[derive(Debug, thiserror::Error)]
+pub enum ForwardError {
+    #[error("saving the cursor of forwarder {name}: {source}")]
+    Cursor {
+        name: String,
+        #[source]
+        source: crate::ports::StoreError,
+    },
+    #[error("reading the write-ahead log for forwarder {name}: {source}")]
+    Wal {
+        name: String,
+        #[source]
+        source: crate::ports::WalError,
+    },
+}
+
+pub type Result<T, E = ForwardError> = std::result::Result<T, E>;
+
+/// One record ready to send.
+struct Ready {
+    tenant: TenantId,
+    batches: Vec<TableBatch>,
+}
+
+enum Sent {
+    Done,
+    /// `drop_oldest` gave the batch up while it was being retried.
+    GivenUp,
+    Stopped,
+}
+
+impl Forwarder {
+    /// A forwarder resuming at `cursor` (records up to `cursor.delivered`
+    /// are not offered again).
+    pub fn new(config: ForwarderConfig, node: NodeId, cursor: ForwardCursor) -> Self {
+        Self {
+            config,
+            node,
+            queue: Mutex::new(Queue {
+                delivered: cursor.delivered,
+                ..Queue::default()
+            }),
+            wake: tokio::sync::Notify::new(),
+            stats: ForwardStats::default(),
+            restart: Mutex::new(cursor.in_flight),
+        }
+    }
+
+    pub fn name(&self) -> &str {
+        &self.config.name
+    }
+
+    pub fn config(&self) -> &ForwarderConfig {
+        &self.config
+    }
+
+    pub fn stats(&self) -> &ForwardStats {
+        &self.stats
+    }
+
+    /// Every record up to this one is delivered (or given up).
+    pub fn delivered(&self) -> u64 {
+        self.queue.lock().delivered
+    }
+
+    /// Bytes of undelivered records, and the age of the oldest.
+    pub fn backlog(&self) -> (u64, Duration) {
+        let q = self.queue.lock();
+        let age = q.entries.front().map_or(Duration::ZERO, |e| e.at.elapsed());
+        (q.queue_bytes, age)
+    }
+
+    /// Undelivered records.
+    pub fn queued_records(&self) -> usize {
+        self.queue.lock().entries.len()
+    }
+
+    /// Why a new write must be refused now (`backpressure` and a full
+    /// queue), if it must.
+    pub fn refusal(&self) -> Option<String> {
+        if self.config.on_full != OnFull::Backpressure {
+            return None;
+        }
+        let bytes = self.queue.lock().queue_bytes;
+        (bytes >= self.config.max_queue_bytes).then(|| {
+            self.stats.refused_writes.fetch_add(1, Ordering::Relaxed);
+            format!(
+                "forwarder {:?} has {bytes} bytes undelivered (max_queue_bytes {}): its upstream is not keeping up",
+                self.config.name, self.config.max_queue_bytes
+            )
+        })
+    }
+
+    /// A durable record of the log (on the log's writer thread, or replay).
+    pub fn offer(&self, seq: u64, tenant: &TenantId, batches: &[TableBatch]) {
+        let mut bytes = 0u64;
+        let mut relevant = Vec::new();
+        let mut signal = None;
+        let mut items = 0u64;
+        let mut relevant_bytes = 0usize;
+        for b in batches {
+            let held = held_bytes(&b.batch);
+            bytes += held as u64;
+            let s = b.table.signal();
+            if self.config.signals.contains(&s) {
+                signal = Some(s);
+                items += b.batch.num_rows() as u64;
+                relevant_bytes += held;
+                relevant.push(b.clone());
+            }
+        }
+        let mut q = self.queue.lock();
+        if seq <= q.delivered || q.entries.back().is_some_and(|e| e.seq >= seq) {
+            return;
+        }
+        let keep = items > 0 && q.memory_bytes + relevant_bytes <= self.config.memory_bytes;
+        if keep {
+            q.memory_bytes += relevant_bytes;
+        }
+        q.queue_bytes += bytes;
+        q.entries.push_back(Entry {
+            seq,
+            bytes,
+            items,
+            signal,
+            at: Instant::now(),
+            held: keep.then(|| Held {
+                tenant: tenant.clone(),
+                batches: relevant,
+                bytes: relevant_bytes,
+            }),
+        });
+        if self.config.on_full == OnFull::DropOldest && q.queue_bytes > self.config.max_queue_bytes
+        {
+            self.drop_oldest(&mut q);
+        }
+        drop(q);
+        self.wake.notify_one();
+    }
+
+    /// Gives up the oldest records until the queue is under its limit; a
+    /// batch being sent goes whole.
+    fn drop_oldest(&self, q: &mut Queue) {
+        let mut dropped = [0u64; 3];
+        let mut through = 0;
+        while q.queue_bytes > self.config.max_queue_bytes && q.entries.len() > 1 {
+            let in_flight_end = q.in_flight.map_or(0, |(_, last)| last);
+            let Some(e) = q.entries.pop_front() else {
+                break;
+            };
+            Self::forget(q, &e);
+            if let Some(s) = e.signal {
+                dropped[signal_index(s)] += e.items;
+            }
+            through = e.seq;
+            if e.seq <= in_flight_end {
+                // The rest of the batch goes with it.
+                while q.entries.front().is_some_and(|f| f.seq <= in_flight_end) {
+                    if let Some(f) = q.entries.pop_front() {
+                        Self::forget(q, &f);
+                        if let Some(s) = f.signal {
+                            dropped[signal_index(s)] += f.items;
+                        }
+                        through = f.seq;
+                    }
+                }
+            }
+        }
+        if through > 0 {
+            q.delivered = q.delivered.max(through);
+            let total: u64 = dropped.iter().sum();
+            for (i, n) in dropped.iter().enumerate() {
+                self.stats.dropped[i].fetch_add(*n, Ordering::Relaxed);
+            }
+            tracing::warn!(
+                forwarder = %self.config.name,
+                items = total,
+                through_seq = through,
+                max_queue_bytes = self.config.max_queue_bytes,
+                "forward queue full: dropped the oldest undelivered items (on_full = drop_oldest)"
+            );
+        }
+    }
+
+    fn forget(q: &mut Queue, e: &Entry) {
+        q.queue_bytes = q.queue_bytes.saturating_sub(e.bytes);
+        if let Some(h) = &e.held {
+            q.memory_bytes = q.memory_bytes.saturating_sub(h.bytes);
+        }
+    }
+
+    /// Sends until `stop` turns true; undelivered records stay in the log.
+    pub async fn run(
+        self: Arc<Self>,
+        path: Arc<WritePath>,
+        exporter: Arc<dyn Exporter>,
+        store: Arc<dyn DeliveryStore>,
+        mut stop: tokio::sync::watch::Receiver<bool>,
+    ) -> Result<()> {
+        // Records read back from the log need it open (after replay).
+        while path.wal().is_none() {
+            tokio::select! {
+                _ = tokio::time::sleep(Duration::from_millis(10)) => {}
+                _ = stop.changed() => return Ok(()),
+            }
+        }
+        let mut saved = self.delivered();
+        loop {
+            if *stop.borrow() {
+                return Ok(());
+            }
+            // Records with nothing for this forwarder are delivered as such.
+            let skipped = self.skip_irrelevant();
+            if skipped {
+                path.release_wal();
+            }
+            let Some((first, last, missing)) = self.next_batch() else {
+                // Records dropped (or skipped) while idle: keep the cursor
+                // current now and then.
+                let delivered = self.delivered();
+                if delivered > saved {
+                    self.save(&store, delivered, None).await?;
+                    saved = delivered;
+                }
+                tokio::select! {
+                    _ = self.wake.notified() => {}
+                    _ = tokio::time::sleep(self.config.batch_age) => {}
+                    _ = stop.changed() => {}
+                }
+                continue;
+            };
+            let ready = match self.collect(&path, first, last, missing).await {
+                Ok(r) => r,
+                Err(e) => {
+                    tracing::error!(forwarder = %self.config.name, error = %e, "reading undelivered records back failed; retrying");
+                    tokio::select! {
+                        _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                        _ = stop.changed() => {}
+                    }
+                    continue;
+                }
+            };
+            self.save(&store, self.delivered(), Some((first, last)))
+                .await?;
+            self.queue.lock().in_flight = Some((first, last));
+            let key = SourceBatch::new(self.node.clone(), first, last)
+                .map_err(|e| std::io::Error::other(e.to_string()))
+                .map_err(|e| ForwardError::Wal {
+                    name: self.config.name.clone(),
+                    source: crate::ports::WalError::Io(Arc::new(e)),
+                })?;
+            let mut outcome = Sent::Done;
+            for request in requests(ready, &key) {
+                match self
+                    .send(exporter.as_ref(), &request, last, &mut stop)
+                    .await
+                {
+                    Sent::Done => {}
+                    other => {
+                        outcome = other;
+                        break;
+                    }
+                }
+            }
+            match outcome {
+                Sent::Stopped => return Ok(()),
+                Sent::Done | Sent::GivenUp => {}
+            }
+            let delivered = self.complete(last);
+            self.save(&store, delivered, None).await?;
+            saved = delivered;
+            *self.restart.lock() = None;
+            path.release_wal();
+        }
+    }
+
+    async fn save(
+        &self,
+        store: &Arc<dyn DeliveryStore>,
+        delivered: u64,
+        in_flight: Option<(u64, u64)>,
+    ) -> Result<()> {
+        store
+            .save_cursor(
+                &self.config.name,
+                ForwardCursor {
+                    delivered,
+                    in_flight,
+                },
+            )
+            .await
+            .map_err(|source| ForwardError::Cursor {
+                name: self.config.name.clone(),
+                source,
+            })
+    }
+
+    /// Moves the cursor over leading records that hold nothing to send.
+    fn skip_irrelevant(&self) -> bool {
+        let mut q = self.queue.lock();
+        let mut moved = false;
+        while q.entries.front().is_some_and(|e| e.items == 0) {
+            if let Some(e) = q.entries.pop_front() {
+                Self::forget(&mut q, &e);
+                q.delivered = q.delivered.max(e.seq);
+                moved = true;
+            }
+        }
+        moved
+    }
+
+    /// The next batch when it is due: its range, and the sequence numbers
+    /// whose rows must be read from the log.
+    fn next_batch(&self) -> Option<(u64, u64, Vec<u64>)> {
+        let restart = *self.restart.lock();
+        let q = self.queue.lock();
+        let front = q.entries.front()?;
+        let mut bytes = 0usize;
+        let mut last = front.seq;
+        let mut missing = Vec::new();
+        let mut full = false;
+        for e in &q.entries {
+            match restart {
+                // After a restart the first batch is the one that was in
+                // flight, cut the same way.
+                Some((_, end)) if e.seq > end => {
+                    full = true;
+                    break;
+                }
+                Some(_) => {}
+                None if bytes >= self.config.batch_bytes => {
+                    full = true;
+                    break;
+                }
+                None => {}
+            }
+            bytes += e.held.as_ref().map_or(e.bytes as usize, |h| h.bytes);
+            last = e.seq;
+            if e.items > 0 && e.held.is_none() {
+                missing.push(e.seq);
+            }
+        }
+        let due = full
+            || restart.is_some()
+            || bytes >= self.config.batch_bytes
+            || front.at.elapsed() >= self.config.batch_age;
+        due.then_some((front.seq, last, missing))
+    }
+
+    /// The rows of the records `first..=last`, from memory or the log.
+    async fn collect(
+        &self,
+        path: &Arc<WritePath>,
+        first: u64,
+        last: u64,
+        missing: Vec<u64>,
+    ) -> Result<Vec<Ready>> {
+        let mut from_log = std::collections::HashMap::new();
+        if let (Some(&lo), Some(&hi)) = (missing.first(), missing.last()) {
+            let wal = path.wal().cloned();
+            let records = match wal {
+                Some(wal) => tokio::task::spawn_blocking(move || wal.read(lo, hi, usize::MAX))
+                    .await
+                    .map_err(|e| crate::ports::WalError::Io(Arc::new(std::io::Error::other(e))))
+                    .and_then(|r| r),
+                None => Err(crate::ports::WalError::Closed),
+            }
+            .map_err(|source| ForwardError::Wal {
+                name: self.config.name.clone(),
+                source,
+            })?;
+            self.stats
+                .read_back
+                .fetch_add(records.len() as u64, Ordering::Relaxed);
+            for WalRecord {
+                seq,
+                tenant,
+                batches,
+                ..
+            } in records
+            {
+                let batches = batches
+                    .into_iter()
+                    .filter(|b| self.config.signals.contains(&b.table.signal()))
+                    .collect();
+                from_log.insert(seq, Ready { tenant, batches });
+            }
+        }
+        let q = self.queue.lock();
+        let mut out = Vec::new();
+        for e in q.entries.iter().take_while(|e| e.seq <= last) {
+            if e.seq < first || e.items == 0 {
+                continue;
+            }
+            match &e.held {
+                Some(h) => out.push(Ready {
+                    tenant: h.tenant.clone(),
+                    batches: h.batches.clone(),
+                }),
+                None => match from_log.remove(&e.seq) {
+                    Some(r) => out.push(r),
+                    None => tracing::error!(
+                        forwarder = %self.config.name,
+                        seq = e.seq,
+                        "an undelivered record is no longer in the write-ahead log; skipping it"
+                    ),
+                },
+            }
+        }
+        Ok(out)
+    }
+
+    /// Sends one request until the upstream answers for good.
+    async fn send(
+        &self,
+        exporter: &dyn Exporter,
+        request: &ExportBatch,
+        last: u64,
+        stop: &mut tokio::sync::watch::Receiver<bool>,
+    ) -> Sent {
+        let signal = signal_index(request.signal);
+        let mut attempt = 0u32;
+        loop {
+            if *stop.borrow() {
+                return Sent::Stopped;
+            }
+            if self.queue.lock().delivered >= last {
+                return Sent::GivenUp;
+            }
+            self.stats.requests.fetch_add(1, Ordering::Relaxed);
+            let started = Instant::now();
+            let answer = tokio::select! {
+                a = exporter.export(request) => a,
+                _ = stop.changed() => return Sent::Stopped,
+            };
+            let took = started.elapsed();
+            match answer {
+                Ok(ack) => {
+                    self.observe_latency(took);
+                    let rejected = ack.rejected.min(request.items);
+                    self.stats.sent[signal].fetch_add(request.items - rejected, Ordering::Relaxed);
+                    if rejected > 0 {
+                        self.stats.failed[signal].fetch_add(rejected, Ordering::Relaxed);
+                        tracing::warn!(
+                            forwarder = %self.config.name,
+                            upstream = exporter.endpoint(),
+                            tenant = %request.tenant,
+                            rejected,
+                            reason = %ack.message,
+                            "the upstream rejected part of a batch (partial success)"
+                        );
+                    }
+                    return Sent::Done;
+                }
+                Err(ExportError::Permanent { reason }) => {
+                    self.observe_latency(took);
+                    self.stats.failed[signal].fetch_add(request.items, Ordering::Relaxed);
+                    tracing::warn!(
+                        forwarder = %self.config.name,
+                        upstream = exporter.endpoint(),
+                        tenant = %request.tenant,
+                        items = request.items,
+                        %reason,
+                        "the upstream refused a batch for good; it is not retried"
+                    );
+                    return Sent::Done;
+                }
+                Err(ExportError::Retryable {
+                    reason,
+                    retry_after,
+                }) => {
+                    attempt = attempt.saturating_add(1);
+                    self.stats.retries.fetch_add(1, Ordering::Relaxed);
+                    let delay = retry_after
+                        .map(|d| d.min(Duration::from_secs(300)))
+                        .unwrap_or_else(|| self.backoff(attempt));
+                    if attempt == 1 || attempt.is_power_of_two() {
+                        tracing::warn!(
+                            forwarder = %self.config.name,
+                            upstream = exporter.endpoint(),
+                            attempt,
+                            ?delay,
+                            %reason,
+                            "upstream unavailable; the batch stays queued and is retried"
+                        );
+                    }
+                    tokio::select! {
+                        _ = tokio::time::sleep(delay) => {}
+                        _ = stop.changed() => return Sent::Stopped,
+                    }
+                }
+            }
+        }
+    }
+
+    fn observe_latency(&self, took: Duration) {
+        self.stats
+            .latency_nanos
+            .fetch_add(took.as_nanos() as u64, Ordering::Relaxed);
+        self.stats.latency_count.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// `retry_initial · 2^(attempt-1)`, at most `retry_max`, times a jitter
+    /// factor in [0.5, 1.5).
+    fn backoff(&self, attempt: u32) -> Duration {
+        let base = self
+            .config
+            .retry_initial
+            .saturating_mul(1u32 << (attempt - 1).min(20))
+            .min(self.config.retry_max);
+        base.mul_f64(0.5 + jitter())
+    }
+
+    /// The batch through `last` is delivered: forget it.
+    fn complete(&self, last: u64) -> u64 {
+        let mut q = self.queue.lock();
+        while q.entries.front().is_some_and(|e| e.seq <= last) {
+            if let Some(e) = q.entries.pop_front() {
+                Self::forget(&mut q, &e);
+            }
+        }
+        q.delivered = q.delivered.max(last);
+        q.in_flight = None;
+        q.delivered
+    }
+}
+
+/// A number in [0, 1) that differs between calls and processes.
+fn jitter() -> f64 {
+    use std::hash::{BuildHasher, Hasher};
+    static CALLS: AtomicU64 = AtomicU64::new(0);
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u64(CALLS.fetch_add(1, Ordering::Relaxed));
+    (h.finish() >> 11) as f64 / (1u64 << 53) as f64
+}
+
+/// The workspace of a record's rows (one request, one workspace).
+fn workspace_of(batches: &[TableBatch]) -> WorkspaceId {
+    batches
+        .iter()
+        .find_map(|b| {
+            let col = b.batch.column_by_name("workspace_id")?;
+            let s = col.as_any().downcast_ref::<StringArray>()?;
+            (!s.is_empty() && s.is_valid(0)).then(|| s.value(0).to_owned())
+        })
+        .and_then(|w| WorkspaceId::parse(&w).ok())
+        .unwrap_or_else(WorkspaceId::default_id)
+}
+
+/// One request per (tenant, workspace, signal), in order of first
+/// appearance, each keyed with the whole batch's range.
+fn requests(ready: Vec<Ready>, key: &SourceBatch) -> Vec<ExportBatch> {
+    let mut out: Vec<ExportBatch> = Vec::new();
+    for r in ready {
+        let workspace = workspace_of(&r.batches);
+        for b in r.batches {
+            let signal = b.table.signal();
+            let items = b.batch.num_rows() as u64;
+            let at = out.iter().position(|e| {
+                e.tenant == r.tenant && e.workspace == workspace && e.signal == signal
+            });
+            let req = match at {
+                Some(i) => &mut out[i],
+                None => {
+                    out.push(ExportBatch {
+                        tenant: r.tenant.clone(),
+                        workspace: workspace.clone(),
+                        signal,
+                        batches: Vec::new(),
+                        items: 0,
+                        key: key.clone(),
+                    });
+                    let n = out.len() - 1;
+                    &mut out[n]
+                }
+            };
+            req.items += items;
+            req.batches.push(b);
+        }
+    }
+    out
+}

@@ -1,0 +1,505 @@
+//! `OtlpExporter`: the `Exporter` port over OTLP — gRPC (tonic) or
+//! HTTP/protobuf (reqwest), optionally compressed with gzip or zstd.
+//!
+//! Rows go back to OTLP through `convert::to_otlp`. Every request carries
+//! its tenant and workspace (`x-tenant-id`, `x-workspace-id`) and its
+//! idempotency key (`x-telemetryflow-batch`, which other OTLP receivers
+//! ignore), then the configured headers (which may override them).
+//!
+//! Answers are classified as the OTLP specification says. HTTP: 2xx is
+//! success (its body may report partial success); 429, 502, 503 and 504 are
+//! retryable, honouring `Retry-After` (seconds or an HTTP date); any other
+//! status is permanent. gRPC: CANCELLED, DEADLINE_EXCEEDED, ABORTED,
+//! OUT_OF_RANGE, UNAVAILABLE and DATA_LOSS are retryable, and
+//! RESOURCE_EXHAUSTED when the status carries `RetryInfo` (whose delay is
+//! honoured); any other code is permanent. Connection failures and timeouts
+//! are retryable.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use prost::Message;
+use reqwest_012 as reqwest;
+use tonic::codec::CompressionEncoding;
+use tonic::metadata::{MetadataKey, MetadataValue};
+use tonic::transport::{Channel, Endpoint};
+
+use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceResponse;
+use opentelemetry_proto::tonic::collector::logs::v1::logs_service_client::LogsServiceClient;
+use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceResponse;
+use opentelemetry_proto::tonic::collector::metrics::v1::metrics_service_client::MetricsServiceClient;
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceResponse;
+use opentelemetry_proto::tonic::collector::trace::v1::trace_service_client::TraceServiceClient;
+
+use crate::convert::{logs_to_otlp, metrics_to_otlp, spans_to_otlp};
+use crate::status::{RETRY_INFO_TYPE_URL, RetryInfo, RpcStatus};
+use crate::{BATCH_HEADER, TENANT_HEADER, WORKSPACE_HEADER};
+use tf_application::ports::{ExportBatch, ExportError, Exported, Exporter};
+use tf_domain::telemetry::Signal;
+
+/// How requests travel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Protocol {
+    Grpc,
+    /// The endpoint is the base URL; `/v1/<signal>` is appended.
+    HttpProtobuf,
+}
+
+impl FromStr for Protocol {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "grpc" => Ok(Self::Grpc),
+            "http/protobuf" => Ok(Self::HttpProtobuf),
+            other => Err(format!(
+                "protocol must be \"grpc\" or \"http/protobuf\", got {other:?}"
+            )),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Compression {
+    None,
+    Gzip,
+    Zstd,
+}
+
+impl FromStr for Compression {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "none" => Ok(Self::None),
+            "gzip" => Ok(Self::Gzip),
+            "zstd" => Ok(Self::Zstd),
+            other => Err(format!(
+                "compression must be \"gzip\", \"zstd\" or \"none\", got {other:?}"
+            )),
+        }
+    }
+}
+
+/// Where and how to send.
+#[derive(Debug, Clone)]
+pub struct ExporterConfig {
+    pub endpoint: String,
+    pub protocol: Protocol,
+    pub compression: Compression,
+    /// Sent with every request, after the tenant headers (so they may
+    /// override them). Names are lower-case.
+    pub headers: Vec<(String, String)>,
+    /// Per request, connecting included.
+    pub timeout: Duration,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SetupError {
+    #[error("endpoint {endpoint:?}: {message}")]
+    Endpoint { endpoint: String, message: String },
+    #[error("header {name:?}: {message}")]
+    Header { name: String, message: String },
+}
+
+enum Transport {
+    Grpc(Channel),
+    Http(reqwest::Client),
+}
+
+pub struct OtlpExporter {
+    config: ExporterConfig,
+    transport: Transport,
+}
+
+impl OtlpExporter {
+    /// Checks the endpoint and headers; connects lazily, on the first
+    /// request (an upstream that is down at start-up is retried like any).
+    pub fn new(config: ExporterConfig) -> Result<Self, SetupError> {
+        let bad_endpoint = |message: String| SetupError::Endpoint {
+            endpoint: config.endpoint.clone(),
+            message,
+        };
+        if !(config.endpoint.starts_with("http://") || config.endpoint.starts_with("https://")) {
+            return Err(bad_endpoint("must start with http:// or https://".into()));
+        }
+        for (name, value) in &config.headers {
+            let bad = |message: String| SetupError::Header {
+                name: name.clone(),
+                message,
+            };
+            MetadataKey::<tonic::metadata::Ascii>::from_bytes(name.as_bytes())
+                .map_err(|e| bad(e.to_string()))?;
+            MetadataValue::<tonic::metadata::Ascii>::try_from(value.as_str())
+                .map_err(|e| bad(e.to_string()))?;
+        }
+        let transport = match config.protocol {
+            Protocol::Grpc => {
+                let mut endpoint = Endpoint::from_shared(config.endpoint.clone())
+                    .map_err(|e| bad_endpoint(e.to_string()))?
+                    .timeout(config.timeout)
+                    .connect_timeout(config.timeout.min(Duration::from_secs(10)));
+                if config.endpoint.starts_with("https://") {
+                    endpoint = endpoint
+                        .tls_config(tonic::transport::ClientTlsConfig::new().with_native_roots())
+                        .map_err(|e| bad_endpoint(e.to_string()))?;
+                }
+                Transport::Grpc(endpoint.connect_lazy())
+            }
+            Protocol::HttpProtobuf => {
+                let client = reqwest::Client::builder()
+                    .timeout(config.timeout)
+                    .connect_timeout(config.timeout.min(Duration::from_secs(10)))
+                    .build()
+                    .map_err(|e| bad_endpoint(e.to_string()))?;
+                Transport::Http(client)
+            }
+        };
+        Ok(Self { config, transport })
+    }
+
+    /// The tenant, workspace and key headers, then the configured ones.
+    fn headers(&self, batch: &ExportBatch) -> Vec<(String, String)> {
+        let mut h = vec![
+            (TENANT_HEADER.to_owned(), batch.tenant.to_string()),
+            (WORKSPACE_HEADER.to_owned(), batch.workspace.to_string()),
+            (BATCH_HEADER.to_owned(), batch.key.to_string()),
+        ];
+        for (k, v) in &self.config.headers {
+            h.retain(|(name, _)| name != k);
+            h.push((k.clone(), v.clone()));
+        }
+        h
+    }
+
+    async fn grpc(&self, channel: &Channel, batch: &ExportBatch) -> Result<Exported, ExportError> {
+        let mut md = tonic::metadata::MetadataMap::new();
+        for (k, v) in self.headers(batch) {
+            // Checked in `new` (configured) or valid ids (ours).
+            if let (Ok(k), Ok(v)) = (
+                MetadataKey::from_bytes(k.as_bytes()),
+                MetadataValue::try_from(v.as_str()),
+            ) {
+                md.insert(k, v);
+            }
+        }
+        let encoding = match self.config.compression {
+            Compression::None => None,
+            Compression::Gzip => Some(CompressionEncoding::Gzip),
+            Compression::Zstd => Some(CompressionEncoding::Zstd),
+        };
+        macro_rules! call {
+            ($client:ident, $req:expr) => {{
+                let mut client = $client::new(channel.clone())
+                    .max_encoding_message_size(usize::MAX)
+                    .accept_compressed(CompressionEncoding::Gzip)
+                    .accept_compressed(CompressionEncoding::Zstd);
+                if let Some(e) = encoding {
+                    client = client.send_compressed(e);
+                }
+                let request = tonic::Request::from_parts(md, Default::default(), $req);
+                client
+                    .export(request)
+                    .await
+                    .map(|r| r.into_inner())
+                    .map_err(|s| grpc_error(&s))
+            }};
+        }
+        match batch.signal {
+            Signal::Traces => {
+                let resp = call!(TraceServiceClient, spans(batch)?)?;
+                Ok(trace_ack(resp))
+            }
+            Signal::Metrics => {
+                let resp = call!(MetricsServiceClient, metrics(batch)?)?;
+                Ok(metrics_ack(resp))
+            }
+            Signal::Logs => {
+                let resp = call!(LogsServiceClient, logs(batch)?)?;
+                Ok(logs_ack(resp))
+            }
+        }
+    }
+
+    async fn http(
+        &self,
+        client: &reqwest::Client,
+        batch: &ExportBatch,
+    ) -> Result<Exported, ExportError> {
+        let (path, body) = match batch.signal {
+            Signal::Traces => ("v1/traces", spans(batch)?.encode_to_vec()),
+            Signal::Metrics => ("v1/metrics", metrics(batch)?.encode_to_vec()),
+            Signal::Logs => ("v1/logs", logs(batch)?.encode_to_vec()),
+        };
+        let url = format!("{}/{path}", self.config.endpoint.trim_end_matches('/'));
+        let (body, encoding) = match self.config.compression {
+            Compression::None => (body, None),
+            Compression::Gzip => (gzip(&body), Some("gzip")),
+            Compression::Zstd => (
+                zstd::encode_all(&body[..], 3).map_err(|e| ExportError::Permanent {
+                    reason: format!("compressing the request: {e}"),
+                })?,
+                Some("zstd"),
+            ),
+        };
+        let mut req = client
+            .post(&url)
+            .header("content-type", "application/x-protobuf")
+            .body(body);
+        if let Some(e) = encoding {
+            req = req.header("content-encoding", e);
+        }
+        for (k, v) in self.headers(batch) {
+            req = req.header(k, v);
+        }
+        let resp = req.send().await.map_err(|e| ExportError::Retryable {
+            reason: format!("POST {url}: {}", error_chain(&e)),
+            retry_after: None,
+        })?;
+        let status = resp.status();
+        let retry_after = resp
+            .headers()
+            .get("retry-after")
+            .and_then(|v| v.to_str().ok())
+            .and_then(parse_retry_after);
+        let bytes = resp.bytes().await.map_err(|e| ExportError::Retryable {
+            reason: format!("reading the answer of {url}: {}", error_chain(&e)),
+            retry_after: None,
+        })?;
+        if status.is_success() {
+            return Ok(match batch.signal {
+                Signal::Traces => {
+                    trace_ack(ExportTraceServiceResponse::decode(&bytes[..]).unwrap_or_default())
+                }
+                Signal::Metrics => metrics_ack(
+                    ExportMetricsServiceResponse::decode(&bytes[..]).unwrap_or_default(),
+                ),
+                Signal::Logs => {
+                    logs_ack(ExportLogsServiceResponse::decode(&bytes[..]).unwrap_or_default())
+                }
+            });
+        }
+        let message = RpcStatus::decode(&bytes[..])
+            .ok()
+            .filter(|s| !s.message.is_empty())
+            .map(|s| s.message)
+            .unwrap_or_else(|| String::from_utf8_lossy(&bytes[..bytes.len().min(512)]).into());
+        let reason = format!("POST {url}: HTTP {status}: {message}");
+        Err(match status.as_u16() {
+            429 | 502 | 503 | 504 => ExportError::Retryable {
+                reason,
+                retry_after,
+            },
+            _ => ExportError::Permanent { reason },
+        })
+    }
+}
+
+#[async_trait]
+impl Exporter for OtlpExporter {
+    async fn export(&self, batch: &ExportBatch) -> Result<Exported, ExportError> {
+        match &self.transport {
+            Transport::Grpc(channel) => self.grpc(channel, batch).await,
+            Transport::Http(client) => self.http(client, batch).await,
+        }
+    }
+
+    fn endpoint(&self) -> &str {
+        &self.config.endpoint
+    }
+}
+
+fn unconvertible(e: crate::convert::ConvertError) -> ExportError {
+    ExportError::Permanent {
+        reason: format!("the stored rows could not be turned back into OTLP: {e}"),
+    }
+}
+
+fn spans(
+    b: &ExportBatch,
+) -> Result<opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest, ExportError>
+{
+    let rows: Vec<_> = b.batches.iter().map(|t| t.batch.clone()).collect();
+    spans_to_otlp(&rows).map_err(unconvertible)
+}
+
+fn logs(
+    b: &ExportBatch,
+) -> Result<opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest, ExportError>
+{
+    let rows: Vec<_> = b.batches.iter().map(|t| t.batch.clone()).collect();
+    logs_to_otlp(&rows).map_err(unconvertible)
+}
+
+fn metrics(
+    b: &ExportBatch,
+) -> Result<
+    opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest,
+    ExportError,
+> {
+    metrics_to_otlp(&b.batches).map_err(unconvertible)
+}
+
+fn trace_ack(r: ExportTraceServiceResponse) -> Exported {
+    r.partial_success
+        .map_or_else(Exported::default, |p| Exported {
+            rejected: p.rejected_spans.max(0) as u64,
+            message: p.error_message,
+        })
+}
+
+fn metrics_ack(r: ExportMetricsServiceResponse) -> Exported {
+    r.partial_success
+        .map_or_else(Exported::default, |p| Exported {
+            rejected: p.rejected_data_points.max(0) as u64,
+            message: p.error_message,
+        })
+}
+
+fn logs_ack(r: ExportLogsServiceResponse) -> Exported {
+    r.partial_success
+        .map_or_else(Exported::default, |p| Exported {
+            rejected: p.rejected_log_records.max(0) as u64,
+            message: p.error_message,
+        })
+}
+
+fn gzip(data: &[u8]) -> Vec<u8> {
+    use std::io::Write as _;
+    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    // Writing to a Vec cannot fail.
+    let _ = e.write_all(data);
+    e.finish().unwrap_or_default()
+}
+
+/// The error and its causes, `: `-separated (reqwest's own message is
+/// terse: "error sending request").
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        out.push_str(": ");
+        out.push_str(&c.to_string());
+        cause = c.source();
+    }
+    out
+}
+
+/// `Retry-After`: delay seconds or an HTTP date.
+pub fn parse_retry_after(v: &str) -> Option<Duration> {
+    let v = v.trim();
+    if let Ok(secs) = v.parse::<u64>() {
+        return Some(Duration::from_secs(secs));
+    }
+    let at = httpdate::parse_http_date(v).ok()?;
+    Some(
+        at.duration_since(std::time::SystemTime::now())
+            .unwrap_or(Duration::ZERO),
+    )
+}
+
+/// The OTLP specification's classification of a gRPC status.
+fn grpc_error(s: &tonic::Status) -> ExportError {
+    use tonic::Code;
+    let retry_after = retry_info(s);
+    let reason = format!("gRPC {:?}: {}", s.code(), s.message());
+    match s.code() {
+        Code::Cancelled
+        | Code::DeadlineExceeded
+        | Code::Aborted
+        | Code::OutOfRange
+        | Code::Unavailable
+        | Code::DataLoss => ExportError::Retryable {
+            reason,
+            retry_after,
+        },
+        Code::ResourceExhausted if retry_after.is_some() => ExportError::Retryable {
+            reason,
+            retry_after,
+        },
+        _ => ExportError::Permanent { reason },
+    }
+}
+
+/// The delay of a `RetryInfo` detail of the status, if any.
+fn retry_info(s: &tonic::Status) -> Option<Duration> {
+    let status = RpcStatus::decode(s.details()).ok()?;
+    status
+        .details
+        .iter()
+        .filter(|d| d.type_url == RETRY_INFO_TYPE_URL)
+        .find_map(|d| RetryInfo::decode(&d.value[..]).ok()?.retry_delay)
+        .map(|d| {
+            Duration::new(
+                d.seconds.max(0) as u64,
+                d.nanos.clamp(0, 999_999_999) as u32,
+            )
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_after_takes_seconds_or_a_date() {
+        assert_eq!(parse_retry_after("7"), Some(Duration::from_secs(7)));
+        assert_eq!(parse_retry_after(" 0 "), Some(Duration::ZERO));
+        assert_eq!(
+            parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT"),
+            Some(Duration::ZERO),
+            "a date in the past: now"
+        );
+        let later = httpdate::fmt_http_date(std::time::SystemTime::now() + Duration::from_secs(90));
+        let d = parse_retry_after(&later).expect("a date");
+        assert!(
+            d > Duration::from_secs(80) && d <= Duration::from_secs(90),
+            "{d:?}"
+        );
+        assert_eq!(parse_retry_after("soon"), None);
+    }
+
+    #[test]
+    fn grpc_statuses_are_classified_as_the_spec_says() {
+        let retryable = |s: tonic::Status| matches!(grpc_error(&s), ExportError::Retryable { .. });
+        assert!(retryable(tonic::Status::unavailable("down")));
+        assert!(retryable(tonic::Status::deadline_exceeded("slow")));
+        assert!(!retryable(tonic::Status::invalid_argument("bad")));
+        assert!(!retryable(tonic::Status::unauthenticated("who")));
+        assert!(!retryable(tonic::Status::resource_exhausted("too big")));
+        let with_info = RpcStatus::new(8, "busy").with_retry_after(Duration::from_millis(1500));
+        let s = tonic::Status::with_details(
+            tonic::Code::ResourceExhausted,
+            "busy",
+            with_info.encode_to_vec().into(),
+        );
+        match grpc_error(&s) {
+            ExportError::Retryable { retry_after, .. } => {
+                assert_eq!(retry_after, Some(Duration::from_millis(1500)));
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn bad_endpoints_and_headers_are_refused_up_front() {
+        let config = |endpoint: &str, headers: Vec<(String, String)>| ExporterConfig {
+            endpoint: endpoint.into(),
+            protocol: Protocol::HttpProtobuf,
+            compression: Compression::None,
+            headers,
+            timeout: Duration::from_secs(5),
+        };
+        assert!(OtlpExporter::new(config("central:4318", vec![])).is_err());
+        let e = OtlpExporter::new(config(
+            "http://central:4318",
+            vec![("bad header".into(), "x".into())],
+        ))
+        .err()
+        .expect("refused");
+        assert!(e.to_string().contains("bad header"), "{e}");
+        assert!(OtlpExporter::new(config("http://central:4318", vec![])).is_ok());
+        assert_eq!("grpc".parse(), Ok(Protocol::Grpc));
+        assert!("http/json".parse::<Protocol>().is_err());
+        assert_eq!("zstd".parse(), Ok(Compression::Zstd));
+    }
+}
