@@ -38,6 +38,9 @@ pub enum Command {
     /// partitions leave the manifests, then replaced files whose grace period
     /// is over are deleted. Prints the summary as JSON.
     Retention(OfflineArgs),
+    /// Re-send stored telemetry of a tenant and time range as OTLP to any
+    /// endpoint (backfill, migration, re-export of an incident).
+    Replay(crate::replay::ReplayArgs),
 }
 
 /// A maintenance pass over a data directory, without a server.

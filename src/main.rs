@@ -43,5 +43,9 @@ fn main() -> anyhow::Result<()> {
             init_tracing("info", false);
             cli::retention(&args)
         }
+        Command::Replay(args) => {
+            init_tracing("warn", false);
+            telemetryflow::replay::replay(&args)
+        }
     }
 }

@@ -590,8 +590,9 @@ pub struct ExportBatch {
     pub batches: Vec<TableBatch>,
     /// Spans, data points or log records.
     pub items: u64,
-    /// The log records it holds (the idempotency key).
-    pub key: SourceBatch,
+    /// The log records it holds (the idempotency key); none for a replay
+    /// of stored data.
+    pub key: Option<SourceBatch>,
 }
 
 /// An upstream's acknowledgement.

@@ -2,9 +2,10 @@
 //! HTTP/protobuf (reqwest), optionally compressed with gzip or zstd.
 //!
 //! Rows go back to OTLP through `convert::to_otlp`. Every request carries
-//! its tenant and workspace (`x-tenant-id`, `x-workspace-id`) and its
-//! idempotency key (`x-telemetryflow-batch`, which other OTLP receivers
-//! ignore), then the configured headers (which may override them).
+//! its tenant and workspace (`x-tenant-id`, `x-workspace-id`) and, when
+//! forwarded, its idempotency key (`x-telemetryflow-batch`, which other OTLP
+//! receivers ignore), then the configured headers (which may override
+//! them).
 //!
 //! Answers are classified as the OTLP specification says. HTTP: 2xx is
 //! success (its body may report partial success); 429, 502, 503 and 504 are
@@ -162,8 +163,10 @@ impl OtlpExporter {
         let mut h = vec![
             (TENANT_HEADER.to_owned(), batch.tenant.to_string()),
             (WORKSPACE_HEADER.to_owned(), batch.workspace.to_string()),
-            (BATCH_HEADER.to_owned(), batch.key.to_string()),
         ];
+        if let Some(key) = &batch.key {
+            h.push((BATCH_HEADER.to_owned(), key.to_string()));
+        }
         for (k, v) in &self.config.headers {
             h.retain(|(name, _)| name != k);
             h.push((k.clone(), v.clone()));

@@ -724,7 +724,7 @@ fn requests(ready: Vec<Ready>, key: &SourceBatch) -> Vec<ExportBatch> {
                         signal,
                         batches: Vec::new(),
                         items: 0,
-                        key: key.clone(),
+                        key: Some(key.clone()),
                     });
                     let n = out.len() - 1;
                     &mut out[n]
