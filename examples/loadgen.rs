@@ -10,6 +10,10 @@
 //! cargo run --release --example loadgen -- --protocol http --gzip --signal logs --rate 200000
 //! cargo run --release --example loadgen -- --protocol http --json --signal metrics
 //! ```
+//!
+//! `--sink ADDR` instead runs a minimal OTLP/HTTP receiver that acknowledges
+//! everything without decoding it: the upstream of a forwarding benchmark
+//! that should cost the machine as little as possible.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -81,6 +85,26 @@ struct Args {
     /// Skip the SQL check of stored items at the end.
     #[arg(long)]
     no_verify: bool,
+    /// Run an OTLP/HTTP sink on this address (acknowledges every request,
+    /// decodes nothing) until killed, instead of generating load.
+    #[arg(long)]
+    sink: Option<String>,
+}
+
+/// Answers every OTLP/HTTP export with an empty success.
+async fn sink(addr: &str) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    async fn ok(_body: Bytes) -> ([(&'static str, &'static str); 1], Vec<u8>) {
+        ([("content-type", "application/x-protobuf")], Vec::new())
+    }
+    let app = axum::Router::new()
+        .route("/v1/traces", axum::routing::post(ok))
+        .route("/v1/metrics", axum::routing::post(ok))
+        .route("/v1/logs", axum::routing::post(ok))
+        .layer(axum::extract::DefaultBodyLimit::disable());
+    let listener = tokio::net::TcpListener::bind(addr).await?;
+    eprintln!("sink listening on {addr}");
+    axum::serve(listener, app).await?;
+    Ok(())
 }
 
 enum Payload {
@@ -146,6 +170,9 @@ fn percentile(sorted: &[u64], p: f64) -> f64 {
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     let args = Args::parse();
+    if let Some(addr) = &args.sink {
+        return sink(addr).await;
+    }
     let endpoint = args
         .endpoint
         .clone()
