@@ -14,8 +14,10 @@ secs=${1:-15}; shift || true
 signals=("$@")
 [ ${#signals[@]} -gt 0 ] || signals=(traces logs metrics)
 [ -n "${NO_BUILD:-}" ] || cargo build --release --bin telemetryflow --example loadgen
-bin=target/release/telemetryflow
-gen=target/release/examples/loadgen
+# PROFILE=debug NO_BUILD=1 runs the debug binaries (a smoke test of this script).
+profile=${PROFILE:-release}
+bin=target/$profile/telemetryflow
+gen=target/$profile/examples/loadgen
 metric() { # name
   curl -sf 127.0.0.1:34318/metrics | awk -v n="$1" '$1 == n {print $2}'
 }
