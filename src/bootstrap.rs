@@ -43,7 +43,8 @@ pub struct Storage {
     pub engine: Arc<DataFusionEngine>,
     pub compactor: Arc<Compactor>,
     pub retention: Arc<Retention>,
-    /// One more than the highest WAL sequence number in committed files.
+    /// One more than the highest WAL sequence number in committed files or
+    /// seen by a forwarder's cursor.
     pub next_seq: u64,
     /// The configured forwarders (also in the pipeline) with their exporters.
     pub forwards: Vec<(Arc<Forwarder>, Arc<dyn Exporter>)>,
@@ -153,6 +154,12 @@ pub async fn open_storage(
         )
         .context("starting the query engine")?,
     );
+    // Nor below anything a forwarder's cursor has seen (a pure sidecar
+    // commits no files).
+    let next_seq = forwards
+        .iter()
+        .map(|(f, _)| f.next_seq_floor())
+        .fold(next_seq, u64::max);
     Ok(Storage {
         pipeline,
         engine,

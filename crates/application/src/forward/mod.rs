@@ -151,6 +151,7 @@ pub struct Forwarder {
     stats: ForwardStats,
     /// The cursor as loaded (its `in_flight` batch is sent first).
     restart: Mutex<Option<(u64, u64)>>,
+    drop_logged: Mutex<Option<Instant>>,
 }
 
 /// Why [`Forwarder::run`] returned.
@@ -199,6 +200,7 @@ impl Forwarder {
             wake: tokio::sync::Notify::new(),
             stats: ForwardStats::default(),
             restart: Mutex::new(cursor.in_flight),
+            drop_logged: Mutex::new(None),
         }
     }
 
@@ -212,6 +214,13 @@ impl Forwarder {
 
     pub fn stats(&self) -> &ForwardStats {
         &self.stats
+    }
+
+    /// The log must number new records from at least this: every number
+    /// the cursor has seen (delivered or in flight) is taken.
+    pub fn next_seq_floor(&self) -> u64 {
+        let restart = self.restart.lock().map_or(0, |(_, last)| last);
+        self.delivered().max(restart) + 1
     }
 
     /// Every record up to this one is delivered (or given up).
@@ -328,12 +337,19 @@ impl Forwarder {
             for (i, n) in dropped.iter().enumerate() {
                 self.stats.dropped[i].fetch_add(*n, Ordering::Relaxed);
             }
+            // Once a second at most: this runs on the log's writer thread.
+            let now = Instant::now();
+            let mut last = self.drop_logged.lock();
+            if last.is_some_and(|t| now.duration_since(t) < Duration::from_secs(1)) {
+                return;
+            }
+            *last = Some(now);
             tracing::warn!(
                 forwarder = %self.config.name,
                 items = total,
                 through_seq = through,
                 max_queue_bytes = self.config.max_queue_bytes,
-                "forward queue full: dropped the oldest undelivered items (on_full = drop_oldest)"
+                "forward queue full: dropped the oldest undelivered items (on_full = drop_oldest; all drops are counted in telemetryflow_forward_dropped_items_total)"
             );
         }
     }
@@ -362,7 +378,8 @@ impl Forwarder {
         }
         let mut saved = self.delivered();
         loop {
-            if *stop.borrow() {
+            // Stopped, or the server that could stop it is gone.
+            if *stop.borrow() || stop.has_changed().is_err() {
                 return Ok(());
             }
             // Records with nothing for this forwarder are delivered as such.
@@ -375,12 +392,17 @@ impl Forwarder {
                 // current now and then.
                 let delivered = self.delivered();
                 if delivered > saved {
-                    self.save(&store, delivered, None).await?;
+                    self.save(&store, delivered, None, &mut stop).await?;
                     saved = delivered;
                 }
+                // Until the front record is due, new records arrive, or stop.
+                let wait = self
+                    .due_in()
+                    .unwrap_or(self.config.batch_age)
+                    .max(Duration::from_millis(1));
                 tokio::select! {
                     _ = self.wake.notified() => {}
-                    _ = tokio::time::sleep(self.config.batch_age) => {}
+                    _ = tokio::time::sleep(wait) => {}
                     _ = stop.changed() => {}
                 }
                 continue;
@@ -396,9 +418,8 @@ impl Forwarder {
                     continue;
                 }
             };
-            self.save(&store, self.delivered(), Some((first, last)))
+            self.save(&store, self.delivered(), Some((first, last)), &mut stop)
                 .await?;
-            self.queue.lock().in_flight = Some((first, last));
             let key = SourceBatch::new(self.node.clone(), first, last)
                 .map_err(|e| std::io::Error::other(e.to_string()))
                 .map_err(|e| ForwardError::Wal {
@@ -423,32 +444,43 @@ impl Forwarder {
                 Sent::Done | Sent::GivenUp => {}
             }
             let delivered = self.complete(last);
-            self.save(&store, delivered, None).await?;
+            self.save(&store, delivered, None, &mut stop).await?;
             saved = delivered;
             *self.restart.lock() = None;
             path.release_wal();
         }
     }
 
+    /// Saves the cursor, retrying a failing store every second (the log
+    /// keeps everything meanwhile) until it works or `stop`.
     async fn save(
         &self,
         store: &Arc<dyn DeliveryStore>,
         delivered: u64,
         in_flight: Option<(u64, u64)>,
+        stop: &mut tokio::sync::watch::Receiver<bool>,
     ) -> Result<()> {
-        store
-            .save_cursor(
-                &self.config.name,
-                ForwardCursor {
-                    delivered,
-                    in_flight,
-                },
-            )
-            .await
-            .map_err(|source| ForwardError::Cursor {
-                name: self.config.name.clone(),
-                source,
-            })
+        let cursor = ForwardCursor {
+            delivered,
+            in_flight,
+        };
+        loop {
+            match store.save_cursor(&self.config.name, cursor).await {
+                Ok(()) => return Ok(()),
+                Err(source) => {
+                    tracing::error!(forwarder = %self.config.name, error = %source, "saving the forward cursor failed; retrying");
+                    tokio::select! {
+                        _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                        _ = stop.changed() => {
+                            return Err(ForwardError::Cursor {
+                                name: self.config.name.clone(),
+                                source,
+                            });
+                        }
+                    }
+                }
+            }
+        }
     }
 
     /// Moves the cursor over leading records that hold nothing to send.
@@ -468,9 +500,16 @@ impl Forwarder {
     /// The next batch when it is due: its range, and the sequence numbers
     /// whose rows must be read from the log.
     fn next_batch(&self) -> Option<(u64, u64, Vec<u64>)> {
-        let restart = *self.restart.lock();
-        let q = self.queue.lock();
+        let mut q = self.queue.lock();
         let front = q.entries.front()?;
+        let restart = {
+            let mut r = self.restart.lock();
+            // A range wholly delivered or given up meanwhile is no batch.
+            if r.is_some_and(|(_, end)| end < front.seq) {
+                *r = None;
+            }
+            *r
+        };
         let mut bytes = 0usize;
         let mut last = front.seq;
         let mut missing = Vec::new();
@@ -500,7 +539,21 @@ impl Forwarder {
             || restart.is_some()
             || bytes >= self.config.batch_bytes
             || front.at.elapsed() >= self.config.batch_age;
-        due.then_some((front.seq, last, missing))
+        if !due {
+            return None;
+        }
+        let first = front.seq;
+        // From now on `drop_oldest` gives this batch up whole or not at all.
+        q.in_flight = Some((first, last));
+        Some((first, last, missing))
+    }
+
+    /// How long until the front record's batch is due by age (zero when
+    /// the queue is empty: nothing to wait for but a wake-up).
+    fn due_in(&self) -> Option<Duration> {
+        let q = self.queue.lock();
+        let front = q.entries.front()?;
+        Some(self.config.batch_age.saturating_sub(front.at.elapsed()))
     }
 
     /// The rows of the records `first..=last`, from memory or the log.

@@ -187,7 +187,14 @@ fn read_range(
                 break;
             }
             bytes += r.payload.len();
-            let entry = decode_payload(r.payload).map_err(std::io::Error::other)?;
+            let entry = match decode_payload(r.payload) {
+                Ok(e) => e,
+                Err(e) => {
+                    // As replay does: the record cannot be used, the rest can.
+                    tracing::error!(seq = r.seq, error = %e, "undecodable WAL record skipped");
+                    continue;
+                }
+            };
             out.push(WalRecord {
                 seq: r.seq,
                 tenant: entry.tenant,
@@ -261,9 +268,10 @@ impl Wal {
     /// Opens the log: replays every valid record, in order, through
     /// `on_record`, then starts the writer on a fresh segment.
     ///
-    /// New records are numbered from `max(last replayed, min_next_seq - 1) + 1`:
-    /// sequence numbers never go back, even when every segment was deleted
-    /// (pass one more than the highest sequence number in committed files).
+    /// New records are numbered from `max(last replayed + 1, min_next_seq,
+    /// the newest segment's name)`: sequence numbers never go back, even
+    /// when every record was released (pass one more than the highest
+    /// sequence number in committed files or delivered by a forwarder).
     pub fn open(
         config: WalConfig,
         min_next_seq: u64,
@@ -274,7 +282,15 @@ impl Wal {
         let (segments, report, on_disk) = replay(&dir, on_record)?;
         let counters = Arc::new(Counters::default());
         counters.bytes_on_disk.store(on_disk, Ordering::Relaxed);
-        let next_seq = (report.last_seq + 1).max(min_next_seq).max(1);
+        // A segment is named after the next sequence number when it was
+        // opened: numbering continues above it even when it (or every
+        // segment) holds no record, so numbers are never given twice.
+        let named = segments
+            .iter()
+            .filter_map(|s| s.path.file_stem()?.to_str()?.parse::<u64>().ok())
+            .max()
+            .unwrap_or(0);
+        let next_seq = (report.last_seq + 1).max(min_next_seq).max(named).max(1);
         let (tx, rx) = crossbeam_channel::bounded(config.queue_capacity.max(1));
         let writer = Writer::start(config.clone(), segments, next_seq, Arc::clone(&counters))?;
         let thread = std::thread::Builder::new()
@@ -597,6 +613,31 @@ mod tests {
         )
         .expect("queued");
         rx.recv().expect("callback").expect("durable")
+    }
+
+    /// Sequence numbers never go back: not after every record was released
+    /// and the log reopened with nothing to replay.
+    #[test]
+    fn numbering_continues_after_everything_was_released() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let config = WalConfig {
+            dir: dir.path().to_owned(),
+            segment_bytes: 1,
+            fsync: false,
+            max_bytes: u64::MAX,
+            queue_capacity: 16,
+        };
+        let (wal, _) = Wal::open(config.clone(), 1, |_, _| {}).expect("opened");
+        for n in 1..=3 {
+            assert_eq!(append(&wal, n, None), n as u64);
+        }
+        wal.release_before(u64::MAX);
+        wal.close();
+        drop(wal);
+        let mut replayed = 0;
+        let (wal, _) = Wal::open(config, 1, |_, _| replayed += 1).expect("reopened");
+        assert_eq!(replayed, 0, "every record was released");
+        assert_eq!(append(&wal, 4, None), 4);
     }
 
     /// Records read back by range, across segments, with their origin;
