@@ -663,8 +663,32 @@ impl Config {
                     ),
                 ));
             }
+            for name in f.headers.keys() {
+                let lower = name.to_ascii_lowercase();
+                if [
+                    crate::infrastructure::otlp::TENANT_HEADER,
+                    crate::infrastructure::otlp::WORKSPACE_HEADER,
+                    crate::infrastructure::otlp::BATCH_HEADER,
+                ]
+                .contains(&lower.as_str())
+                {
+                    return Err(bad(
+                        "headers",
+                        format!(
+                            "{name:?} is set per request (each item's own tenant and workspace, the batch key)"
+                        ),
+                    ));
+                }
+            }
+            if f.retry_max_secs > 3600 {
+                return Err(bad(
+                    "retry_max_secs",
+                    format!("{} is above an hour", f.retry_max_secs),
+                ));
+            }
             for (k, v) in [
                 ("timeout_secs", f.timeout_secs),
+                ("batch_age_ms", f.batch_age_ms),
                 ("batch_bytes", f.batch_bytes as u64),
                 ("memory_bytes", f.memory_bytes as u64),
                 ("retry_max_secs", f.retry_max_secs),
@@ -685,9 +709,12 @@ impl Config {
                     .collect(),
                 timeout: Duration::from_secs(f.timeout_secs),
             };
-            // Checks the endpoint and the headers.
-            crate::infrastructure::otlp::export::OtlpExporter::new(exporter.clone())
-                .map_err(|e| bad("endpoint", e.to_string()))?;
+            exporter.check().map_err(|e| match e {
+                crate::infrastructure::otlp::export::SetupError::Header { .. } => {
+                    bad("headers", e.to_string())
+                }
+                _ => bad("endpoint", e.to_string()),
+            })?;
             out.push(Forward {
                 forwarder: ForwarderConfig {
                     name: f.name.clone(),
@@ -937,6 +964,85 @@ mod tests {
         };
         let e = Config::load(None, env(&[]), &o).unwrap_err().to_string();
         assert!(e.contains("server.grpc_addr"), "{e}");
+    }
+
+    /// `[[forward]]` from a file and from the environment, and what is
+    /// refused, by key.
+    #[test]
+    fn forwarders_are_checked_and_name_the_bad_key() {
+        let load = |vars: &[(&str, &str)]| Config::load(None, env(vars), &Overrides::default());
+        // Checked outside any async runtime, as `serve` loads it.
+        let c = load(&[
+            ("TELEMETRYFLOW_STORAGE_PERSIST", "false"),
+            (
+                "TELEMETRYFLOW_FORWARD",
+                r#"[{name = "central", endpoint = "https://central:4318", protocol = "http/protobuf", signals = ["logs"], on_full = "drop_oldest", headers = { Authorization = "Bearer x" }}, {name = "grpc", endpoint = "http://central:4317"}]"#,
+            ),
+        ])
+        .unwrap();
+        let f = c.forwarders().unwrap();
+        assert_eq!(f.len(), 2);
+        assert_eq!(f[0].forwarder.name, "central");
+        assert_eq!(
+            f[0].forwarder.signals,
+            [crate::domain::telemetry::Signal::Logs]
+        );
+        assert_eq!(f[0].forwarder.on_full, crate::domain::OnFull::DropOldest);
+        assert_eq!(
+            f[0].exporter.headers,
+            [("authorization".to_owned(), "Bearer x".to_owned())]
+        );
+
+        let err = |vars: &[(&str, &str)]| load(vars).unwrap_err().to_string();
+        let e = err(&[("TELEMETRYFLOW_STORAGE_PERSIST", "false")]);
+        assert!(e.contains("storage.persist"), "{e}");
+        for (entry, key) in [
+            (
+                r#"{name = "a/b", endpoint = "http://c:4317"}"#,
+                "forward[0].name",
+            ),
+            (
+                r#"{name = "c", endpoint = "c:4317"}"#,
+                "forward[0].endpoint",
+            ),
+            (
+                r#"{name = "c", endpoint = "http://c:4317", protocol = "http/json"}"#,
+                "forward[0].protocol",
+            ),
+            (
+                r#"{name = "c", endpoint = "http://c:4317", compression = "lz4"}"#,
+                "forward[0].compression",
+            ),
+            (
+                r#"{name = "c", endpoint = "http://c:4317", signals = ["profiles"]}"#,
+                "forward[0].signals",
+            ),
+            (
+                r#"{name = "c", endpoint = "http://c:4317", on_full = "drop"}"#,
+                "forward[0].on_full",
+            ),
+            (
+                r#"{name = "c", endpoint = "http://c:4317", max_queue_bytes = 99999999999}"#,
+                "forward[0].max_queue_bytes",
+            ),
+            (
+                r#"{name = "c", endpoint = "http://c:4317", batch_age_ms = 0}"#,
+                "forward[0].batch_age_ms",
+            ),
+            (
+                r#"{name = "c", endpoint = "http://c:4317", headers = { "X-Tenant-ID" = "t" }}"#,
+                "forward[0].headers",
+            ),
+            (
+                r#"{name = "c", endpoint = "http://c:4317", retry_max_secs = 99999}"#,
+                "forward[0].retry_max_secs",
+            ),
+        ] {
+            let e = err(&[("TELEMETRYFLOW_FORWARD", &format!("[{entry}]"))]);
+            assert!(e.contains(key), "{entry}: {e}");
+        }
+        let twice = r#"[{name = "c", endpoint = "http://c:4317"}, {name = "c", endpoint = "http://d:4317"}]"#;
+        assert!(err(&[("TELEMETRYFLOW_FORWARD", twice)]).contains("used twice"));
     }
 
     #[test]

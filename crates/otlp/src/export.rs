@@ -13,8 +13,8 @@
 //! status is permanent. gRPC: CANCELLED, DEADLINE_EXCEEDED, ABORTED,
 //! OUT_OF_RANGE, UNAVAILABLE and DATA_LOSS are retryable, and
 //! RESOURCE_EXHAUSTED when the status carries `RetryInfo` (whose delay is
-//! honoured); any other code is permanent. Connection failures and timeouts
-//! are retryable.
+//! honoured); any other code is permanent. Connection failures, timeouts
+//! and statuses the client made from a transport error are retryable.
 
 use std::str::FromStr;
 use std::time::Duration;
@@ -112,18 +112,19 @@ pub struct OtlpExporter {
     transport: Transport,
 }
 
-impl OtlpExporter {
-    /// Checks the endpoint and headers; connects lazily, on the first
-    /// request (an upstream that is down at start-up is retried like any).
-    pub fn new(config: ExporterConfig) -> Result<Self, SetupError> {
+impl ExporterConfig {
+    /// Checks the endpoint and the headers (no runtime or network needed:
+    /// configuration is checked before the server starts).
+    pub fn check(&self) -> Result<(), SetupError> {
         let bad_endpoint = |message: String| SetupError::Endpoint {
-            endpoint: config.endpoint.clone(),
+            endpoint: self.endpoint.clone(),
             message,
         };
-        if !(config.endpoint.starts_with("http://") || config.endpoint.starts_with("https://")) {
+        if !(self.endpoint.starts_with("http://") || self.endpoint.starts_with("https://")) {
             return Err(bad_endpoint("must start with http:// or https://".into()));
         }
-        for (name, value) in &config.headers {
+        Endpoint::from_shared(self.endpoint.clone()).map_err(|e| bad_endpoint(e.to_string()))?;
+        for (name, value) in &self.headers {
             let bad = |message: String| SetupError::Header {
                 name: name.clone(),
                 message,
@@ -133,6 +134,20 @@ impl OtlpExporter {
             MetadataValue::<tonic::metadata::Ascii>::try_from(value.as_str())
                 .map_err(|e| bad(e.to_string()))?;
         }
+        Ok(())
+    }
+}
+
+impl OtlpExporter {
+    /// Checks the configuration; connects lazily, on the first request (an
+    /// upstream that is down at start-up is retried like any). Call within
+    /// a tokio runtime.
+    pub fn new(config: ExporterConfig) -> Result<Self, SetupError> {
+        config.check()?;
+        let bad_endpoint = |message: String| SetupError::Endpoint {
+            endpoint: config.endpoint.clone(),
+            message,
+        };
         let transport = match config.protocol {
             Protocol::Grpc => {
                 let mut endpoint = Endpoint::from_shared(config.endpoint.clone())
@@ -405,6 +420,15 @@ fn grpc_error(s: &tonic::Status) -> ExportError {
     use tonic::Code;
     let retry_after = retry_info(s);
     let reason = format!("gRPC {:?}: {}", s.code(), s.message());
+    // A status with a source error was made by the client from a transport
+    // failure (connection reset, HTTP/2 error), not sent by the server:
+    // whether the request arrived is unknown, and resending is safe.
+    if std::error::Error::source(s).is_some() {
+        return ExportError::Retryable {
+            reason,
+            retry_after,
+        };
+    }
     match s.code() {
         Code::Cancelled
         | Code::DeadlineExceeded
@@ -469,6 +493,9 @@ mod tests {
         assert!(!retryable(tonic::Status::invalid_argument("bad")));
         assert!(!retryable(tonic::Status::unauthenticated("who")));
         assert!(!retryable(tonic::Status::resource_exhausted("too big")));
+        assert!(!retryable(tonic::Status::unknown("the server said so")));
+        let io = std::io::Error::new(std::io::ErrorKind::ConnectionReset, "reset");
+        assert!(retryable(tonic::Status::from_error(Box::new(io))));
         let with_info = RpcStatus::new(8, "busy").with_retry_after(Duration::from_millis(1500));
         let s = tonic::Status::with_details(
             tonic::Code::ResourceExhausted,
