@@ -2,7 +2,7 @@
 //! — to backfill a new backend, migrate, or re-export an incident's time
 //! range.
 //!
-//! Reads a data directory (or a bucket) without changing it: committed files
+//! Reads a data directory (or a bucket) without changing its data: committed files
 //! and the rows still in the write-ahead log. Per signal table, per window
 //! of time (an hour that holds rows, or a part of one), the rows of the
 //! range are queried, split by workspace, turned
@@ -175,8 +175,17 @@ pub fn replay(args: &ReplayArgs) -> anyhow::Result<()> {
         timeout: Duration::from_secs(30),
     })
     .context("--to")?;
+    // Reading a bucket alone: the node id and cursors the store code may
+    // create go to a directory that is deleted afterwards.
+    let scratch = match &args.data_dir {
+        Some(_) => None,
+        None => Some(tempfile_dir()?),
+    };
     let overrides = Overrides {
-        data_dir: args.data_dir.clone(),
+        data_dir: args
+            .data_dir
+            .clone()
+            .or_else(|| scratch.as_ref().map(|d| d.0.clone())),
         ..Default::default()
     };
     let mut config = Config::load(args.config.as_deref(), std::env::vars(), &overrides)?;
@@ -343,4 +352,25 @@ async fn send(
             }
         }
     }
+}
+
+/// A directory removed when dropped.
+struct Scratch(PathBuf);
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn tempfile_dir() -> anyhow::Result<Scratch> {
+    let dir = std::env::temp_dir().join(format!(
+        "telemetryflow-replay-{}-{}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos())
+    ));
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    Ok(Scratch(dir))
 }

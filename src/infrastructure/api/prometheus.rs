@@ -413,7 +413,7 @@ fn forwarding(out: &mut String, src: &MetricsSources) {
             (
                 "telemetryflow_forward_queue_bytes",
                 "gauge",
-                "Bytes of undelivered records held in the write-ahead log.",
+                "Arrow bytes of the undelivered records (what max_queue_bytes limits).",
                 |f| f.backlog().0.to_string(),
             ),
             (

@@ -10,7 +10,10 @@
 //!
 //! A batch of a stream that is being written right now is refused
 //! retryably: a resend that overtakes its first attempt cannot store it
-//! twice.
+//! twice. At most [`MAX_STREAMS`] streams are tracked: a batch of a new
+//! stream beyond that is stored without a mark (at least once), with a
+//! warning — the key comes from clients, which are trusted like their
+//! tenant header until requests are authenticated.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -20,6 +23,9 @@ use parking_lot::Mutex;
 use crate::ports::{DeliveryStore, SourceStream, StoreError};
 use tf_domain::SourceBatch;
 use tf_domain::delivery::{Admission, admit};
+
+/// Streams tracked at most.
+pub const MAX_STREAMS: usize = 100_000;
 
 #[derive(Debug, Default)]
 struct Marks {
@@ -74,6 +80,14 @@ impl SourceMarks {
         if m.writing.contains_key(stream) {
             return Begin::Busy;
         }
+        if m.accepted.len() >= MAX_STREAMS && !m.accepted.contains_key(stream) {
+            tracing::warn!(
+                batch = %batch,
+                streams = MAX_STREAMS,
+                "too many forwarding streams tracked; storing the batch without a mark (at least once)"
+            );
+            return Begin::Write;
+        }
         match admit(m.accepted.get(stream).copied(), batch) {
             Admission::Duplicate => return Begin::Duplicate,
             Admission::Overlap => tracing::warn!(
@@ -105,6 +119,9 @@ impl SourceMarks {
     }
 
     fn raise(m: &mut Marks, stream: &SourceStream, last: u64) {
+        if m.accepted.len() >= MAX_STREAMS && !m.accepted.contains_key(stream) {
+            return;
+        }
         let mark = m.accepted.entry(stream.clone()).or_insert(0);
         if last > *mark {
             *mark = last;
