@@ -501,11 +501,39 @@ async fn compaction_killed_at_every_step_loses_and_duplicates_nothing() {
         acked.insert(next);
         next += 1;
     }
-    tokio::time::sleep(Duration::from_millis(3500)).await;
+    // Until a pass merged, every file it replaced was deleted (the pass's
+    // collection, grace 0, may take a while: it also sweeps orphans), and
+    // the next pass (a second later) changed nothing more.
+    let reading = || async {
+        let m = |name: &'static str| crate::support::metric_value(&p.http, name);
+        let n = |v: String| v.parse::<u64>().unwrap();
+        (
+            n(m("telemetryflow_compactions_total").await),
+            n(m("telemetryflow_compaction_files_in_total").await),
+            n(m("telemetryflow_files_deleted_total").await),
+        )
+    };
+    let started = Instant::now();
+    let mut last = reading().await;
+    loop {
+        tokio::time::sleep(Duration::from_millis(1200)).await;
+        let now = reading().await;
+        let (merges, replaced, deleted) = now;
+        if merges >= 1 && deleted >= replaced && now == last {
+            break;
+        }
+        last = now;
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "compaction never settled: {now:?}; log:\n{}",
+            p.log()
+        );
+    }
     let _ = Command::new("kill")
         .args(["-TERM", &p.child.id().to_string()])
         .status();
     assert!(p.child.wait().unwrap().success());
+    let log = p.log();
     check(&data, &acked, next);
     let stored_rows: usize = stored(&data).values().map(Vec::len).sum();
     let on_disk: i64 = parquet_files(&data.join("parquet"))
@@ -522,7 +550,9 @@ async fn compaction_killed_at_every_step_loses_and_duplicates_nothing() {
         .sum();
     assert_eq!(
         on_disk as usize, stored_rows,
-        "rows in files on disk = rows the manifest holds (no replaced or orphan file left)"
+        "rows in files on disk = rows the manifest holds (no replaced or orphan file left); \
+         files: {:?}; last server's log:\n{log}",
+        parquet_files(&data.join("parquet"))
     );
 }
 
