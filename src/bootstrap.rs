@@ -18,7 +18,7 @@ use crate::application::compaction::Compactor;
 use crate::application::event_bus::EventBus;
 use crate::application::event_bus::EventHandler;
 use crate::application::forward::Forwarder;
-use crate::application::pipeline::{PartitionBuffer, SourceMarks, WritePath};
+use crate::application::pipeline::{IngestPressure, PartitionBuffer, SourceMarks, WritePath};
 use crate::application::ports::{
     DeliveryStore, Exporter, FileStore, IngestSink, ReadModel, SnapshotSource, WalRecord,
     WriteAheadLog,
@@ -77,11 +77,17 @@ pub async fn open_storage(
         },
     )?;
     let node_id = crate::domain::NodeId::parse(&node).context("the node id")?;
+    // Ingest reports pressure here; merges yield to it.
+    let pressure = Arc::new(IngestPressure::new());
     let files = Arc::new(
         ObjectFileStore::new(Arc::clone(&store), node)
             .with_row_group_rows(config.storage.row_group_rows)
             .with_page_rows(config.storage.page_rows)
-            .with_merge_cpu_share(config.compaction.max_cpu_share),
+            .with_merge_cpu_share(config.compaction.max_cpu_share)
+            .with_merge_yield({
+                let pressure = Arc::clone(&pressure);
+                Arc::new(move || pressure.is_high())
+            }),
     );
     let catalog = files
         .load_catalog()
@@ -143,7 +149,8 @@ pub async fn open_storage(
                 config.storage.persist,
                 forwards.iter().map(|(f, _)| Arc::clone(f)).collect(),
             )
-            .with_sources(Arc::new(sources)),
+            .with_sources(Arc::new(sources))
+            .with_pressure(pressure),
     );
     let engine = Arc::new(
         DataFusionEngine::new(

@@ -549,7 +549,8 @@ async fn compaction_killed_at_every_step_loses_and_duplicates_nothing() {
         })
         .sum();
     assert_eq!(
-        on_disk as usize, stored_rows,
+        on_disk as usize,
+        stored_rows,
         "rows in files on disk = rows the manifest holds (no replaced or orphan file left); \
          files: {:?}; last server's log:\n{log}",
         parquet_files(&data.join("parquet"))

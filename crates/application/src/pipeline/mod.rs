@@ -8,6 +8,7 @@
 //! retryable error — never accepted and then dropped.
 
 pub(crate) mod buffer;
+pub mod pressure;
 pub mod sources;
 #[cfg(test)]
 mod tests;
@@ -19,6 +20,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 
 pub use buffer::{BufferConfig, FlushStats, PartitionBuffer};
+pub use pressure::IngestPressure;
 pub use sources::SourceMarks;
 
 use crate::forward::Forwarder;
@@ -38,6 +40,7 @@ pub struct WritePath {
     persist: bool,
     forwarders: Arc<[Arc<Forwarder>]>,
     sources: Arc<SourceMarks>,
+    pressure: Arc<IngestPressure>,
 }
 
 impl WritePath {
@@ -50,7 +53,15 @@ impl WritePath {
             persist: true,
             forwarders: Arc::from(Vec::new()),
             sources: Arc::new(SourceMarks::in_memory()),
+            pressure: Arc::new(IngestPressure::new()),
         }
+    }
+
+    /// Where this path reports pressure (overload refusals, buffers over
+    /// half their budget) for background work to yield to.
+    pub fn with_pressure(mut self, pressure: Arc<IngestPressure>) -> Self {
+        self.pressure = pressure;
+        self
     }
 
     /// Forwards every durable record through `forwarders`; with `persist`
@@ -65,6 +76,10 @@ impl WritePath {
     pub fn with_sources(mut self, sources: Arc<SourceMarks>) -> Self {
         self.sources = sources;
         self
+    }
+
+    pub fn pressure(&self) -> &IngestPressure {
+        &self.pressure
     }
 
     pub fn forwarders(&self) -> &[Arc<Forwarder>] {
@@ -168,6 +183,25 @@ impl IngestSink for WritePath {
         batches: Vec<TableBatch>,
         origin: Option<Origin>,
     ) -> Result<Written, WriteError> {
+        let written = self.write_once(tenant, batches, origin).await;
+        if let Err(WriteError::Overloaded { .. }) = &written {
+            self.pressure.mark();
+        }
+        written
+    }
+
+    async fn flush_all(&self) -> Result<(), WriteError> {
+        self.flush_all_buffered().await
+    }
+}
+
+impl WritePath {
+    async fn write_once(
+        &self,
+        tenant: &TenantId,
+        batches: Vec<TableBatch>,
+        origin: Option<Origin>,
+    ) -> Result<Written, WriteError> {
         if self.closed.load(Ordering::SeqCst) {
             return Err(WriteError::ShuttingDown);
         }
@@ -176,6 +210,9 @@ impl IngestSink for WritePath {
         };
         let budget = self.buffer.config().max_buffered_bytes;
         let buffered = self.buffer.buffered_bytes();
+        if buffered > budget / 2 {
+            self.pressure.mark();
+        }
         if buffered > budget {
             return Err(WriteError::Overloaded {
                 reason: format!("{buffered} bytes buffered, over the memory budget of {budget}"),
@@ -248,7 +285,7 @@ impl IngestSink for WritePath {
         }
     }
 
-    async fn flush_all(&self) -> Result<(), WriteError> {
+    async fn flush_all_buffered(&self) -> Result<(), WriteError> {
         // A partition being flushed by the periodic task is skipped by a
         // concurrent call: loop until nothing is left.
         for _ in 0..1000 {

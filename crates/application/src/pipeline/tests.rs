@@ -159,6 +159,28 @@ async fn writes_over_the_budget_are_refused_until_a_flush() {
     assert_eq!(visible_rows(&s.pipeline, &s.tenant), (3000, 1));
 }
 
+/// Ingest reports pressure (for merges to yield to) once its buffers hold
+/// over half the budget, and when it refuses a write as overloaded.
+#[tokio::test]
+async fn ingest_reports_pressure_when_buffers_fill_or_writes_are_refused() {
+    let s = setup(64 << 20);
+    s.write(rows(0, 10, 8)).await.expect("accepted");
+    assert!(!s.pipeline.pressure().is_high());
+    // Over half the budget: a sign, and over all of it a refusal.
+    let s = setup(1);
+    s.write(rows(0, 10, 8))
+        .await
+        .expect("the buffers were empty");
+    assert!(!s.pipeline.pressure().is_high());
+    assert!(s.write(rows(0, 10, 8)).await.is_err());
+    assert!(s.pipeline.pressure().is_high());
+    // A refusal by the log.
+    let s = setup(64 << 20);
+    s.wal.refuse(Some(WalError::QueueFull));
+    assert!(s.write(rows(0, 1, 8)).await.is_err());
+    assert!(s.pipeline.pressure().is_high());
+}
+
 #[tokio::test]
 async fn a_full_log_refuses_writes_retryably() {
     let s = setup(64 << 20);

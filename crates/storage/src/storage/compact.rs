@@ -268,6 +268,29 @@ impl Outputs {
     }
 }
 
+/// How fast a merge may go: `cpu_share` of a core, a tenth of it while
+/// `ingest_busy` says ingest is under pressure.
+#[derive(Clone, Copy)]
+pub(crate) struct Pace<'a> {
+    pub(crate) cpu_share: f64,
+    pub(crate) ingest_busy: &'a (dyn Fn() -> bool + Send + Sync),
+}
+
+/// How long a merge rests after `busy` of work to stay at `cpu_share` of a
+/// core — at a tenth of it while ingest is under pressure.
+fn pause_after(
+    busy: std::time::Duration,
+    cpu_share: f64,
+    ingest_busy: bool,
+) -> std::time::Duration {
+    let share = if ingest_busy {
+        cpu_share / 10.0
+    } else {
+        cpu_share
+    };
+    busy.mul_f64((1.0 - share) / share)
+}
+
 /// Merges `inputs` (each sorted by the table's sort key, all with the same
 /// schema) into new files under `dir`, each of about `target_bytes`.
 /// Nothing is committed: the caller commits the outputs in place of the
@@ -279,11 +302,9 @@ pub(crate) async fn merge(
     dir: &str,
     target_bytes: u64,
     layout: FileLayout,
-    cpu_share: f64,
+    pace: Pace<'_>,
 ) -> Result<Vec<Output>, StoreError> {
-    // Busy time of the current chunk, and the pause that keeps the merge at
-    // `cpu_share` of a core.
-    let pause = |busy: std::time::Duration| busy.mul_f64((1.0 - cpu_share) / cpu_share);
+    let pause = |busy: std::time::Duration| pause_after(busy, pace.cpu_share, (pace.ingest_busy)());
     let mut chunk_started = std::time::Instant::now();
     let Some(first) = inputs.first() else {
         return Ok(Vec::new());
@@ -388,6 +409,20 @@ mod tests {
     use crate::storage::ObjectFileStore;
     use tf_application::ports::{CommitOutcome, FileStore};
     use tf_domain::TenantId;
+
+    /// A merge keeps to its share of a core, and to a tenth of it while
+    /// ingest is under pressure.
+    #[test]
+    fn merges_rest_longer_while_ingest_is_under_pressure() {
+        let busy = Duration::from_millis(10);
+        // A quarter of a core: 30 ms of rest per 10 ms of work.
+        assert_eq!(pause_after(busy, 0.25, false), Duration::from_millis(30));
+        // Under pressure, 2.5 %: 390 ms of rest.
+        assert_eq!(pause_after(busy, 0.25, true), Duration::from_millis(390));
+        // Unthrottled: no rest, unless ingest is under pressure.
+        assert_eq!(pause_after(busy, 1.0, false), Duration::ZERO);
+        assert_eq!(pause_after(busy, 1.0, true), Duration::from_millis(90));
+    }
 
     const HOUR: u64 = 1_795_698_000 * 1_000_000_000;
 

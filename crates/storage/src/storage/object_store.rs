@@ -121,6 +121,9 @@ pub struct ObjectFileStore {
     node: String,
     /// Share of one core a merge may use (1.0: unthrottled).
     merge_cpu_share: f64,
+    /// Whether ingest is under pressure: merges then take a tenth of
+    /// their share.
+    ingest_busy: Arc<dyn Fn() -> bool + Send + Sync>,
 }
 
 impl ObjectFileStore {
@@ -132,7 +135,15 @@ impl ObjectFileStore {
             layout: FileLayout::default(),
             node: node.into(),
             merge_cpu_share: 1.0,
+            ingest_busy: Arc::new(|| false),
         }
+    }
+
+    /// Merges yield further (a tenth of their CPU share) while `busy` says
+    /// ingest is under pressure.
+    pub fn with_merge_yield(mut self, busy: Arc<dyn Fn() -> bool + Send + Sync>) -> Self {
+        self.ingest_busy = busy;
+        self
     }
 
     /// Throttles merges to `share` of one core (0 < share ≤ 1): after each
@@ -297,7 +308,10 @@ impl FileStore for ObjectFileStore {
             &dir,
             target_bytes,
             self.layout,
-            self.merge_cpu_share,
+            compact::Pace {
+                cpu_share: self.merge_cpu_share,
+                ingest_busy: self.ingest_busy.as_ref(),
+            },
         )
         .await?;
         crate::failpoint::crash_point("after_compaction_write");
