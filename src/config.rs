@@ -639,17 +639,7 @@ impl Config {
             let on_full = OnFull::parse(&f.on_full).map_err(|e| bad("on_full", e))?;
             let mut signals = Vec::new();
             for s in &f.signals {
-                signals.push(match s.as_str() {
-                    "traces" => Signal::Traces,
-                    "metrics" => Signal::Metrics,
-                    "logs" => Signal::Logs,
-                    other => {
-                        return Err(bad(
-                            "signals",
-                            format!("{other:?}: use traces, metrics and/or logs"),
-                        ));
-                    }
-                });
+                signals.push(Signal::parse(s).map_err(|e| bad("signals", e))?);
             }
             if signals.is_empty() {
                 return Err(bad("signals", "names no signal".into()));

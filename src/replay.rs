@@ -100,20 +100,6 @@ fn parse_time(flag: &str, s: &str) -> anyhow::Result<i64> {
         .with_context(|| format!("--{flag} {s:?} is out of range"))
 }
 
-fn tables(signal: Signal) -> &'static [Table] {
-    match signal {
-        Signal::Traces => &[Table::Traces],
-        Signal::Logs => &[Table::Logs],
-        Signal::Metrics => &[
-            Table::MetricsGauge,
-            Table::MetricsSum,
-            Table::MetricsHistogram,
-            Table::MetricsExpHistogram,
-            Table::MetricsSummary,
-        ],
-    }
-}
-
 /// The rows of `batch` per workspace.
 fn by_workspace(batch: &RecordBatch) -> anyhow::Result<Vec<(WorkspaceId, RecordBatch)>> {
     let col = batch
@@ -147,12 +133,7 @@ pub fn replay(args: &ReplayArgs) -> anyhow::Result<()> {
     }
     let mut signals = Vec::new();
     for s in &args.signals {
-        signals.push(match s.trim() {
-            "traces" => Signal::Traces,
-            "metrics" => Signal::Metrics,
-            "logs" => Signal::Logs,
-            other => bail!("--signals: {other:?} is not traces, metrics or logs"),
-        });
+        signals.push(Signal::parse(s.trim()).map_err(|e| anyhow::anyhow!("--signals: {e}"))?);
     }
     let mut headers = Vec::new();
     for h in &args.headers {
@@ -223,7 +204,7 @@ pub fn replay(args: &ReplayArgs) -> anyhow::Result<()> {
         let mut total = 0u64;
         let mut windows: Vec<(Signal, Table, i64, i64)> = Vec::new();
         for &signal in &signals {
-            for &table in tables(signal) {
+            for table in Table::ALL.into_iter().filter(|t| t.signal() == signal) {
                 let sql = format!(
                     "SELECT CAST(date_trunc('hour', timestamp) AS BIGINT) AS h, count(*) AS n \
                      FROM {table} WHERE {} GROUP BY 1 ORDER BY 1",

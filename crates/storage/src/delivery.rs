@@ -39,14 +39,6 @@ struct MarkFile {
     through: u64,
 }
 
-fn signal_name(s: Signal) -> &'static str {
-    match s {
-        Signal::Traces => "traces",
-        Signal::Metrics => "metrics",
-        Signal::Logs => "logs",
-    }
-}
-
 fn invalid(path: &Path, e: impl std::fmt::Display) -> StoreError {
     StoreError::new(
         format!("reading {}", path.display()),
@@ -132,12 +124,7 @@ impl DeliveryStore for DeliveryFiles {
         marks
             .into_iter()
             .map(|m| {
-                let signal = match m.signal.as_str() {
-                    "traces" => Signal::Traces,
-                    "metrics" => Signal::Metrics,
-                    "logs" => Signal::Logs,
-                    other => return Err(invalid(&path, format!("unknown signal {other:?}"))),
-                };
+                let signal = Signal::parse(&m.signal).map_err(|e| invalid(&path, e))?;
                 let stream = SourceStream {
                     node: NodeId::parse(&m.node).map_err(|e| invalid(&path, e))?,
                     tenant: TenantId::parse(&m.tenant).map_err(|e| invalid(&path, e))?,
@@ -157,7 +144,7 @@ impl DeliveryStore for DeliveryFiles {
                 node: s.node.to_string(),
                 tenant: s.tenant.to_string(),
                 workspace: s.workspace.to_string(),
-                signal: signal_name(s.signal).to_owned(),
+                signal: s.signal.name().to_owned(),
                 through: *through,
             })
             .collect();

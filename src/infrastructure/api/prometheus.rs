@@ -376,7 +376,6 @@ pub fn render(src: &MetricsSources) -> String {
 /// Per forwarder: items sent, failed and dropped per signal, the queue,
 /// retries and upstream latency; and forwarded items received twice.
 fn forwarding(out: &mut String, src: &MetricsSources) {
-    use crate::application::forward::SIGNALS;
     let forwarders = src.pipeline.forwarders();
     if !forwarders.is_empty() {
         for (what, help, pick) in [
@@ -397,7 +396,7 @@ fn forwarding(out: &mut String, src: &MetricsSources) {
             for f in forwarders {
                 let st = f.stats();
                 let per = [&st.sent, &st.failed, &st.dropped][pick];
-                for (i, signal) in SIGNALS.iter().enumerate() {
+                for (i, signal) in Signal::ALL.iter().enumerate() {
                     let _ = writeln!(
                         out,
                         "{name}{{forwarder=\"{}\",signal=\"{}\"}} {}",

@@ -79,21 +79,10 @@ impl ForwarderConfig {
     }
 }
 
-fn signal_index(s: Signal) -> usize {
-    match s {
-        Signal::Traces => 0,
-        Signal::Metrics => 1,
-        Signal::Logs => 2,
-    }
-}
-
-/// Signals in the order of the per-signal counters.
-pub const SIGNALS: [Signal; 3] = [Signal::Traces, Signal::Metrics, Signal::Logs];
-
 /// Counters of one forwarder, for `/metrics`.
 #[derive(Debug, Default)]
 pub struct ForwardStats {
-    /// Items acknowledged by the upstream, per signal ([`SIGNALS`] order).
+    /// Items acknowledged by the upstream, per signal ([`Signal::ALL`] order).
     pub sent: [AtomicU64; 3],
     /// Items the upstream refused for good (permanent errors, partial success).
     pub failed: [AtomicU64; 3],
@@ -315,7 +304,7 @@ impl Forwarder {
             };
             Self::forget(q, &e);
             if let Some(s) = e.signal {
-                dropped[signal_index(s)] += e.items;
+                dropped[s.index()] += e.items;
             }
             through = e.seq;
             if e.seq <= in_flight_end {
@@ -324,7 +313,7 @@ impl Forwarder {
                     if let Some(f) = q.entries.pop_front() {
                         Self::forget(q, &f);
                         if let Some(s) = f.signal {
-                            dropped[signal_index(s)] += f.items;
+                            dropped[s.index()] += f.items;
                         }
                         through = f.seq;
                     }
@@ -627,7 +616,7 @@ impl Forwarder {
         last: u64,
         stop: &mut tokio::sync::watch::Receiver<bool>,
     ) -> Sent {
-        let signal = signal_index(request.signal);
+        let signal = request.signal.index();
         let mut attempt = 0u32;
         loop {
             if *stop.borrow() {

@@ -24,6 +24,34 @@ pub enum Signal {
 }
 
 impl Signal {
+    pub const ALL: [Signal; 3] = [Signal::Traces, Signal::Metrics, Signal::Logs];
+
+    /// The signal's name in settings, files and URLs (`/v1/<name>`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Signal::Traces => "traces",
+            Signal::Metrics => "metrics",
+            Signal::Logs => "logs",
+        }
+    }
+
+    /// Parses [`Signal::name`]; the error names the accepted values.
+    pub fn parse(s: &str) -> Result<Signal, String> {
+        Signal::ALL
+            .into_iter()
+            .find(|sig| sig.name() == s)
+            .ok_or_else(|| format!("{s:?} is not traces, metrics or logs"))
+    }
+
+    /// Position in [`Signal::ALL`] (per-signal counters).
+    pub fn index(self) -> usize {
+        match self {
+            Signal::Traces => 0,
+            Signal::Metrics => 1,
+            Signal::Logs => 2,
+        }
+    }
+
     /// What one item of the signal is called in messages.
     pub fn item_noun(self) -> &'static str {
         match self {
@@ -336,6 +364,16 @@ impl BatchSummary {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn signal_names_parse_back_and_index_all() {
+        for (i, s) in Signal::ALL.into_iter().enumerate() {
+            assert_eq!(Signal::parse(s.name()), Ok(s));
+            assert_eq!(s.index(), i);
+        }
+        assert!(Signal::parse("profiles").unwrap_err().contains("traces"));
+    }
+
     use std::sync::Mutex;
 
     use super::*;
