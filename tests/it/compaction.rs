@@ -215,3 +215,107 @@ async fn trace_lookups_open_only_the_files_that_may_hold_the_trace() {
         );
     }
 }
+
+/// `X` and `Y` of a scan metric printed as `name=X total → Y matched`,
+/// summed over the plan's scans.
+fn pruned(plan: &str, name: &str) -> (u64, u64) {
+    let number = |s: &str| -> u64 {
+        let digits: String = s
+            .trim_start()
+            .chars()
+            .take_while(|c| c.is_ascii_digit() || *c == '.')
+            .collect();
+        let v: f64 = digits.parse().unwrap();
+        let scale = match s.trim_start()[digits.len()..].chars().next() {
+            Some('K') => 1e3,
+            Some('M') => 1e6,
+            _ => 1.0,
+        };
+        (v * scale).round() as u64
+    };
+    plan.split(&format!("{name}="))
+        .skip(1)
+        .map(|rest| {
+            let (total, rest) = rest.split_once(" total → ").unwrap();
+            (number(total), number(rest))
+        })
+        .fold((0, 0), |(a, b), (x, y)| (a + x, b + y))
+}
+
+/// Spans are stored sorted by trace: in a compacted file a trace's spans
+/// from every service are contiguous, so a lookup by id keeps one row group
+/// by its statistics and decodes only the pages that hold the trace.
+#[tokio::test]
+async fn a_trace_lookup_in_a_compacted_file_reads_only_the_trace_s_pages() {
+    let s = TestServer::start_with(|c| {
+        c.compaction.enabled = false;
+        c.storage.row_group_rows = 400;
+        c.storage.page_rows = 50;
+    })
+    .await;
+    // 8 flushes; each holds a span of every trace from each of 5 services,
+    // so every file (and, sorted by service, every row group) would hold
+    // every trace.
+    let services = ["api", "auth", "cart", "db", "web"];
+    for k in 0..8u64 {
+        for (n, svc) in services.iter().enumerate() {
+            let spans = (1..=40u8)
+                .map(|t| {
+                    let start = T0 + (k * 5 + n as u64) * SEC + u64::from(t);
+                    span(t, (k * 5) as u8 + n as u8, &format!("op-{svc}"), start)
+                })
+                .collect();
+            let r = post(
+                &format!("{}/v1/traces", s.http),
+                "application/x-protobuf",
+                None,
+                traces(svc, spans).encode_to_vec(),
+                None,
+            )
+            .await;
+            assert_eq!(r.status, 200);
+        }
+        s.flush().await;
+    }
+    let summary = compact(&s).await;
+    assert_eq!(summary["files_out"], 1, "{summary}");
+    assert_eq!(summary["rows"], 1600, "{summary}");
+
+    for t in [1u8, 20, 40] {
+        let id = hex::encode(trace_id(t));
+        let found = s
+            .sql(&format!(
+                "SELECT service_name, count(*) AS spans FROM otel_traces \
+                 WHERE trace_id = '{id}' GROUP BY service_name"
+            ))
+            .await;
+        datafusion::assert_batches_sorted_eq!(
+            [
+                "+--------------+-------+",
+                "| service_name | spans |",
+                "+--------------+-------+",
+                "| api          | 8     |",
+                "| auth         | 8     |",
+                "| cart         | 8     |",
+                "| db           | 8     |",
+                "| web          | 8     |",
+                "+--------------+-------+",
+            ],
+            &found
+        );
+        let explain = s
+            .sql(&format!(
+                "EXPLAIN ANALYZE SELECT * FROM otel_traces WHERE trace_id = '{id}'"
+            ))
+            .await;
+        let plan = datafusion::arrow::util::pretty::pretty_format_batches(&explain)
+            .unwrap()
+            .to_string();
+        let (groups, kept) = pruned(&plan, "row_groups_pruned_statistics");
+        assert_eq!((groups, kept), (4, 1), "trace {t}: {plan}");
+        // The trace's 40 rows lie in one or two 50-row pages of the 400.
+        let (rows, read) = pruned(&plan, "page_index_rows_pruned");
+        assert_eq!(rows, 400, "trace {t}: {plan}");
+        assert!(read <= 100, "trace {t}: {read} rows decoded: {plan}");
+    }
+}

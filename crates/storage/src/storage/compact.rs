@@ -29,7 +29,8 @@ use parquet::arrow::arrow_reader::ArrowReaderOptions;
 use parquet::arrow::async_reader::{AsyncFileReader, ParquetRecordBatchStream};
 use parquet::arrow::async_writer::AsyncArrowWriter;
 use parquet::errors::ParquetError;
-use parquet::file::metadata::{ParquetMetaData, ParquetMetaDataReader};
+use parquet::file::metadata::{ParquetMetaData, ParquetMetaDataReader, SortingColumn};
+use parquet::file::properties::WriterProperties;
 
 use super::object_store::{put_sidecar, trace_fingerprints};
 use super::parquet::{FileLayout, writer_properties};
@@ -126,6 +127,18 @@ struct Cursor {
     /// Index of `batch` in the current chunk's batch list, once a row of it
     /// was taken into the chunk.
     slot: Option<usize>,
+    /// The file declares the table's current sort order (files written
+    /// under an earlier order are merged all the same, but the output then
+    /// declares none).
+    sorted: bool,
+}
+
+/// Whether every row group of a file declares `sorting`.
+fn declares(meta: &ParquetMetaData, sorting: &[SortingColumn]) -> bool {
+    meta.row_groups().iter().all(|rg| {
+        rg.sorting_columns()
+            .is_some_and(|s| s.as_slice() == sorting)
+    })
 }
 
 fn err(context: impl Into<String>) -> impl FnOnce(parquet::errors::ParquetError) -> StoreError {
@@ -153,10 +166,13 @@ impl Cursor {
         file: &FileMeta,
         schema: &SchemaRef,
         conv: &RowConverter,
+        sorting: &[SortingColumn],
     ) -> Result<Self, StoreError> {
-        let stream = ParquetRecordBatchStreamBuilder::new(reader(store, file))
+        let builder = ParquetRecordBatchStreamBuilder::new(reader(store, file))
             .await
-            .map_err(err(format!("opening {}", file.path)))?
+            .map_err(err(format!("opening {}", file.path)))?;
+        let sorted = declares(builder.metadata(), sorting);
+        let stream = builder
             .with_batch_size(INPUT_BATCH_ROWS)
             .build()
             .map_err(err(format!("reading {}", file.path)))?;
@@ -172,6 +188,7 @@ impl Cursor {
             keys: conv.empty_rows(0, 0),
             row: 0,
             slot: None,
+            sorted,
         })
     }
 
@@ -199,9 +216,9 @@ impl Cursor {
 /// Writes outputs of about `target_bytes` each.
 struct Outputs {
     store: Arc<dyn ObjectStore>,
-    table: Table,
     schema: SchemaRef,
-    layout: FileLayout,
+    /// The Parquet properties of every output.
+    props: WriterProperties,
     target_bytes: u64,
     dir: String,
     open: Option<(String, AsyncArrowWriter<BufWriter>, u64, i64, i64)>,
@@ -215,9 +232,9 @@ impl Outputs {
         if self.open.is_none() {
             let path = format!("{}/{}.parquet", self.dir, uuid::Uuid::now_v7());
             let w = BufWriter::new(Arc::clone(&self.store), Path::from(path.as_str()));
-            let props = writer_properties(self.table, &self.schema, self.layout);
-            let writer = AsyncArrowWriter::try_new(w, Arc::clone(&self.schema), Some(props))
-                .map_err(err(format!("writing {path}")))?;
+            let writer =
+                AsyncArrowWriter::try_new(w, Arc::clone(&self.schema), Some(self.props.clone()))
+                    .map_err(err(format!("writing {path}")))?;
             self.open = Some((path, writer, 0, i64::MAX, i64::MIN));
         }
         let (min, max) = Table::time_range(batch);
@@ -324,11 +341,15 @@ pub(crate) async fn merge(
         .collect();
     let conv = RowConverter::new(fields).map_err(arrow_err("building the sort-key encoder"))?;
 
+    let props = writer_properties(table, &schema, layout);
+    let sorting = props.sorting_columns().cloned().unwrap_or_default();
     let mut cursors = Vec::with_capacity(inputs.len());
+    let mut all_sorted = true;
     // (key of the input's current row, input index): the smallest on top.
     let mut heap: BinaryHeap<Reverse<(Vec<u8>, usize)>> = BinaryHeap::new();
     for f in inputs {
-        let mut c = Cursor::open(store, f, &schema, &conv).await?;
+        let mut c = Cursor::open(store, f, &schema, &conv, &sorting).await?;
+        all_sorted &= c.sorted;
         if c.advance_batch(&conv, table, &f.path).await? {
             let i = cursors.len();
             heap.push(Reverse((c.keys.row(0).as_ref().to_vec(), i)));
@@ -336,11 +357,20 @@ pub(crate) async fn merge(
         }
     }
 
+    if !all_sorted {
+        tracing::info!(
+            %table, dir,
+            "merging files written under an earlier sort order: the output declares no order"
+        );
+    }
     let mut out = Outputs {
         store: Arc::clone(store),
-        table,
         schema: Arc::clone(&schema),
-        layout,
+        props: if all_sorted {
+            props
+        } else {
+            props.into_builder().set_sorting_columns(None).build()
+        },
         target_bytes,
         dir: dir.to_owned(),
         open: None,
@@ -609,5 +639,88 @@ mod tests {
         let catalog = other.load_catalog().await.unwrap();
         assert_eq!(catalog[0].files.len(), 1);
         assert!(catalog[0].committed_seqs.is_empty());
+    }
+
+    /// The order a stored file declares in its Parquet metadata.
+    async fn declared(store: &Arc<dyn ObjectStore>, path: &str) -> Option<Vec<SortingColumn>> {
+        let bytes: Bytes = store
+            .get(&Path::from(path))
+            .await
+            .unwrap()
+            .bytes()
+            .await
+            .unwrap();
+        ParquetRecordBatchReaderBuilder::try_new(bytes)
+            .unwrap()
+            .metadata()
+            .row_group(0)
+            .sorting_columns()
+            .cloned()
+    }
+
+    /// A file written before the table's current sort order is merged with
+    /// every row kept, but the output does not claim an order it lacks.
+    #[tokio::test]
+    async fn an_input_of_an_earlier_sort_order_leaves_the_output_unordered() {
+        let store: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
+        let files = ObjectFileStore::new(Arc::clone(&store), "n1");
+        let tenant = TenantId::parse("t").unwrap();
+        let current = files
+            .write_file(&tenant, Table::Logs, HOUR, 1, batch(1, 500))
+            .await
+            .unwrap();
+        let order = declared(&store, &current.path).await.unwrap();
+        assert_eq!(order.len(), 3, "{order:?}");
+
+        // The same table's rows in another order, as an older version wrote.
+        let older = batch(2, 300);
+        let mut bytes = Vec::new();
+        let mut w = parquet::arrow::ArrowWriter::try_new(&mut bytes, older.schema(), None).unwrap();
+        w.write(&older).unwrap();
+        w.close().unwrap();
+        let path = current.path.replace(".parquet", "-older.parquet");
+        let size = bytes.len() as u64;
+        store
+            .put(&Path::from(path.as_str()), Bytes::from(bytes).into())
+            .await
+            .unwrap();
+        let (min_ts, max_ts) = Table::time_range(&older);
+        let legacy = FileMeta {
+            path,
+            size,
+            rows: 300,
+            hour_start: HOUR,
+            max_seq: 2,
+            min_ts,
+            max_ts,
+            node: Some("n1".into()),
+        };
+
+        let both = [current.clone(), legacy];
+        let out = files
+            .merge_files(&tenant, Table::Logs, HOUR, &both, u64::MAX)
+            .await
+            .unwrap();
+        assert_eq!(out.iter().map(|f| f.rows).sum::<u64>(), 800);
+        let mut want = rows(&store, &both[0].path).await;
+        want.extend(rows(&store, &both[1].path).await);
+        want.sort();
+        let mut got = rows(&store, &out[0].path).await;
+        got.sort();
+        assert_eq!(got, want);
+        assert_eq!(declared(&store, &out[0].path).await, None);
+
+        // Inputs that all declare it: so does the output.
+        let again = files
+            .merge_files(
+                &tenant,
+                Table::Logs,
+                HOUR,
+                std::slice::from_ref(&current),
+                u64::MAX,
+            )
+            .await
+            .unwrap();
+        assert_eq!(declared(&store, &again[0].path).await, Some(order));
     }
 }

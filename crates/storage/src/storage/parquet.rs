@@ -72,6 +72,8 @@ pub(crate) fn writer_properties(
         .set_statistics_enabled(EnabledStatistics::None)
         .set_max_row_group_row_count(Some(layout.row_group_rows))
         .set_data_page_row_count_limit(layout.page_rows)
+        // The writer checks the page limit once per write batch.
+        .set_write_batch_size(layout.page_rows.clamp(1, 1024))
         .set_sorting_columns(Some(sorting));
     for f in schema.fields() {
         if !f.data_type().is_nested() {
