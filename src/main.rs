@@ -7,6 +7,25 @@ use telemetryflow::cli::{self, Cli, Command, ServeArgs};
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+/// Turns transparent huge pages off for this process. mimalloc advises its
+/// arenas for them, so the first touch of each 2 MiB region faults in a whole
+/// zeroed huge page; buffers of requests, flushes and queries are freed and
+/// allocated anew all the time, and with huge pages the kernel's page zeroing
+/// was over half of a trace lookup's CPU. Measured without them: ingest 5 %
+/// faster at a lower p99, trace lookups twice as fast, half the RSS
+/// (docs/benchmarks.md).
+fn disable_transparent_huge_pages() -> std::io::Result<()> {
+    #[cfg(target_os = "linux")]
+    {
+        // SAFETY: PR_SET_THP_DISABLE takes plain integers and reads or writes
+        // no memory of this process.
+        if unsafe { libc::prctl(libc::PR_SET_THP_DISABLE, 1, 0, 0, 0) } != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+    }
+    Ok(())
+}
+
 fn init_tracing(level: &str, json: bool) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
@@ -21,11 +40,15 @@ fn init_tracing(level: &str, json: bool) {
 }
 
 fn main() -> anyhow::Result<()> {
+    let thp = disable_transparent_huge_pages();
     let cli = Cli::parse();
     match cli.command.unwrap_or(Command::Serve(ServeArgs::default())) {
         Command::Serve(args) => {
             let config = args.load_config()?;
             init_tracing(&config.log.level, config.log.format == "json");
+            if let Err(e) = thp {
+                tracing::warn!(error = %e, "could not turn transparent huge pages off");
+            }
             let rt = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
                 .build()?;

@@ -753,3 +753,22 @@ fn hours_on_disk(data: &Path) -> BTreeSet<u64> {
         })
         .collect()
 }
+
+/// The server runs with transparent huge pages off (the kernel reports the
+/// process's flag in `/proc/<pid>/status`).
+#[cfg(target_os = "linux")]
+#[tokio::test]
+async fn the_server_runs_without_transparent_huge_pages() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut p = spawn(dir.path(), None);
+    assert!(p.wait_ready().await, "{}", p.log());
+    let status = std::fs::read_to_string(format!("/proc/{}/status", p.child.id())).unwrap();
+    let _ = Command::new("kill")
+        .args(["-TERM", &p.child.id().to_string()])
+        .status();
+    let _ = p.child.wait();
+    // Kernels before 5.0 do not print the flag; then there is nothing to check.
+    if let Some(line) = status.lines().find(|l| l.starts_with("THP_enabled:")) {
+        assert_eq!(line.split_whitespace().nth(1), Some("0"), "{line}");
+    }
+}
