@@ -11,8 +11,8 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 /// arenas for them, so the first touch of each 2 MiB region faults in a whole
 /// zeroed huge page; buffers of requests, flushes and queries are freed and
 /// allocated anew all the time, and with huge pages the kernel's page zeroing
-/// was over half of a trace lookup's CPU. Measured without them: ingest 5 %
-/// faster at a lower p99, trace lookups twice as fast, half the RSS
+/// was over half of a trace lookup's CPU. Measured without them: trace
+/// lookups twice as fast at half the RSS, ingest unchanged
 /// (docs/benchmarks.md).
 fn disable_transparent_huge_pages() -> std::io::Result<()> {
     #[cfg(target_os = "linux")]
