@@ -150,14 +150,7 @@ async fn the_cli_compacts_a_stopped_servers_small_files() {
 /// metrics (`files_opened`), and the spans it found.
 async fn lookup(s: &TestServer, t: u8) -> (u64, usize) {
     let id = hex::encode(trace_id(t));
-    let explain = s
-        .sql(&format!(
-            "EXPLAIN ANALYZE SELECT * FROM otel_traces WHERE trace_id = '{id}'"
-        ))
-        .await;
-    let plan = datafusion::arrow::util::pretty::pretty_format_batches(&explain)
-        .unwrap()
-        .to_string();
+    let plan = explain_lookup(s, &id).await;
     let opened = plan
         .split("files_opened=")
         .skip(1)
@@ -214,6 +207,18 @@ async fn trace_lookups_open_only_the_files_that_may_hold_the_trace() {
             "trace {t}: {opened} files opened"
         );
     }
+}
+
+/// The `EXPLAIN ANALYZE` text of a lookup of trace `id`.
+async fn explain_lookup(s: &TestServer, id: &str) -> String {
+    let explain = s
+        .sql(&format!(
+            "EXPLAIN ANALYZE SELECT * FROM otel_traces WHERE trace_id = '{id}'"
+        ))
+        .await;
+    datafusion::arrow::util::pretty::pretty_format_batches(&explain)
+        .unwrap()
+        .to_string()
 }
 
 /// `X` and `Y` of a scan metric printed as `name=X total → Y matched`,
@@ -303,14 +308,7 @@ async fn a_trace_lookup_in_a_compacted_file_reads_only_the_trace_s_pages() {
             ],
             &found
         );
-        let explain = s
-            .sql(&format!(
-                "EXPLAIN ANALYZE SELECT * FROM otel_traces WHERE trace_id = '{id}'"
-            ))
-            .await;
-        let plan = datafusion::arrow::util::pretty::pretty_format_batches(&explain)
-            .unwrap()
-            .to_string();
+        let plan = explain_lookup(&s, &id).await;
         let (groups, kept) = pruned(&plan, "row_groups_pruned_statistics");
         assert_eq!((groups, kept), (4, 1), "trace {t}: {plan}");
         // The trace's 40 rows lie in one or two 50-row pages of the 400.

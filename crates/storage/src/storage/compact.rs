@@ -495,8 +495,11 @@ mod tests {
         .unwrap()
     }
 
-    /// (service, severity, timestamp, body) of every row of a stored file.
-    async fn rows(store: &Arc<dyn ObjectStore>, path: &str) -> Vec<(String, i32, i64, String)> {
+    /// A reader of a stored file.
+    async fn stored(
+        store: &Arc<dyn ObjectStore>,
+        path: &str,
+    ) -> ParquetRecordBatchReaderBuilder<Bytes> {
         let bytes: Bytes = store
             .get(&Path::from(path))
             .await
@@ -504,12 +507,13 @@ mod tests {
             .bytes()
             .await
             .unwrap();
+        ParquetRecordBatchReaderBuilder::try_new(bytes).unwrap()
+    }
+
+    /// (service, severity, timestamp, body) of every row of a stored file.
+    async fn rows(store: &Arc<dyn ObjectStore>, path: &str) -> Vec<(String, i32, i64, String)> {
         let mut out = Vec::new();
-        for b in ParquetRecordBatchReaderBuilder::try_new(bytes)
-            .unwrap()
-            .build()
-            .unwrap()
-        {
+        for b in stored(store, path).await.build().unwrap() {
             let b = b.unwrap();
             let svc = b.column(0).as_string::<i32>();
             let sev = b.column(1).as_primitive::<Int32Type>();
@@ -643,15 +647,8 @@ mod tests {
 
     /// The order a stored file declares in its Parquet metadata.
     async fn declared(store: &Arc<dyn ObjectStore>, path: &str) -> Option<Vec<SortingColumn>> {
-        let bytes: Bytes = store
-            .get(&Path::from(path))
+        stored(store, path)
             .await
-            .unwrap()
-            .bytes()
-            .await
-            .unwrap();
-        ParquetRecordBatchReaderBuilder::try_new(bytes)
-            .unwrap()
             .metadata()
             .row_group(0)
             .sorting_columns()
