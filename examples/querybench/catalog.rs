@@ -57,6 +57,7 @@ fn file(tenant: &TenantId, table: Table, n: usize) -> FileMeta {
         min_ts: hour_start as i64,
         max_ts: (hour_start + HOUR_NS - 1) as i64,
         node: Some("catalogbench".into()),
+        services: None,
     }
 }
 

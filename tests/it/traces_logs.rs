@@ -9,6 +9,7 @@ use crate::fixtures::*;
 use crate::otlp_http::post;
 use crate::queries::{TENANT, get, ok, send};
 use crate::support::TestServer;
+use crate::support::parquet_files;
 
 const WINDOW: &str = "start=2026-11-26T10:00:00Z&end=2026-11-26T11:00:00Z";
 
@@ -392,4 +393,76 @@ async fn trace_round_trips_as_otlp_json() {
     let (status, v) = get(&s, &format!("{path}x"), TENANT).await;
     assert_eq!(status, 400, "{v}");
     s.shutdown().await;
+}
+
+/// The service list between minutes `from` and `to` after 10:00 on T0's day.
+async fn services_between(s: &TestServer, from: u64, to: u64) -> Value {
+    let at = |m: u64| format!("2026-11-26T{:02}:{:02}:00Z", 10 + m / 60, m % 60);
+    ok(
+        s,
+        &format!("/api/v2/services?start={}&end={}", at(from), at(to)),
+    )
+    .await
+}
+
+/// The service list takes the services of a file that lies wholly inside
+/// its window from the manifest, which records them per file: with such
+/// files' Parquet gone, it still names their services. Files that reach
+/// past the window's edges are read, row by row, and so are rows not yet
+/// flushed.
+#[tokio::test]
+async fn the_service_list_reads_only_the_files_at_its_window_s_edges() {
+    let s = TestServer::start_with(|c| c.compaction.enabled = false).await;
+    let min = 60 * SEC;
+    let spans = vec![
+        span(1, 1, "a", T0 + 10 * min),
+        span(1, 2, "b", T0 + 20 * min),
+    ];
+    send(
+        &s,
+        "traces",
+        traces("frontend", spans).encode_to_vec(),
+        TENANT,
+    )
+    .await;
+    let records = vec![log(T0 + 5 * min, 9, "paid")];
+    send(&s, "logs", logs("payment", records).encode_to_vec(), TENANT).await;
+    s.flush().await;
+    let interior = parquet_files(&s.parquet_dir());
+    assert_eq!(interior.len(), 2);
+    for f in &interior {
+        std::fs::remove_file(f).unwrap();
+    }
+    // One file from minute 30 to minute 50.
+    let spans = vec![
+        span(2, 1, "c", T0 + 30 * min),
+        span(2, 2, "d", T0 + 50 * min),
+    ];
+    send(&s, "traces", traces("edge", spans).encode_to_vec(), TENANT).await;
+    s.flush().await;
+    // Buffered.
+    let spans = vec![span(3, 1, "e", T0 + 15 * min)];
+    send(&s, "traces", traces("fresh", spans).encode_to_vec(), TENANT).await;
+
+    assert_eq!(
+        services_between(&s, 0, 60).await,
+        json!({"services": [
+            {"name": "edge", "signals": ["traces"]},
+            {"name": "fresh", "signals": ["traces"]},
+            {"name": "frontend", "signals": ["traces"]},
+            {"name": "payment", "signals": ["logs"]},
+        ]})
+    );
+    // The edge file reaches past both ends and has a row inside …
+    assert_eq!(
+        services_between(&s, 25, 45).await,
+        json!({"services": [{"name": "edge", "signals": ["traces"]}]})
+    );
+    // … or none.
+    assert_eq!(services_between(&s, 35, 45).await, json!({"services": []}));
+    // A window that cuts through a file whose Parquet is gone has to read
+    // it, and says it could not.
+    let at = "start=2026-11-26T10:00:00Z&end=2026-11-26T10:15:00Z";
+    let (status, v) = get(&s, &format!("/api/v2/services?{at}"), TENANT).await;
+    assert!(status >= 500, "{status}: {v}");
 }

@@ -381,6 +381,7 @@ mod tests {
             min_ts: (hour * H + n) as i64,
             max_ts: (hour * H + n) as i64,
             node: Some("a".into()),
+            services: None,
         }
     }
 

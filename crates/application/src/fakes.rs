@@ -197,6 +197,7 @@ impl FileStore for MemoryFileStore {
             min_ts,
             max_ts,
             node: Some("memory".into()),
+            services: None,
         };
         self.files.lock().written.insert(path, batch);
         Ok(meta)

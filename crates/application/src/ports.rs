@@ -273,6 +273,18 @@ pub struct FileMeta {
     /// The node that wrote the file; `None` for files from before nodes had
     /// ids. Opaque here: only storage compares it.
     pub node: Option<String>,
+    /// Every distinct `service_name` of the file's rows, sorted; `None` when
+    /// not recorded (files from before it was, or with more names than
+    /// [`FileMeta::MAX_SERVICES`]). Lets the service list answer from the
+    /// manifest for files wholly inside its window.
+    pub services: Option<Arc<[String]>>,
+}
+
+impl FileMeta {
+    /// The most service names recorded for one file: beyond it the manifest
+    /// would grow with the cardinality of a label that is not meant to have
+    /// any, and the file is read instead.
+    pub const MAX_SERVICES: usize = 64;
 }
 
 /// Storage errors.

@@ -201,6 +201,7 @@ mod tests {
             min_ts: 0,
             max_ts: 0,
             node: None,
+            services: None,
         }
     }
 

@@ -26,7 +26,9 @@ use super::guard::{SqlLimits, guard};
 use super::table::TenantTable;
 use super::trace_index::TraceFilters;
 use tf_application::Table;
-use tf_application::ports::{QueryError, QueryLimits, QueryResult, ReadModel, SnapshotSource};
+use tf_application::ports::{
+    QueryError, QueryLimits, QueryResult, ReadModel, SnapshotSource, TableSnapshot,
+};
 use tf_domain::TenantId;
 use tf_schema::table_schema;
 
@@ -110,13 +112,30 @@ impl Sessions {
         tenant: &TenantId,
         memory_bytes: usize,
     ) -> Result<SessionContext, QueryError> {
+        self.session_over(self.snapshots(tenant), memory_bytes)
+    }
+
+    /// A snapshot of each of the tenant's tables.
+    fn snapshots(&self, tenant: &TenantId) -> Vec<(Table, TableSnapshot)> {
+        Table::ALL
+            .iter()
+            .map(|&table| (table, self.source.snapshot(tenant, table)))
+            .collect()
+    }
+
+    /// A session with exactly `tables`.
+    fn session_over(
+        &self,
+        tables: Vec<(Table, TableSnapshot)>,
+        memory_bytes: usize,
+    ) -> Result<SessionContext, QueryError> {
         let mut runtime = RuntimeEnv::clone(&self.runtime);
         runtime.memory_pool = Arc::new(GreedyMemoryPool::new(memory_bytes));
         let ctx = SessionContext::new_with_config_rt(self.config.clone(), Arc::new(runtime));
-        for table in Table::ALL {
+        for (table, snapshot) in tables {
             let provider = TenantTable::new(
                 table_schema(table),
-                self.source.snapshot(tenant, table),
+                snapshot,
                 self.store_url.clone(),
                 (table == Table::Traces).then(|| Arc::clone(&self.trace_filters)),
             );
@@ -171,16 +190,15 @@ fn scalar(p: &SqlParam) -> ScalarValue {
 }
 
 impl Sessions {
-    async fn run(
+    /// Runs `sql` over `tables` (the tenant's, possibly narrowed).
+    async fn run_over(
         &self,
-        tenant: &TenantId,
+        tables: Vec<(Table, TableSnapshot)>,
         sql: &str,
         params: &[SqlParam],
         limits: &QueryLimits,
     ) -> Result<QueryResult, QueryError> {
-        self.sql_limits.check_text(sql)?;
-        self.source.refresh_stale(tenant).await;
-        let ctx = self.session(tenant, limits.memory_bytes)?;
+        let ctx = self.session_over(tables, limits.memory_bytes)?;
         let state = ctx.state();
         let dialect = state.config().options().sql_parser.dialect;
         let statement = state.sql_to_statement(sql, &dialect).map_err(classify)?;
@@ -233,12 +251,36 @@ impl DataFusionEngine {
         params: &[SqlParam],
         limits: &QueryLimits,
     ) -> Result<QueryResult, QueryError> {
+        self.query_narrowed(tenant, sql, params, limits, |_| ())
+            .await
+            .map(|(result, ())| result)
+    }
+
+    /// Like [`Self::query_with`], over snapshots of the tenant's tables that
+    /// `narrow` may cut down first — taking out the files it can answer for
+    /// from the manifest alone, say. Its own answer comes back beside the
+    /// statement's.
+    pub(crate) async fn query_narrowed<T: Send + 'static>(
+        &self,
+        tenant: &TenantId,
+        sql: &str,
+        params: &[SqlParam],
+        limits: &QueryLimits,
+        narrow: impl FnOnce(&mut [(Table, TableSnapshot)]) -> T + Send + 'static,
+    ) -> Result<(QueryResult, T), QueryError> {
         let sessions = Arc::clone(&self.sessions);
         let (tenant, sql, params, run_limits) =
             (tenant.clone(), sql.to_owned(), params.to_vec(), *limits);
         self.executor
             .run(limits.timeout, async move {
-                sessions.run(&tenant, &sql, &params, &run_limits).await
+                sessions.sql_limits.check_text(&sql)?;
+                sessions.source.refresh_stale(&tenant).await;
+                let mut tables = sessions.snapshots(&tenant);
+                let own = narrow(&mut tables);
+                let result = sessions
+                    .run_over(tables, &sql, &params, &run_limits)
+                    .await?;
+                Ok((result, own))
             })
             .await
     }

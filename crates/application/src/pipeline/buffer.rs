@@ -902,6 +902,7 @@ mod table_files_tests {
             min_ts: 0,
             max_ts: 0,
             node: None,
+            services: None,
         }
     }
 

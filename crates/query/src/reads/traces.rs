@@ -1,12 +1,15 @@
 //! Traces, services, operations and logs in SQL.
 
+use std::collections::{BTreeMap, BTreeSet};
+
 use arrow::array::Array;
 use async_trait::async_trait;
 
 use super::{Where, rows};
 use crate::engine::{DataFusionEngine, SqlParam};
 use tf_application::Table;
-use tf_application::ports::{QueryError, QueryLimits, QueryResult, TraceReadModel};
+use tf_application::ports::{QueryError, QueryLimits, QueryResult, TableSnapshot, TraceReadModel};
+use tf_application::queries::params::TimeWindow;
 use tf_application::queries::traces::{
     GetTraceQuery, Operation, OperationsQuery, SearchLogsQuery, SearchTracesQuery, ServicesQuery,
     TraceSummary,
@@ -19,6 +22,40 @@ fn signal(table: Table) -> &'static str {
         Table::Logs => "logs",
         _ => "metrics",
     }
+}
+
+/// Takes out of `tables` every file that lies wholly inside `window` and
+/// records its service names, and returns those names with the file's
+/// signal. What is left — files at the window's edges, files without
+/// recorded names, rows not yet flushed — is for the statement to read.
+/// So a service list over a long window reads a few files whatever the
+/// store's age.
+fn services_from_manifest(
+    tables: &mut [(Table, TableSnapshot)],
+    window: TimeWindow,
+) -> Vec<(String, &'static str)> {
+    let mut known: BTreeMap<&'static str, BTreeSet<String>> = BTreeMap::new();
+    for (table, snapshot) in tables {
+        let names_of = known.entry(signal(*table)).or_default();
+        snapshot.files.retain(|f| {
+            let inside = f.min_ts >= window.start_ns && f.max_ts < window.end_ns;
+            match (&f.services, inside) {
+                (Some(names), true) => {
+                    for name in names.iter() {
+                        if !names_of.contains(name.as_str()) {
+                            names_of.insert(name.clone());
+                        }
+                    }
+                    false
+                }
+                _ => true,
+            }
+        });
+    }
+    known
+        .into_iter()
+        .flat_map(|(signal, names)| names.into_iter().map(move |name| (name, signal)))
+        .collect()
 }
 
 #[async_trait]
@@ -125,10 +162,12 @@ impl TraceReadModel for DataFusionEngine {
             })
             .collect::<Vec<_>>()
             .join(" UNION ALL ");
-        let result = self
-            .query_with(q.ctx.tenant(), &sql, &w.params, limits)
+        let window = q.window;
+        let (result, mut out) = self
+            .query_narrowed(q.ctx.tenant(), &sql, &w.params, limits, move |tables| {
+                services_from_manifest(tables, window)
+            })
             .await?;
-        let mut out = Vec::new();
         for b in &result.batches {
             let name = rows::strings(b, "service_name")?;
             let signal = rows::strings(b, "signal")?;
@@ -212,5 +251,73 @@ impl TraceReadModel for DataFusionEngine {
         );
         self.query_with(q.ctx.tenant(), &sql, &w.params, limits)
             .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use tf_application::ports::FileMeta;
+
+    use super::*;
+
+    fn file(path: &str, min_ts: i64, max_ts: i64, services: Option<&[&str]>) -> FileMeta {
+        FileMeta {
+            path: path.into(),
+            size: 1,
+            rows: 1,
+            hour_start: 0,
+            max_seq: 1,
+            min_ts,
+            max_ts,
+            node: None,
+            services: services.map(|s| s.iter().map(|&n| n.to_owned()).collect::<Arc<[String]>>()),
+        }
+    }
+
+    #[test]
+    fn files_inside_the_window_with_recorded_services_are_answered_from_the_manifest() {
+        let window = TimeWindow {
+            start_ns: 100,
+            end_ns: 200,
+        };
+        let traces = TableSnapshot {
+            files: vec![
+                file("inside", 100, 199, Some(&["web", "api"])),
+                file("past-the-end", 150, 200, Some(&["late"])),
+                file("before-the-start", 99, 150, Some(&["early"])),
+                file("unrecorded", 120, 130, None),
+            ],
+            batches: Vec::new(),
+        };
+        let logs = TableSnapshot {
+            files: vec![
+                file("logs-inside", 110, 120, Some(&["web"])),
+                file("logs-outside", 300, 400, Some(&["gone"])),
+            ],
+            batches: Vec::new(),
+        };
+        let mut tables = vec![(Table::Traces, traces), (Table::Logs, logs)];
+        let known = services_from_manifest(&mut tables, window);
+        assert_eq!(
+            known,
+            vec![
+                ("web".to_owned(), "logs"),
+                ("api".to_owned(), "traces"),
+                ("web".to_owned(), "traces"),
+            ]
+        );
+        let left: Vec<Vec<&str>> = tables
+            .iter()
+            .map(|(_, s)| s.files.iter().map(|f| f.path.as_str()).collect())
+            .collect();
+        assert_eq!(
+            left,
+            vec![
+                vec!["past-the-end", "before-the-start", "unrecorded"],
+                vec!["logs-outside"],
+            ]
+        );
     }
 }

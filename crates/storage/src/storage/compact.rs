@@ -32,7 +32,7 @@ use parquet::errors::ParquetError;
 use parquet::file::metadata::{ParquetMetaData, ParquetMetaDataReader, SortingColumn};
 use parquet::file::properties::WriterProperties;
 
-use super::object_store::{put_sidecar, trace_fingerprints};
+use super::object_store::{ServiceNames, put_sidecar, trace_fingerprints};
 use super::parquet::{FileLayout, writer_properties};
 use super::schema::sort_columns;
 use super::schema::trace_filter::filter_of;
@@ -116,6 +116,7 @@ pub(crate) struct Output {
     pub(crate) rows: u64,
     pub(crate) min_ts: i64,
     pub(crate) max_ts: i64,
+    pub(crate) services: Option<Arc<[String]>>,
 }
 
 /// An input file: its batches in order, the current one and its sort keys.
@@ -224,6 +225,8 @@ struct Outputs {
     open: Option<(String, AsyncArrowWriter<BufWriter>, u64, i64, i64)>,
     /// Trace ids of the open output (traces only), for its sidecar filter.
     trace_ids: Option<HashSet<(u64, u64)>>,
+    /// Service names of the open output.
+    services: ServiceNames,
     done: Vec<Output>,
 }
 
@@ -241,6 +244,7 @@ impl Outputs {
         if let Some(ids) = &mut self.trace_ids {
             trace_fingerprints(batch, ids);
         }
+        self.services.add(batch);
         if let Some((path, writer, rows, lo, hi)) = &mut self.open {
             writer
                 .write(batch)
@@ -279,6 +283,7 @@ impl Outputs {
                 rows,
                 min_ts,
                 max_ts,
+                services: self.services.take(),
             });
         }
         Ok(())
@@ -375,6 +380,7 @@ pub(crate) async fn merge(
         dir: dir.to_owned(),
         open: None,
         trace_ids: (table == Table::Traces).then(HashSet::new),
+        services: ServiceNames::default(),
         done: Vec::new(),
     };
     let mut chunk: Vec<RecordBatch> = Vec::new();
@@ -568,6 +574,9 @@ mod tests {
         assert_eq!(out[0].rows, 22_010);
         assert_eq!(out[0].max_seq, 0);
         assert_eq!(out[0].node.as_deref(), Some("n1"));
+        let all_services = ["api", "db", "web"].map(String::from);
+        assert_eq!(out[0].services.as_deref(), Some(&all_services[..]));
+        assert_eq!(inputs[0].services.as_deref(), Some(&all_services[..]));
         let got = rows(&store, &out[0].path).await;
         assert!(
             got.windows(2)
@@ -596,8 +605,15 @@ mod tests {
         assert_eq!(small.iter().map(|f| f.rows).sum::<u64>(), 22_010);
         let mut all = Vec::new();
         for f in &small {
-            all.extend(rows(&store, &f.path).await);
+            let rows = rows(&store, &f.path).await;
+            // Each output records exactly the services of its own rows.
+            let services: std::collections::BTreeSet<String> =
+                rows.iter().map(|r| r.0.clone()).collect();
+            let services: Vec<String> = services.into_iter().collect();
+            assert_eq!(f.services.as_deref(), Some(services.as_slice()));
+            all.extend(rows);
         }
+        assert!(small.iter().any(|f| f.services.as_ref().unwrap().len() < 3));
         all.sort();
         assert_eq!(all, sorted_want);
 
@@ -691,6 +707,7 @@ mod tests {
             min_ts,
             max_ts,
             node: Some("n1".into()),
+            services: None,
         };
 
         let both = [current.clone(), legacy];

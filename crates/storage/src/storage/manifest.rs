@@ -62,6 +62,9 @@ struct StoredFile {
     /// Absent in files written before nodes had ids.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     node: Option<String>,
+    /// Absent when not recorded (see [`FileMeta::services`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    services: Option<Vec<String>>,
 }
 
 impl From<&FileMeta> for StoredFile {
@@ -75,6 +78,7 @@ impl From<&FileMeta> for StoredFile {
             min_ts: f.min_ts,
             max_ts: f.max_ts,
             node: f.node.clone(),
+            services: f.services.as_deref().map(<[String]>::to_vec),
         }
     }
 }
@@ -90,6 +94,7 @@ impl From<StoredFile> for FileMeta {
             min_ts: f.min_ts,
             max_ts: f.max_ts,
             node: f.node,
+            services: f.services.map(Arc::from),
         }
     }
 }
@@ -691,6 +696,8 @@ pub(crate) mod tests {
             min_ts: 0,
             max_ts: 0,
             node: Some("a".into()),
+            // Recorded for some files only, as after an upgrade.
+            services: (n % 2 == 1).then(|| Arc::from([format!("svc-{n}"), "web".into()])),
         }
     }
 
@@ -743,9 +750,9 @@ pub(crate) mod tests {
         let all = fresh.load_all().await.unwrap();
         assert_eq!(all.len(), 1);
         assert_eq!(all[0].2.version, 45);
-        let mut seqs: Vec<u64> = all[0].2.files.iter().map(|f| f.max_seq).collect();
-        seqs.sort_unstable();
-        assert_eq!(seqs, (1..=45).collect::<Vec<_>>());
+        let mut files = all[0].2.files.clone();
+        files.sort_by_key(|f| f.max_seq);
+        assert_eq!(files, (1..=45).map(file).collect::<Vec<_>>());
     }
 
     #[tokio::test]

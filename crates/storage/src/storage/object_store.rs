@@ -21,7 +21,7 @@ use object_store::path::Path;
 use object_store::prefix::PrefixStore;
 use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
 
-use std::collections::HashSet;
+use std::collections::{BTreeSet, HashSet};
 
 use super::compact;
 use super::durable::{DurableStore, sync_dir};
@@ -198,6 +198,55 @@ pub(crate) fn trace_fingerprints(batch: &RecordBatch, ids: &mut HashSet<(u64, u6
     }
 }
 
+/// The distinct `service_name`s of the batches of one file, as
+/// [`FileMeta::services`] records them.
+#[derive(Debug, Default)]
+pub(crate) struct ServiceNames {
+    names: BTreeSet<String>,
+    /// More than [`FileMeta::MAX_SERVICES`], or a batch without the column.
+    unknown: bool,
+}
+
+impl ServiceNames {
+    pub(crate) fn add(&mut self, batch: &RecordBatch) {
+        if self.unknown {
+            return;
+        }
+        let col = batch
+            .column_by_name("service_name")
+            .and_then(|c| arrow::compute::cast(c, &arrow::datatypes::DataType::Utf8).ok());
+        let Some(col) = col else {
+            self.unknown = true;
+            return;
+        };
+        let Some(a) = col.as_any().downcast_ref::<arrow::array::StringArray>() else {
+            self.unknown = true;
+            return;
+        };
+        let mut last = None;
+        for name in a.iter().flatten() {
+            if last == Some(name) || self.names.contains(name) {
+                last = Some(name);
+                continue;
+            }
+            if self.names.len() == FileMeta::MAX_SERVICES {
+                self.unknown = true;
+                self.names.clear();
+                return;
+            }
+            self.names.insert(name.to_owned());
+            last = Some(name);
+        }
+    }
+
+    /// The names added since the last call, and starts afresh.
+    pub(crate) fn take(&mut self) -> Option<Arc<[String]>> {
+        let names = std::mem::take(&mut self.names);
+        let unknown = std::mem::replace(&mut self.unknown, false);
+        (!unknown).then(|| names.into_iter().collect())
+    }
+}
+
 /// Writes the trace-id filter of the data file at `path` beside it.
 pub(crate) async fn put_sidecar(
     store: &Arc<dyn ObjectStore>,
@@ -240,13 +289,15 @@ impl FileStore for ObjectFileStore {
         let rows = batch.num_rows() as u64;
         let (min_ts, max_ts) = Table::time_range(&batch);
         let layout = self.layout;
-        let (bytes, filter) = tokio::task::spawn_blocking(move || {
+        let (bytes, filter, services) = tokio::task::spawn_blocking(move || {
             let filter = (table == Table::Traces).then(|| {
                 let mut ids = HashSet::new();
                 trace_fingerprints(&batch, &mut ids);
                 filter_of(&ids).to_bytes()
             });
-            encode(table, &batch, layout).map(|b| (b, filter))
+            let mut services = ServiceNames::default();
+            services.add(&batch);
+            encode(table, &batch, layout).map(|b| (b, filter, services.take()))
         })
         .await
         .map_err(|e| StoreError::new("encoding task", e))?
@@ -274,6 +325,7 @@ impl FileStore for ObjectFileStore {
             min_ts,
             max_ts,
             node: Some(self.node.clone()),
+            services,
         })
     }
 
@@ -326,6 +378,7 @@ impl FileStore for ObjectFileStore {
                 min_ts: o.min_ts,
                 max_ts: o.max_ts,
                 node: Some(self.node.clone()),
+                services: o.services,
             })
             .collect())
     }
@@ -473,5 +526,39 @@ mod tests {
         assert_eq!(parse_path(p), Some((t, Table::Logs)));
         assert_eq!(parse_path("acme/otel_logs/x.parquet"), None);
         assert_eq!(parse_path("acme/other/date=1/hour=2/x.parquet"), None);
+    }
+
+    fn services(names: &[&str]) -> RecordBatch {
+        let col = arrow::array::StringArray::from(names.to_vec());
+        RecordBatch::try_from_iter([("service_name", Arc::new(col) as _)]).unwrap()
+    }
+
+    #[test]
+    fn a_file_records_its_distinct_services_up_to_a_limit() {
+        let mut names = ServiceNames::default();
+        names.add(&services(&["web", "web", "api", "web"]));
+        names.add(&services(&["db", "api"]));
+        let want = ["api", "db", "web"].map(String::from);
+        assert_eq!(names.take().as_deref(), Some(&want[..]));
+        // `take` starts afresh.
+        assert_eq!(names.take().as_deref(), Some(&[][..]));
+
+        let many: Vec<String> = (0..=FileMeta::MAX_SERVICES)
+            .map(|i| format!("pod-{i}"))
+            .collect();
+        let many: Vec<&str> = many.iter().map(String::as_str).collect();
+        names.add(&services(&many[..FileMeta::MAX_SERVICES]));
+        assert_eq!(names.take().unwrap().len(), FileMeta::MAX_SERVICES);
+        names.add(&services(&many));
+        names.add(&services(&["web"]));
+        assert_eq!(names.take(), None);
+        // A batch without the column: unknown.
+        let other = RecordBatch::try_from_iter([(
+            "body",
+            Arc::new(arrow::array::StringArray::from(vec!["x"])) as _,
+        )])
+        .unwrap();
+        names.add(&other);
+        assert_eq!(names.take(), None);
     }
 }
