@@ -8,8 +8,7 @@ use serde_json::{Value, json};
 use crate::fixtures::*;
 use crate::otlp_http::post;
 use crate::queries::{TENANT, get, ok, send};
-use crate::support::TestServer;
-use crate::support::parquet_files;
+use crate::support::{TestServer, parquet_files};
 
 const WINDOW: &str = "start=2026-11-26T10:00:00Z&end=2026-11-26T11:00:00Z";
 
@@ -395,14 +394,15 @@ async fn trace_round_trips_as_otlp_json() {
     s.shutdown().await;
 }
 
-/// The service list between minutes `from` and `to` after 10:00 on T0's day.
-async fn services_between(s: &TestServer, from: u64, to: u64) -> Value {
+/// The service list's path between minutes `from` and `to` after 10:00 on
+/// T0's day.
+fn services_path(from: u64, to: u64) -> String {
     let at = |m: u64| format!("2026-11-26T{:02}:{:02}:00Z", 10 + m / 60, m % 60);
-    ok(
-        s,
-        &format!("/api/v2/services?start={}&end={}", at(from), at(to)),
-    )
-    .await
+    format!("/api/v2/services?start={}&end={}", at(from), at(to))
+}
+
+async fn services_between(s: &TestServer, from: u64, to: u64) -> Value {
+    ok(s, &services_path(from, to)).await
 }
 
 /// The service list takes the services of a file that lies wholly inside
@@ -462,7 +462,6 @@ async fn the_service_list_reads_only_the_files_at_its_window_s_edges() {
     assert_eq!(services_between(&s, 35, 45).await, json!({"services": []}));
     // A window that cuts through a file whose Parquet is gone has to read
     // it, and says it could not.
-    let at = "start=2026-11-26T10:00:00Z&end=2026-11-26T10:15:00Z";
-    let (status, v) = get(&s, &format!("/api/v2/services?{at}"), TENANT).await;
+    let (status, v) = get(&s, &services_path(0, 15), TENANT).await;
     assert!(status >= 500, "{status}: {v}");
 }

@@ -39,17 +39,15 @@ fn services_from_manifest(
         let names_of = known.entry(signal(*table)).or_default();
         snapshot.files.retain(|f| {
             let inside = f.min_ts >= window.start_ns && f.max_ts < window.end_ns;
-            match (&f.services, inside) {
-                (Some(names), true) => {
-                    for name in names.iter() {
-                        if !names_of.contains(name.as_str()) {
-                            names_of.insert(name.clone());
-                        }
-                    }
-                    false
+            let Some(names) = f.services.as_ref().filter(|_| inside) else {
+                return true;
+            };
+            for name in names.iter() {
+                if !names_of.contains(name.as_str()) {
+                    names_of.insert(name.clone());
                 }
-                _ => true,
             }
+            false
         });
     }
     known

@@ -225,8 +225,11 @@ impl ServiceNames {
         };
         let mut last = None;
         for name in a.iter().flatten() {
-            if last == Some(name) || self.names.contains(name) {
-                last = Some(name);
+            if last == Some(name) {
+                continue;
+            }
+            last = Some(name);
+            if self.names.contains(name) {
                 continue;
             }
             if self.names.len() == FileMeta::MAX_SERVICES {
@@ -235,7 +238,6 @@ impl ServiceNames {
                 return;
             }
             self.names.insert(name.to_owned());
-            last = Some(name);
         }
     }
 
