@@ -34,7 +34,8 @@ use crate::infrastructure::otlp::export::OtlpExporter;
 use crate::infrastructure::otlp::grpc::GrpcReceiver;
 use crate::infrastructure::otlp::http::HttpReceiver;
 use crate::infrastructure::query::DataFusionEngine;
-use crate::infrastructure::storage::ObjectFileStore;
+use crate::infrastructure::storage::durable::remove_abandoned_uploads;
+use crate::infrastructure::storage::{ObjectFileStore, StorageLocation};
 use crate::infrastructure::wal::{ReplayReport, Wal, read_only_replay};
 
 /// The storage side, also used by `telemetryflow sql --data-dir` without a server.
@@ -61,12 +62,24 @@ pub async fn open_storage(
     store: Option<Arc<dyn ObjectStore>>,
     gc: bool,
 ) -> anyhow::Result<Storage> {
+    let grace = Duration::from_secs(config.storage.gc_grace_secs);
     let store = match store {
         Some(s) => s,
-        None => config
-            .storage_location()
-            .build()
-            .context("opening storage")?,
+        None => {
+            let location = config.storage_location();
+            let store = location.build().context("opening storage")?;
+            if let (true, StorageLocation::Local(dir)) = (gc, location) {
+                // Before anything of this process writes there.
+                match remove_abandoned_uploads(&dir, grace) {
+                    Ok(0) => {}
+                    Ok(n) => {
+                        tracing::info!(files = n, "deleted staging files of abandoned uploads")
+                    }
+                    Err(e) => tracing::warn!(error = %e, "could not sweep abandoned uploads"),
+                }
+            }
+            store
+        }
     };
     let node = crate::infrastructure::node::load_or_create(&config.storage.data_dir).with_context(
         || {

@@ -278,3 +278,92 @@ impl Syncer for LocalSyncer {
         Ok(())
     }
 }
+
+/// Whether `name` is a staging file of `LocalFileSystem`: `{object}#{n}`.
+/// An upload writes one, then links or renames it to the object's name and
+/// removes it; a process killed in between leaves it behind. The store's
+/// listings hide such files, so no manifest or orphan sweep ever sees them.
+fn is_staged_upload(name: &str) -> bool {
+    match name.rsplit_once('#') {
+        Some((object, n)) => {
+            !object.is_empty() && !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit())
+        }
+        None => false,
+    }
+}
+
+/// Deletes the staging files of uploads abandoned by a killed process under
+/// the local data directory `root`, if older than `grace` (an upload of a
+/// live process on the same directory is younger). Returns how many it
+/// deleted; a file that cannot be deleted is logged and skipped.
+pub fn remove_abandoned_uploads(
+    root: &FsPath,
+    grace: std::time::Duration,
+) -> std::io::Result<usize> {
+    let cutoff = std::time::SystemTime::now()
+        .checked_sub(grace)
+        .unwrap_or(std::time::UNIX_EPOCH);
+    let mut removed = 0;
+    let mut dirs = vec![root.to_path_buf()];
+    while let Some(dir) = dirs.pop() {
+        for entry in std::fs::read_dir(&dir)? {
+            let entry = entry?;
+            let kind = entry.file_type()?;
+            if kind.is_dir() {
+                dirs.push(entry.path());
+                continue;
+            }
+            let staged = entry.file_name().to_str().is_some_and(is_staged_upload);
+            if !kind.is_file() || !staged || entry.metadata()?.modified()? > cutoff {
+                continue;
+            }
+            let path = entry.path();
+            match std::fs::remove_file(&path) {
+                Ok(()) => {
+                    tracing::info!(path = %path.display(), "deleted the staging file of an abandoned upload");
+                    removed += 1;
+                }
+                Err(e) => {
+                    tracing::warn!(path = %path.display(), error = %e, "could not delete the staging file of an abandoned upload")
+                }
+            }
+        }
+    }
+    Ok(removed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn staging_names_are_an_object_name_a_hash_and_digits() {
+        assert!(is_staged_upload("00000000000000000012.json#3"));
+        assert!(is_staged_upload("x.parquet#17"));
+        for name in ["x.parquet", "x#", "#3", "x#3a", "x#-1", "a#b.json"] {
+            assert!(!is_staged_upload(name), "{name}");
+        }
+    }
+
+    #[test]
+    fn abandoned_staging_files_are_deleted_once_older_than_the_grace() {
+        let dir = tempfile::tempdir().unwrap();
+        let deep = dir.path().join("t/otel_traces/_manifest");
+        std::fs::create_dir_all(&deep).unwrap();
+        let staged = deep.join("00000000000000000004.json#1");
+        let object = deep.join("00000000000000000003.json");
+        let other = dir.path().join("t/notes#draft");
+        for f in [&staged, &object, &other] {
+            std::fs::write(f, b"").unwrap();
+        }
+        // Young: possibly a live upload.
+        let n = remove_abandoned_uploads(dir.path(), Duration::from_secs(3600)).unwrap();
+        assert_eq!(n, 0);
+        assert!(staged.exists());
+        let n = remove_abandoned_uploads(dir.path(), Duration::ZERO).unwrap();
+        assert_eq!(n, 1);
+        assert!(!staged.exists());
+        assert!(object.exists() && other.exists());
+    }
+}
