@@ -183,7 +183,7 @@ for f in sys.argv[1:]:
 }
 
 /// A real S3-compatible server, stopped on drop.
-struct Moto(Child, u16);
+struct Moto(Child);
 
 impl Drop for Moto {
     fn drop(&mut self) {
@@ -192,7 +192,9 @@ impl Drop for Moto {
     }
 }
 
-async fn start_moto() -> Moto {
+/// A real S3-compatible server holding the empty bucket `bucket`, and its
+/// endpoint.
+async fn start_moto(bucket: &str) -> (Moto, String) {
     let port = free_port();
     let child = Command::new("python3")
         .args([
@@ -207,13 +209,24 @@ async fn start_moto() -> Moto {
         .stderr(Stdio::null())
         .spawn()
         .expect("python3 -m moto.server (pip install 'moto[server]'; .ci/run does)");
-    let moto = Moto(child, port);
+    let moto = Moto(child);
     for _ in 0..200 {
         if reqwest::get(format!("http://127.0.0.1:{port}/"))
             .await
             .is_ok()
         {
-            return moto;
+            let endpoint = format!("http://127.0.0.1:{port}");
+            let resp = reqwest::Client::new()
+                .put(format!("{endpoint}/{bucket}"))
+                .send()
+                .await
+                .unwrap();
+            assert!(
+                resp.status().is_success(),
+                "create bucket: {}",
+                resp.status()
+            );
+            return (moto, endpoint);
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
@@ -222,18 +235,7 @@ async fn start_moto() -> Moto {
 
 #[tokio::test]
 async fn s3_storage_against_a_real_s3_compatible_server() {
-    let moto = start_moto().await;
-    let endpoint = format!("http://127.0.0.1:{}", moto.1);
-    let resp = reqwest::Client::new()
-        .put(format!("{endpoint}/telemetry"))
-        .send()
-        .await
-        .unwrap();
-    assert!(
-        resp.status().is_success(),
-        "create bucket: {}",
-        resp.status()
-    );
+    let (_moto, endpoint) = start_moto("telemetry").await;
     let s3 = |c: &mut telemetryflow::Config| {
         c.storage.url = "s3://telemetry/tf-prefix".into();
         c.storage.s3.endpoint = endpoint.clone();
@@ -352,4 +354,126 @@ async fn memory_pressure_flushes_before_thresholds() {
         .await;
     assert_eq!(first_value(&b), points.to_string());
     s.shutdown().await;
+}
+
+/// Multipart uploads in progress in `bucket` of the S3 server at `endpoint`.
+async fn uploads_in_progress(endpoint: &str, bucket: &str) -> usize {
+    let listing = reqwest::get(format!("{endpoint}/{bucket}?uploads"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    listing.matches("<UploadId>").count()
+}
+
+/// A compaction merge cut short (shutdown cancels a pass midway) aborts the
+/// multipart upload of the output it was writing: S3 lists no upload left
+/// behind, where it would otherwise keep and bill the parts for good.
+#[tokio::test]
+async fn a_merge_cut_short_leaves_no_multipart_upload_on_s3() {
+    use arrow::array::{StringArray, TimestampNanosecondArray};
+    use arrow::datatypes::{DataType, Field, Schema, TimeUnit};
+    use arrow::record_batch::RecordBatch;
+    use std::sync::Arc;
+    use telemetryflow::application::Table;
+    use telemetryflow::application::ports::FileStore;
+    use telemetryflow::domain::TenantId;
+    use telemetryflow::infrastructure::storage::{ObjectFileStore, StorageLocation};
+
+    let (_moto, endpoint) = start_moto("merges").await;
+    let store = StorageLocation::S3 {
+        bucket: "merges".into(),
+        prefix: String::new(),
+        endpoint: Some(endpoint.clone()),
+        region: "us-east-1".into(),
+        access_key_id: Some("test".into()),
+        secret_access_key: Some("test".into()),
+        allow_http: true,
+    }
+    .build()
+    .unwrap();
+    // A twentieth of a core: the merge rests long between its chunks.
+    let files = ObjectFileStore::new(store, "n1")
+        .with_row_group_rows(16)
+        .with_merge_cpu_share(0.05);
+
+    // Two files of 80 logs with 100 kB bodies that barely compress: their
+    // merge's output is larger than the writer's 10 MiB buffer, so it is
+    // written as a multipart upload.
+    let hour = T0 - T0 % (3600 * SEC);
+    let mut x = 0x9e37_79b9_7f4a_7c15u64;
+    let mut noise = move |len: usize| -> String {
+        (0..len)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                char::from(
+                    b"0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ-_"
+                        [(x % 64) as usize],
+                )
+            })
+            .collect()
+    };
+    let schema = Arc::new(Schema::new(vec![
+        Field::new(
+            "timestamp",
+            DataType::Timestamp(TimeUnit::Nanosecond, Some("UTC".into())),
+            false,
+        ),
+        Field::new("body", DataType::Utf8, false),
+    ]));
+    let tenant = TenantId::parse("acme").unwrap();
+    let mut inputs = Vec::new();
+    for file in 0..2u64 {
+        let rows = 80;
+        let batch = RecordBatch::try_new(
+            Arc::clone(&schema),
+            vec![
+                Arc::new(
+                    TimestampNanosecondArray::from(
+                        (0..rows as u64)
+                            .map(|r| (hour + (2 * r + file) * SEC) as i64)
+                            .collect::<Vec<_>>(),
+                    )
+                    .with_timezone("UTC"),
+                ),
+                Arc::new(StringArray::from(
+                    (0..rows).map(|_| noise(100_000)).collect::<Vec<_>>(),
+                )),
+            ],
+        )
+        .unwrap();
+        inputs.push(
+            files
+                .write_file(&tenant, Table::Logs, hour, file + 1, batch)
+                .await
+                .unwrap(),
+        );
+    }
+    assert_eq!(uploads_in_progress(&endpoint, "merges").await, 0);
+
+    let mut merge = Box::pin(files.merge_files(&tenant, Table::Logs, hour, &inputs, u64::MAX));
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        tokio::select! {
+            r = &mut merge => panic!("the merge ended before its output was uploading: {r:?}"),
+            _ = tokio::time::sleep(Duration::from_millis(50)) => {}
+        }
+        if uploads_in_progress(&endpoint, "merges").await > 0 {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "no upload began");
+    }
+    // Cancelled, as a shutdown cancels a compaction pass.
+    drop(merge);
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while uploads_in_progress(&endpoint, "merges").await > 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the cancelled merge's upload was left in the bucket"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }

@@ -261,6 +261,7 @@ impl Outputs {
         Ok(())
     }
 
+    /// Finishes the open output, if any, and records it as done.
     async fn close(&mut self) -> Result<(), StoreError> {
         if let Some((path, writer, rows, min_ts, max_ts)) = self.open.take() {
             writer
@@ -287,6 +288,30 @@ impl Outputs {
             });
         }
         Ok(())
+    }
+}
+
+/// A merge that fails or is dropped midway (shutdown cancels a pass) leaves
+/// its open output unfinished. Once larger than the writer's buffer, that
+/// output is a multipart upload in progress, which no listing shows and no
+/// sweep of uncommitted files deletes, and which S3 keeps (and bills) until
+/// it is aborted. So it is aborted here, in the background, as `drop`
+/// cannot await. Outputs already finished are ordinary uncommitted files,
+/// which the orphan sweep deletes.
+impl Drop for Outputs {
+    fn drop(&mut self) {
+        let Some((path, writer, ..)) = self.open.take() else {
+            return;
+        };
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            tracing::warn!(%path, "an unfinished merge output's upload is left to the store");
+            return;
+        };
+        runtime.spawn(async move {
+            if let Err(e) = writer.into_inner().abort().await {
+                tracing::warn!(%path, error = %e, "could not abort the upload of an unfinished merge output");
+            }
+        });
     }
 }
 
@@ -427,7 +452,7 @@ pub(crate) async fn merge(
         }
     }
     out.close().await?;
-    Ok(out.done)
+    Ok(std::mem::take(&mut out.done))
 }
 
 #[cfg(test)]
