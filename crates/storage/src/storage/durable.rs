@@ -295,7 +295,9 @@ fn is_staged_upload(name: &str) -> bool {
 /// Deletes the staging files of uploads abandoned by a killed process under
 /// the local data directory `root`, if older than `grace` (an upload of a
 /// live process on the same directory is younger). Returns how many it
-/// deleted; a file that cannot be deleted is logged and skipped.
+/// deleted. Only an unreadable `root` is an error: entries that vanish
+/// meanwhile (another node's retention or collection) are skipped, and a
+/// file that cannot be deleted is logged and skipped.
 pub fn remove_abandoned_uploads(
     root: &FsPath,
     grace: std::time::Duration,
@@ -306,15 +308,27 @@ pub fn remove_abandoned_uploads(
     let mut removed = 0;
     let mut dirs = vec![root.to_path_buf()];
     while let Some(dir) = dirs.pop() {
-        for entry in std::fs::read_dir(&dir)? {
-            let entry = entry?;
-            let kind = entry.file_type()?;
+        let list = match std::fs::read_dir(&dir) {
+            Ok(list) => list,
+            Err(e) if dir == root => return Err(e),
+            Err(_) => continue,
+        };
+        for entry in list.flatten() {
+            let Ok(kind) = entry.file_type() else {
+                continue;
+            };
             if kind.is_dir() {
                 dirs.push(entry.path());
                 continue;
             }
             let staged = entry.file_name().to_str().is_some_and(is_staged_upload);
-            if !kind.is_file() || !staged || entry.metadata()?.modified()? > cutoff {
+            let old = || {
+                entry
+                    .metadata()
+                    .and_then(|m| m.modified())
+                    .is_ok_and(|t| t <= cutoff)
+            };
+            if !kind.is_file() || !staged || !old() {
                 continue;
             }
             let path = entry.path();
