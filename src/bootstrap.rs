@@ -34,7 +34,6 @@ use crate::infrastructure::otlp::export::OtlpExporter;
 use crate::infrastructure::otlp::grpc::GrpcReceiver;
 use crate::infrastructure::otlp::http::HttpReceiver;
 use crate::infrastructure::query::DataFusionEngine;
-use crate::infrastructure::storage::durable::remove_abandoned_uploads;
 use crate::infrastructure::storage::{ObjectFileStore, StorageLocation};
 use crate::infrastructure::wal::{ReplayReport, Wal, read_only_replay};
 
@@ -55,30 +54,23 @@ pub struct Storage {
 
 /// Opens the object store (or uses `store`), loads the committed files from
 /// the manifests, and builds the pipeline (not yet accepting writes) and the
-/// query engine over them. With `gc`, deletes uncommitted data files older
-/// than the configured grace period.
+/// query engine over them. With `gc`, deletes uncommitted data files (and,
+/// in a local directory, staging files of abandoned uploads) older than the
+/// configured grace period.
 pub async fn open_storage(
     config: &Config,
     store: Option<Arc<dyn ObjectStore>>,
     gc: bool,
 ) -> anyhow::Result<Storage> {
-    let grace = Duration::from_secs(config.storage.gc_grace_secs);
-    let store = match store {
-        Some(s) => s,
+    let (store, local_root) = match store {
+        Some(s) => (s, None),
         None => {
             let location = config.storage_location();
             let store = location.build().context("opening storage")?;
-            if let (true, StorageLocation::Local(dir)) = (gc, location) {
-                // Before anything of this process writes there.
-                match remove_abandoned_uploads(&dir, grace) {
-                    Ok(0) => {}
-                    Ok(n) => {
-                        tracing::info!(files = n, "deleted staging files of abandoned uploads")
-                    }
-                    Err(e) => tracing::warn!(error = %e, "could not sweep abandoned uploads"),
-                }
+            match location {
+                StorageLocation::Local(dir) => (store, Some(dir)),
+                StorageLocation::S3 { .. } => (store, None),
             }
-            store
         }
     };
     let node = crate::infrastructure::node::load_or_create(&config.storage.data_dir).with_context(
@@ -94,6 +86,7 @@ pub async fn open_storage(
     let pressure = Arc::new(IngestPressure::new());
     let files = Arc::new(
         ObjectFileStore::new(Arc::clone(&store), node)
+            .with_local_root(local_root)
             .with_row_group_rows(config.storage.row_group_rows)
             .with_page_rows(config.storage.page_rows)
             .with_merge_cpu_share(config.compaction.max_cpu_share)

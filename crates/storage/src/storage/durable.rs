@@ -298,7 +298,7 @@ fn is_staged_upload(name: &str) -> bool {
 /// deleted. Only an unreadable `root` is an error: entries that vanish
 /// meanwhile (another node's retention or collection) are skipped, and a
 /// file that cannot be deleted is logged and skipped.
-pub fn remove_abandoned_uploads(
+pub(crate) fn remove_abandoned_uploads(
     root: &FsPath,
     grace: std::time::Duration,
 ) -> std::io::Result<usize> {

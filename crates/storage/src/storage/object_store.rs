@@ -24,7 +24,7 @@ use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
 use std::collections::{BTreeSet, HashSet};
 
 use super::compact;
-use super::durable::{DurableStore, sync_dir};
+use super::durable::{DurableStore, remove_abandoned_uploads, sync_dir};
 use super::manifest::{Commit, Manifests, TableState};
 use super::parquet::{FileLayout, encode};
 use tf_application::Table;
@@ -124,6 +124,9 @@ pub struct ObjectFileStore {
     /// Whether ingest is under pressure: merges then take a tenth of
     /// their share.
     ingest_busy: Arc<dyn Fn() -> bool + Send + Sync>,
+    /// The directory of a local store, whose staging files the orphan sweep
+    /// also deletes.
+    local_root: Option<PathBuf>,
 }
 
 impl ObjectFileStore {
@@ -136,7 +139,17 @@ impl ObjectFileStore {
             node: node.into(),
             merge_cpu_share: 1.0,
             ingest_busy: Arc::new(|| false),
+            local_root: None,
         }
+    }
+
+    /// The local directory the store is, if it is one: the orphan sweep
+    /// then also deletes the staging files of uploads that a killed process
+    /// left there (see [`remove_abandoned_uploads`]), which the store's
+    /// listings hide.
+    pub fn with_local_root(mut self, root: Option<PathBuf>) -> Self {
+        self.local_root = root;
+        self
     }
 
     /// Merges yield further (a tenth of their CPU share) while `busy` says
@@ -472,7 +485,8 @@ impl ObjectFileStore {
         }
     }
 
-    /// Deletes data files that no manifest records, older than `grace`.
+    /// Deletes data files that no manifest records, and staging files of
+    /// abandoned uploads in a local store, older than `grace`.
     async fn collect_orphans(&self, grace: Duration) -> Result<usize, StoreError> {
         // Every manifest as stored now: other nodes' recent commits are no
         // orphans.
@@ -506,6 +520,12 @@ impl ObjectFileStore {
                     }
                 }
             }
+        }
+        if let Some(root) = self.local_root.clone() {
+            deleted += tokio::task::spawn_blocking(move || remove_abandoned_uploads(&root, grace))
+                .await
+                .map_err(|e| StoreError::new("sweeping abandoned uploads", e))?
+                .map_err(|e| StoreError::new("sweeping abandoned uploads", e))?;
         }
         Ok(deleted)
     }
