@@ -204,7 +204,7 @@ fn write_path(rt: &tokio::runtime::Runtime) -> WritePath {
     let storage = rt
         .block_on(telemetryflow::bootstrap::open_storage(&config, None, false))
         .expect("storage opens");
-    let (wal, _) = Wal::open(config.wal_config(), storage.next_seq, |_, _| {}).expect("WAL opens");
+    let (wal, _) = Wal::open(config.wal_config(), storage.next_seq, |_| {}).expect("WAL opens");
     let wal = Arc::new(wal);
     storage
         .pipeline
@@ -409,7 +409,7 @@ fn bench_flush_commit(c: &mut Criterion) {
                         let meta = files
                             .write_file(
                                 &tenant,
-                                telemetryflow::application::Table::Traces,
+                                telemetryflow::domain::Table::Traces,
                                 hour,
                                 seq,
                                 batch.clone(),
@@ -419,7 +419,7 @@ fn bench_flush_commit(c: &mut Criterion) {
                         files
                             .commit(
                                 &tenant,
-                                telemetryflow::application::Table::Traces,
+                                telemetryflow::domain::Table::Traces,
                                 vec![meta],
                                 Vec::new(),
                             )

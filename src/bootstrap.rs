@@ -20,10 +20,10 @@ use crate::application::event_bus::EventHandler;
 use crate::application::forward::Forwarder;
 use crate::application::pipeline::{IngestPressure, PartitionBuffer, SourceMarks, WritePath};
 use crate::application::ports::{
-    DeliveryStore, Exporter, FileStore, IngestSink, ReadModel, SnapshotSource, WalRecord,
-    WriteAheadLog,
+    DeliveryStore, Exporter, FileStore, IngestSink, SnapshotSource, WriteAheadLog,
 };
-use crate::application::queries::{MetricQueries, SqlHandler, TraceQueries};
+use crate::application::queries::{MetricQueries, ReadModel, SqlHandler, TraceQueries};
+use crate::application::records::DurableSubscriber;
 use crate::application::retention::Retention;
 use crate::config::Config;
 use crate::infrastructure::api::prometheus::MetricsSources;
@@ -46,10 +46,8 @@ pub struct Storage {
     /// One more than the highest WAL sequence number in committed files or
     /// seen by a forwarder's cursor.
     pub next_seq: u64,
-    /// The configured forwarders (also in the pipeline) with their exporters.
-    pub forwards: Vec<(Arc<Forwarder>, Arc<dyn Exporter>)>,
-    /// Forward cursors and the marks of batches forwarded here.
-    pub delivery: Arc<dyn DeliveryStore>,
+    /// The configured forwarders (durable subscribers of the pipeline).
+    pub forwarders: Vec<Arc<Forwarder>>,
 }
 
 /// Opens the object store (or uses `store`), loads the committed files from
@@ -132,7 +130,7 @@ pub async fn open_storage(
         Arc::clone(&buffer),
     ));
     let delivery: Arc<dyn DeliveryStore> = Arc::new(DeliveryFiles::new(&config.storage.data_dir));
-    let mut forwards = Vec::new();
+    let mut forwarders = Vec::new();
     for f in config.forwarders()? {
         let name = f.forwarder.name.clone();
         let cursor = delivery
@@ -142,22 +140,24 @@ pub async fn open_storage(
             .unwrap_or_default();
         let exporter =
             OtlpExporter::new(f.exporter).with_context(|| format!("forwarder {name:?}"))?;
-        forwards.push((
-            Arc::new(Forwarder::new(f.forwarder, node_id.clone(), cursor)),
+        forwarders.push(Arc::new(Forwarder::new(
+            f.forwarder,
+            node_id.clone(),
+            cursor,
             Arc::new(exporter) as Arc<dyn Exporter>,
-        ));
+            Arc::clone(&delivery),
+        )));
     }
     let sources = SourceMarks::load(Arc::clone(&delivery))
         .context("reading the marks of batches other nodes forwarded")?;
-    let pipeline = Arc::new(
-        WritePath::new(buffer)
-            .with_forwarding(
-                config.storage.persist,
-                forwards.iter().map(|(f, _)| Arc::clone(f)).collect(),
-            )
-            .with_sources(Arc::new(sources))
-            .with_pressure(pressure),
-    );
+    let mut path = WritePath::builder(buffer)
+        .persist(config.storage.persist)
+        .sources(Arc::new(sources))
+        .pressure(pressure);
+    for f in &forwarders {
+        path = path.durable(Arc::clone(f) as Arc<dyn DurableSubscriber>);
+    }
+    let pipeline = Arc::new(path.build());
     let engine = Arc::new(
         DataFusionEngine::new(
             Arc::clone(&pipeline) as Arc<dyn SnapshotSource>,
@@ -167,20 +167,16 @@ pub async fn open_storage(
         )
         .context("starting the query engine")?,
     );
-    // Nor below anything a forwarder's cursor has seen (a pure sidecar
+    // Nor below anything a durable subscriber has seen (a pure sidecar
     // commits no files).
-    let next_seq = forwards
-        .iter()
-        .map(|(f, _)| f.next_seq_floor())
-        .fold(next_seq, u64::max);
+    let next_seq = next_seq.max(pipeline.subscribers().next_seq_floor());
     Ok(Storage {
         pipeline,
         engine,
         compactor,
         retention,
         next_seq,
-        forwards,
-        delivery,
+        forwarders,
     })
 }
 
@@ -189,9 +185,9 @@ pub async fn open_storage(
 pub fn replay_read_only(config: &Config, storage: &Storage) -> anyhow::Result<ReplayReport> {
     let buffer = Arc::clone(storage.pipeline.buffer());
     let dir = config.wal_config().dir;
-    read_only_replay(&dir, |seq, entry| {
-        for b in &entry.batches {
-            buffer.insert(&entry.tenant, b.table, &b.batch, seq, true);
+    read_only_replay(&dir, |record| {
+        for b in &record.batches {
+            buffer.insert(&record.tenant, b.table, &b.batch, record.seq, true);
         }
     })
     .context("reading the write-ahead log")
@@ -217,8 +213,15 @@ async fn relieve_memory(pipeline: &WritePath) {
     }
 }
 
-/// WAL replay running in the background; yields the opened log.
-type RecoveryTask = JoinHandle<anyhow::Result<(Arc<Wal>, ReplayReport)>>;
+/// WAL replay running in the background; yields the opened log and the
+/// tasks of the durable subscribers it started.
+type RecoveryTask = JoinHandle<anyhow::Result<Recovered>>;
+
+struct Recovered {
+    wal: Arc<Wal>,
+    report: ReplayReport,
+    subscribers: Vec<JoinHandle<()>>,
+}
 
 /// A running server.
 pub struct Server {
@@ -235,8 +238,9 @@ pub struct Server {
     flusher: JoinHandle<()>,
     compaction: Option<JoinHandle<()>>,
     retention: Option<JoinHandle<()>>,
-    forwarders: Vec<JoinHandle<()>>,
-    forward_stop: watch::Sender<bool>,
+    /// The durable subscribers' tasks (started once recovery is done).
+    subscribers: Vec<JoinHandle<()>>,
+    subscribers_stop: watch::Sender<bool>,
     shutdown_timeout: Duration,
 }
 
@@ -258,8 +262,7 @@ pub async fn start_with_store(
         compactor,
         retention,
         next_seq,
-        forwards,
-        delivery,
+        forwarders,
     } = open_storage(&config, store, true).await?;
     let events = Arc::new(EventBus::new());
     let stats = Arc::new(IngestStats::default());
@@ -296,29 +299,30 @@ pub async fn start_with_store(
     let grpc_addr = grpc_listener.local_addr()?;
     let http_addr = http_listener.local_addr()?;
 
-    // Recovery: replay the WAL into the buffers (skipping what the manifests
-    // already hold), then accept writes. Queries and /readyz work meanwhile.
+    // Recovery: replay the WAL to every consumer of durable records
+    // (skipping what the manifests already hold), then accept writes and
+    // start the durable subscribers. Queries and /readyz work meanwhile.
+    let (subscribers_stop, subscribers_stop_rx) = watch::channel(false);
     let recovery = {
         let pipeline = Arc::clone(&pipeline);
         let wal_config = config.wal_config();
         tokio::spawn(async move {
             let replaying = Arc::clone(&pipeline);
             let (wal, report) = tokio::task::spawn_blocking(move || {
-                Wal::open(wal_config, next_seq, |seq, entry| {
-                    replaying.replay(&WalRecord {
-                        seq,
-                        tenant: entry.tenant,
-                        batches: entry.batches,
-                        origin: entry.origin,
-                    });
-                })
-                .context("opening the write-ahead log")
+                Wal::open(wal_config, next_seq, |record| replaying.replay(&record))
+                    .context("opening the write-ahead log")
             })
             .await
             .context("WAL replay task")??;
             relieve_memory(&pipeline).await;
             let wal = Arc::new(wal);
-            pipeline.set_wal(Arc::clone(&wal) as Arc<dyn WriteAheadLog>);
+            let log = pipeline.set_wal(Arc::clone(&wal) as Arc<dyn WriteAheadLog>);
+            let subscribers = pipeline
+                .subscribers()
+                .durable()
+                .iter()
+                .map(|s| tokio::spawn(Arc::clone(s).run(log.clone(), subscribers_stop_rx.clone())))
+                .collect();
             tracing::info!(
                 records = report.records,
                 segments = report.segments,
@@ -327,7 +331,11 @@ pub async fn start_with_store(
                 buffered_bytes = pipeline.buffer().buffered_bytes(),
                 "write-ahead log replayed; accepting writes"
             );
-            Ok((wal, report))
+            Ok(Recovered {
+                wal,
+                report,
+                subscribers,
+            })
         })
     };
 
@@ -362,6 +370,7 @@ pub async fn start_with_store(
         serving: Arc::clone(&serving),
         metrics: MetricsSources {
             pipeline: Arc::clone(&pipeline),
+            forwarders,
             ingest: stats,
             events: Arc::clone(&events),
             queries: metric_queries,
@@ -390,20 +399,6 @@ pub async fn start_with_store(
                 .context("HTTP server")
         })
     };
-    let (forward_stop, forward_stop_rx) = watch::channel(false);
-    let forwarders = forwards
-        .into_iter()
-        .map(|(forwarder, exporter)| {
-            let (pipeline, delivery) = (Arc::clone(&pipeline), Arc::clone(&delivery));
-            let stop = forward_stop_rx.clone();
-            tokio::spawn(async move {
-                let name = forwarder.name().to_owned();
-                if let Err(e) = forwarder.run(pipeline, exporter, delivery, stop).await {
-                    tracing::error!(forwarder = %name, error = %e, "forwarder stopped; undelivered data stays in the write-ahead log");
-                }
-            })
-        })
-        .collect();
     let stop_rx_for_compaction = stop_rx.clone();
     let flusher = {
         let pipeline = Arc::clone(&pipeline);
@@ -449,8 +444,8 @@ pub async fn start_with_store(
         flusher,
         compaction,
         retention: retention_task,
-        forwarders,
-        forward_stop,
+        subscribers: Vec::new(),
+        subscribers_stop,
         shutdown_timeout: Duration::from_secs(config.server.shutdown_timeout_secs),
     })
 }
@@ -544,25 +539,25 @@ fn spawn_retention(
 }
 
 impl Server {
-    /// Gives the forwarders a few seconds to deliver what is queued, then
-    /// stops them; whatever is undelivered stays in the log for the next
-    /// start.
-    async fn stop_forwarding(&mut self) {
-        let forwarders = self.pipeline.forwarders().to_vec();
+    /// Gives the durable subscribers (the forwarders) a few seconds to
+    /// finish what is queued, then stops them; whatever is not done stays in
+    /// the log for the next start.
+    async fn stop_subscribers(&mut self) {
+        let subscribers = Arc::clone(self.pipeline.subscribers());
         let drain = self.shutdown_timeout.min(Duration::from_secs(5));
         let started = std::time::Instant::now();
-        while started.elapsed() < drain && forwarders.iter().any(|f| f.queued_records() > 0) {
+        while started.elapsed() < drain && subscribers.pending() > 0 {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
-        let undelivered: usize = forwarders.iter().map(|f| f.queued_records()).sum();
+        let undelivered = subscribers.pending();
         if undelivered > 0 {
             tracing::info!(
                 records = undelivered,
                 "undelivered records stay in the write-ahead log for the next start"
             );
         }
-        let _ = self.forward_stop.send(true);
-        for task in self.forwarders.drain(..) {
+        let _ = self.subscribers_stop.send(true);
+        for task in self.subscribers.drain(..) {
             let _ = task.await;
         }
     }
@@ -571,9 +566,10 @@ impl Server {
     pub async fn ready(&mut self) -> anyhow::Result<ReplayReport> {
         match self.recovery.take() {
             Some(task) => {
-                let (wal, report) = task.await.context("recovery task")??;
-                self.wal = Some(wal);
-                Ok(report)
+                let recovered = task.await.context("recovery task")??;
+                self.wal = Some(recovered.wal);
+                self.subscribers = recovered.subscribers;
+                Ok(recovered.report)
             }
             None => Ok(ReplayReport::default()),
         }
@@ -622,7 +618,7 @@ impl Server {
                     tokio::time::sleep(Duration::from_millis(200)).await;
                 }
                 Err(e) => {
-                    self.stop_forwarding().await;
+                    self.stop_subscribers().await;
                     if let Some(wal) = &self.wal {
                         wal.close();
                     }
@@ -631,7 +627,7 @@ impl Server {
                 }
             }
         }
-        self.stop_forwarding().await;
+        self.stop_subscribers().await;
         if let Some(wal) = &self.wal {
             wal.close();
         }

@@ -6,7 +6,8 @@ use std::path::PathBuf;
 use anyhow::{Context as _, bail};
 use clap::{Args, Parser, Subcommand};
 
-use crate::application::ports::{QueryLimits, ReadModel};
+use crate::application::ports::QueryLimits;
+use crate::application::queries::ReadModel;
 use crate::config::{Config, Overrides};
 use crate::domain::TenantId;
 use crate::infrastructure::api::TRUNCATED_HEADER;

@@ -813,7 +813,7 @@ impl Config {
     /// The `[retention]` rules, checked: periods parse, table names and
     /// tenant ids exist. Errors name the key.
     pub fn retention_rules(&self) -> Result<crate::domain::RetentionRules> {
-        use crate::application::Table;
+        use crate::domain::Table;
         use crate::domain::{RetentionPeriod, RetentionRules, TenantId, TenantRetention};
         let r = &self.retention;
         let period = |key: String, v: &str| {
@@ -823,19 +823,10 @@ impl Config {
             })
         };
         let table = |key: &str, name: &str| {
-            Table::from_name(name)
-                .map(|_| name.to_owned())
-                .ok_or_else(|| ConfigError::BadValue {
-                    key: key.to_owned(),
-                    message: format!(
-                        "{name:?} is not a table (tables: {})",
-                        Table::ALL
-                            .iter()
-                            .map(|t| t.name())
-                            .collect::<Vec<_>>()
-                            .join(", ")
-                    ),
-                })
+            Table::parse(name).map_err(|message| ConfigError::BadValue {
+                key: key.to_owned(),
+                message,
+            })
         };
         let mut rules = RetentionRules {
             default: period("retention.default".into(), &r.default)?,

@@ -22,11 +22,10 @@ use arrow::compute::filter_record_batch;
 use arrow::record_batch::RecordBatch;
 use clap::Args;
 
-use crate::application::ports::ReadModel as _;
-use crate::application::ports::{
-    ExportBatch, ExportError, Exporter, QueryLimits, Table, TableBatch,
-};
+use crate::application::ports::{ExportBatch, ExportError, Exporter, QueryLimits, TableBatch};
+use crate::application::queries::ReadModel as _;
 use crate::config::{Config, Overrides};
+use crate::domain::Table;
 use crate::domain::telemetry::Signal;
 use crate::domain::{TenantId, WorkspaceId};
 use crate::infrastructure::otlp::export::{Compression, ExporterConfig, OtlpExporter, Protocol};
@@ -204,7 +203,7 @@ pub fn replay(args: &ReplayArgs) -> anyhow::Result<()> {
         let mut total = 0u64;
         let mut windows: Vec<(Signal, Table, i64, i64)> = Vec::new();
         for &signal in &signals {
-            for table in Table::ALL.into_iter().filter(|t| t.signal() == signal) {
+            for table in Table::of_signal(signal) {
                 let sql = format!(
                     "SELECT CAST(date_trunc('hour', timestamp) AS BIGINT) AS h, count(*) AS n \
                      FROM {table} WHERE {} GROUP BY 1 ORDER BY 1",

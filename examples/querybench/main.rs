@@ -47,6 +47,7 @@ use opentelemetry_proto::tonic::resource::v1::Resource;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use telemetryflow::Config;
+use telemetryflow::application::TableBatch;
 use telemetryflow::application::commands::ShardedCounterStore;
 use telemetryflow::application::pipeline::PartitionBuffer;
 use telemetryflow::application::ports::{QueryLimits, QueryResult};
@@ -54,9 +55,9 @@ use telemetryflow::application::queries::params::{Aggregation, Interval, TimeWin
 use telemetryflow::application::queries::{
     GetTraceQuery, MetricQueries, TimeSeriesQuery, TraceQueries,
 };
-use telemetryflow::application::{Table, TableBatch};
 use telemetryflow::bootstrap::open_storage;
 use telemetryflow::config::Overrides;
+use telemetryflow::domain::Table;
 use telemetryflow::domain::{TenantContext, TenantId, WorkspaceId};
 use telemetryflow::infrastructure::otlp::convert::{Converted, convert_metrics, convert_traces};
 use telemetryflow::infrastructure::query::{DataFusionEngine, SqlParam};

@@ -12,7 +12,7 @@ fuzz_target!(|data: &[u8]| {
     let mut end = 0;
     for r in &records {
         end += HEADER_LEN + r.payload.len();
-        let _ = decode_payload(r.payload);
+        let _ = decode_payload(r.seq, r.payload);
     }
     match tail {
         Tail::Clean => assert_eq!(end, data.len()),

@@ -376,8 +376,8 @@ async fn a_merge_cut_short_leaves_no_multipart_upload_on_s3() {
     use arrow::datatypes::{DataType, Field, Schema, TimeUnit};
     use arrow::record_batch::RecordBatch;
     use std::sync::Arc;
-    use telemetryflow::application::Table;
     use telemetryflow::application::ports::FileStore;
+    use telemetryflow::domain::Table;
     use telemetryflow::domain::TenantId;
     use telemetryflow::infrastructure::storage::{ObjectFileStore, StorageLocation};
 

@@ -104,9 +104,8 @@ async fn traces_by_id_and_search() {
         .keys()
         .map(String::as_str)
         .collect();
-    let schema = telemetryflow::infrastructure::storage::table_schema(
-        telemetryflow::application::Table::Traces,
-    );
+    let schema =
+        telemetryflow::infrastructure::storage::table_schema(telemetryflow::domain::Table::Traces);
     let mut want: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
     let mut got = names.clone();
     want.sort_unstable();

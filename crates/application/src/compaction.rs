@@ -30,7 +30,8 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 
 use crate::pipeline::PartitionBuffer;
-use crate::ports::{CommitOutcome, FileMeta, FileStore, StoreError, Table};
+use crate::ports::{CommitOutcome, FileMeta, FileStore, StoreError};
+use tf_domain::Table;
 use tf_domain::TenantId;
 
 const HOUR_NS: u64 = 3_600_000_000_000;

@@ -33,13 +33,15 @@ use parking_lot::Mutex;
 
 use super::ports::{
     CommitOutcome, DeliveryStore, DurableCallback, ExportBatch, ExportError, Exported, Exporter,
-    FileMeta, FileStore, ForwardCursor, GarbageCollected, MetricReadModel, Origin, QueryError,
-    QueryLimits, SourceStream, StoreError, Table, TableBatch, TableCatalog, WalError, WalRecord,
-    WalStats, WriteAheadLog,
+    FileMeta, FileStore, ForwardCursor, GarbageCollected, Origin, QueryError, QueryLimits,
+    SourceStream, StoreError, TableBatch, TableCatalog, WalError, WalRecord, WalStats,
+    WriteAheadLog,
 };
+use super::queries::MetricReadModel;
 use super::queries::metric_queries::{
     HistogramPoint, MetricCatalogQuery, MetricInfo, MetricKind, RawSeries, Series, TimeSeriesQuery,
 };
+use tf_domain::Table;
 use tf_domain::TenantId;
 
 /// The injected outage of [`MemoryFileStore`].
@@ -187,7 +189,7 @@ impl FileStore for MemoryFileStore {
         self.check("writing a file")?;
         let n = self.next_file.fetch_add(1, Ordering::SeqCst);
         let path = format!("{tenant}/{table}/{hour_start}/{n}.parquet");
-        let (min_ts, max_ts) = Table::time_range(&batch);
+        let (min_ts, max_ts) = crate::batches::time_range(&batch);
         let meta = FileMeta {
             path: path.clone(),
             size: batch.get_array_memory_size() as u64,

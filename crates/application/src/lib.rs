@@ -4,17 +4,20 @@
 //! Knows Arrow (rows travel as record batches) but no protocol, file format,
 //! object store or query engine: those are adapters in `infrastructure`.
 
+pub mod batches;
 pub mod commands;
 pub mod compaction;
 pub mod event_bus;
+#[cfg(any(test, feature = "fakes"))]
 pub mod fakes;
 pub mod forward;
 pub mod pipeline;
 pub mod ports;
 pub mod queries;
+pub mod records;
 pub mod retention;
 
-pub use ports::{Table, TableBatch};
+pub use ports::TableBatch;
 
 /// The wall clock as a domain timestamp (retention cut-offs, pass times).
 pub fn wall_clock() -> tf_domain::telemetry::Timestamp {

@@ -1,7 +1,6 @@
 //! Ports of the application layer: what the use cases need from storage and
 //! the query engine. Adapters in `infrastructure` implement them.
 
-use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -9,93 +8,10 @@ use arrow::datatypes::SchemaRef;
 use arrow::record_batch::RecordBatch;
 use async_trait::async_trait;
 
-use crate::queries::metric_queries::{
-    HistogramPoint, MetricCatalogQuery, MetricInfo, MetricKind, RawSeries, Series, TimeSeriesQuery,
-};
-use crate::queries::traces::{
-    GetTraceQuery, Operation, OperationsQuery, SearchLogsQuery, SearchTracesQuery, ServicesQuery,
-    TraceSummary,
-};
 use tf_domain::telemetry::Signal;
-use tf_domain::{NodeId, SourceBatch, TenantId, WorkspaceId};
+use tf_domain::{NodeId, SourceBatch, Table, TenantId, WorkspaceId};
 
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
-
-/// The tables TelemetryFlow stores; names follow the OpenTelemetry
-/// ClickHouse exporter.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Table {
-    Traces,
-    Logs,
-    MetricsGauge,
-    MetricsSum,
-    MetricsHistogram,
-    MetricsExpHistogram,
-    MetricsSummary,
-}
-
-impl Table {
-    pub const ALL: [Table; 7] = [
-        Table::Traces,
-        Table::Logs,
-        Table::MetricsGauge,
-        Table::MetricsSum,
-        Table::MetricsHistogram,
-        Table::MetricsExpHistogram,
-        Table::MetricsSummary,
-    ];
-
-    pub fn name(self) -> &'static str {
-        match self {
-            Table::Traces => "otel_traces",
-            Table::Logs => "otel_logs",
-            Table::MetricsGauge => "otel_metrics_gauge",
-            Table::MetricsSum => "otel_metrics_sum",
-            Table::MetricsHistogram => "otel_metrics_histogram",
-            Table::MetricsExpHistogram => "otel_metrics_exp_histogram",
-            Table::MetricsSummary => "otel_metrics_summary",
-        }
-    }
-
-    /// The signal whose items the table stores.
-    pub fn signal(self) -> Signal {
-        match self {
-            Table::Traces => Signal::Traces,
-            Table::Logs => Signal::Logs,
-            _ => Signal::Metrics,
-        }
-    }
-
-    pub fn from_name(name: &str) -> Option<Table> {
-        Table::ALL.into_iter().find(|t| t.name() == name)
-    }
-
-    /// The event-time column every table has (`Timestamp(ns, UTC)`), used for
-    /// hourly partitioning.
-    pub const TIMESTAMP_COLUMN: &'static str = "timestamp";
-
-    /// The smallest and largest [`Self::TIMESTAMP_COLUMN`] value of `batch`
-    /// (`(0, 0)` if it has none).
-    pub fn time_range(batch: &RecordBatch) -> (i64, i64) {
-        use arrow::array::{Array, TimestampNanosecondArray};
-        batch
-            .column_by_name(Self::TIMESTAMP_COLUMN)
-            .and_then(|c| c.as_any().downcast_ref::<TimestampNanosecondArray>())
-            .map(|ts| {
-                (
-                    arrow::compute::min(ts).unwrap_or(0),
-                    arrow::compute::max(ts).unwrap_or(0),
-                )
-            })
-            .unwrap_or((0, 0))
-    }
-}
-
-impl fmt::Display for Table {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
-    }
-}
 
 /// Rows for one table, converted from one request.
 #[derive(Debug, Clone)]
@@ -490,106 +406,6 @@ impl Default for QueryLimits {
             max_rows: 100_000,
         }
     }
-}
-
-/// Ad-hoc SQL from API callers: read-only statements over one tenant's
-/// tables (the [`Table`]s, by name), in the engine's dialect. The
-/// application passes the text through; it writes none itself.
-#[async_trait]
-pub trait ReadModel: Send + Sync {
-    async fn query(
-        &self,
-        tenant: &TenantId,
-        sql: &str,
-        limits: &QueryLimits,
-    ) -> Result<QueryResult, QueryError>;
-}
-
-/// The trace, service and log questions of the read side, answered by the
-/// query engine over the query's tenant's tables. Where an answer is rows,
-/// `limits.max_rows` caps them.
-#[async_trait]
-pub trait TraceReadModel: Send + Sync {
-    /// Every span of the trace (all columns of the traces table), oldest first.
-    async fn trace_spans(
-        &self,
-        q: &GetTraceQuery,
-        limits: &QueryLimits,
-    ) -> Result<QueryResult, QueryError>;
-
-    /// Traces with a span matching every filter, newest first, at most `q.limit`.
-    async fn search_traces(
-        &self,
-        q: &SearchTracesQuery,
-        limits: &QueryLimits,
-    ) -> Result<Vec<TraceSummary>, QueryError>;
-
-    /// `(service, signal)` for every service that sent a signal (`traces`,
-    /// `logs` or `metrics`) in the window, in no particular order.
-    async fn service_signals(
-        &self,
-        q: &ServicesQuery,
-        limits: &QueryLimits,
-    ) -> Result<Vec<(String, &'static str)>, QueryError>;
-
-    /// The span names and kinds of a service, by name then kind.
-    async fn operations(
-        &self,
-        q: &OperationsQuery,
-        limits: &QueryLimits,
-    ) -> Result<Vec<Operation>, QueryError>;
-
-    /// Log records (all columns) matching every filter, newest first.
-    async fn search_logs(
-        &self,
-        q: &SearchLogsQuery,
-        limits: &QueryLimits,
-    ) -> Result<QueryResult, QueryError>;
-}
-
-/// The metric questions of the read side.
-#[async_trait]
-pub trait MetricReadModel: Send + Sync {
-    /// Per metric name and type: unit, description, services, monotonicity,
-    /// temporality and point count in the window, by name then most points.
-    async fn catalog(
-        &self,
-        q: &MetricCatalogQuery,
-        limits: &QueryLimits,
-    ) -> Result<Vec<MetricInfo>, QueryError>;
-
-    /// The type holding most of the metric's points in the window (a name
-    /// used with two types is the sender's mistake; the catalog shows both).
-    async fn metric_kind(
-        &self,
-        q: &TimeSeriesQuery,
-        limits: &QueryLimits,
-    ) -> Result<Option<MetricKind>, QueryError>;
-
-    /// `q.aggregation` (avg, sum, min, max or count) of a gauge's or sum's
-    /// values per interval bucket (bucket starts in Unix ms), per group-by
-    /// label set.
-    async fn bucketed(
-        &self,
-        q: &TimeSeriesQuery,
-        kind: MetricKind,
-        limits: &QueryLimits,
-    ) -> Result<Vec<Series>, QueryError>;
-
-    /// Every point of the sum's series in the window, each series in time order.
-    async fn sum_points(
-        &self,
-        q: &TimeSeriesQuery,
-        limits: &QueryLimits,
-    ) -> Result<RawSeries<f64>, QueryError>;
-
-    /// Every point of the histogram's series in the window, each series in
-    /// time order.
-    async fn histogram_points(
-        &self,
-        q: &TimeSeriesQuery,
-        limits: &QueryLimits,
-    ) -> Result<RawSeries<HistogramPoint>, QueryError>;
 }
 
 /// One request for an upstream: rows of one tenant, workspace and signal

@@ -17,7 +17,8 @@ use std::time::Instant;
 use serde::Serialize;
 
 use crate::pipeline::PartitionBuffer;
-use crate::ports::{CommitOutcome, FileMeta, FileStore, StoreError, Table};
+use crate::ports::{CommitOutcome, FileMeta, FileStore, StoreError};
+use tf_domain::Table;
 use tf_domain::telemetry::Timestamp;
 use tf_domain::{RetentionRules, TenantId};
 
@@ -148,7 +149,7 @@ impl Retention {
         now: Timestamp,
         summary: &mut RetentionSummary,
     ) -> Result<(), StoreError> {
-        let Some(keep_from) = self.rules().keep_from(tenant, table.name(), now) else {
+        let Some(keep_from) = self.rules().keep_from(tenant, table, now) else {
             return Ok(());
         };
         for _ in 0..MAX_ATTEMPTS {

@@ -15,4 +15,5 @@ pub mod tenancy;
 pub use delivery::{Admission, OnFull, SourceBatch};
 pub use events::DomainEvent;
 pub use retention::{RetentionPeriod, RetentionRules, TenantRetention};
+pub use telemetry::{Signal, Table};
 pub use tenancy::{NodeId, TenantContext, TenantId, WorkspaceId};

@@ -16,7 +16,7 @@ use std::fmt;
 use std::time::Duration;
 
 use crate::TenantId;
-use crate::telemetry::Timestamp;
+use crate::telemetry::{Table, Timestamp};
 
 /// How long data is kept; [`RetentionPeriod::FOREVER`] keeps it forever.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -120,31 +120,29 @@ impl fmt::Display for RetentionPeriod {
 pub struct TenantRetention {
     /// For every table of the tenant without its own rule.
     pub default: Option<RetentionPeriod>,
-    /// Per table name.
-    pub tables: BTreeMap<String, RetentionPeriod>,
+    pub tables: BTreeMap<Table, RetentionPeriod>,
 }
 
-/// Every retention rule of the deployment. Table names are opaque here
-/// (the layer that knows the tables validates them).
+/// Every retention rule of the deployment.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RetentionRules {
     pub default: RetentionPeriod,
-    pub tables: BTreeMap<String, RetentionPeriod>,
+    pub tables: BTreeMap<Table, RetentionPeriod>,
     pub tenants: BTreeMap<TenantId, TenantRetention>,
 }
 
 impl RetentionRules {
     /// The period that applies to `table` of `tenant`.
-    pub fn period(&self, tenant: &TenantId, table: &str) -> RetentionPeriod {
+    pub fn period(&self, tenant: &TenantId, table: Table) -> RetentionPeriod {
         let t = self.tenants.get(tenant);
-        t.and_then(|t| t.tables.get(table).copied())
+        t.and_then(|t| t.tables.get(&table).copied())
             .or_else(|| t.and_then(|t| t.default))
-            .or_else(|| self.tables.get(table).copied())
+            .or_else(|| self.tables.get(&table).copied())
             .unwrap_or(self.default)
     }
 
     /// See [`RetentionPeriod::keep_from`].
-    pub fn keep_from(&self, tenant: &TenantId, table: &str, now: Timestamp) -> Option<Timestamp> {
+    pub fn keep_from(&self, tenant: &TenantId, table: Table, now: Timestamp) -> Option<Timestamp> {
         self.period(tenant, table).keep_from(now)
     }
 
@@ -212,13 +210,13 @@ mod tests {
         let other = TenantId::parse("other").unwrap();
         let rules = RetentionRules {
             default: p("30d"),
-            tables: [("otel_logs".to_owned(), p("7d"))].into(),
+            tables: [(Table::Logs, p("7d"))].into(),
             tenants: [
                 (
                     acme.clone(),
                     TenantRetention {
                         default: None,
-                        tables: [("otel_logs".to_owned(), p("24h"))].into(),
+                        tables: [(Table::Logs, p("24h"))].into(),
                     },
                 ),
                 (
@@ -231,11 +229,11 @@ mod tests {
             ]
             .into(),
         };
-        assert_eq!(rules.period(&acme, "otel_logs"), p("24h"));
-        assert_eq!(rules.period(&acme, "otel_traces"), p("30d"));
-        assert_eq!(rules.period(&beta, "otel_logs"), RetentionPeriod::FOREVER);
-        assert_eq!(rules.period(&other, "otel_logs"), p("7d"));
-        assert_eq!(rules.period(&other, "otel_traces"), p("30d"));
+        assert_eq!(rules.period(&acme, Table::Logs), p("24h"));
+        assert_eq!(rules.period(&acme, Table::Traces), p("30d"));
+        assert_eq!(rules.period(&beta, Table::Logs), RetentionPeriod::FOREVER);
+        assert_eq!(rules.period(&other, Table::Logs), p("7d"));
+        assert_eq!(rules.period(&other, Table::Traces), p("30d"));
         assert!(rules.expires_anything());
         assert!(!RetentionRules::default().expires_anything());
     }

@@ -25,10 +25,9 @@ use super::executor::QueryExecutor;
 use super::guard::{SqlLimits, guard};
 use super::table::TenantTable;
 use super::trace_index::TraceFilters;
-use tf_application::Table;
-use tf_application::ports::{
-    QueryError, QueryLimits, QueryResult, ReadModel, SnapshotSource, TableSnapshot,
-};
+use tf_application::ports::{QueryError, QueryLimits, QueryResult, SnapshotSource, TableSnapshot};
+use tf_application::queries::ReadModel;
+use tf_domain::Table;
 use tf_domain::TenantId;
 use tf_schema::table_schema;
 

@@ -21,8 +21,8 @@ use datafusion::physical_plan::ExecutionPlan;
 use datafusion::physical_plan::union::UnionExec;
 
 use crate::trace_index::{TraceFilters, pinned_trace_id};
-use tf_application::Table;
 use tf_application::ports::TableSnapshot;
+use tf_domain::Table;
 
 fn ts_literal(e: &Expr) -> Option<i64> {
     match e {

@@ -13,7 +13,7 @@ use std::sync::{Arc, OnceLock};
 use arrow::array::{Array, MapBuilder, StringBuilder};
 use arrow::datatypes::{DataType, Field, Fields, Schema, SchemaRef, TimeUnit};
 
-use tf_application::Table;
+use tf_domain::Table;
 
 /// `Timestamp(Nanosecond, "UTC")`.
 pub fn ts_type() -> DataType {

@@ -8,6 +8,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use crate::application::commands::IngestStats;
 use crate::application::compaction::Compactor;
 use crate::application::event_bus::EventBus;
+use crate::application::forward::Forwarder;
 use crate::application::pipeline::WritePath;
 use crate::application::queries::MetricQueries;
 use crate::application::retention::Retention;
@@ -17,6 +18,8 @@ use crate::domain::telemetry::Signal;
 #[derive(Clone)]
 pub struct MetricsSources {
     pub pipeline: Arc<WritePath>,
+    /// The forwarders among the pipeline's durable subscribers.
+    pub forwarders: Vec<Arc<Forwarder>>,
     pub ingest: Arc<IngestStats>,
     pub events: Arc<EventBus>,
     pub queries: Arc<MetricQueries>,
@@ -376,7 +379,7 @@ pub fn render(src: &MetricsSources) -> String {
 /// Per forwarder: items sent, failed and dropped per signal, the queue,
 /// retries and upstream latency; and forwarded items received twice.
 fn forwarding(out: &mut String, src: &MetricsSources) {
-    let forwarders = src.pipeline.forwarders();
+    let forwarders = &src.forwarders;
     if !forwarders.is_empty() {
         for (what, help, pick) in [
             ("sent", "Items the upstream acknowledged.", 0usize),

@@ -18,7 +18,7 @@ use serde_json::{Value, json};
 use super::{ApiState, Offload};
 use crate::application::ports::{QueryError, QueryResult};
 use crate::application::queries::params::{self, Aggregation, Interval, TimeWindow, invalid};
-use crate::application::queries::traces::SpanStatus;
+use crate::application::queries::traces::parse_status;
 use crate::application::queries::{
     GetTraceQuery, MetricCatalogQuery, OperationsQuery, SearchLogsQuery, SearchTracesQuery,
     ServicesQuery, SqlQuery, TimeSeriesQuery,
@@ -300,7 +300,7 @@ pub(super) async fn search_traces(
                 .as_deref()
                 .map(|v| params::duration_ms("min_duration_ms", v))
                 .transpose()?,
-            status: p.status.as_deref().map(SpanStatus::parse).transpose()?,
+            status: p.status.as_deref().map(parse_status).transpose()?,
             limit: params::limit(p.limit.as_deref(), 20, 1000)?,
         };
         let traces = state.trace_queries.search(&q).await?;

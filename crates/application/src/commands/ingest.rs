@@ -8,7 +8,8 @@ use arrow::array::{Array, BooleanArray, TimestampNanosecondArray};
 use arrow::compute::filter_record_batch;
 use parking_lot::RwLock;
 
-use crate::ports::{IngestSink, Origin, Table, TableBatch, WriteError, Written};
+use crate::ports::{IngestSink, Origin, TableBatch, WriteError, Written};
+use tf_domain::Table;
 use tf_domain::ports::EventPublisher;
 use tf_domain::telemetry::Timestamp;
 use tf_domain::telemetry::{BatchSummary, Signal};
@@ -167,7 +168,7 @@ impl IngestHandler {
             let tenant = summary.context().tenant().clone();
             let mut expired = 0;
             for b in &mut batches {
-                if let Some(k) = self.retention.keep_from(&tenant, b.table.name(), now) {
+                if let Some(k) = self.retention.keep_from(&tenant, b.table, now) {
                     expired += drop_expired_rows(b, k);
                 }
             }

@@ -1,11 +1,12 @@
 //! Forwarding: the write-ahead log as the durable queue of a sidecar.
 //!
-//! Each configured upstream has a [`Forwarder`]. The log writer offers it
-//! every durable record ([`Forwarder::offer`], O(1) under a short lock, so a
-//! slow upstream never slows ingest); the forwarder keeps a ledger of the
+//! Each configured upstream has a [`Forwarder`], a durable subscriber of the
+//! log (`crate::records`). The log writer offers it every durable record
+//! ([`Forwarder::offer_rows`], O(1) under a short lock, so a slow upstream
+//! never slows ingest); the forwarder keeps a ledger of the
 //! undelivered records — sequence number, bytes, items, arrival — and the
 //! rows of as many as fit its memory budget. Records beyond the budget are
-//! read back from the log when their turn comes. [`Forwarder::run`] sends
+//! read back from the log when their turn comes. Its `run` sends
 //! them in batches, in log order, and moves its durable cursor past a batch
 //! only after the upstream acknowledged all of it; the log keeps every
 //! record until each forwarder delivered it (and, when persisting, until it
@@ -35,11 +36,11 @@ use std::time::{Duration, Instant};
 use arrow::array::{Array, StringArray};
 use parking_lot::Mutex;
 
-use crate::pipeline::WritePath;
-use crate::pipeline::buffer::held_bytes;
+use crate::batches::held_bytes;
 use crate::ports::{
     DeliveryStore, ExportBatch, ExportError, Exporter, ForwardCursor, TableBatch, WalRecord,
 };
+use crate::records::{DurableLog, DurableSubscriber};
 use tf_domain::telemetry::Signal;
 use tf_domain::{NodeId, OnFull, SourceBatch, TenantId, WorkspaceId};
 
@@ -135,6 +136,9 @@ struct Queue {
 pub struct Forwarder {
     config: ForwarderConfig,
     node: NodeId,
+    exporter: Arc<dyn Exporter>,
+    /// Where the cursor is saved.
+    store: Arc<dyn DeliveryStore>,
     queue: Mutex<Queue>,
     wake: tokio::sync::Notify,
     stats: ForwardStats,
@@ -177,11 +181,20 @@ enum Sent {
 
 impl Forwarder {
     /// A forwarder resuming at `cursor` (records up to `cursor.delivered`
-    /// are not offered again).
-    pub fn new(config: ForwarderConfig, node: NodeId, cursor: ForwardCursor) -> Self {
+    /// are not offered again), sending through `exporter` and saving its
+    /// cursor in `store`.
+    pub fn new(
+        config: ForwarderConfig,
+        node: NodeId,
+        cursor: ForwardCursor,
+        exporter: Arc<dyn Exporter>,
+        store: Arc<dyn DeliveryStore>,
+    ) -> Self {
         Self {
             config,
             node,
+            exporter,
+            store,
             queue: Mutex::new(Queue {
                 delivered: cursor.delivered,
                 ..Queue::default()
@@ -246,7 +259,7 @@ impl Forwarder {
     }
 
     /// A durable record of the log (on the log's writer thread, or replay).
-    pub fn offer(&self, seq: u64, tenant: &TenantId, batches: &[TableBatch]) {
+    pub fn offer_rows(&self, seq: u64, tenant: &TenantId, batches: &[TableBatch]) {
         let mut bytes = 0u64;
         let mut relevant = Vec::new();
         let mut signal = None;
@@ -255,8 +268,7 @@ impl Forwarder {
         for b in batches {
             let held = held_bytes(&b.batch);
             bytes += held as u64;
-            let s = b.table.signal();
-            if self.config.signals.contains(&s) {
+            if let Some(s) = b.table.signal().filter(|s| self.config.signals.contains(s)) {
                 signal = Some(s);
                 items += b.batch.num_rows() as u64;
                 relevant_bytes += held;
@@ -351,20 +363,11 @@ impl Forwarder {
     }
 
     /// Sends until `stop` turns true; undelivered records stay in the log.
-    pub async fn run(
-        self: Arc<Self>,
-        path: Arc<WritePath>,
-        exporter: Arc<dyn Exporter>,
-        store: Arc<dyn DeliveryStore>,
+    async fn deliver(
+        &self,
+        log: &DurableLog,
         mut stop: tokio::sync::watch::Receiver<bool>,
     ) -> Result<()> {
-        // Records read back from the log need it open (after replay).
-        while path.wal().is_none() {
-            tokio::select! {
-                _ = tokio::time::sleep(Duration::from_millis(10)) => {}
-                _ = stop.changed() => return Ok(()),
-            }
-        }
         let mut saved = self.delivered();
         loop {
             // Stopped, or the server that could stop it is gone.
@@ -374,14 +377,14 @@ impl Forwarder {
             // Records with nothing for this forwarder are delivered as such.
             let skipped = self.skip_irrelevant();
             if skipped {
-                path.release_wal();
+                log.advanced();
             }
             let Some((first, last, missing)) = self.next_batch() else {
                 // Records dropped (or skipped) while idle: keep the cursor
                 // current now and then.
                 let delivered = self.delivered();
                 if delivered > saved {
-                    self.save(&store, delivered, None, &mut stop).await?;
+                    self.save(delivered, None, &mut stop).await?;
                     saved = delivered;
                 }
                 // Until the front record is due, new records arrive, or stop.
@@ -396,7 +399,7 @@ impl Forwarder {
                 }
                 continue;
             };
-            let ready = match self.collect(&path, first, last, missing).await {
+            let ready = match self.collect(log, first, last, missing).await {
                 Ok(r) => r,
                 Err(e) => {
                     tracing::error!(forwarder = %self.config.name, error = %e, "reading undelivered records back failed; retrying");
@@ -407,7 +410,7 @@ impl Forwarder {
                     continue;
                 }
             };
-            self.save(&store, self.delivered(), Some((first, last)), &mut stop)
+            self.save(self.delivered(), Some((first, last)), &mut stop)
                 .await?;
             let key = SourceBatch::new(self.node.clone(), first, last)
                 .map_err(|e| std::io::Error::other(e.to_string()))
@@ -417,10 +420,7 @@ impl Forwarder {
                 })?;
             let mut outcome = Sent::Done;
             for request in requests(ready, &key) {
-                match self
-                    .send(exporter.as_ref(), &request, last, &mut stop)
-                    .await
-                {
+                match self.send(&request, last, &mut stop).await {
                     Sent::Done => {}
                     other => {
                         outcome = other;
@@ -433,10 +433,10 @@ impl Forwarder {
                 Sent::Done | Sent::GivenUp => {}
             }
             let delivered = self.complete(last);
-            self.save(&store, delivered, None, &mut stop).await?;
+            self.save(delivered, None, &mut stop).await?;
             saved = delivered;
             *self.restart.lock() = None;
-            path.release_wal();
+            log.advanced();
         }
     }
 
@@ -444,7 +444,6 @@ impl Forwarder {
     /// keeps everything meanwhile) until it works or `stop`.
     async fn save(
         &self,
-        store: &Arc<dyn DeliveryStore>,
         delivered: u64,
         in_flight: Option<(u64, u64)>,
         stop: &mut tokio::sync::watch::Receiver<bool>,
@@ -454,7 +453,7 @@ impl Forwarder {
             in_flight,
         };
         loop {
-            match store.save_cursor(&self.config.name, cursor).await {
+            match self.store.save_cursor(&self.config.name, cursor).await {
                 Ok(()) => return Ok(()),
                 Err(source) => {
                     tracing::error!(forwarder = %self.config.name, error = %source, "saving the forward cursor failed; retrying");
@@ -548,22 +547,14 @@ impl Forwarder {
     /// The rows of the records `first..=last`, from memory or the log.
     async fn collect(
         &self,
-        path: &Arc<WritePath>,
+        log: &DurableLog,
         first: u64,
         last: u64,
         missing: Vec<u64>,
     ) -> Result<Vec<Ready>> {
         let mut from_log = std::collections::HashMap::new();
         if let (Some(&lo), Some(&hi)) = (missing.first(), missing.last()) {
-            let wal = path.wal().cloned();
-            let records = match wal {
-                Some(wal) => tokio::task::spawn_blocking(move || wal.read(lo, hi, usize::MAX))
-                    .await
-                    .map_err(|e| crate::ports::WalError::Io(Arc::new(std::io::Error::other(e))))
-                    .and_then(|r| r),
-                None => Err(crate::ports::WalError::Closed),
-            }
-            .map_err(|source| ForwardError::Wal {
+            let records = log.read(lo, hi).await.map_err(|source| ForwardError::Wal {
                 name: self.config.name.clone(),
                 source,
             })?;
@@ -579,7 +570,11 @@ impl Forwarder {
             {
                 let batches = batches
                     .into_iter()
-                    .filter(|b| self.config.signals.contains(&b.table.signal()))
+                    .filter(|b| {
+                        b.table
+                            .signal()
+                            .is_some_and(|s| self.config.signals.contains(&s))
+                    })
                     .collect();
                 from_log.insert(seq, Ready { tenant, batches });
             }
@@ -611,7 +606,6 @@ impl Forwarder {
     /// Sends one request until the upstream answers for good.
     async fn send(
         &self,
-        exporter: &dyn Exporter,
         request: &ExportBatch,
         last: u64,
         stop: &mut tokio::sync::watch::Receiver<bool>,
@@ -628,7 +622,7 @@ impl Forwarder {
             self.stats.requests.fetch_add(1, Ordering::Relaxed);
             let started = Instant::now();
             let answer = tokio::select! {
-                a = exporter.export(request) => a,
+                a = self.exporter.export(request) => a,
                 _ = stop.changed() => return Sent::Stopped,
             };
             let took = started.elapsed();
@@ -641,7 +635,7 @@ impl Forwarder {
                         self.stats.failed[signal].fetch_add(rejected, Ordering::Relaxed);
                         tracing::warn!(
                             forwarder = %self.config.name,
-                            upstream = exporter.endpoint(),
+                            upstream = self.exporter.endpoint(),
                             tenant = %request.tenant,
                             rejected,
                             reason = %ack.message,
@@ -655,7 +649,7 @@ impl Forwarder {
                     self.stats.failed[signal].fetch_add(request.items, Ordering::Relaxed);
                     tracing::warn!(
                         forwarder = %self.config.name,
-                        upstream = exporter.endpoint(),
+                        upstream = self.exporter.endpoint(),
                         tenant = %request.tenant,
                         items = request.items,
                         %reason,
@@ -675,7 +669,7 @@ impl Forwarder {
                     if attempt == 1 || attempt.is_power_of_two() {
                         tracing::warn!(
                             forwarder = %self.config.name,
-                            upstream = exporter.endpoint(),
+                            upstream = self.exporter.endpoint(),
                             attempt,
                             ?delay,
                             %reason,
@@ -723,6 +717,41 @@ impl Forwarder {
     }
 }
 
+#[async_trait::async_trait]
+impl DurableSubscriber for Forwarder {
+    fn name(&self) -> &str {
+        &self.config.name
+    }
+
+    /// The delivered cursor: everything up to it was acknowledged by the
+    /// upstream (or given up, counted).
+    fn position(&self) -> u64 {
+        self.delivered()
+    }
+
+    fn offer(&self, record: &WalRecord) {
+        self.offer_rows(record.seq, &record.tenant, &record.batches);
+    }
+
+    fn refusal(&self) -> Option<String> {
+        Forwarder::refusal(self)
+    }
+
+    fn pending(&self) -> usize {
+        self.queued_records()
+    }
+
+    fn next_seq_floor(&self) -> u64 {
+        Forwarder::next_seq_floor(self)
+    }
+
+    async fn run(self: Arc<Self>, log: DurableLog, stop: tokio::sync::watch::Receiver<bool>) {
+        if let Err(e) = self.deliver(&log, stop).await {
+            tracing::error!(forwarder = %self.config.name, error = %e, "forwarder stopped; undelivered data stays in the write-ahead log");
+        }
+    }
+}
+
 /// A number in [0, 1) that differs between calls and processes.
 fn jitter() -> f64 {
     use std::hash::{BuildHasher, Hasher};
@@ -752,7 +781,9 @@ fn requests(ready: Vec<Ready>, key: &SourceBatch) -> Vec<ExportBatch> {
     for r in ready {
         let workspace = workspace_of(&r.batches);
         for b in r.batches {
-            let signal = b.table.signal();
+            let Some(signal) = b.table.signal() else {
+                continue;
+            };
             let items = b.batch.num_rows() as u64;
             let at = out.iter().position(|e| {
                 e.tenant == r.tenant && e.workspace == workspace && e.signal == signal

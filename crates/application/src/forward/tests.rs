@@ -15,9 +15,11 @@ use super::{Forwarder, ForwarderConfig};
 use crate::fakes::{MemoryDelivery, MemoryFileStore, MemoryWal, ScriptedExporter};
 use crate::pipeline::{BufferConfig, PartitionBuffer, SourceMarks, WritePath};
 use crate::ports::{
-    ExportError, Exported, FileStore, ForwardCursor, IngestSink, Origin, Table, TableBatch,
-    WriteAheadLog, WriteError, Written,
+    ExportError, Exported, FileStore, ForwardCursor, IngestSink, Origin, TableBatch, WriteAheadLog,
+    WriteError, Written,
 };
+use crate::records::DurableSubscriber as _;
+use tf_domain::Table;
 use tf_domain::telemetry::Signal;
 use tf_domain::{NodeId, OnFull, SourceBatch, TenantId, WorkspaceId};
 
@@ -64,7 +66,7 @@ struct Sidecar {
     delivery: Arc<MemoryDelivery>,
     forwarder: Arc<Forwarder>,
     stop: tokio::sync::watch::Sender<bool>,
-    task: tokio::task::JoinHandle<super::Result<()>>,
+    task: tokio::task::JoinHandle<()>,
 }
 
 impl Sidecar {
@@ -84,26 +86,27 @@ impl Sidecar {
             Arc::new(MemoryFileStore::new()) as Arc<dyn FileStore>,
             Vec::new(),
         ));
+        let exporter = Arc::new(ScriptedExporter::new());
+        let delivery = Arc::new(MemoryDelivery::default());
         let forwarder = Arc::new(Forwarder::new(
             config,
             NodeId::parse("edge").expect("valid id"),
             cursor,
+            Arc::clone(&exporter) as _,
+            Arc::clone(&delivery) as _,
         ));
-        let path =
-            Arc::new(WritePath::new(buffer).with_forwarding(false, vec![Arc::clone(&forwarder)]));
+        let path = Arc::new(
+            WritePath::builder(buffer)
+                .persist(false)
+                .durable(Arc::clone(&forwarder) as _)
+                .build(),
+        );
         for r in wal.records() {
             path.replay(&r);
         }
-        path.set_wal(Arc::clone(&wal) as Arc<dyn WriteAheadLog>);
-        let exporter = Arc::new(ScriptedExporter::new());
-        let delivery = Arc::new(MemoryDelivery::default());
+        let log = path.set_wal(Arc::clone(&wal) as Arc<dyn WriteAheadLog>);
         let (stop, rx) = tokio::sync::watch::channel(false);
-        let task = tokio::spawn(Arc::clone(&forwarder).run(
-            Arc::clone(&path),
-            Arc::clone(&exporter) as _,
-            Arc::clone(&delivery) as _,
-            rx,
-        ));
+        let task = tokio::spawn(Arc::clone(&forwarder).run(log, rx));
         Self {
             path,
             wal,
@@ -135,7 +138,7 @@ impl Sidecar {
 
     async fn stop(self) -> Arc<MemoryWal> {
         let _ = self.stop.send(true);
-        self.task.await.expect("joined").expect("forwarder ran");
+        self.task.await.expect("joined");
         self.wal
     }
 }
@@ -456,7 +459,7 @@ async fn an_upstream_stores_a_forwarded_batch_once_across_restarts() {
             Vec::new(),
         ));
         let marks = SourceMarks::load(Arc::clone(&delivery) as _).expect("loaded");
-        let path = WritePath::new(buffer).with_sources(Arc::new(marks));
+        let path = Arc::new(WritePath::builder(buffer).sources(Arc::new(marks)).build());
         for r in wal.records() {
             path.replay(&r);
         }

@@ -17,14 +17,16 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use arrow::array::{Array, ArrayData, TimestampNanosecondArray, UInt32Array};
+use arrow::array::{Array, TimestampNanosecondArray, UInt32Array};
 use arrow::compute::{concat_batches, take_record_batch};
 use arrow::record_batch::RecordBatch;
 use parking_lot::RwLock;
 
+use crate::batches::held_bytes;
 use crate::ports::{
-    BoxError, CommitOutcome, FileMeta, FileStore, StoreError, Table, TableCatalog, TableSnapshot,
+    BoxError, CommitOutcome, FileMeta, FileStore, StoreError, TableCatalog, TableSnapshot,
 };
+use tf_domain::Table;
 use tf_domain::telemetry::Timestamp;
 use tf_domain::{RetentionRules, TenantId};
 
@@ -78,7 +80,7 @@ struct Chunk {
 }
 
 impl Chunk {
-    /// Adds `batch`, which holds `bytes` of memory (see [`held_bytes`]).
+    /// Adds `batch`, which holds `bytes` of memory (see [`crate::batches::held_bytes`]).
     fn push(&mut self, batch: RecordBatch, seq: u64, bytes: usize) {
         if self.batches.is_empty() {
             self.min_seq = seq;
@@ -491,7 +493,7 @@ impl PartitionBuffer {
         let keep_from = if skip_committed {
             self.config
                 .retention
-                .keep_from(tenant, table.name(), crate::wall_clock())
+                .keep_from(tenant, table, crate::wall_clock())
                 .map_or(0, |t| t.unix_nanos())
         } else {
             0
@@ -543,7 +545,7 @@ impl PartitionBuffer {
         let mut dropped_bytes = 0;
         st.partitions.retain(|key, p| {
             let expired = rules
-                .keep_from(&key.tenant, key.table.name(), now)
+                .keep_from(&key.tenant, key.table, now)
                 .is_some_and(|k| key.hour_start < k.unix_nanos());
             if !expired {
                 return true;
@@ -756,33 +758,6 @@ impl PartitionBuffer {
         }
         TableSnapshot { files, batches }
     }
-}
-
-/// Bytes of memory `batch` keeps alive, each allocation counted once.
-///
-/// `RecordBatch::get_array_memory_size` counts a buffer once per array that
-/// shares it. Arrays decoded from one Arrow IPC message (WAL replay) all
-/// share the message's single allocation, so that sum counts it once per
-/// column and child array — tens of times what is held.
-pub(crate) fn held_bytes(batch: &RecordBatch) -> usize {
-    fn add(data: &ArrayData, seen: &mut HashSet<usize>, total: &mut usize) {
-        let nulls = data.nulls().map(|n| n.buffer());
-        for buf in data.buffers().iter().chain(nulls) {
-            if seen.insert(buf.data_ptr().as_ptr() as usize) {
-                // Externally owned buffers report no capacity: count their length.
-                *total += buf.capacity().max(buf.len());
-            }
-        }
-        for child in data.child_data() {
-            add(child, seen, total);
-        }
-    }
-    let mut seen = HashSet::new();
-    let mut total = 0;
-    for column in batch.columns() {
-        add(&column.to_data(), &mut seen, &mut total);
-    }
-    total
 }
 
 /// Splits rows by the hour of their `timestamp` column.

@@ -14,7 +14,7 @@ pub mod sources;
 mod tests;
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, OnceLock, Weak};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -23,67 +23,162 @@ pub use buffer::{BufferConfig, FlushStats, PartitionBuffer};
 pub use pressure::IngestPressure;
 pub use sources::SourceMarks;
 
-use crate::forward::Forwarder;
 use crate::ports::{
-    IngestSink, Origin, SnapshotSource, StoreError, Table, TableBatch, TableSnapshot, WalError,
-    WalRecord, WriteAheadLog, WriteError, Written,
+    IngestSink, Origin, SnapshotSource, StoreError, TableBatch, TableSnapshot, WalError, WalRecord,
+    WriteAheadLog, WriteError, Written,
+};
+use crate::records::{
+    Arrival, DurableLog, DurableSubscriber, RecordSubscriber, Subscribers, SubscribersBuilder,
 };
 use sources::Begin;
-use tf_domain::TenantId;
+use tf_domain::{Table, TenantId};
 
 pub struct WritePath {
     buffer: Arc<PartitionBuffer>,
     wal: OnceLock<Arc<dyn WriteAheadLog>>,
     closed: AtomicBool,
     /// Rows go to the partition buffers (and on to Parquet); when false the
-    /// log is only the forwarders' queue.
+    /// log is only the durable subscribers' queue.
     persist: bool,
-    forwarders: Arc<[Arc<Forwarder>]>,
+    subscribers: Arc<Subscribers>,
     sources: Arc<SourceMarks>,
     pressure: Arc<IngestPressure>,
 }
 
-impl WritePath {
-    /// A pipeline that refuses writes (`NotReady`) until [`WritePath::set_wal`].
-    pub fn new(buffer: Arc<PartitionBuffer>) -> Self {
-        Self {
-            buffer,
-            wal: OnceLock::new(),
-            closed: AtomicBool::new(false),
-            persist: true,
-            forwarders: Arc::from(Vec::new()),
-            sources: Arc::new(SourceMarks::in_memory()),
-            pressure: Arc::new(IngestPressure::new()),
-        }
-    }
+/// Puts the write path together: what it persists, and who consumes its
+/// durable records (see [`crate::records`]).
+pub struct WritePathBuilder {
+    buffer: Arc<PartitionBuffer>,
+    persist: bool,
+    sources: Arc<SourceMarks>,
+    pressure: Arc<IngestPressure>,
+    subscribers: SubscribersBuilder,
+}
 
-    /// Where this path reports pressure (overload refusals, buffers over
-    /// half their budget) for background work to yield to.
-    pub fn with_pressure(mut self, pressure: Arc<IngestPressure>) -> Self {
-        self.pressure = pressure;
-        self
-    }
-
-    /// Forwards every durable record through `forwarders`; with `persist`
-    /// false nothing goes to the partition buffers (a pure sidecar).
-    pub fn with_forwarding(mut self, persist: bool, forwarders: Vec<Arc<Forwarder>>) -> Self {
+impl WritePathBuilder {
+    /// With `false` nothing goes to the partition buffers (a pure sidecar:
+    /// the log is only its forwarders' queue).
+    pub fn persist(mut self, persist: bool) -> Self {
         self.persist = persist;
-        self.forwarders = Arc::from(forwarders);
         self
     }
 
     /// The high-water marks of batches other nodes forwarded here.
-    pub fn with_sources(mut self, sources: Arc<SourceMarks>) -> Self {
+    pub fn sources(mut self, sources: Arc<SourceMarks>) -> Self {
         self.sources = sources;
         self
+    }
+
+    /// Where this path reports pressure (overload refusals, buffers over
+    /// half their budget) for background work to yield to.
+    pub fn pressure(mut self, pressure: Arc<IngestPressure>) -> Self {
+        self.pressure = pressure;
+        self
+    }
+
+    /// A consumer run on the log's writer thread, after the buffers and the
+    /// source marks.
+    pub fn synchronous(mut self, s: Arc<dyn RecordSubscriber>) -> Self {
+        self.subscribers = self.subscribers.synchronous(s);
+        self
+    }
+
+    /// A consumer with a durable position (a forwarder).
+    pub fn durable(mut self, s: Arc<dyn DurableSubscriber>) -> Self {
+        self.subscribers = self.subscribers.durable(s);
+        self
+    }
+
+    /// A path that refuses writes (`NotReady`) until [`WritePath::set_wal`].
+    pub fn build(self) -> WritePath {
+        let rows = Arc::new(BufferedRows {
+            buffer: Arc::clone(&self.buffer),
+            persist: self.persist,
+        });
+        let marks = Arc::new(RaiseMarks(Arc::clone(&self.sources)));
+        // Marks first: a forwarded batch counts as accepted before its rows
+        // are visible, as the ack that follows says.
+        let all = Subscribers::builder()
+            .synchronous(marks as Arc<dyn RecordSubscriber>)
+            .synchronous(rows as Arc<dyn RecordSubscriber>)
+            .extend(self.subscribers);
+        WritePath {
+            buffer: self.buffer,
+            wal: OnceLock::new(),
+            closed: AtomicBool::new(false),
+            persist: self.persist,
+            subscribers: Arc::new(all.build()),
+            sources: self.sources,
+            pressure: self.pressure,
+        }
+    }
+}
+
+/// The partition buffers as a subscriber: a record's rows become visible
+/// (replayed ones unless committed already); without persisting, only the
+/// sequence number is noted.
+struct BufferedRows {
+    buffer: Arc<PartitionBuffer>,
+    persist: bool,
+}
+
+impl RecordSubscriber for BufferedRows {
+    fn apply(&self, record: &WalRecord, arrival: Arrival) {
+        if !self.persist {
+            self.buffer.note_seq(record.seq);
+            return;
+        }
+        let replayed = arrival == Arrival::Replay;
+        for b in &record.batches {
+            self.buffer
+                .insert(&record.tenant, b.table, &b.batch, record.seq, replayed);
+        }
+        if replayed {
+            self.buffer.note_seq(record.seq);
+        }
+    }
+}
+
+/// The source marks as a subscriber: a forwarded batch's stream mark rises
+/// once its record is durable, and is rebuilt from the log on replay.
+struct RaiseMarks(Arc<SourceMarks>);
+
+impl RecordSubscriber for RaiseMarks {
+    fn apply(&self, record: &WalRecord, arrival: Arrival) {
+        let Some(origin) = &record.origin else {
+            return;
+        };
+        let stream = origin.stream(&record.tenant);
+        match arrival {
+            Arrival::Live => self.0.accepted(&stream, origin.batch.last()),
+            Arrival::Replay => self.0.observe(&stream, origin.batch.last()),
+        }
+    }
+}
+
+impl WritePath {
+    pub fn builder(buffer: Arc<PartitionBuffer>) -> WritePathBuilder {
+        WritePathBuilder {
+            buffer,
+            persist: true,
+            sources: Arc::new(SourceMarks::in_memory()),
+            pressure: Arc::new(IngestPressure::new()),
+            subscribers: Subscribers::builder(),
+        }
+    }
+
+    /// A path that persists, with no other consumer of its records.
+    pub fn new(buffer: Arc<PartitionBuffer>) -> Self {
+        Self::builder(buffer).build()
     }
 
     pub fn pressure(&self) -> &IngestPressure {
         &self.pressure
     }
 
-    pub fn forwarders(&self) -> &[Arc<Forwarder>] {
-        &self.forwarders
+    /// Every consumer of the durable records.
+    pub fn subscribers(&self) -> &Arc<Subscribers> {
+        &self.subscribers
     }
 
     pub fn sources(&self) -> &SourceMarks {
@@ -94,30 +189,25 @@ impl WritePath {
         self.persist
     }
 
-    /// A record of the log, replayed at start-up: to the buffers (unless
-    /// committed already), the forwarders (unless delivered) and the source
-    /// marks.
+    /// A record of the log, replayed at start-up, to every consumer.
     pub fn replay(&self, record: &WalRecord) {
-        if let Some(origin) = &record.origin {
-            self.sources
-                .observe(&origin.stream(&record.tenant), origin.batch.last());
-        }
-        if self.persist {
-            for b in &record.batches {
-                self.buffer
-                    .insert(&record.tenant, b.table, &b.batch, record.seq, true);
-            }
-        }
-        self.buffer.note_seq(record.seq);
-        for f in self.forwarders.iter() {
-            f.offer(record.seq, &record.tenant, &record.batches);
-        }
+        self.subscribers.apply(record, Arrival::Replay);
     }
 
     /// Called once WAL replay is done: writes are accepted from now on.
-    pub fn set_wal(&self, wal: Arc<dyn WriteAheadLog>) {
-        let _ = self.wal.set(wal);
+    /// Returns what the durable subscribers run with.
+    pub fn set_wal(self: &Arc<Self>, wal: Arc<dyn WriteAheadLog>) -> DurableLog {
+        let _ = self.wal.set(Arc::clone(&wal));
         self.release_wal();
+        let path: Weak<WritePath> = Arc::downgrade(self);
+        DurableLog::new(
+            wal,
+            Arc::new(move || {
+                if let Some(p) = path.upgrade() {
+                    p.release_wal();
+                }
+            }),
+        )
     }
 
     pub fn is_ready(&self) -> bool {
@@ -138,15 +228,15 @@ impl WritePath {
     }
 
     /// Lets the log drop every record that is flushed (when persisting)
-    /// and delivered by every forwarder, once the source marks they raised
-    /// are saved.
+    /// and done by every durable subscriber, once the source marks they
+    /// raised are saved.
     pub fn release_wal(&self) {
         let Some(wal) = self.wal.get() else {
             return;
         };
         let mut watermark = self.buffer.watermark();
-        for f in self.forwarders.iter() {
-            watermark = watermark.min(f.delivered() + 1);
+        if let Some(floor) = self.subscribers.durable_floor() {
+            watermark = watermark.min(floor + 1);
         }
         if let Err(e) = self.sources.persist() {
             tracing::error!(error = %e, "saving the forwarded batches' high-water marks failed; the log keeps its records");
@@ -219,7 +309,7 @@ impl WritePath {
                 retry_after: Duration::from_secs(1),
             });
         }
-        if let Some(reason) = self.forwarders.iter().find_map(|f| f.refusal()) {
+        if let Some(reason) = self.subscribers.refusal() {
             return Err(WriteError::Overloaded {
                 reason,
                 retry_after: Duration::from_secs(1),
@@ -239,34 +329,31 @@ impl WritePath {
             }
         }
         let (tx, rx) = tokio::sync::oneshot::channel();
-        let buffer = Arc::clone(&self.buffer);
-        let forwarders = Arc::clone(&self.forwarders);
+        let subscribers = Arc::clone(&self.subscribers);
         let sources = Arc::clone(&self.sources);
-        let persist = self.persist;
         let owner = tenant.clone();
         let rows = batches.clone();
+        let written_origin = origin.clone();
         let marked = stream.clone();
         let appended = wal.append(
             tenant,
             &batches,
             origin.as_ref(),
             Box::new(move |result| {
-                if let Some((stream, last)) = &marked {
-                    match result {
-                        Ok(_) => sources.accepted(stream, *last),
-                        Err(_) => sources.abandoned(stream),
-                    }
-                }
-                if let Ok(seq) = result {
-                    if persist {
-                        for b in &rows {
-                            buffer.insert(&owner, b.table, &b.batch, seq, false);
+                match result {
+                    Ok(seq) => subscribers.apply(
+                        &WalRecord {
+                            seq,
+                            tenant: owner,
+                            batches: rows,
+                            origin: written_origin,
+                        },
+                        Arrival::Live,
+                    ),
+                    Err(_) => {
+                        if let Some((stream, _)) = &marked {
+                            sources.abandoned(stream);
                         }
-                    } else {
-                        buffer.note_seq(seq);
-                    }
-                    for f in forwarders.iter() {
-                        f.offer(seq, &owner, &rows);
                     }
                 }
                 let _ = tx.send(result);

@@ -10,8 +10,9 @@ use arrow::record_batch::RecordBatch;
 use super::{BufferConfig, PartitionBuffer, WritePath};
 use crate::fakes::{MemoryFileStore, MemoryWal};
 use crate::ports::{
-    FileStore, IngestSink, SnapshotSource, Table, TableBatch, WalError, WriteAheadLog, WriteError,
+    FileStore, IngestSink, SnapshotSource, TableBatch, WalError, WriteAheadLog, WriteError,
 };
+use tf_domain::Table;
 use tf_domain::TenantId;
 
 const HOUR: u64 = 3_600_000_000_000;
@@ -58,7 +59,7 @@ fn config(max_buffered_bytes: usize) -> BufferConfig {
 struct Setup {
     store: Arc<MemoryFileStore>,
     wal: Arc<MemoryWal>,
-    pipeline: WritePath,
+    pipeline: Arc<WritePath>,
     tenant: TenantId,
 }
 
@@ -73,7 +74,7 @@ fn setup_with(config: BufferConfig) -> Setup {
         Arc::clone(&store) as Arc<dyn FileStore>,
         Vec::new(),
     ));
-    let pipeline = WritePath::new(buffer);
+    let pipeline = Arc::new(WritePath::new(buffer));
     let wal = Arc::new(MemoryWal::new(1));
     pipeline.set_wal(Arc::clone(&wal) as Arc<dyn WriteAheadLog>);
     Setup {
@@ -367,7 +368,7 @@ async fn compaction_swaps_files_without_changing_what_queries_or_replay_see() {
 fn logs_for_a_day() -> Arc<tf_domain::RetentionRules> {
     Arc::new(tf_domain::RetentionRules {
         tables: [(
-            Table::Logs.name().to_owned(),
+            Table::Logs,
             tf_domain::RetentionPeriod::parse("24h").expect("period"),
         )]
         .into(),
@@ -468,7 +469,7 @@ async fn the_ingest_handler_rejects_items_of_expired_partitions() {
     use tf_domain::{TenantContext, WorkspaceId};
     let s = setup(64 << 20);
     let handler = IngestHandler::new(
-        Arc::new(s.pipeline) as Arc<dyn IngestSink>,
+        s.pipeline as Arc<dyn IngestSink>,
         Arc::new(EventBus::new()) as _,
         Arc::new(IngestStats::default()),
     )

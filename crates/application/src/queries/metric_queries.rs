@@ -11,11 +11,58 @@ use serde::Serialize;
 
 use super::params::{Aggregation, Interval, TimeWindow, invalid};
 use crate::event_bus::EventHandler;
-use crate::ports::{MetricReadModel, QueryError, QueryLimits, Table};
+use crate::ports::{QueryError, QueryLimits};
+use async_trait::async_trait;
+use tf_domain::Table;
 use tf_domain::telemetry::series::{
     CumulativePoint, MergedHistogram, bucket_start, cumulative_bucket_increase, cumulative_increase,
 };
 use tf_domain::{DomainEvent, TenantContext, TenantId};
+
+/// The metric questions of the read side.
+#[async_trait]
+pub trait MetricReadModel: Send + Sync {
+    /// Per metric name and type: unit, description, services, monotonicity,
+    /// temporality and point count in the window, by name then most points.
+    async fn catalog(
+        &self,
+        q: &MetricCatalogQuery,
+        limits: &QueryLimits,
+    ) -> Result<Vec<MetricInfo>, QueryError>;
+
+    /// The type holding most of the metric's points in the window (a name
+    /// used with two types is the sender's mistake; the catalog shows both).
+    async fn metric_kind(
+        &self,
+        q: &TimeSeriesQuery,
+        limits: &QueryLimits,
+    ) -> Result<Option<MetricKind>, QueryError>;
+
+    /// `q.aggregation` (avg, sum, min, max or count) of a gauge's or sum's
+    /// values per interval bucket (bucket starts in Unix ms), per group-by
+    /// label set.
+    async fn bucketed(
+        &self,
+        q: &TimeSeriesQuery,
+        kind: MetricKind,
+        limits: &QueryLimits,
+    ) -> Result<Vec<Series>, QueryError>;
+
+    /// Every point of the sum's series in the window, each series in time order.
+    async fn sum_points(
+        &self,
+        q: &TimeSeriesQuery,
+        limits: &QueryLimits,
+    ) -> Result<RawSeries<f64>, QueryError>;
+
+    /// Every point of the histogram's series in the window, each series in
+    /// time order.
+    async fn histogram_points(
+        &self,
+        q: &TimeSeriesQuery,
+        limits: &QueryLimits,
+    ) -> Result<RawSeries<HistogramPoint>, QueryError>;
+}
 
 /// The OTLP metric types, as stored (one table each).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]

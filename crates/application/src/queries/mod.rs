@@ -6,9 +6,9 @@
 //! behind the ports never appears here; ad-hoc SQL from API callers passes
 //! through [`ReadModel`] as text.
 //!
-//! [`TraceReadModel`]: crate::ports::TraceReadModel
-//! [`MetricReadModel`]: crate::ports::MetricReadModel
-//! [`ReadModel`]: crate::ports::ReadModel
+//! [`TraceReadModel`]: crate::queries::TraceReadModel
+//! [`MetricReadModel`]: crate::queries::MetricReadModel
+//! [`ReadModel`]: crate::queries::ReadModel
 
 pub mod metric_queries;
 pub mod params;
@@ -18,8 +18,9 @@ pub mod traces;
 #[cfg(test)]
 mod tests;
 
-pub use metric_queries::{MetricCatalogQuery, MetricQueries, TimeSeriesQuery};
-pub use sql::{SqlHandler, SqlQuery};
+pub use metric_queries::{MetricCatalogQuery, MetricQueries, MetricReadModel, TimeSeriesQuery};
+pub use sql::{ReadModel, SqlHandler, SqlQuery};
 pub use traces::{
-    GetTraceQuery, OperationsQuery, SearchLogsQuery, SearchTracesQuery, ServicesQuery, TraceQueries,
+    GetTraceQuery, OperationsQuery, SearchLogsQuery, SearchTracesQuery, ServicesQuery,
+    TraceQueries, TraceReadModel,
 };

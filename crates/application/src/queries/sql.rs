@@ -2,8 +2,23 @@
 
 use std::sync::Arc;
 
-use crate::ports::{QueryError, QueryLimits, QueryResult, ReadModel};
+use crate::ports::{QueryError, QueryLimits, QueryResult};
+use async_trait::async_trait;
 use tf_domain::TenantContext;
+use tf_domain::TenantId;
+
+/// Ad-hoc SQL from API callers: read-only statements over one tenant's
+/// tables (the [`Table`]s, by name), in the engine's dialect. The
+/// application passes the text through; it writes none itself.
+#[async_trait]
+pub trait ReadModel: Send + Sync {
+    async fn query(
+        &self,
+        tenant: &TenantId,
+        sql: &str,
+        limits: &QueryLimits,
+    ) -> Result<QueryResult, QueryError>;
+}
 
 #[derive(Debug, Clone)]
 pub struct SqlQuery {

@@ -7,8 +7,52 @@ use std::sync::Arc;
 use serde::Serialize;
 
 use super::params::TimeWindow;
-use crate::ports::{QueryError, QueryLimits, QueryResult, TraceReadModel};
-use tf_domain::TenantContext;
+use crate::ports::{QueryError, QueryLimits, QueryResult};
+use async_trait::async_trait;
+use tf_domain::telemetry::StatusCode;
+use tf_domain::{Signal, TenantContext};
+
+/// The trace, service and log questions of the read side, answered by the
+/// query engine over the query's tenant's tables. Where an answer is rows,
+/// `limits.max_rows` caps them.
+#[async_trait]
+pub trait TraceReadModel: Send + Sync {
+    /// Every span of the trace (all columns of the traces table), oldest first.
+    async fn trace_spans(
+        &self,
+        q: &GetTraceQuery,
+        limits: &QueryLimits,
+    ) -> Result<QueryResult, QueryError>;
+
+    /// Traces with a span matching every filter, newest first, at most `q.limit`.
+    async fn search_traces(
+        &self,
+        q: &SearchTracesQuery,
+        limits: &QueryLimits,
+    ) -> Result<Vec<TraceSummary>, QueryError>;
+
+    /// `(service, signal)` for every service that sent a signal (`traces`,
+    /// `logs` or `metrics`) in the window, in no particular order.
+    async fn service_signals(
+        &self,
+        q: &ServicesQuery,
+        limits: &QueryLimits,
+    ) -> Result<Vec<(String, Signal)>, QueryError>;
+
+    /// The span names and kinds of a service, by name then kind.
+    async fn operations(
+        &self,
+        q: &OperationsQuery,
+        limits: &QueryLimits,
+    ) -> Result<Vec<Operation>, QueryError>;
+
+    /// Log records (all columns) matching every filter, newest first.
+    async fn search_logs(
+        &self,
+        q: &SearchLogsQuery,
+        limits: &QueryLimits,
+    ) -> Result<QueryResult, QueryError>;
+}
 
 #[derive(Debug, Clone)]
 pub struct GetTraceQuery {
@@ -26,38 +70,14 @@ pub struct SearchTracesQuery {
     pub service: Option<String>,
     pub span_name: Option<String>,
     pub min_duration_ns: Option<i64>,
-    pub status: Option<SpanStatus>,
+    pub status: Option<StatusCode>,
     pub limit: usize,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SpanStatus {
-    Unset,
-    Ok,
-    Error,
-}
-
-impl SpanStatus {
-    pub fn parse(s: &str) -> Result<Self, QueryError> {
-        match s.trim().to_ascii_lowercase().as_str() {
-            "unset" => Ok(Self::Unset),
-            "ok" => Ok(Self::Ok),
-            "error" => Ok(Self::Error),
-            _ => Err(super::params::invalid(
-                "status",
-                format!("{s:?}: use error, ok or unset"),
-            )),
-        }
-    }
-
-    /// The form stored in the traces table's `status_code`.
-    pub fn stored(self) -> &'static str {
-        match self {
-            Self::Unset => "Unset",
-            Self::Ok => "Ok",
-            Self::Error => "Error",
-        }
-    }
+/// The `status` parameter of a trace search: a status code in any case.
+pub fn parse_status(s: &str) -> Result<StatusCode, QueryError> {
+    StatusCode::parse_any_case(s)
+        .ok_or_else(|| super::params::invalid("status", format!("{s:?}: use error, ok or unset")))
 }
 
 /// One trace found by a search.
@@ -165,8 +185,8 @@ impl TraceQueries {
         let mut by_name: BTreeMap<String, Vec<&'static str>> = BTreeMap::new();
         for (name, signal) in pairs {
             let e = by_name.entry(name).or_default();
-            if !e.contains(&signal) {
-                e.push(signal);
+            if !e.contains(&signal.name()) {
+                e.push(signal.name());
             }
         }
         Ok(by_name

@@ -16,7 +16,7 @@ use crate::events::{DomainEvent, LogsIngested, MetricsIngested, SpansIngested};
 use crate::tenancy::TenantContext;
 
 /// The three OTLP signals.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Signal {
     Traces,
     Metrics,

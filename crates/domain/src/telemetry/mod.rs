@@ -7,6 +7,8 @@ pub(crate) mod metric_name;
 pub(crate) mod rejection;
 pub mod series;
 pub(crate) mod service_name;
+pub(crate) mod span;
+pub(crate) mod table;
 pub(crate) mod timestamp;
 
 pub use batch::{BatchSummary, LogBatch, MetricBatch, Signal, SpanBatch};
@@ -15,6 +17,8 @@ pub use ids::{SpanId, TraceId};
 pub use metric_name::MetricName;
 pub use rejection::{Rejection, Rejections};
 pub use service_name::ServiceName;
+pub use span::{SpanKind, StatusCode};
+pub use table::Table;
 pub use timestamp::{TimeRange, Timestamp};
 
 /// Deepest nesting of `AnyValue`s (an array or kvlist inside an array or

@@ -12,7 +12,8 @@ use super::columns::{
     value_depth,
 };
 use super::{Converted, Result};
-use tf_application::{Table, TableBatch};
+use tf_application::TableBatch;
+use tf_domain::Table;
 use tf_domain::TenantContext;
 use tf_domain::telemetry::{LogBatch, check_value_depth};
 

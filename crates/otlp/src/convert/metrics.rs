@@ -21,7 +21,8 @@ use super::columns::{
     finish_struct_list, hex_id,
 };
 use super::{Converted, Result};
-use tf_application::{Table, TableBatch};
+use tf_application::TableBatch;
+use tf_domain::Table;
 use tf_domain::TenantContext;
 use tf_domain::telemetry::{
     CounterObservation, CounterStore, MetricBatch, Rejection, check_value_depth,

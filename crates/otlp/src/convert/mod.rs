@@ -21,7 +21,8 @@ pub use traces::convert_traces;
 use arrow::array::ArrayRef;
 use arrow::record_batch::RecordBatch;
 
-use tf_application::{Table, TableBatch};
+use tf_application::TableBatch;
+use tf_domain::Table;
 use tf_domain::telemetry::BatchSummary;
 use tf_schema::table_schema;
 

@@ -12,29 +12,11 @@ use super::columns::{
     hex_id,
 };
 use super::{Converted, Result};
-use tf_application::{Table, TableBatch};
+use tf_application::TableBatch;
+use tf_domain::Table;
 use tf_domain::TenantContext;
-use tf_domain::telemetry::{SpanBatch, check_value_depth};
+use tf_domain::telemetry::{SpanBatch, SpanKind, StatusCode, check_value_depth};
 use tf_schema::{event_fields, link_fields};
-
-pub(super) fn span_kind_name(kind: i32) -> &'static str {
-    match kind {
-        1 => "Internal",
-        2 => "Server",
-        3 => "Client",
-        4 => "Producer",
-        5 => "Consumer",
-        _ => "Unspecified",
-    }
-}
-
-pub(super) fn status_code_name(code: i32) -> &'static str {
-    match code {
-        1 => "Ok",
-        2 => "Error",
-        _ => "Unset",
-    }
-}
 
 #[derive(Default)]
 struct EventColumns {
@@ -89,7 +71,8 @@ impl SpanColumns {
             .append_value(hex_id(&span.parent_span_id, &mut buf));
         self.trace_state.append_value(&span.trace_state);
         self.name.append_value(&span.name);
-        self.kind.append_value(span_kind_name(span.kind));
+        self.kind
+            .append_value(SpanKind::from_otlp(span.kind).name());
         let duration = span
             .end_time_unix_nano
             .saturating_sub(span.start_time_unix_nano);
@@ -97,7 +80,8 @@ impl SpanColumns {
             .append_value(i64::try_from(duration).unwrap_or(i64::MAX));
         let default_status = Status::default();
         let status = span.status.as_ref().unwrap_or(&default_status);
-        self.status_code.append_value(status_code_name(status.code));
+        self.status_code
+            .append_value(StatusCode::from_otlp(status.code).name());
         self.status_message.append_value(&status.message);
         self.flags.append_value(span.flags);
         self.ctx.append(workspace, ctx);

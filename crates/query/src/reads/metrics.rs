@@ -10,7 +10,8 @@ use async_trait::async_trait;
 
 use super::{rows, sql_string};
 use crate::engine::{DataFusionEngine, SqlParam};
-use tf_application::ports::{MetricReadModel, QueryError, QueryLimits, QueryResult};
+use tf_application::ports::{QueryError, QueryLimits, QueryResult};
+use tf_application::queries::MetricReadModel;
 use tf_application::queries::metric_queries::{
     HistogramPoint, MetricCatalogQuery, MetricInfo, MetricKind, Point, RawPoint, RawSeries, Series,
     SeriesPoints, TimeSeriesQuery,

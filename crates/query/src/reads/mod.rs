@@ -5,8 +5,8 @@
 //! written into the text are numbers the application validated and
 //! attribute keys, quoted by [`sql_string`].
 //!
-//! [`TraceReadModel`]: tf_application::ports::TraceReadModel
-//! [`MetricReadModel`]: tf_application::ports::MetricReadModel
+//! [`TraceReadModel`]: tf_application::queries::TraceReadModel
+//! [`MetricReadModel`]: tf_application::queries::MetricReadModel
 
 mod metrics;
 mod rows;

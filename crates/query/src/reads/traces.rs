@@ -7,22 +7,14 @@ use async_trait::async_trait;
 
 use super::{Where, rows};
 use crate::engine::{DataFusionEngine, SqlParam};
-use tf_application::Table;
-use tf_application::ports::{QueryError, QueryLimits, QueryResult, TableSnapshot, TraceReadModel};
+use tf_application::ports::{QueryError, QueryLimits, QueryResult, TableSnapshot};
+use tf_application::queries::TraceReadModel;
 use tf_application::queries::params::TimeWindow;
 use tf_application::queries::traces::{
     GetTraceQuery, Operation, OperationsQuery, SearchLogsQuery, SearchTracesQuery, ServicesQuery,
     TraceSummary,
 };
-
-/// The signal each table stands for.
-fn signal(table: Table) -> &'static str {
-    match table {
-        Table::Traces => "traces",
-        Table::Logs => "logs",
-        _ => "metrics",
-    }
-}
+use tf_domain::{Signal, Table};
 
 /// Takes out of `tables` every file that lies wholly inside `window` and
 /// records its service names, and returns those names with the file's
@@ -33,10 +25,13 @@ fn signal(table: Table) -> &'static str {
 fn services_from_manifest(
     tables: &mut [(Table, TableSnapshot)],
     window: TimeWindow,
-) -> Vec<(String, &'static str)> {
-    let mut known: BTreeMap<&'static str, BTreeSet<String>> = BTreeMap::new();
+) -> Vec<(String, Signal)> {
+    let mut known: BTreeMap<Signal, BTreeSet<String>> = BTreeMap::new();
     for (table, snapshot) in tables {
-        let names_of = known.entry(signal(*table)).or_default();
+        let Some(signal) = table.signal() else {
+            continue;
+        };
+        let names_of = known.entry(signal).or_default();
         snapshot.files.retain(|f| {
             let inside = f.min_ts >= window.start_ns && f.max_ts < window.end_ns;
             let Some(names) = f.services.as_ref().filter(|_| inside) else {
@@ -90,7 +85,7 @@ impl TraceReadModel for DataFusionEngine {
             w.and("duration_ns >= ?", SqlParam::Int64(d));
         }
         if let Some(s) = q.status {
-            w.and("status_code = ?", SqlParam::Utf8(s.stored().into()));
+            w.and("status_code = ?", SqlParam::Utf8(s.name().into()));
         }
         let sql = format!(
             "WITH hits AS (\
@@ -146,17 +141,18 @@ impl TraceReadModel for DataFusionEngine {
         &self,
         q: &ServicesQuery,
         limits: &QueryLimits,
-    ) -> Result<Vec<(String, &'static str)>, QueryError> {
+    ) -> Result<Vec<(String, Signal)>, QueryError> {
         let w = Where::window(&q.window);
         let sql = Table::ALL
             .iter()
-            .map(|&table| {
-                format!(
+            .filter_map(|&table| {
+                let signal = table.signal()?;
+                Some(format!(
                     "SELECT DISTINCT service_name, '{signal}' AS signal FROM {table} WHERE {}",
                     w.sql,
-                    signal = signal(table),
+                    signal = signal.name(),
                     table = table.name(),
-                )
+                ))
             })
             .collect::<Vec<_>>()
             .join(" UNION ALL ");
@@ -170,11 +166,7 @@ impl TraceReadModel for DataFusionEngine {
             let name = rows::strings(b, "service_name")?;
             let signal = rows::strings(b, "signal")?;
             for r in 0..b.num_rows() {
-                let s = match signal.value(r) {
-                    "traces" => "traces",
-                    "logs" => "logs",
-                    _ => "metrics",
-                };
+                let s = Signal::parse(signal.value(r)).map_err(QueryError::internal)?;
                 out.push((name.value(r).to_owned(), s));
             }
         }
@@ -301,9 +293,9 @@ mod tests {
         assert_eq!(
             known,
             vec![
-                ("web".to_owned(), "logs"),
-                ("api".to_owned(), "traces"),
-                ("web".to_owned(), "traces"),
+                ("api".to_owned(), Signal::Traces),
+                ("web".to_owned(), Signal::Traces),
+                ("web".to_owned(), Signal::Logs),
             ]
         );
         let left: Vec<Vec<&str>> = tables

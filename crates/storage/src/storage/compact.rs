@@ -36,8 +36,8 @@ use super::object_store::{ServiceNames, put_sidecar, trace_fingerprints};
 use super::parquet::{FileLayout, writer_properties};
 use super::schema::sort_columns;
 use super::schema::trace_filter::filter_of;
-use tf_application::Table;
 use tf_application::ports::{FileMeta, StoreError};
+use tf_domain::Table;
 
 /// Rows per output chunk (one `interleave` per chunk).
 const CHUNK_ROWS: usize = 8192;
@@ -240,7 +240,7 @@ impl Outputs {
                     .map_err(err(format!("writing {path}")))?;
             self.open = Some((path, writer, 0, i64::MAX, i64::MIN));
         }
-        let (min, max) = Table::time_range(batch);
+        let (min, max) = tf_application::batches::time_range(batch);
         if let Some(ids) = &mut self.trace_ids {
             trace_fingerprints(batch, ids);
         }
@@ -722,7 +722,7 @@ mod tests {
             .put(&Path::from(path.as_str()), Bytes::from(bytes).into())
             .await
             .unwrap();
-        let (min_ts, max_ts) = Table::time_range(&older);
+        let (min_ts, max_ts) = tf_application::batches::time_range(&older);
         let legacy = FileMeta {
             path,
             size,

@@ -29,8 +29,8 @@ use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload}
 use serde::{Deserialize, Serialize};
 use tokio::sync::Mutex;
 
-use tf_application::Table;
 use tf_application::ports::{FileMeta, StoreError};
+use tf_domain::Table;
 use tf_domain::TenantId;
 
 /// A checkpoint is written once at least this many versions follow the

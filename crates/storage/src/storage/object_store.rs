@@ -27,10 +27,10 @@ use super::compact;
 use super::durable::{DurableStore, remove_abandoned_uploads, sync_dir};
 use super::manifest::{Commit, Manifests, TableState};
 use super::parquet::{FileLayout, encode};
-use tf_application::Table;
 use tf_application::ports::{
     CommitOutcome, FileMeta, FileStore, GarbageCollected, StoreError, TableCatalog,
 };
+use tf_domain::Table;
 use tf_domain::TenantId;
 use tf_schema::trace_filter::{filter_of, hashes, sidecar_of, sidecar_path};
 
@@ -302,7 +302,7 @@ impl FileStore for ObjectFileStore {
         batch: RecordBatch,
     ) -> Result<FileMeta, StoreError> {
         let rows = batch.num_rows() as u64;
-        let (min_ts, max_ts) = Table::time_range(&batch);
+        let (min_ts, max_ts) = tf_application::batches::time_range(&batch);
         let layout = self.layout;
         let (bytes, filter, services) = tokio::task::spawn_blocking(move || {
             let filter = (table == Table::Traces).then(|| {

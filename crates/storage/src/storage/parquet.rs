@@ -12,7 +12,7 @@ use parquet::file::properties::{EnabledStatistics, WriterProperties};
 use parquet::schema::types::ColumnPath;
 
 use super::schema::sort_columns;
-use tf_application::Table;
+use tf_domain::Table;
 
 #[derive(Debug, thiserror::Error)]
 pub enum EncodeError {

@@ -27,7 +27,6 @@ use crossbeam_channel::{Receiver, Sender, TrySendError};
 use parking_lot::Mutex;
 
 use crate::storage::durable::sync_dir;
-pub use record::WalEntry;
 use record::{Tail, decode_payload, encode_payload, read_records, write_record};
 use tf_application::TableBatch;
 use tf_application::ports::{
@@ -127,7 +126,7 @@ fn segment_path(dir: &Path, first_seq: u64) -> PathBuf {
 /// directory is an empty log.
 pub fn read_only_replay(
     dir: &Path,
-    on_record: impl FnMut(u64, WalEntry),
+    on_record: impl FnMut(WalRecord),
 ) -> Result<ReplayReport, OpenError> {
     if !dir.exists() {
         return Ok(ReplayReport::default());
@@ -187,20 +186,15 @@ fn read_range(
                 break;
             }
             bytes += r.payload.len();
-            let entry = match decode_payload(r.payload) {
-                Ok(e) => e,
+            let record = match decode_payload(r.seq, r.payload) {
+                Ok(record) => record,
                 Err(e) => {
                     // As replay does: the record cannot be used, the rest can.
                     tracing::error!(seq = r.seq, error = %e, "undecodable WAL record skipped");
                     continue;
                 }
             };
-            out.push(WalRecord {
-                seq: r.seq,
-                tenant: entry.tenant,
-                batches: entry.batches,
-                origin: entry.origin,
-            });
+            out.push(record);
         }
     }
     Ok(out)
@@ -208,7 +202,7 @@ fn read_range(
 
 fn replay(
     dir: &Path,
-    mut on_record: impl FnMut(u64, WalEntry),
+    mut on_record: impl FnMut(WalRecord),
 ) -> Result<(VecDeque<Segment>, ReplayReport, u64), OpenError> {
     let names = segment_names(dir).map_err(io(dir))?;
     let mut report = ReplayReport::default();
@@ -231,9 +225,9 @@ fn replay(
         let mut last = None;
         for r in records {
             crate::failpoint::crash_point("during_replay");
-            match decode_payload(r.payload) {
-                Ok(entry) => {
-                    on_record(r.seq, entry);
+            match decode_payload(r.seq, r.payload) {
+                Ok(record) => {
+                    on_record(record);
                     report.records += 1;
                 }
                 Err(e) => {
@@ -275,7 +269,7 @@ impl Wal {
     pub fn open(
         config: WalConfig,
         min_next_seq: u64,
-        on_record: impl FnMut(u64, WalEntry),
+        on_record: impl FnMut(WalRecord),
     ) -> Result<(Self, ReplayReport), OpenError> {
         let dir = config.dir.clone();
         fs::create_dir_all(&dir).map_err(io(&dir))?;
@@ -339,12 +333,8 @@ impl WriteAheadLog for Wal {
                 max: self.max_bytes,
             });
         }
-        let entry = WalEntry {
-            tenant: tenant.clone(),
-            batches: batches.to_vec(),
-            origin: origin.cloned(),
-        };
-        let payload = encode_payload(&entry).map_err(|e| WalError::Io(Arc::new(e)))?;
+        let payload =
+            encode_payload(tenant, batches, origin).map_err(|e| WalError::Io(Arc::new(e)))?;
         let mut crc = crc32fast::Hasher::new();
         crc.update(&payload);
         self.counters.queued.fetch_add(1, Ordering::Relaxed);
@@ -586,7 +576,7 @@ mod tests {
     use arrow::record_batch::RecordBatch;
 
     use super::*;
-    use tf_application::Table;
+    use tf_domain::Table;
     use tf_domain::telemetry::Signal;
     use tf_domain::{NodeId, SourceBatch, WorkspaceId};
 
@@ -627,7 +617,7 @@ mod tests {
             max_bytes: u64::MAX,
             queue_capacity: 16,
         };
-        let (wal, _) = Wal::open(config.clone(), 1, |_, _| {}).expect("opened");
+        let (wal, _) = Wal::open(config.clone(), 1, |_| {}).expect("opened");
         for n in 1..=3 {
             assert_eq!(append(&wal, n, None), n as u64);
         }
@@ -635,7 +625,7 @@ mod tests {
         wal.close();
         drop(wal);
         let mut replayed = 0;
-        let (wal, _) = Wal::open(config, 1, |_, _| replayed += 1).expect("reopened");
+        let (wal, _) = Wal::open(config, 1, |_| replayed += 1).expect("reopened");
         assert_eq!(replayed, 0, "every record was released");
         assert_eq!(append(&wal, 4, None), 4);
     }
@@ -652,7 +642,7 @@ mod tests {
             max_bytes: u64::MAX,
             queue_capacity: 16,
         };
-        let (wal, _) = Wal::open(config.clone(), 1, |_, _| {}).expect("opened");
+        let (wal, _) = Wal::open(config.clone(), 1, |_| {}).expect("opened");
         let origin = Origin {
             batch: SourceBatch::new(NodeId::parse("edge").expect("id"), 3, 8).expect("range"),
             workspace: WorkspaceId::default_id(),

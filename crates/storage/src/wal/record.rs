@@ -18,8 +18,9 @@ use arrow::ipc::reader::StreamReader;
 use arrow::ipc::writer::StreamWriter;
 use arrow::record_batch::RecordBatch;
 
-use tf_application::ports::Origin;
-use tf_application::{Table, TableBatch};
+use tf_application::TableBatch;
+use tf_application::ports::{Origin, WalRecord};
+use tf_domain::Table;
 use tf_domain::telemetry::Signal;
 use tf_domain::{NodeId, SourceBatch, TenantId, WorkspaceId};
 
@@ -40,14 +41,6 @@ pub enum RecordError {
 
 pub type Result<T, E = RecordError> = std::result::Result<T, E>;
 
-/// What one record holds: the accepted rows of one request.
-#[derive(Debug, Clone)]
-pub struct WalEntry {
-    pub tenant: TenantId,
-    pub batches: Vec<TableBatch>,
-    pub origin: Option<Origin>,
-}
-
 fn signal_code(s: Signal) -> u8 {
     match s {
         Signal::Traces => 0,
@@ -65,24 +58,28 @@ fn table_code(t: Table) -> u8 {
     Table::ALL.iter().position(|&x| x == t).unwrap_or(0) as u8
 }
 
-/// Encodes an entry's payload (everything after the header).
-pub fn encode_payload(entry: &WalEntry) -> Result<Vec<u8>> {
-    let tenant = entry.tenant.as_str().as_bytes();
-    let approx: usize = entry
-        .batches
+/// Encodes a record's payload (everything after the header): the accepted
+/// rows of one request, and where they were forwarded from.
+pub fn encode_payload(
+    tenant: &TenantId,
+    batches: &[TableBatch],
+    origin: Option<&Origin>,
+) -> Result<Vec<u8>> {
+    let tenant = tenant.as_str().as_bytes();
+    let approx: usize = batches
         .iter()
         .map(|b| b.batch.get_array_memory_size())
         .sum();
     let mut out = Vec::with_capacity(approx / 2 + 64);
-    out.push(if entry.origin.is_some() {
+    out.push(if origin.is_some() {
         VERSION_WITH_ORIGIN
     } else {
         VERSION
     });
     out.extend_from_slice(&(tenant.len() as u16).to_le_bytes());
     out.extend_from_slice(tenant);
-    out.extend_from_slice(&(entry.batches.len() as u16).to_le_bytes());
-    for b in &entry.batches {
+    out.extend_from_slice(&(batches.len() as u16).to_le_bytes());
+    for b in batches {
         out.push(table_code(b.table));
         let len_at = out.len();
         out.extend_from_slice(&[0; 4]);
@@ -95,7 +92,7 @@ pub fn encode_payload(entry: &WalEntry) -> Result<Vec<u8>> {
         let ipc_len = (out.len() - len_at - 4) as u32;
         out[len_at..len_at + 4].copy_from_slice(&ipc_len.to_le_bytes());
     }
-    if let Some(o) = &entry.origin {
+    if let Some(o) = origin {
         put_str(&mut out, o.batch.node().as_str());
         put_str(&mut out, o.workspace.as_str());
         out.push(signal_code(o.signal));
@@ -158,8 +155,8 @@ fn u32le(buf: &mut &[u8]) -> Result<u32> {
     Ok(u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
 }
 
-/// Decodes a payload written by [`encode_payload`].
-pub fn decode_payload(mut buf: &[u8]) -> Result<WalEntry> {
+/// Decodes the payload of record `seq`, written by [`encode_payload`].
+pub fn decode_payload(seq: u64, mut buf: &[u8]) -> Result<WalRecord> {
     let version = take(&mut buf, 1)?[0];
     if version != VERSION && version != VERSION_WITH_ORIGIN {
         return Err(RecordError::Malformed(format!("unknown version {version}")));
@@ -195,7 +192,8 @@ pub fn decode_payload(mut buf: &[u8]) -> Result<WalEntry> {
             buf.len()
         )));
     }
-    Ok(WalEntry {
+    Ok(WalRecord {
+        seq,
         tenant,
         batches,
         origin,
@@ -278,7 +276,7 @@ mod tests {
 
     use super::*;
 
-    fn entry(n: i64) -> WalEntry {
+    fn entry(n: i64) -> WalRecord {
         let schema = Arc::new(Schema::new(vec![
             Field::new("a", DataType::Int64, false),
             Field::new("s", DataType::Utf8, false),
@@ -291,7 +289,8 @@ mod tests {
             ],
         )
         .unwrap();
-        WalEntry {
+        WalRecord {
+            seq: n as u64,
             tenant: TenantId::parse("acme").unwrap(),
             batches: vec![
                 TableBatch {
@@ -316,7 +315,8 @@ mod tests {
     fn log_of(n: u64) -> Vec<u8> {
         let mut out = Vec::new();
         for seq in 1..=n {
-            let p = encode_payload(&entry(seq as i64)).unwrap();
+            let e = entry(seq as i64);
+            let p = encode_payload(&e.tenant, &e.batches, e.origin.as_ref()).unwrap();
             let mut h = crc32fast::Hasher::new();
             h.update(&p);
             write_record(&mut out, seq, &p, &h);
@@ -330,14 +330,14 @@ mod tests {
         let (recs, tail) = read_records(&data);
         assert_eq!(tail, Tail::Clean);
         assert_eq!(recs.iter().map(|r| r.seq).collect::<Vec<_>>(), [1, 2, 3]);
-        let e = decode_payload(recs[1].payload).unwrap();
+        let e = decode_payload(recs[1].seq, recs[1].payload).unwrap();
         assert_eq!(e.tenant.as_str(), "acme");
         assert_eq!(e.batches.len(), 2);
         assert_eq!(e.batches[1].table, Table::MetricsSum);
         assert_eq!(e.batches[0].batch, entry(2).batches[0].batch);
         assert_eq!(e.origin, entry(2).origin);
         assert!(e.origin.is_some());
-        let e = decode_payload(recs[2].payload).unwrap();
+        let e = decode_payload(recs[2].seq, recs[2].payload).unwrap();
         assert_eq!(e.origin, None);
     }
 
@@ -393,11 +393,12 @@ mod tests {
     #[test]
     fn malformed_payloads_are_errors_not_panics() {
         for n in [1, 2] {
-            let good = encode_payload(&entry(n)).unwrap();
+            let e = entry(n);
+            let good = encode_payload(&e.tenant, &e.batches, e.origin.as_ref()).unwrap();
             for cut in 0..good.len() {
-                assert!(decode_payload(&good[..cut]).is_err(), "cut at {cut}");
+                assert!(decode_payload(1, &good[..cut]).is_err(), "cut at {cut}");
             }
         }
-        assert!(decode_payload(&[2, 0, 0]).is_err());
+        assert!(decode_payload(1, &[2, 0, 0]).is_err());
     }
 }

@@ -8,7 +8,7 @@ use super::values::{
     AttrCols, Bad, Columns, bad, hex_bytes, prim, string, typed_value, unix_nanos,
 };
 use crate::convert::Result;
-use tf_application::Table;
+use tf_domain::Table;
 
 /// The log columns of one `otel_logs` batch.
 pub(super) struct LogRows {

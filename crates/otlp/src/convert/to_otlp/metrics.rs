@@ -21,7 +21,7 @@ use super::values::{
 };
 use super::{Resourced, Rows};
 use crate::convert::Result;
-use tf_application::Table;
+use tf_domain::Table;
 
 /// A metric's type and the type's metric-level fields.
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]

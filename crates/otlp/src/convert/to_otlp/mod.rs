@@ -69,7 +69,8 @@ use opentelemetry_proto::tonic::resource::v1::Resource;
 use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans};
 
 use super::{ConvertError, Result};
-use tf_application::{Table, TableBatch};
+use tf_application::TableBatch;
+use tf_domain::Table;
 use values::{AttrCols, Bad, Columns, Entries, attributes, entity_refs_from_json, prim, string};
 
 /// Rebuilds an OTLP trace export request from rows of `otel_traces`.

@@ -6,30 +6,8 @@ use opentelemetry_proto::tonic::trace::v1::{Span, Status, span};
 use super::Rows;
 use super::values::{AttrCols, Bad, Columns, ListCols, bad, hex_bytes, prim, string, unix_nanos};
 use crate::convert::Result;
-use tf_application::Table;
-
-/// `span_kind` name → `SpanKind` value (see `traces::span_kind_name`).
-fn span_kind(name: &str) -> Option<i32> {
-    Some(match name {
-        "Unspecified" => 0,
-        "Internal" => 1,
-        "Server" => 2,
-        "Client" => 3,
-        "Producer" => 4,
-        "Consumer" => 5,
-        _ => return None,
-    })
-}
-
-/// `status_code` name → `StatusCode` value (see `traces::status_code_name`).
-fn status_code(name: &str) -> Option<i32> {
-    Some(match name {
-        "Unset" => 0,
-        "Ok" => 1,
-        "Error" => 2,
-        _ => return None,
-    })
-}
+use tf_domain::Table;
+use tf_domain::telemetry::{SpanKind, StatusCode};
 
 /// The fields of the `events` list.
 struct EventCols {
@@ -134,7 +112,8 @@ impl Rows for SpanRows {
             )?,
             flags: prim(&self.flags, row, "flags")?,
             name: string(&self.span_name, row, "span_name")?.to_owned(),
-            kind: span_kind(kind)
+            kind: SpanKind::from_name(kind)
+                .map(SpanKind::otlp)
                 .ok_or_else(|| bad("span_kind", format!("unknown span kind {kind:?}")))?,
             start_time_unix_nano: start,
             end_time_unix_nano: end,
@@ -146,7 +125,8 @@ impl Rows for SpanRows {
             dropped_links_count: prim(&self.dropped_links, row, "dropped_links_count")?,
             status: Some(Status {
                 message: string(&self.status_message, row, "status_message")?.to_owned(),
-                code: status_code(code)
+                code: StatusCode::from_name(code)
+                    .map(StatusCode::otlp)
                     .ok_or_else(|| bad("status_code", format!("unknown status code {code:?}")))?,
             }),
         })

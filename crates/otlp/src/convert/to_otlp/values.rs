@@ -302,7 +302,7 @@ pub(super) struct Columns<'b> {
 }
 
 impl<'b> Columns<'b> {
-    pub(super) fn new(batch: &'b RecordBatch, table: tf_application::Table) -> Self {
+    pub(super) fn new(batch: &'b RecordBatch, table: tf_domain::Table) -> Self {
         Self {
             batch,
             schema: tf_schema::table_schema(table),
