@@ -60,6 +60,17 @@ pub async fn open_storage(
     store: Option<Arc<dyn ObjectStore>>,
     gc: bool,
 ) -> anyhow::Result<Storage> {
+    open_storage_with(config, store, gc, Vec::new()).await
+}
+
+/// As [`open_storage`], with more durable subscribers of the write path
+/// (after the forwarders).
+async fn open_storage_with(
+    config: &Config,
+    store: Option<Arc<dyn ObjectStore>>,
+    gc: bool,
+    subscribers: Vec<Arc<dyn DurableSubscriber>>,
+) -> anyhow::Result<Storage> {
     let (store, local_root) = match store {
         Some(s) => (s, None),
         None => {
@@ -156,6 +167,9 @@ pub async fn open_storage(
         .pressure(pressure);
     for f in &forwarders {
         path = path.durable(Arc::clone(f) as Arc<dyn DurableSubscriber>);
+    }
+    for s in subscribers {
+        path = path.durable(s);
     }
     let pipeline = Arc::new(path.build());
     let engine = Arc::new(
@@ -256,6 +270,17 @@ pub async fn start_with_store(
     config: Config,
     store: Option<Arc<dyn ObjectStore>>,
 ) -> anyhow::Result<Server> {
+    start_with_subscribers(config, store, Vec::new()).await
+}
+
+/// As [`start_with_store`], with more consumers of the durable records:
+/// each is offered every record above its position, live and replayed, and
+/// runs once recovery is done (see `application::records`).
+pub async fn start_with_subscribers(
+    config: Config,
+    store: Option<Arc<dyn ObjectStore>>,
+    subscribers: Vec<Arc<dyn DurableSubscriber>>,
+) -> anyhow::Result<Server> {
     let Storage {
         pipeline,
         engine,
@@ -263,7 +288,7 @@ pub async fn start_with_store(
         retention,
         next_seq,
         forwarders,
-    } = open_storage(&config, store, true).await?;
+    } = open_storage_with(&config, store, true, subscribers).await?;
     let events = Arc::new(EventBus::new());
     let stats = Arc::new(IngestStats::default());
     let counters = Arc::new(ShardedCounterStore::new(config.ingest.max_counter_series));

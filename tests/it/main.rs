@@ -13,6 +13,7 @@ mod otlp_http;
 mod partial_success;
 mod power_cut;
 pub mod queries;
+mod records;
 mod retention;
 mod sdk;
 mod shared_store;
