@@ -2,7 +2,8 @@
 //! handlers), the ports they need, the event bus and the write pipeline.
 //!
 //! Knows Arrow (rows travel as record batches) but no protocol, file format,
-//! object store or query engine: those are adapters in `infrastructure`.
+//! object store or query engine: those are the adapter crates (`tf-otlp`,
+//! `tf-storage`, `tf-query`).
 
 pub mod batches;
 pub mod commands;

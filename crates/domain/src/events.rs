@@ -1,7 +1,7 @@
 //! Domain events: facts that happened, named in the past tense. Raised per
 //! accepted *batch* (never per item) and published on the in-process event bus.
 
-use crate::telemetry::TimeRange;
+use crate::telemetry::{BatchSummary, Signal, TimeRange};
 use crate::tenancy::{TenantId, WorkspaceId};
 
 #[derive(Debug, Clone, PartialEq)]
@@ -41,6 +41,39 @@ pub enum DomainEvent {
 }
 
 impl DomainEvent {
+    /// The event raised by accepting `batch`; `None` when nothing was
+    /// accepted.
+    pub fn ingested(batch: &BatchSummary) -> Option<DomainEvent> {
+        let time_range = batch.time_range()?;
+        let tenant = batch.context().tenant().clone();
+        let workspace = batch.context().workspace().clone();
+        let rejected = batch.rejected();
+        Some(match batch.signal() {
+            Signal::Traces => DomainEvent::SpansIngested(SpansIngested {
+                tenant,
+                workspace,
+                spans: batch.accepted(),
+                rejected,
+                time_range,
+            }),
+            Signal::Metrics => DomainEvent::MetricsIngested(MetricsIngested {
+                tenant,
+                workspace,
+                points: batch.accepted(),
+                rejected,
+                time_range,
+                metric_names: batch.metric_names().to_vec(),
+            }),
+            Signal::Logs => DomainEvent::LogsIngested(LogsIngested {
+                tenant,
+                workspace,
+                log_records: batch.accepted(),
+                rejected,
+                time_range,
+            }),
+        })
+    }
+
     pub fn name(&self) -> &'static str {
         match self {
             DomainEvent::SpansIngested(_) => "SpansIngested",

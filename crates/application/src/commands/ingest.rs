@@ -13,7 +13,7 @@ use tf_domain::Table;
 use tf_domain::ports::EventPublisher;
 use tf_domain::telemetry::Timestamp;
 use tf_domain::telemetry::{BatchSummary, Signal};
-use tf_domain::{RetentionRules, SourceBatch, TenantId};
+use tf_domain::{DomainEvent, RetentionRules, SourceBatch, TenantId};
 
 /// One export request after conversion: the batch aggregate's summary (what
 /// was accepted and rejected) and the accepted rows, as columns per table.
@@ -214,7 +214,7 @@ impl IngestHandler {
         counters
             .rejected
             .fetch_add(summary.rejected(), Ordering::Relaxed);
-        if let Some(event) = summary.ingested_event() {
+        if let Some(event) = DomainEvent::ingested(&summary) {
             self.events.publish(event);
         }
         Ok(IngestOutcome {

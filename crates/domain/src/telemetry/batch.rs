@@ -12,7 +12,6 @@ use super::ids::{SpanId, TraceId, check_optional_id};
 use super::metric_name::MetricName;
 use super::rejection::{Rejection, Rejections};
 use super::timestamp::{TimeRange, Timestamp};
-use crate::events::{DomainEvent, LogsIngested, MetricsIngested, SpansIngested};
 use crate::tenancy::TenantContext;
 
 /// The three OTLP signals.
@@ -329,41 +328,11 @@ impl BatchSummary {
         self.rejections
             .message(self.signal.item_noun(), self.received)
     }
-
-    /// The event raised by accepting this batch; `None` when nothing was accepted.
-    pub fn ingested_event(&self) -> Option<DomainEvent> {
-        let range = self.time_range?;
-        let tenant = self.ctx.tenant().clone();
-        let workspace = self.ctx.workspace().clone();
-        Some(match self.signal {
-            Signal::Traces => DomainEvent::SpansIngested(SpansIngested {
-                tenant,
-                workspace,
-                spans: self.accepted,
-                rejected: self.rejected(),
-                time_range: range,
-            }),
-            Signal::Metrics => DomainEvent::MetricsIngested(MetricsIngested {
-                tenant,
-                workspace,
-                points: self.accepted,
-                rejected: self.rejected(),
-                time_range: range,
-                metric_names: self.metric_names.clone(),
-            }),
-            Signal::Logs => DomainEvent::LogsIngested(LogsIngested {
-                tenant,
-                workspace,
-                log_records: self.accepted,
-                rejected: self.rejected(),
-                time_range: range,
-            }),
-        })
-    }
 }
 
 #[cfg(test)]
 mod tests {
+    use crate::events::DomainEvent;
 
     #[test]
     fn signal_names_parse_back_and_index_all() {
@@ -409,7 +378,7 @@ mod tests {
         );
         let s = b.finish();
         assert_eq!((s.received(), s.accepted(), s.rejected()), (6, 2, 4));
-        let Some(DomainEvent::SpansIngested(e)) = s.ingested_event() else {
+        let Some(DomainEvent::SpansIngested(e)) = DomainEvent::ingested(&s) else {
             panic!("expected SpansIngested")
         };
         assert_eq!(e.spans, 2);
