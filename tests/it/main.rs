@@ -3,6 +3,7 @@
 mod architecture;
 mod compaction;
 mod crash;
+mod evolution;
 mod faults;
 mod fixtures;
 mod forward;

@@ -6,6 +6,7 @@
 //! OTLP type of every non-string value (`int`, `double`, `bool`, `bytes`,
 //! `array`, `kvlist`, `empty`), so no type information is lost.
 
+pub mod evolution;
 pub mod trace_filter;
 
 use std::sync::{Arc, OnceLock};

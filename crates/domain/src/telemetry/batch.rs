@@ -429,11 +429,6 @@ mod tests {
         );
         let s = b.finish();
         assert_eq!((s.accepted(), s.rejected()), (2, 2));
-        assert!(
-            LogBatch::new(TenantContext::default())
-                .finish()
-                .ingested_event()
-                .is_none()
-        );
+        assert!(DomainEvent::ingested(&LogBatch::new(TenantContext::default()).finish()).is_none());
     }
 }

@@ -34,6 +34,7 @@ use parquet::file::properties::WriterProperties;
 
 use super::object_store::{ServiceNames, put_sidecar, trace_fingerprints};
 use super::parquet::{FileLayout, writer_properties};
+use super::schema::evolution::{conform, union};
 use super::schema::sort_columns;
 use super::schema::trace_filter::filter_of;
 use tf_application::ports::{FileMeta, StoreError};
@@ -122,6 +123,8 @@ pub(crate) struct Output {
 /// An input file: its batches in order, the current one and its sort keys.
 struct Cursor {
     stream: ParquetRecordBatchStream<FileReader>,
+    /// The merge's schema, which every batch is read under.
+    schema: SchemaRef,
     batch: RecordBatch,
     keys: Rows,
     row: usize,
@@ -162,29 +165,39 @@ fn keys(conv: &RowConverter, table: Table, batch: &RecordBatch) -> Result<Rows, 
 }
 
 impl Cursor {
+    /// Reads `file`'s footer: its schema, and whether it declares the
+    /// table's current sort order (by the columns of its own schema).
     async fn open(
         store: &Arc<dyn ObjectStore>,
         file: &FileMeta,
-        schema: &SchemaRef,
-        conv: &RowConverter,
-        sorting: &[SortingColumn],
-    ) -> Result<Self, StoreError> {
+        table: Table,
+        layout: FileLayout,
+    ) -> Result<(ParquetRecordBatchStreamBuilder<FileReader>, bool), StoreError> {
         let builder = ParquetRecordBatchStreamBuilder::new(reader(store, file))
             .await
             .map_err(err(format!("opening {}", file.path)))?;
-        let sorted = declares(builder.metadata(), sorting);
+        let props = writer_properties(table, builder.schema(), layout);
+        let sorting = props.sorting_columns().cloned().unwrap_or_default();
+        let sorted = declares(builder.metadata(), &sorting);
+        Ok((builder, sorted))
+    }
+
+    /// Streams `file`'s rows under `schema` (the merge's: a file written
+    /// before the table gained a column reads with it null).
+    fn start(
+        builder: ParquetRecordBatchStreamBuilder<FileReader>,
+        file: &FileMeta,
+        schema: &SchemaRef,
+        conv: &RowConverter,
+        sorted: bool,
+    ) -> Result<Self, StoreError> {
         let stream = builder
             .with_batch_size(INPUT_BATCH_ROWS)
             .build()
             .map_err(err(format!("reading {}", file.path)))?;
-        if stream.schema() != schema {
-            return Err(StoreError::new(
-                format!("compacting {}", file.path),
-                std::io::Error::other("the file's schema differs from the other inputs'"),
-            ));
-        }
         Ok(Self {
             stream,
+            schema: Arc::clone(schema),
             batch: RecordBatch::new_empty(Arc::clone(schema)),
             keys: conv.empty_rows(0, 0),
             row: 0,
@@ -202,6 +215,7 @@ impl Cursor {
     ) -> Result<bool, StoreError> {
         while let Some(b) = self.stream.next().await {
             let b = b.map_err(err(format!("reading {path}")))?;
+            let b = conform(&b, &self.schema).map_err(arrow_err("reading an input"))?;
             if b.num_rows() > 0 {
                 self.keys = keys(conv, table, &b)?;
                 self.batch = b;
@@ -338,8 +352,9 @@ fn pause_after(
     busy.mul_f64((1.0 - share) / share)
 }
 
-/// Merges `inputs` (each sorted by the table's sort key, all with the same
-/// schema) into new files under `dir`, each of about `target_bytes`.
+/// Merges `inputs` (each sorted by the table's sort key; files written
+/// before the table gained a column merge with newer ones, the column null
+/// in their rows) into new files under `dir`, each of about `target_bytes`.
 /// Nothing is committed: the caller commits the outputs in place of the
 /// inputs, or leaves them to the garbage collector.
 pub(crate) async fn merge(
@@ -353,17 +368,17 @@ pub(crate) async fn merge(
 ) -> Result<Vec<Output>, StoreError> {
     let pause = |busy: std::time::Duration| pause_after(busy, pace.cpu_share, (pace.ingest_busy)());
     let mut chunk_started = std::time::Instant::now();
-    let Some(first) = inputs.first() else {
+    if inputs.is_empty() {
         return Ok(Vec::new());
-    };
-    let schema = {
-        Arc::clone(
-            ParquetRecordBatchStreamBuilder::new(reader(store, first))
-                .await
-                .map_err(err(format!("opening {}", first.path)))?
-                .schema(),
-        )
-    };
+    }
+    let mut opened = Vec::with_capacity(inputs.len());
+    for f in inputs {
+        opened.push(Cursor::open(store, f, table, layout).await?);
+    }
+    // Files written before the table gained a column merge with newer ones
+    // under the newest schema.
+    let schemas: Vec<SchemaRef> = opened.iter().map(|(b, _)| Arc::clone(b.schema())).collect();
+    let schema = union(&schemas).map_err(arrow_err("merging the inputs' schemas"))?;
     let fields: Vec<SortField> = sort_columns(table)
         .iter()
         .filter_map(|c| schema.field_with_name(c).ok())
@@ -372,13 +387,12 @@ pub(crate) async fn merge(
     let conv = RowConverter::new(fields).map_err(arrow_err("building the sort-key encoder"))?;
 
     let props = writer_properties(table, &schema, layout);
-    let sorting = props.sorting_columns().cloned().unwrap_or_default();
     let mut cursors = Vec::with_capacity(inputs.len());
     let mut all_sorted = true;
     // (key of the input's current row, input index): the smallest on top.
     let mut heap: BinaryHeap<Reverse<(Vec<u8>, usize)>> = BinaryHeap::new();
-    for f in inputs {
-        let mut c = Cursor::open(store, f, &schema, &conv, &sorting).await?;
+    for (f, (builder, sorted)) in inputs.iter().zip(opened) {
+        let mut c = Cursor::start(builder, f, &schema, &conv, sorted)?;
         all_sorted &= c.sorted;
         if c.advance_batch(&conv, table, &f.path).await? {
             let i = cursors.len();

@@ -23,6 +23,8 @@ use tf_application::ports::{Origin, WalRecord};
 use tf_domain::Table;
 use tf_domain::telemetry::Signal;
 use tf_domain::{NodeId, SourceBatch, TenantId, WorkspaceId};
+use tf_schema::evolution::conform;
+use tf_schema::table_schema;
 
 pub const HEADER_LEN: usize = 16;
 const VERSION: u8 = 1;
@@ -178,6 +180,9 @@ pub fn decode_payload(seq: u64, mut buf: &[u8]) -> Result<WalRecord> {
             .map_err(|e| RecordError::Malformed(e.to_string()))?;
         for batch in reader {
             let batch: RecordBatch = batch.map_err(|e| RecordError::Malformed(e.to_string()))?;
+            // A record written before the table gained a column reads with
+            // it null, as files of that time do.
+            let batch = conform(&batch, &table_schema(table)).unwrap_or(batch);
             batches.push(TableBatch { table, batch });
         }
     }
