@@ -2,32 +2,26 @@
 //! — to backfill a new backend, migrate, or re-export an incident's time
 //! range.
 //!
-//! Reads a data directory (or a bucket) without changing its data: committed files
-//! and the rows still in the write-ahead log. Per signal table, per window
-//! of time (an hour that holds rows, or a part of one), the rows of the
-//! range are queried, split by workspace, turned
-//! back into OTLP (`convert::to_otlp`) and sent with their tenant and
-//! workspace headers, in requests of at most `--batch-items` items.
-//! Retryable answers (backpressure included) are retried with backoff,
-//! honouring the upstream's delay, for up to `--max-retry-secs` in a row;
-//! permanent refusals are counted and reported. A progress bar shows items,
-//! rate and ETA; a JSON summary is printed at the end.
+//! Reads a data directory (or a bucket) without changing its data: committed
+//! files and the rows still in the write-ahead log. The use case
+//! (`application::replay`) reads the range window by window through the
+//! query engine and sends it with the forwarders' sender and retry policy;
+//! here are its flags, a progress bar with items, rate and ETA, and the JSON
+//! summary printed at the end.
 
 use std::path::PathBuf;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::{Context as _, bail};
-use arrow::array::{Array, StringArray};
-use arrow::compute::filter_record_batch;
-use arrow::record_batch::RecordBatch;
 use clap::Args;
 
-use crate::application::ports::{ExportBatch, ExportError, Exporter, QueryLimits, TableBatch};
-use crate::application::queries::ReadModel as _;
+use crate::application::forward::RetryPolicy;
+use crate::application::ports::QueryLimits;
+use crate::application::queries::params::TimeWindow;
+use crate::application::replay::{Replay, ReplayCommand};
 use crate::config::{Config, Overrides};
-use crate::domain::Table;
+use crate::domain::TenantId;
 use crate::domain::telemetry::Signal;
-use crate::domain::{TenantId, WorkspaceId};
 use crate::infrastructure::otlp::export::{Compression, ExporterConfig, OtlpExporter, Protocol};
 
 #[derive(Debug, Args)]
@@ -76,51 +70,11 @@ pub struct ReplayArgs {
     pub max_retry_secs: u64,
 }
 
-/// What a replay did.
-#[derive(Debug, Default, serde::Serialize)]
-pub struct ReplaySummary {
-    pub items: u64,
-    pub rejected: u64,
-    pub requests: u64,
-    pub retries: u64,
-    pub seconds: f64,
-}
-
-/// Rows are read an hour at a time, or in equal parts of an hour holding
-/// more than this many rows.
-const MAX_WINDOW_ROWS: i64 = 500_000;
-
-const HOUR_NS: i64 = 3_600_000_000_000;
-
 fn parse_time(flag: &str, s: &str) -> anyhow::Result<i64> {
     let t = chrono::DateTime::parse_from_rfc3339(s)
         .with_context(|| format!("--{flag} {s:?} is not an RFC 3339 time"))?;
     t.timestamp_nanos_opt()
         .with_context(|| format!("--{flag} {s:?} is out of range"))
-}
-
-/// The rows of `batch` per workspace.
-fn by_workspace(batch: &RecordBatch) -> anyhow::Result<Vec<(WorkspaceId, RecordBatch)>> {
-    let col = batch
-        .column_by_name("workspace_id")
-        .and_then(|c| c.as_any().downcast_ref::<StringArray>())
-        .context("rows without a workspace_id column")?;
-    let mut names: Vec<&str> = (0..col.len())
-        .filter(|&i| col.is_valid(i))
-        .map(|i| col.value(i))
-        .collect();
-    names.sort_unstable();
-    names.dedup();
-    let mut out = Vec::new();
-    for name in names {
-        let keep: arrow::array::BooleanArray = (0..col.len())
-            .map(|i| Some(col.is_valid(i) && col.value(i) == name))
-            .collect();
-        let rows = filter_record_batch(batch, &keep)?;
-        let workspace = WorkspaceId::parse(name).unwrap_or_else(|_| WorkspaceId::default_id());
-        out.push((workspace, rows));
-    }
-    Ok(out)
 }
 
 pub fn replay(args: &ReplayArgs) -> anyhow::Result<()> {
@@ -178,103 +132,40 @@ pub fn replay(args: &ReplayArgs) -> anyhow::Result<()> {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
+    let command = ReplayCommand {
+        tenant,
+        signals,
+        window: TimeWindow {
+            start_ns: start,
+            end_ns: end,
+        },
+        batch_items: args.batch_items,
+        give_up_after: Duration::from_secs(args.max_retry_secs),
+        retry: RetryPolicy {
+            initial: Duration::from_millis(100),
+            max: Duration::from_secs(10),
+        },
+        limits: QueryLimits {
+            max_rows: usize::MAX,
+            ..config.query_limits()
+        },
+    };
     let summary = rt.block_on(async {
         let storage = crate::bootstrap::open_storage(&config, None, false).await?;
         if args.data_dir.is_some() {
             crate::bootstrap::replay_read_only(&config, &storage)?;
         }
-        let limits = QueryLimits {
-            max_rows: usize::MAX,
-            ..config.query_limits()
-        };
-        let range = |from: i64, to: i64| {
-            let ts = |ns: i64| {
-                chrono::DateTime::from_timestamp_nanos(ns)
-                    .to_rfc3339_opts(chrono::SecondsFormat::Nanos, true)
-            };
-            format!(
-                "timestamp >= TIMESTAMP '{}' AND timestamp < TIMESTAMP '{}'",
-                ts(from),
-                ts(to)
-            )
-        };
-        // Per table, the windows to read: each hour of the range that holds
-        // rows, split when it holds many.
-        let mut total = 0u64;
-        let mut windows: Vec<(Signal, Table, i64, i64)> = Vec::new();
-        for &signal in &signals {
-            for table in Table::of_signal(signal) {
-                let sql = format!(
-                    "SELECT CAST(date_trunc('hour', timestamp) AS BIGINT) AS h, count(*) AS n \
-                     FROM {table} WHERE {} GROUP BY 1 ORDER BY 1",
-                    range(start, end)
-                );
-                let r = storage.engine.query(&tenant, &sql, &limits).await?;
-                for b in &r.batches {
-                    let hours = b
-                        .column(0)
-                        .as_any()
-                        .downcast_ref::<arrow::array::Int64Array>();
-                    let counts = b
-                        .column(1)
-                        .as_any()
-                        .downcast_ref::<arrow::array::Int64Array>();
-                    let (Some(hours), Some(counts)) = (hours, counts) else {
-                        bail!("unexpected types counting {table} per hour");
-                    };
-                    for i in 0..b.num_rows() {
-                        let (hour, n) = (hours.value(i), counts.value(i));
-                        total += n.max(0) as u64;
-                        let (lo, hi) = (hour.max(start), hour.saturating_add(HOUR_NS).min(end));
-                        let parts = (n / MAX_WINDOW_ROWS + 1).min(3600);
-                        let step = ((hi - lo) / parts).max(1);
-                        let mut from = lo;
-                        while from < hi {
-                            let to = from.saturating_add(step).min(hi);
-                            windows.push((signal, table, from, to));
-                            from = to;
-                        }
-                    }
-                }
-            }
-        }
-        let bar = indicatif::ProgressBar::new(total);
+        let replay = Replay::new(storage.engine.as_ref(), &exporter);
+        let plan = replay.plan(&command).await?;
+        let bar = indicatif::ProgressBar::new(plan.items);
         bar.set_style(
             indicatif::ProgressStyle::with_template(
                 "{bar:40} {pos}/{len} items  {per_sec}  ETA {eta}",
             )
             .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
         );
-        let started = Instant::now();
-        let mut summary = ReplaySummary::default();
-        for (signal, table, from, to) in windows {
-            let sql = format!("SELECT * FROM {table} WHERE {}", range(from, to));
-            let rows = storage.engine.query(&tenant, &sql, &limits).await?;
-            for batch in &rows.batches {
-                for (workspace, rows) in by_workspace(batch)? {
-                    let mut offset = 0;
-                    while offset < rows.num_rows() {
-                        let len = args.batch_items.max(1).min(rows.num_rows() - offset);
-                        let request = ExportBatch {
-                            tenant: tenant.clone(),
-                            workspace: workspace.clone(),
-                            signal,
-                            batches: vec![TableBatch {
-                                table,
-                                batch: rows.slice(offset, len),
-                            }],
-                            items: len as u64,
-                            key: None,
-                        };
-                        send(&exporter, &request, args, &mut summary).await?;
-                        bar.inc(len as u64);
-                        offset += len;
-                    }
-                }
-            }
-        }
+        let summary = replay.run(&command, &plan, |n| bar.inc(n)).await?;
         bar.finish_and_clear();
-        summary.seconds = started.elapsed().as_secs_f64();
         anyhow::Ok(summary)
     })?;
     println!("{}", serde_json::to_string_pretty(&summary)?);
@@ -286,52 +177,6 @@ pub fn replay(args: &ReplayArgs) -> anyhow::Result<()> {
         );
     }
     Ok(())
-}
-
-/// Sends one request, retrying while the endpoint asks for it.
-async fn send(
-    exporter: &OtlpExporter,
-    request: &ExportBatch,
-    args: &ReplayArgs,
-    summary: &mut ReplaySummary,
-) -> anyhow::Result<()> {
-    let mut failing_since: Option<Instant> = None;
-    let mut delay = Duration::from_millis(100);
-    loop {
-        summary.requests += 1;
-        match exporter.export(request).await {
-            Ok(ack) => {
-                let rejected = ack.rejected.min(request.items);
-                summary.items += request.items - rejected;
-                summary.rejected += rejected;
-                if rejected > 0 {
-                    tracing::warn!(rejected, reason = %ack.message, "the endpoint rejected part of a request");
-                }
-                return Ok(());
-            }
-            Err(ExportError::Permanent { reason }) => {
-                summary.rejected += request.items;
-                tracing::warn!(items = request.items, %reason, "the endpoint refused a request");
-                return Ok(());
-            }
-            Err(ExportError::Retryable {
-                reason,
-                retry_after,
-            }) => {
-                let since = *failing_since.get_or_insert_with(Instant::now);
-                if since.elapsed() > Duration::from_secs(args.max_retry_secs) {
-                    bail!(
-                        "the endpoint kept refusing for {} s (last: {reason}); {} items were sent",
-                        args.max_retry_secs,
-                        summary.items
-                    );
-                }
-                summary.retries += 1;
-                tokio::time::sleep(retry_after.unwrap_or(delay)).await;
-                delay = (delay * 2).min(Duration::from_secs(10));
-            }
-        }
-    }
 }
 
 /// A directory removed when dropped.

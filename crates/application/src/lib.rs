@@ -16,6 +16,7 @@ pub mod pipeline;
 pub mod ports;
 pub mod queries;
 pub mod records;
+pub mod replay;
 pub mod retention;
 
 pub use ports::TableBatch;

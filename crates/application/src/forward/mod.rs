@@ -25,10 +25,14 @@
 //! refuses new writes (`backpressure`, via [`Forwarder::refusal`]) or gives
 //! up its oldest records (`drop_oldest`, counted and logged).
 
+mod sender;
 #[cfg(test)]
 mod tests;
 
+pub use sender::{Answer, Attempt, RetryPolicy, send_until_answered};
+
 use std::collections::VecDeque;
+use std::ops::ControlFlow;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -37,9 +41,7 @@ use arrow::array::{Array, StringArray};
 use parking_lot::Mutex;
 
 use crate::batches::held_bytes;
-use crate::ports::{
-    DeliveryStore, ExportBatch, ExportError, Exporter, ForwardCursor, TableBatch, WalRecord,
-};
+use crate::ports::{DeliveryStore, ExportBatch, Exporter, ForwardCursor, TableBatch, WalRecord};
 use crate::records::{DurableLog, DurableSubscriber};
 use tf_domain::telemetry::Signal;
 use tf_domain::{NodeId, OnFull, SourceBatch, TenantId, WorkspaceId};
@@ -611,61 +613,26 @@ impl Forwarder {
         stop: &mut tokio::sync::watch::Receiver<bool>,
     ) -> Sent {
         let signal = request.signal.index();
-        let mut attempt = 0u32;
-        loop {
-            if *stop.borrow() {
-                return Sent::Stopped;
-            }
-            if self.queue.lock().delivered >= last {
-                return Sent::GivenUp;
-            }
+        if *stop.borrow() {
+            return Sent::Stopped;
+        }
+        if self.queue.lock().delivered >= last {
+            return Sent::GivenUp;
+        }
+        let policy = RetryPolicy {
+            initial: self.config.retry_initial,
+            max: self.config.retry_max,
+        };
+        let observe = |a: Attempt<'_>| {
             self.stats.requests.fetch_add(1, Ordering::Relaxed);
-            let started = Instant::now();
-            let answer = tokio::select! {
-                a = self.exporter.export(request) => a,
-                _ = stop.changed() => return Sent::Stopped,
-            };
-            let took = started.elapsed();
-            match answer {
-                Ok(ack) => {
-                    self.observe_latency(took);
-                    let rejected = ack.rejected.min(request.items);
-                    self.stats.sent[signal].fetch_add(request.items - rejected, Ordering::Relaxed);
-                    if rejected > 0 {
-                        self.stats.failed[signal].fetch_add(rejected, Ordering::Relaxed);
-                        tracing::warn!(
-                            forwarder = %self.config.name,
-                            upstream = self.exporter.endpoint(),
-                            tenant = %request.tenant,
-                            rejected,
-                            reason = %ack.message,
-                            "the upstream rejected part of a batch (partial success)"
-                        );
-                    }
-                    return Sent::Done;
-                }
-                Err(ExportError::Permanent { reason }) => {
-                    self.observe_latency(took);
-                    self.stats.failed[signal].fetch_add(request.items, Ordering::Relaxed);
-                    tracing::warn!(
-                        forwarder = %self.config.name,
-                        upstream = self.exporter.endpoint(),
-                        tenant = %request.tenant,
-                        items = request.items,
-                        %reason,
-                        "the upstream refused a batch for good; it is not retried"
-                    );
-                    return Sent::Done;
-                }
-                Err(ExportError::Retryable {
+            match a {
+                Attempt::Answered(took) => self.observe_latency(took),
+                Attempt::Retrying {
+                    attempt,
+                    delay,
                     reason,
-                    retry_after,
-                }) => {
-                    attempt = attempt.saturating_add(1);
+                } => {
                     self.stats.retries.fetch_add(1, Ordering::Relaxed);
-                    let delay = retry_after
-                        .map(|d| d.min(Duration::from_secs(300)))
-                        .unwrap_or_else(|| self.backoff(attempt));
                     if attempt == 1 || attempt.is_power_of_two() {
                         tracing::warn!(
                             forwarder = %self.config.name,
@@ -676,11 +643,47 @@ impl Forwarder {
                             "upstream unavailable; the batch stays queued and is retried"
                         );
                     }
-                    tokio::select! {
-                        _ = tokio::time::sleep(delay) => {}
-                        _ = stop.changed() => return Sent::Stopped,
+                    // `drop_oldest` gave the batch up meanwhile.
+                    if self.queue.lock().delivered >= last {
+                        return ControlFlow::Break(());
                     }
                 }
+            }
+            ControlFlow::Continue(())
+        };
+        let answer = tokio::select! {
+            a = send_until_answered(self.exporter.as_ref(), request, policy, observe) => a,
+            _ = stop.changed() => return Sent::Stopped,
+        };
+        match answer {
+            None => Sent::GivenUp,
+            Some(Answer::Acked(ack)) => {
+                let rejected = ack.rejected.min(request.items);
+                self.stats.sent[signal].fetch_add(request.items - rejected, Ordering::Relaxed);
+                if rejected > 0 {
+                    self.stats.failed[signal].fetch_add(rejected, Ordering::Relaxed);
+                    tracing::warn!(
+                        forwarder = %self.config.name,
+                        upstream = self.exporter.endpoint(),
+                        tenant = %request.tenant,
+                        rejected,
+                        reason = %ack.message,
+                        "the upstream rejected part of a batch (partial success)"
+                    );
+                }
+                Sent::Done
+            }
+            Some(Answer::Refused(reason)) => {
+                self.stats.failed[signal].fetch_add(request.items, Ordering::Relaxed);
+                tracing::warn!(
+                    forwarder = %self.config.name,
+                    upstream = self.exporter.endpoint(),
+                    tenant = %request.tenant,
+                    items = request.items,
+                    %reason,
+                    "the upstream refused a batch for good; it is not retried"
+                );
+                Sent::Done
             }
         }
     }
@@ -690,17 +693,6 @@ impl Forwarder {
             .latency_nanos
             .fetch_add(took.as_nanos() as u64, Ordering::Relaxed);
         self.stats.latency_count.fetch_add(1, Ordering::Relaxed);
-    }
-
-    /// `retry_initial · 2^(attempt-1)`, at most `retry_max`, times a jitter
-    /// factor in [0.5, 1.5).
-    fn backoff(&self, attempt: u32) -> Duration {
-        let base = self
-            .config
-            .retry_initial
-            .saturating_mul(1u32 << (attempt - 1).min(20))
-            .min(self.config.retry_max);
-        base.mul_f64(0.5 + jitter())
     }
 
     /// The batch through `last` is delivered: forget it.
@@ -750,15 +742,6 @@ impl DurableSubscriber for Forwarder {
             tracing::error!(forwarder = %self.config.name, error = %e, "forwarder stopped; undelivered data stays in the write-ahead log");
         }
     }
-}
-
-/// A number in [0, 1) that differs between calls and processes.
-fn jitter() -> f64 {
-    use std::hash::{BuildHasher, Hasher};
-    static CALLS: AtomicU64 = AtomicU64::new(0);
-    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_u64(CALLS.fetch_add(1, Ordering::Relaxed));
-    (h.finish() >> 11) as f64 / (1u64 << 53) as f64
 }
 
 /// The workspace of a record's rows (one request, one workspace).

@@ -10,6 +10,7 @@
 
 mod metrics;
 mod rows;
+mod stored;
 mod traces;
 
 use tf_application::queries::params::TimeWindow;
