@@ -17,15 +17,12 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use arrow::array::{Array, TimestampNanosecondArray, UInt32Array};
-use arrow::compute::{concat_batches, take_record_batch};
+use arrow::compute::concat_batches;
 use arrow::record_batch::RecordBatch;
 use parking_lot::RwLock;
 
-use crate::batches::held_bytes;
-use crate::ports::{
-    BoxError, CommitOutcome, FileMeta, FileStore, StoreError, TableCatalog, TableSnapshot,
-};
+use crate::batches::{held_bytes, split_by_hour};
+use crate::ports::{CommitOutcome, FileMeta, FileStore, StoreError, TableCatalog, TableSnapshot};
 use tf_domain::Table;
 use tf_domain::telemetry::Timestamp;
 use tf_domain::{RetentionRules, TenantId};
@@ -760,161 +757,5 @@ impl PartitionBuffer {
     }
 }
 
-/// Splits rows by the hour of their `timestamp` column.
-fn split_by_hour(batch: &RecordBatch) -> Result<Vec<(u64, RecordBatch)>, BoxError> {
-    let col = batch
-        .column_by_name(Table::TIMESTAMP_COLUMN)
-        .ok_or("batch has no timestamp column")?;
-    let ts = col
-        .as_any()
-        .downcast_ref::<TimestampNanosecondArray>()
-        .ok_or("timestamp column is not Timestamp(ns)")?;
-    let hour = |i: usize| {
-        Timestamp::from_unix_nanos(ts.value(i).max(0) as u64)
-            .hour_start()
-            .unix_nanos()
-    };
-    if ts.is_empty() {
-        return Ok(Vec::new());
-    }
-    let first = hour(0);
-    if (1..ts.len()).all(|i| hour(i) == first) {
-        return Ok(vec![(first, batch.clone())]);
-    }
-    let mut groups: HashMap<u64, Vec<u32>> = HashMap::new();
-    for i in 0..ts.len() {
-        groups.entry(hour(i)).or_default().push(i as u32);
-    }
-    let mut out: Vec<(u64, RecordBatch)> = groups
-        .into_iter()
-        .map(|(h, idx)| {
-            take_record_batch(batch, &UInt32Array::from(idx))
-                .map(|b| (h, b))
-                .map_err(BoxError::from)
-        })
-        .collect::<Result<_, _>>()?;
-    out.sort_by_key(|(h, _)| *h);
-    Ok(out)
-}
-
 #[cfg(test)]
-mod tests {
-    use std::sync::Arc;
-
-    use arrow::array::{ArrayRef, Int64Array, StringArray};
-    use arrow::datatypes::{DataType, Field, Schema};
-    use arrow::ipc::reader::StreamReader;
-    use arrow::ipc::writer::StreamWriter;
-
-    use super::*;
-
-    #[test]
-    fn held_bytes_counts_a_shared_allocation_once() {
-        let n = 10_000;
-        let columns: Vec<ArrayRef> = (0..20)
-            .map(|c| {
-                if c % 2 == 0 {
-                    Arc::new(Int64Array::from_iter_values((0..n).map(|i| i * c))) as ArrayRef
-                } else {
-                    Arc::new(StringArray::from_iter_values(
-                        (0..n).map(|i| format!("v{i}")),
-                    ))
-                }
-            })
-            .collect();
-        let fields: Vec<Field> = (0..20)
-            .map(|c| {
-                let t = if c % 2 == 0 {
-                    DataType::Int64
-                } else {
-                    DataType::Utf8
-                };
-                Field::new(format!("c{c}"), t, false)
-            })
-            .collect();
-        let batch = RecordBatch::try_new(Arc::new(Schema::new(fields)), columns).unwrap();
-        let own = held_bytes(&batch);
-        // Unshared buffers: the same as arrow's count, less its per-array
-        // struct overhead.
-        let arrow_count = batch.get_array_memory_size();
-        assert!(
-            own <= arrow_count && own + 4096 >= arrow_count,
-            "{own} vs {arrow_count}"
-        );
-
-        // Decoded from IPC, every column shares the message's allocation.
-        let mut ipc = Vec::new();
-        let mut w = StreamWriter::try_new(&mut ipc, &batch.schema()).unwrap();
-        w.write(&batch).unwrap();
-        w.finish().unwrap();
-        drop(w);
-        let decoded = StreamReader::try_new(std::io::Cursor::new(&ipc), None)
-            .unwrap()
-            .next()
-            .unwrap()
-            .unwrap();
-        let held = held_bytes(&decoded);
-        assert!(
-            held <= ipc.len() + 4096 && held >= own / 2,
-            "held {held}, IPC {}, own {own}",
-            ipc.len()
-        );
-        assert!(decoded.get_array_memory_size() > 10 * held);
-    }
-}
-
-#[cfg(test)]
-mod table_files_tests {
-    use super::*;
-
-    fn f(name: &str) -> FileMeta {
-        FileMeta {
-            path: name.into(),
-            size: 1,
-            rows: 1,
-            hour_start: 0,
-            max_seq: 0,
-            min_ts: 0,
-            max_ts: 0,
-            node: None,
-            services: None,
-        }
-    }
-
-    fn paths(t: &TableFiles) -> Vec<&str> {
-        let mut v: Vec<&str> = t.files.iter().map(|f| f.path.as_str()).collect();
-        v.sort_unstable();
-        v
-    }
-
-    /// This node's commits finish out of version order, and a refresh may
-    /// overtake one: every file is listed exactly once either way.
-    #[test]
-    fn local_commits_and_refreshes_combine_into_one_list() {
-        let mut t = TableFiles::default();
-        t.commit(2, Vec::new(), vec![f("b")]);
-        t.commit(1, Vec::new(), vec![f("a")]);
-        assert_eq!(paths(&t), ["a", "b"]);
-        assert_eq!(t.version, 2);
-        // Another node committed "x" (3); this node "c" (4) and "d" (5), but
-        // "d" reaches the buffer only after the refresh that holds it.
-        t.commit(4, Vec::new(), vec![f("c")]);
-        assert!(t.refresh(5, vec![f("a"), f("b"), f("x"), f("c"), f("d")]));
-        assert_eq!(paths(&t), ["a", "b", "c", "d", "x"]);
-        t.commit(5, Vec::new(), vec![f("d")]);
-        assert_eq!(paths(&t), ["a", "b", "c", "d", "x"], "no duplicate");
-        // A commit after the refreshed state is applied on top; a later
-        // refresh that predates it keeps it.
-        t.commit(7, vec!["a".into(), "b".into()], vec![f("ab")]);
-        assert!(t.refresh(6, vec![f("a"), f("b"), f("x"), f("c"), f("d"), f("y")]));
-        assert_eq!(paths(&t), ["ab", "c", "d", "x", "y"]);
-        assert_eq!(t.version, 7);
-        // Another node replaced "x" at 8: a refresh shows it gone.
-        assert!(t.refresh(8, vec![f("ab"), f("c"), f("d"), f("y"), f("x2")]));
-        assert_eq!(paths(&t), ["ab", "c", "d", "x2", "y"]);
-        // A refresh older than the last one is ignored.
-        assert!(!t.refresh(7, vec![f("ab")]));
-        assert_eq!(t.files.len(), 5);
-        assert!(t.local.is_empty());
-    }
-}
+mod tests;
