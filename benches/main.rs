@@ -409,7 +409,7 @@ fn bench_flush_commit(c: &mut Criterion) {
                         let meta = files
                             .write_file(
                                 &tenant,
-                                telemetryflow::domain::Table::Traces,
+                                telemetryflow::domain::Table::TRACES,
                                 hour,
                                 seq,
                                 batch.clone(),
@@ -419,7 +419,7 @@ fn bench_flush_commit(c: &mut Criterion) {
                         files
                             .commit(
                                 &tenant,
-                                telemetryflow::domain::Table::Traces,
+                                telemetryflow::domain::Table::TRACES,
                                 vec![meta],
                                 Vec::new(),
                             )

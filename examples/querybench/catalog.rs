@@ -33,11 +33,11 @@ pub(crate) struct CatalogArgs {
 }
 
 const TABLES: [Table; 5] = [
-    Table::Traces,
-    Table::Logs,
-    Table::MetricsGauge,
-    Table::MetricsSum,
-    Table::MetricsHistogram,
+    Table::TRACES,
+    Table::LOGS,
+    Table::METRICS_GAUGE,
+    Table::METRICS_SUM,
+    Table::METRICS_HISTOGRAM,
 ];
 
 fn file(tenant: &TenantId, table: Table, n: usize) -> FileMeta {
@@ -144,19 +144,19 @@ pub(crate) async fn catalog(args: CatalogArgs) -> anyhow::Result<()> {
         let root = args.data_dir.join(format!("files-{n}"));
         let inner = store(&root)?;
         let fs = ObjectFileStore::new(Arc::clone(&inner), "writer");
-        fill(&fs, &tenant, Table::Traces, n, 0).await?;
+        fill(&fs, &tenant, Table::TRACES, n, 0).await?;
         let mut ms = Vec::with_capacity(args.commits);
         for i in 0..args.commits {
-            let f = file(&tenant, Table::Traces, n + i);
+            let f = file(&tenant, Table::TRACES, n + i);
             let t = Instant::now();
-            fs.commit(&tenant, Table::Traces, vec![f], Vec::new())
+            fs.commit(&tenant, Table::TRACES, vec![f], Vec::new())
                 .await?;
             ms.push(t.elapsed().as_secs_f64() * 1e3);
         }
         let mean = ms.iter().sum::<f64>() / ms.len().max(1) as f64;
         ms.sort_by(f64::total_cmp);
         let pct = |p: f64| ms[((p * ms.len() as f64).ceil() as usize).clamp(1, ms.len()) - 1];
-        let (checkpoint, total, objects) = manifest_sizes(&root, &tenant, Table::Traces);
+        let (checkpoint, total, objects) = manifest_sizes(&root, &tenant, Table::TRACES);
         let (startup_ms, startup_req, loaded) = startup(&inner).await?;
         if loaded != n + args.commits {
             bail!("loaded {loaded} files, committed {}", n + args.commits);
@@ -166,7 +166,7 @@ pub(crate) async fn catalog(args: CatalogArgs) -> anyhow::Result<()> {
         let known = reader.load_catalog().await?;
         let version = known.first().map_or(0, |c| c.version);
         let before = counting.counts();
-        let changed = reader.refresh(&tenant, Table::Traces, version).await?;
+        let changed = reader.refresh(&tenant, Table::TRACES, version).await?;
         if changed.is_some() {
             bail!("an unchanged manifest refreshed as changed");
         }

@@ -324,9 +324,9 @@ pub(crate) async fn generate(args: GenerateArgs) -> anyhow::Result<()> {
     let counters = ShardedCounterStore::new(config.ingest.max_counter_series.max(series));
     let per_request = ((POINTS_PER_REQUEST as f64 / (2.5 * series as f64)) as u64).max(1);
     let metric_tables = [
-        Table::MetricsGauge,
-        Table::MetricsSum,
-        Table::MetricsHistogram,
+        Table::METRICS_GAUGE,
+        Table::METRICS_SUM,
+        Table::METRICS_HISTOGRAM,
     ];
     let (mut gauge_points, mut counter_points, mut hist_points) = (0u64, 0u64, 0u64);
     let mut k = 0;
@@ -338,9 +338,9 @@ pub(crate) async fn generate(args: GenerateArgs) -> anyhow::Result<()> {
         for b in &converted.batches {
             let rows = b.batch.num_rows() as u64;
             match b.table {
-                Table::MetricsGauge => gauge_points += rows,
-                Table::MetricsSum => counter_points += rows,
-                Table::MetricsHistogram => hist_points += rows,
+                Table::METRICS_GAUGE => gauge_points += rows,
+                Table::METRICS_SUM => counter_points += rows,
+                Table::METRICS_HISTOGRAM => hist_points += rows,
                 _ => {}
             }
         }
@@ -354,7 +354,7 @@ pub(crate) async fn generate(args: GenerateArgs) -> anyhow::Result<()> {
         .context("flushing to Parquet")?;
 
     let mut tables: BTreeMap<String, TableStats> = BTreeMap::new();
-    for table in [Table::Traces].into_iter().chain(metric_tables) {
+    for table in [Table::TRACES].into_iter().chain(metric_tables) {
         let snapshot = loader.buffer.snapshot(&tenant, table);
         let s = tables.entry(table.name().to_owned()).or_default();
         for f in &snapshot.files {

@@ -201,14 +201,14 @@ pub(crate) async fn soak(args: SoakArgs) -> anyhow::Result<()> {
         if !args.checkpoints.contains(&(hour + 1)) {
             continue;
         }
-        let files = loader.buffer.snapshot(&tenant, Table::Traces).files;
+        let files = loader.buffer.snapshot(&tenant, Table::TRACES).files;
         let open_hour = start_ns + hour * HOUR_NS;
         let in_open = files.iter().filter(|f| f.hour_start == open_hour).count();
         let manifest_dir = args
             .data_dir
             .join("parquet")
             .join(tenant.as_str())
-            .join(Table::Traces.name())
+            .join(Table::TRACES.name())
             .join("_manifest");
         let checkpoint_bytes = std::fs::read_dir(&manifest_dir)
             .map(|d| {

@@ -36,7 +36,7 @@ fn gauge_rows(first: i64, n: i64, old: bool) -> RecordBatch {
     let rows = converted
         .batches
         .into_iter()
-        .find(|b| b.table == Table::MetricsGauge)
+        .find(|b| b.table == Table::METRICS_GAUGE)
         .expect("gauge rows")
         .batch;
     if !old {
@@ -69,7 +69,7 @@ async fn old_files_old_wal_records_and_new_rows_query_and_compact_together() {
         let buffer = storage.pipeline.buffer();
         buffer.insert(
             &tenant,
-            Table::MetricsGauge,
+            Table::METRICS_GAUGE,
             &gauge_rows(0, 10, true),
             1,
             false,
@@ -82,7 +82,7 @@ async fn old_files_old_wal_records_and_new_rows_query_and_compact_together() {
         let (wal, _) = Wal::open(config.wal_config(), next_seq, |_| {}).expect("WAL opens");
         let (tx, rx) = std::sync::mpsc::channel();
         let rows = TableBatch {
-            table: Table::MetricsGauge,
+            table: Table::METRICS_GAUGE,
             batch: gauge_rows(10, 10, true),
         };
         wal.append(
@@ -158,7 +158,7 @@ async fn old_files_old_wal_records_and_new_rows_query_and_compact_together() {
         .unwrap()
         .pipeline
         .buffer()
-        .snapshot(&tenant, Table::MetricsGauge)
+        .snapshot(&tenant, Table::METRICS_GAUGE)
         .files;
     assert_eq!(files.len(), 1, "{files:?}");
     s.shutdown().await;

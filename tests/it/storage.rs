@@ -447,14 +447,14 @@ async fn a_merge_cut_short_leaves_no_multipart_upload_on_s3() {
         .unwrap();
         inputs.push(
             files
-                .write_file(&tenant, Table::Logs, hour, file + 1, batch)
+                .write_file(&tenant, Table::LOGS, hour, file + 1, batch)
                 .await
                 .unwrap(),
         );
     }
     assert_eq!(uploads_in_progress(&endpoint, "merges").await, 0);
 
-    let mut merge = Box::pin(files.merge_files(&tenant, Table::Logs, hour, &inputs, u64::MAX));
+    let mut merge = Box::pin(files.merge_files(&tenant, Table::LOGS, hour, &inputs, u64::MAX));
     let deadline = std::time::Instant::now() + Duration::from_secs(60);
     loop {
         tokio::select! {

@@ -105,7 +105,7 @@ async fn traces_by_id_and_search() {
         .map(String::as_str)
         .collect();
     let schema =
-        telemetryflow::infrastructure::storage::table_schema(telemetryflow::domain::Table::Traces);
+        telemetryflow::infrastructure::storage::table_schema(telemetryflow::domain::Table::TRACES);
     let mut want: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
     let mut got = names.clone();
     want.sort_unstable();

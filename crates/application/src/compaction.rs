@@ -405,7 +405,7 @@ mod tests {
         let now = 10 * H + 30 * 60_000_000_000; // 10:30: hour 10 is open
         let files = vec![(
             tenant(),
-            Table::Logs,
+            Table::LOGS,
             vec![
                 // Hour 8: closed, two small files and a large one.
                 file(1, 8, 100),
@@ -450,15 +450,15 @@ mod tests {
         // One earlier merge (3 MiB, tier 1) and four new flushes (tier 0).
         let mut files = vec![file(1, 10, 3 * mib)];
         files.extend((2..=5).map(|n| file(n, 10, 100)));
-        let tasks = plan(&[(tenant(), Table::Logs, files.clone())], &policy, now);
+        let tasks = plan(&[(tenant(), Table::LOGS, files.clone())], &policy, now);
         let seqs: Vec<_> = tasks[0].inputs.iter().map(|f| f.max_seq).collect();
         assert_eq!(seqs, vec![2, 3, 4, 5], "the 3 MiB file is left alone");
         // Four files of tier 1 are merged with each other.
         let tier1: Vec<_> = (1..=4).map(|n| file(n, 10, 2 * mib + n)).collect();
-        let tasks = plan(&[(tenant(), Table::Logs, tier1)], &policy, now);
+        let tasks = plan(&[(tenant(), Table::LOGS, tier1)], &policy, now);
         assert_eq!(tasks[0].inputs.len(), 4);
         // Once the hour closes, everything small is folded together.
-        let tasks = plan(&[(tenant(), Table::Logs, files)], &policy, 12 * H);
+        let tasks = plan(&[(tenant(), Table::LOGS, files)], &policy, 12 * H);
         assert_eq!(tasks[0].inputs.len(), 5);
         assert_eq!(
             (
@@ -478,7 +478,7 @@ mod tests {
     fn a_backlog_is_merged_in_bounded_disjoint_groups() {
         let files = vec![(
             tenant(),
-            Table::Logs,
+            Table::LOGS,
             (1..=30).rev().map(|n| file(n, 3, 300)).collect(),
         )];
         let groups = |policy: &CompactionPolicy| -> Vec<Vec<u64>> {
@@ -506,7 +506,7 @@ mod tests {
         // Smaller files go together first.
         let mixed = vec![(
             tenant(),
-            Table::Logs,
+            Table::LOGS,
             vec![
                 file(1, 3, 900),
                 file(2, 3, 10),
@@ -531,7 +531,7 @@ mod tests {
 
     #[test]
     fn the_hour_settles_before_it_counts_as_closed() {
-        let files = vec![(tenant(), Table::Logs, vec![file(1, 5, 10), file(2, 5, 10)])];
+        let files = vec![(tenant(), Table::LOGS, vec![file(1, 5, 10), file(2, 5, 10)])];
         // 6:00:30 — hour 5 ended, but not 60 s ago.
         assert!(plan(&files, &policy(), 6 * H + 30_000_000_000).is_empty());
         assert_eq!(plan(&files, &policy(), 6 * H + 61_000_000_000).len(), 1);

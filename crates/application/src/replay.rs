@@ -317,7 +317,7 @@ mod tests {
             _: TimeWindow,
             _: &QueryLimits,
         ) -> Result<Vec<(i64, u64)>, QueryError> {
-            Ok(if table == Table::Logs {
+            Ok(if table == Table::LOGS {
                 self.per_hour.clone()
             } else {
                 Vec::new()

@@ -210,13 +210,13 @@ mod tests {
         let other = TenantId::parse("other").unwrap();
         let rules = RetentionRules {
             default: p("30d"),
-            tables: [(Table::Logs, p("7d"))].into(),
+            tables: [(Table::LOGS, p("7d"))].into(),
             tenants: [
                 (
                     acme.clone(),
                     TenantRetention {
                         default: None,
-                        tables: [(Table::Logs, p("24h"))].into(),
+                        tables: [(Table::LOGS, p("24h"))].into(),
                     },
                 ),
                 (
@@ -229,11 +229,11 @@ mod tests {
             ]
             .into(),
         };
-        assert_eq!(rules.period(&acme, Table::Logs), p("24h"));
-        assert_eq!(rules.period(&acme, Table::Traces), p("30d"));
-        assert_eq!(rules.period(&beta, Table::Logs), RetentionPeriod::FOREVER);
-        assert_eq!(rules.period(&other, Table::Logs), p("7d"));
-        assert_eq!(rules.period(&other, Table::Traces), p("30d"));
+        assert_eq!(rules.period(&acme, Table::LOGS), p("24h"));
+        assert_eq!(rules.period(&acme, Table::TRACES), p("30d"));
+        assert_eq!(rules.period(&beta, Table::LOGS), RetentionPeriod::FOREVER);
+        assert_eq!(rules.period(&other, Table::LOGS), p("7d"));
+        assert_eq!(rules.period(&other, Table::TRACES), p("30d"));
         assert!(rules.expires_anything());
         assert!(!RetentionRules::default().expires_anything());
     }

@@ -116,9 +116,9 @@ impl Sessions {
 
     /// A snapshot of each of the tenant's tables.
     fn snapshots(&self, tenant: &TenantId) -> Vec<(Table, TableSnapshot)> {
-        Table::ALL
-            .iter()
-            .map(|&table| (table, self.source.snapshot(tenant, table)))
+        Table::all()
+            .into_iter()
+            .map(|table| (table, self.source.snapshot(tenant, table)))
             .collect()
     }
 
@@ -136,7 +136,7 @@ impl Sessions {
                 table_schema(table),
                 snapshot,
                 self.store_url.clone(),
-                (table == Table::Traces).then(|| Arc::clone(&self.trace_filters)),
+                (table == Table::TRACES).then(|| Arc::clone(&self.trace_filters)),
             );
             ctx.register_table(table.name(), Arc::new(provider))
                 .map_err(QueryError::internal)?;

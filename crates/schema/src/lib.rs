@@ -9,12 +9,13 @@
 pub mod evolution;
 pub mod trace_filter;
 
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, OnceLock, RwLock};
 
 use arrow::array::{Array, MapBuilder, StringBuilder};
 use arrow::datatypes::{DataType, Field, Fields, Schema, SchemaRef, TimeUnit};
 
-use tf_domain::Table;
+use tf_domain::telemetry::TableError;
+use tf_domain::{Signal, Table};
 
 /// `Timestamp(Nanosecond, "UTC")`.
 pub fn ts_type() -> DataType {
@@ -185,17 +186,17 @@ fn metrics(table: Table) -> Schema {
     let mut v = metric_fields();
     let temporality = || f("aggregation_temporality", DataType::Int32, false);
     match table {
-        Table::MetricsGauge => {
+        Table::METRICS_GAUGE => {
             v.push(f("value", DataType::Float64, false));
             v.push(f("value_int", DataType::Int64, true));
         }
-        Table::MetricsSum => {
+        Table::METRICS_SUM => {
             v.push(f("value", DataType::Float64, false));
             v.push(f("value_int", DataType::Int64, true));
             v.push(temporality());
             v.push(f("is_monotonic", DataType::Boolean, false));
         }
-        Table::MetricsHistogram => {
+        Table::METRICS_HISTOGRAM => {
             v.push(f("count", DataType::UInt64, false));
             v.push(f("sum", DataType::Float64, true));
             v.push(f("bucket_counts", u64_list(), false));
@@ -204,7 +205,7 @@ fn metrics(table: Table) -> Schema {
             v.push(f("max", DataType::Float64, true));
             v.push(temporality());
         }
-        Table::MetricsExpHistogram => {
+        Table::METRICS_EXP_HISTOGRAM => {
             v.push(f("count", DataType::UInt64, false));
             v.push(f("sum", DataType::Float64, true));
             v.push(f("scale", DataType::Int32, false));
@@ -218,36 +219,104 @@ fn metrics(table: Table) -> Schema {
             v.push(f("max", DataType::Float64, true));
             v.push(temporality());
         }
-        Table::MetricsSummary => {
+        Table::METRICS_SUMMARY => {
             v.push(f("count", DataType::UInt64, false));
             v.push(f("sum", DataType::Float64, false));
             v.push(f("quantiles", list_of(quantile_fields()), false));
         }
-        Table::Traces | Table::Logs => unreachable!("not a metric table"),
+        _ => unreachable!("not a metric table"),
     }
     Schema::new(v)
 }
 
+/// A declared table's schema and sort order.
+struct Declared {
+    table: Table,
+    schema: SchemaRef,
+    sort: &'static [&'static str],
+}
+
+/// The tables declared beside the OTLP ones, with their schemas.
+static DECLARED: RwLock<Vec<Declared>> = RwLock::new(Vec::new());
+
+/// Why a table cannot be declared.
+#[derive(Debug, thiserror::Error)]
+pub enum DeclareError {
+    #[error(transparent)]
+    Table(#[from] TableError),
+    #[error("table {table}: {why}")]
+    Schema { table: Table, why: String },
+}
+
+/// Declares a table beside the OTLP ones (see [`Table::declare`]) with its
+/// schema and the columns its files are sorted by. Its rows are then
+/// buffered, flushed, compacted, expired, replayed and queried like any
+/// other table's. Declaring it again with the same schema returns it.
+pub fn declare_table(
+    name: &'static str,
+    signal: Option<Signal>,
+    schema: SchemaRef,
+    sort: &'static [&'static str],
+) -> Result<Table, DeclareError> {
+    let table = Table::declare(name, signal)?;
+    let bad = |why: String| DeclareError::Schema { table, why };
+    match schema.field_with_name(Table::TIMESTAMP_COLUMN) {
+        Ok(f) if f.data_type() == &ts_type() && !f.is_nullable() => {}
+        _ => {
+            return Err(bad(format!(
+                "needs a non-null `{}` column of {}",
+                Table::TIMESTAMP_COLUMN,
+                ts_type()
+            )));
+        }
+    }
+    if let Some(c) = sort.iter().find(|c| schema.field_with_name(c).is_err()) {
+        return Err(bad(format!("sort column {c:?} is not in the schema")));
+    }
+    let mut declared = DECLARED.write().unwrap_or_else(|e| e.into_inner());
+    match declared.iter().find(|d| d.table == table) {
+        Some(d) if d.schema == schema && d.sort == sort => Ok(table),
+        Some(_) => Err(bad("already declared with another schema".into())),
+        None if table.otlp_code().is_some() => Err(bad("is an OTLP table".into())),
+        None => {
+            declared.push(Declared {
+                table,
+                schema,
+                sort,
+            });
+            Ok(table)
+        }
+    }
+}
+
 /// The schema of a table.
+///
+/// # Panics
+/// For a table declared in the domain without [`declare_table`], which
+/// gives every declared table its schema.
 pub fn table_schema(table: Table) -> SchemaRef {
     static SCHEMAS: OnceLock<Vec<SchemaRef>> = OnceLock::new();
-    let all = SCHEMAS.get_or_init(|| {
+    let otlp = SCHEMAS.get_or_init(|| {
         Table::ALL
             .iter()
             .map(|&t| {
                 Arc::new(match t {
-                    Table::Traces => traces(),
-                    Table::Logs => logs(),
+                    Table::TRACES => traces(),
+                    Table::LOGS => logs(),
                     m => metrics(m),
                 })
             })
             .collect()
     });
-    let idx = Table::ALL
+    if let Some(code) = table.otlp_code() {
+        return Arc::clone(&otlp[usize::from(code)]);
+    }
+    let declared = DECLARED.read().unwrap_or_else(|e| e.into_inner());
+    let d = declared
         .iter()
-        .position(|&t| t == table)
-        .expect("every table is in Table::ALL");
-    Arc::clone(&all[idx])
+        .find(|d| d.table == table)
+        .unwrap_or_else(|| panic!("table {table} was declared without a schema"));
+    Arc::clone(&d.schema)
 }
 
 /// Sort order of the rows in a stored file.
@@ -257,12 +326,20 @@ pub fn table_schema(table: Table) -> SchemaRef {
 /// `trace_id` min/max to one page per column, and the file compresses better
 /// (neighbouring spans share resources and attributes). Filters on service
 /// or time are evaluated on their (cheap, dictionary-encoded) columns first.
-/// Logs and metrics keep their common filters first.
+/// Logs and metrics keep their common filters first; a declared table sorts
+/// as it was declared.
 pub fn sort_columns(table: Table) -> &'static [&'static str] {
     match table {
-        Table::Traces => &["trace_id", "timestamp"],
-        Table::Logs => &["service_name", "severity_number", "timestamp"],
-        _ => &["metric_name", "service_name", "timestamp"],
+        Table::TRACES => &["trace_id", "timestamp"],
+        Table::LOGS => &["service_name", "severity_number", "timestamp"],
+        t if t.otlp_code().is_some() => &["metric_name", "service_name", "timestamp"],
+        t => {
+            let declared = DECLARED.read().unwrap_or_else(|e| e.into_inner());
+            declared
+                .iter()
+                .find(|d| d.table == t)
+                .map_or(&[Table::TIMESTAMP_COLUMN][..], |d| d.sort)
+        }
     }
 }
 

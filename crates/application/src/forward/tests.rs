@@ -152,15 +152,15 @@ async fn records_go_upstream_in_order_grouped_by_tenant_workspace_and_signal() {
     })
     .await;
     let (a, b) = (tenant("acme"), tenant("beta"));
-    s.write(&a, rows(Table::Traces, 3, "default"))
+    s.write(&a, rows(Table::TRACES, 3, "default"))
         .await
         .unwrap();
-    s.write(&b, rows(Table::Logs, 2, "default")).await.unwrap();
-    s.write(&a, rows(Table::Traces, 4, "default"))
+    s.write(&b, rows(Table::LOGS, 2, "default")).await.unwrap();
+    s.write(&a, rows(Table::TRACES, 4, "default"))
         .await
         .unwrap();
-    s.write(&a, rows(Table::Traces, 5, "shop")).await.unwrap();
-    s.write(&a, rows(Table::MetricsSum, 6, "default"))
+    s.write(&a, rows(Table::TRACES, 5, "shop")).await.unwrap();
+    s.write(&a, rows(Table::METRICS_SUM, 6, "default"))
         .await
         .unwrap();
     assert!(
@@ -247,11 +247,11 @@ async fn a_forwarder_sends_only_its_signals_and_passes_over_the_rest() {
     })
     .await;
     let a = tenant("acme");
-    s.write(&a, rows(Table::Traces, 3, "default"))
+    s.write(&a, rows(Table::TRACES, 3, "default"))
         .await
         .unwrap();
-    s.write(&a, rows(Table::Logs, 2, "default")).await.unwrap();
-    s.write(&a, rows(Table::Traces, 3, "default"))
+    s.write(&a, rows(Table::LOGS, 2, "default")).await.unwrap();
+    s.write(&a, rows(Table::TRACES, 3, "default"))
         .await
         .unwrap();
     s.delivered(3).await;
@@ -268,7 +268,7 @@ async fn an_upstream_that_is_down_gets_everything_once_when_it_returns() {
     let a = tenant("acme");
     for _ in 0..20 {
         // Ingest is not slowed by the upstream being down.
-        s.write(&a, rows(Table::Logs, 10, "default")).await.unwrap();
+        s.write(&a, rows(Table::LOGS, 10, "default")).await.unwrap();
     }
     while s.exporter.attempts.load(Ordering::SeqCst) < 5 {
         tokio::time::sleep(Duration::from_millis(2)).await;
@@ -299,11 +299,11 @@ async fn permanent_refusals_and_partial_success_are_counted_and_not_retried() {
         }),
     ]);
     let a = tenant("acme");
-    s.write(&a, rows(Table::Logs, 10, "default")).await.unwrap();
+    s.write(&a, rows(Table::LOGS, 10, "default")).await.unwrap();
     s.delivered(1).await;
-    s.write(&a, rows(Table::Logs, 10, "default")).await.unwrap();
+    s.write(&a, rows(Table::LOGS, 10, "default")).await.unwrap();
     s.delivered(2).await;
-    s.write(&a, rows(Table::Logs, 10, "default")).await.unwrap();
+    s.write(&a, rows(Table::LOGS, 10, "default")).await.unwrap();
     s.delivered(3).await;
     let stats = s.forwarder.stats();
     assert_eq!(stats.failed[2].load(Ordering::Relaxed), 13);
@@ -323,7 +323,7 @@ async fn a_full_queue_refuses_writes_under_backpressure() {
     let a = tenant("acme");
     let mut accepted = 0;
     let refused = loop {
-        match s.write(&a, rows(Table::Logs, 10, "default")).await {
+        match s.write(&a, rows(Table::LOGS, 10, "default")).await {
             Ok(_) => accepted += 1,
             Err(e) => break e,
         }
@@ -336,7 +336,7 @@ async fn a_full_queue_refuses_writes_under_backpressure() {
     assert!(s.forwarder.stats().refused_writes.load(Ordering::Relaxed) >= 1);
     s.exporter.set_down(false);
     s.delivered(accepted).await;
-    s.write(&a, rows(Table::Logs, 10, "default"))
+    s.write(&a, rows(Table::LOGS, 10, "default"))
         .await
         .expect("accepted again once delivered");
     s.delivered(accepted + 1).await;
@@ -356,7 +356,7 @@ async fn a_full_queue_gives_up_its_oldest_items_under_drop_oldest() {
     s.exporter.set_down(true);
     let a = tenant("acme");
     for _ in 0..100 {
-        s.write(&a, rows(Table::Logs, 10, "default"))
+        s.write(&a, rows(Table::LOGS, 10, "default"))
             .await
             .expect("never refused");
     }
@@ -396,7 +396,7 @@ async fn records_over_the_memory_budget_are_read_back_from_the_log() {
     s.exporter.set_down(true);
     let a = tenant("acme");
     for i in 0..30 {
-        s.write(&a, rows(Table::Logs, 1 + i % 4, "default"))
+        s.write(&a, rows(Table::LOGS, 1 + i % 4, "default"))
             .await
             .unwrap();
     }
@@ -416,7 +416,7 @@ async fn after_a_restart_the_batch_in_flight_is_resent_with_the_same_range() {
     for _ in 0..6 {
         wal.append(
             &a,
-            &[rows(Table::Logs, 2, "default")],
+            &[rows(Table::LOGS, 2, "default")],
             None,
             Box::new(|_| {}),
         )
@@ -443,7 +443,7 @@ async fn after_a_restart_the_batch_in_flight_is_resent_with_the_same_range() {
 }
 
 async fn write(path: &WritePath, tenant: &TenantId, origin: Origin) -> Written {
-    path.write(tenant, vec![rows(Table::Logs, 3, "default")], Some(origin))
+    path.write(tenant, vec![rows(Table::LOGS, 3, "default")], Some(origin))
         .await
         .expect("accepted")
 }
@@ -481,7 +481,7 @@ async fn an_upstream_stores_a_forwarded_batch_once_across_restarts() {
         ..origin(1, 4)
     };
     assert_eq!(
-        path.write(&a, vec![rows(Table::Traces, 1, "default")], Some(traces))
+        path.write(&a, vec![rows(Table::TRACES, 1, "default")], Some(traces))
             .await
             .unwrap(),
         Written::Stored

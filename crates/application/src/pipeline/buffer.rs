@@ -410,7 +410,7 @@ impl PartitionBuffer {
         let now = Instant::now();
         let due: Vec<Table> = {
             let mut looked = self.looked_at.lock();
-            Table::ALL
+            Table::all()
                 .into_iter()
                 .filter(|&table| {
                     let key = (tenant.clone(), table);

@@ -40,7 +40,7 @@ fn rows_at(start: u64, rows: usize, width: usize) -> TableBatch {
     let payload = StringArray::from_iter_values((0..rows).map(|_| "x".repeat(width)));
     let columns: Vec<ArrayRef> = vec![Arc::new(ts), Arc::new(payload)];
     TableBatch {
-        table: Table::Logs,
+        table: Table::LOGS,
         batch: RecordBatch::try_new(schema, columns).expect("valid batch"),
     }
 }
@@ -96,7 +96,7 @@ impl Setup {
 }
 
 fn visible_rows(p: &WritePath, tenant: &TenantId) -> (u64, usize) {
-    let snap = p.snapshot(tenant, Table::Logs);
+    let snap = p.snapshot(tenant, Table::LOGS);
     let committed = snap.files.iter().map(|f| f.rows).sum();
     let buffered = snap.batches.iter().map(RecordBatch::num_rows).sum();
     (committed, buffered)
@@ -112,7 +112,7 @@ async fn acked_rows_are_visible_at_once_and_committed_exactly_once() {
 
     assert_eq!(s.pipeline.flush_due(true).await.unwrap(), 2);
     assert_eq!(visible_rows(&s.pipeline, &s.tenant), (15, 0));
-    assert_eq!(s.store.committed_rows(&s.tenant, Table::Logs), 15);
+    assert_eq!(s.store.committed_rows(&s.tenant, Table::LOGS), 15);
     assert_eq!(s.pipeline.buffer().buffered_bytes(), 0);
     // Everything is committed: the log may drop both records.
     assert!(s.wal.records().is_empty());
@@ -129,7 +129,7 @@ async fn memory_pressure_flushes_the_largest_partitions_until_under_half() {
     let before = s.pipeline.buffer().buffered_bytes();
     assert!(before > 1 << 19, "{before} bytes: over half the budget");
     assert_eq!(s.pipeline.flush_due(false).await.unwrap(), 1);
-    let flushed = s.store.committed(&s.tenant, Table::Logs);
+    let flushed = s.store.committed(&s.tenant, Table::LOGS);
     assert_eq!(flushed.len(), 1);
     assert_eq!(flushed[0].hour_start, T0, "the largest partition");
     let after = s.pipeline.buffer().buffered_bytes();
@@ -212,7 +212,7 @@ async fn a_failed_flush_keeps_rows_visible_and_logged_until_storage_heals() {
     s.store.set_down(false);
     assert_eq!(s.pipeline.flush_due(true).await.unwrap(), 1);
     assert_eq!(visible_rows(&s.pipeline, &s.tenant), (15, 0));
-    let files = s.store.committed(&s.tenant, Table::Logs);
+    let files = s.store.committed(&s.tenant, Table::LOGS);
     assert_eq!((files.len(), files[0].rows, files[0].max_seq), (1, 15, 2));
     assert!(s.wal.records().is_empty());
 }
@@ -242,7 +242,7 @@ async fn replay_adds_only_what_no_committed_file_covers() {
         }
         buffer.note_seq(r.seq);
     }
-    let snap = buffer.snapshot(&s.tenant, Table::Logs);
+    let snap = buffer.snapshot(&s.tenant, Table::LOGS);
     let buffered: usize = snap.batches.iter().map(RecordBatch::num_rows).sum();
     assert_eq!(snap.files.iter().map(|f| f.rows).sum::<u64>(), 30);
     assert_eq!(buffered, 12, "records 3 and 4 only");
@@ -264,11 +264,11 @@ async fn a_refresh_racing_a_flush_commit_shows_every_row_once() {
     let flush = tokio::spawn(async move { buffer.flush_due(true).await });
     // The file is in the store's manifest; the flush has not returned.
     hold.recorded.acquire().await.expect("open").forget();
-    assert_eq!(s.store.committed_rows(&s.tenant, Table::Logs), 10);
+    assert_eq!(s.store.committed_rows(&s.tenant, Table::LOGS), 10);
 
     let buffer = Arc::clone(s.pipeline.buffer());
     let tenant = s.tenant.clone();
-    let refresh = tokio::spawn(async move { buffer.refresh_table(&tenant, Table::Logs).await });
+    let refresh = tokio::spawn(async move { buffer.refresh_table(&tenant, Table::LOGS).await });
     for _ in 0..10 {
         tokio::task::yield_now().await;
         let (committed, buffered) = visible_rows(&s.pipeline, &s.tenant);
@@ -295,9 +295,9 @@ async fn compaction_swaps_files_without_changing_what_queries_or_replay_see() {
     s.write(rows(1, 4, 8)).await.expect("accepted");
     s.pipeline.flush_all().await.expect("flushed");
     let buffer = s.pipeline.buffer();
-    assert_eq!(s.store.committed(&s.tenant, Table::Logs).len(), 6);
+    assert_eq!(s.store.committed(&s.tenant, Table::LOGS).len(), 6);
     assert_eq!(visible_rows(&s.pipeline, &s.tenant), (54, 0));
-    let committed_before = buffer.committed_seq(&s.tenant, Table::Logs, T0);
+    let committed_before = buffer.committed_seq(&s.tenant, Table::LOGS, T0);
     assert_eq!(committed_before, 5);
 
     let compactor = Compactor::new(
@@ -322,16 +322,16 @@ async fn compaction_swaps_files_without_changing_what_queries_or_replay_see() {
         ),
         (1, 5, 1, 50)
     );
-    let files = s.store.committed(&s.tenant, Table::Logs);
+    let files = s.store.committed(&s.tenant, Table::LOGS);
     assert_eq!(files.len(), 2);
     assert_eq!(visible_rows(&s.pipeline, &s.tenant), (54, 0));
-    let snap = s.pipeline.snapshot(&s.tenant, Table::Logs);
+    let snap = s.pipeline.snapshot(&s.tenant, Table::LOGS);
     assert_eq!(
         snap.files.len(),
         2,
         "the buffer's catalog swapped the files"
     );
-    assert_eq!(buffer.committed_seq(&s.tenant, Table::Logs, T0), 5);
+    assert_eq!(buffer.committed_seq(&s.tenant, Table::LOGS, T0), 5);
 
     // A second pass finds nothing; the replaced files wait for the grace period.
     let again = compactor.run_once(T0 + 2 * HOUR).await.expect("pass");
@@ -358,9 +358,9 @@ async fn compaction_swaps_files_without_changing_what_queries_or_replay_see() {
         Arc::clone(&s.store) as Arc<dyn FileStore>,
         catalog,
     );
-    assert_eq!(fresh.committed_seq(&s.tenant, Table::Logs, T0), 5);
+    assert_eq!(fresh.committed_seq(&s.tenant, Table::LOGS, T0), 5);
     let replayed = rows(0, 10, 8);
-    fresh.insert(&s.tenant, Table::Logs, &replayed.batch, 3, true);
+    fresh.insert(&s.tenant, Table::LOGS, &replayed.batch, 3, true);
     assert!(fresh.is_empty(), "a committed record is not inserted again");
 }
 
@@ -368,7 +368,7 @@ async fn compaction_swaps_files_without_changing_what_queries_or_replay_see() {
 fn logs_for_a_day() -> Arc<tf_domain::RetentionRules> {
     Arc::new(tf_domain::RetentionRules {
         tables: [(
-            Table::Logs,
+            Table::LOGS,
             tf_domain::RetentionPeriod::parse("24h").expect("period"),
         )]
         .into(),
@@ -410,7 +410,7 @@ async fn a_retention_pass_expires_whole_partitions_and_buffered_rows() {
         (2, 2, 20, 4, 0)
     );
     assert_eq!(visible_rows(&s.pipeline, &s.tenant), (10, 0));
-    let left = s.store.committed(&s.tenant, Table::Logs);
+    let left = s.store.committed(&s.tenant, Table::LOGS);
     assert_eq!(left.len(), 1);
     assert_eq!(left[0].hour_start, T0 + 2 * HOUR);
     // The dropped rows no longer hold the WAL.
@@ -443,9 +443,9 @@ async fn replay_drops_rows_of_expired_partitions() {
     let tenant = TenantId::parse("acme").expect("valid id");
     let now = crate::wall_clock().unix_nanos();
     // Replayed: a record of long ago, and one of now.
-    buffer.insert(&tenant, Table::Logs, &rows(0, 5, 8).batch, 1, true);
-    buffer.insert(&tenant, Table::Logs, &rows_at(now, 3, 8).batch, 2, true);
-    let snap = buffer.snapshot(&tenant, Table::Logs);
+    buffer.insert(&tenant, Table::LOGS, &rows(0, 5, 8).batch, 1, true);
+    buffer.insert(&tenant, Table::LOGS, &rows_at(now, 3, 8).batch, 2, true);
+    let snap = buffer.snapshot(&tenant, Table::LOGS);
     assert_eq!(
         snap.batches
             .iter()
@@ -457,8 +457,8 @@ async fn replay_drops_rows_of_expired_partitions() {
     assert_eq!(buffer.stats().expired_rows.load(Ordering::Relaxed), 5);
     // Live writes are not filtered here: the ingest handler rejects them
     // before they reach the WAL.
-    buffer.insert(&tenant, Table::Logs, &rows(0, 5, 8).batch, 3, false);
-    assert_eq!(buffer.snapshot(&tenant, Table::Logs).batches.len(), 2);
+    buffer.insert(&tenant, Table::LOGS, &rows(0, 5, 8).batch, 3, false);
+    assert_eq!(buffer.snapshot(&tenant, Table::LOGS).batches.len(), 2);
 }
 
 #[tokio::test]
@@ -489,7 +489,7 @@ async fn the_ingest_handler_rejects_items_of_expired_partitions() {
             source: None,
             summary: tally.finish(),
             batches: vec![TableBatch {
-                table: Table::Logs,
+                table: Table::LOGS,
                 batch,
             }],
         })

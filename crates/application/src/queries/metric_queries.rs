@@ -87,11 +87,11 @@ impl MetricKind {
     /// The table holding this type's points.
     pub fn table(self) -> Table {
         match self {
-            MetricKind::Gauge => Table::MetricsGauge,
-            MetricKind::Sum => Table::MetricsSum,
-            MetricKind::Histogram => Table::MetricsHistogram,
-            MetricKind::ExponentialHistogram => Table::MetricsExpHistogram,
-            MetricKind::Summary => Table::MetricsSummary,
+            MetricKind::Gauge => Table::METRICS_GAUGE,
+            MetricKind::Sum => Table::METRICS_SUM,
+            MetricKind::Histogram => Table::METRICS_HISTOGRAM,
+            MetricKind::ExponentialHistogram => Table::METRICS_EXP_HISTOGRAM,
+            MetricKind::Summary => Table::METRICS_SUMMARY,
         }
     }
 

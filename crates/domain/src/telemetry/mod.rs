@@ -18,7 +18,7 @@ pub use metric_name::MetricName;
 pub use rejection::{Rejection, Rejections};
 pub use service_name::ServiceName;
 pub use span::{SpanKind, StatusCode};
-pub use table::Table;
+pub use table::{Table, TableError};
 pub use timestamp::{TimeRange, Timestamp};
 
 /// Deepest nesting of `AnyValue`s (an array or kvlist inside an array or

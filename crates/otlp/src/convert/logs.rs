@@ -82,7 +82,7 @@ impl LogColumns {
         self.ctx.finish_into(&mut c);
         self.attrs.finish_into(&mut c);
         c.push(Arc::new(self.dropped.finish()));
-        super::finish_batch(Table::Logs, c)
+        super::finish_batch(Table::LOGS, c)
     }
 }
 
@@ -129,7 +129,7 @@ pub fn convert_logs(req: &ExportLogsServiceRequest, tenant: &TenantContext) -> R
     }
     let batches = if cols.rows > 0 {
         vec![TableBatch {
-            table: Table::Logs,
+            table: Table::LOGS,
             batch: cols.finish()?,
         }]
     } else {

@@ -237,7 +237,7 @@ impl NumberColumns {
         let mut c = self.common.finish()?;
         c.push(Arc::new(self.value.finish()));
         c.push(Arc::new(self.value_int.finish()));
-        if table == Table::MetricsSum {
+        if table == Table::METRICS_SUM {
             c.push(Arc::new(self.temporality.finish()));
             c.push(Arc::new(self.monotonic.finish()));
         }
@@ -281,7 +281,7 @@ impl HistogramColumns {
         c.push(Arc::new(self.min.finish()));
         c.push(Arc::new(self.max.finish()));
         c.push(Arc::new(self.temporality.finish()));
-        super::finish_batch(Table::MetricsHistogram, c)
+        super::finish_batch(Table::METRICS_HISTOGRAM, c)
     }
 }
 
@@ -336,7 +336,7 @@ impl ExpHistogramColumns {
         c.push(Arc::new(self.min.finish()));
         c.push(Arc::new(self.max.finish()));
         c.push(Arc::new(self.temporality.finish()));
-        super::finish_batch(Table::MetricsExpHistogram, c)
+        super::finish_batch(Table::METRICS_EXP_HISTOGRAM, c)
     }
 }
 
@@ -365,7 +365,7 @@ impl SummaryColumns {
             children,
             &mut self.q_offsets,
         )?);
-        super::finish_batch(Table::MetricsSummary, c)
+        super::finish_batch(Table::METRICS_SUMMARY, c)
     }
 }
 
@@ -587,31 +587,31 @@ pub fn convert_metrics(
     } = cols;
     if gauge.common.rows > 0 {
         batches.push(TableBatch {
-            table: Table::MetricsGauge,
-            batch: gauge.finish(Table::MetricsGauge)?,
+            table: Table::METRICS_GAUGE,
+            batch: gauge.finish(Table::METRICS_GAUGE)?,
         });
     }
     if sum.common.rows > 0 {
         batches.push(TableBatch {
-            table: Table::MetricsSum,
-            batch: sum.finish(Table::MetricsSum)?,
+            table: Table::METRICS_SUM,
+            batch: sum.finish(Table::METRICS_SUM)?,
         });
     }
     if histogram.common.rows > 0 {
         batches.push(TableBatch {
-            table: Table::MetricsHistogram,
+            table: Table::METRICS_HISTOGRAM,
             batch: histogram.finish()?,
         });
     }
     if exp.common.rows > 0 {
         batches.push(TableBatch {
-            table: Table::MetricsExpHistogram,
+            table: Table::METRICS_EXP_HISTOGRAM,
             batch: exp.finish()?,
         });
     }
     if summary.common.rows > 0 {
         batches.push(TableBatch {
-            table: Table::MetricsSummary,
+            table: Table::METRICS_SUMMARY,
             batch: summary.finish()?,
         });
     }

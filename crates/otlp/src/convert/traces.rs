@@ -161,7 +161,7 @@ impl SpanColumns {
             &mut lk.offsets,
         )?);
         c.push(Arc::new(self.dropped_links.finish()));
-        super::finish_batch(Table::Traces, c)
+        super::finish_batch(Table::TRACES, c)
     }
 }
 
@@ -213,7 +213,7 @@ pub fn convert_traces(
     }
     let batches = if cols.rows > 0 {
         vec![TableBatch {
-            table: Table::Traces,
+            table: Table::TRACES,
             batch: cols.finish()?,
         }]
     } else {

@@ -143,9 +143,9 @@ impl TraceReadModel for DataFusionEngine {
         limits: &QueryLimits,
     ) -> Result<Vec<(String, Signal)>, QueryError> {
         let w = Where::window(&q.window);
-        let sql = Table::ALL
-            .iter()
-            .filter_map(|&table| {
+        let sql = Table::all()
+            .into_iter()
+            .filter_map(|table| {
                 let signal = table.signal()?;
                 Some(format!(
                     "SELECT DISTINCT service_name, '{signal}' AS signal FROM {table} WHERE {}",
@@ -288,7 +288,7 @@ mod tests {
             ],
             batches: Vec::new(),
         };
-        let mut tables = vec![(Table::Traces, traces), (Table::Logs, logs)];
+        let mut tables = vec![(Table::TRACES, traces), (Table::LOGS, logs)];
         let known = services_from_manifest(&mut tables, window);
         assert_eq!(
             known,

@@ -418,7 +418,7 @@ pub(crate) async fn merge(
         target_bytes,
         dir: dir.to_owned(),
         open: None,
-        trace_ids: (table == Table::Traces).then(HashSet::new),
+        trace_ids: (table == Table::TRACES).then(HashSet::new),
         services: ServiceNames::default(),
         done: Vec::new(),
     };
@@ -590,11 +590,11 @@ mod tests {
         let mut inputs = Vec::new();
         for (i, n) in [(1, 10_000), (2, 10), (3, 12_000)] {
             let meta = files
-                .write_file(&tenant, Table::Logs, HOUR, i, batch(i, n))
+                .write_file(&tenant, Table::LOGS, HOUR, i, batch(i, n))
                 .await
                 .unwrap();
             files
-                .commit(&tenant, Table::Logs, vec![meta.clone()], Vec::new())
+                .commit(&tenant, Table::LOGS, vec![meta.clone()], Vec::new())
                 .await
                 .unwrap();
             inputs.push(meta);
@@ -606,7 +606,7 @@ mod tests {
 
         // One output: every row once, in (service, severity, timestamp) order.
         let out = files
-            .merge_files(&tenant, Table::Logs, HOUR, &inputs, u64::MAX)
+            .merge_files(&tenant, Table::LOGS, HOUR, &inputs, u64::MAX)
             .await
             .unwrap();
         assert_eq!(out.len(), 1);
@@ -637,7 +637,7 @@ mod tests {
         // A small target cuts several outputs (at chunk boundaries),
         // together the same rows.
         let small = files
-            .merge_files(&tenant, Table::Logs, HOUR, &inputs, 1)
+            .merge_files(&tenant, Table::LOGS, HOUR, &inputs, 1)
             .await
             .unwrap();
         assert!(small.len() > 1, "{} outputs", small.len());
@@ -661,14 +661,14 @@ mod tests {
         let removed: Vec<String> = inputs.iter().map(|f| f.path.clone()).collect();
         assert!(matches!(
             files
-                .commit(&tenant, Table::Logs, out.clone(), removed.clone())
+                .commit(&tenant, Table::LOGS, out.clone(), removed.clone())
                 .await
                 .unwrap(),
             CommitOutcome::Committed(_)
         ));
         assert_eq!(
             files
-                .commit(&tenant, Table::Logs, small.clone(), removed.clone())
+                .commit(&tenant, Table::LOGS, small.clone(), removed.clone())
                 .await
                 .unwrap(),
             CommitOutcome::Conflict
@@ -718,7 +718,7 @@ mod tests {
         let files = ObjectFileStore::new(Arc::clone(&store), "n1");
         let tenant = TenantId::parse("t").unwrap();
         let current = files
-            .write_file(&tenant, Table::Logs, HOUR, 1, batch(1, 500))
+            .write_file(&tenant, Table::LOGS, HOUR, 1, batch(1, 500))
             .await
             .unwrap();
         let order = declared(&store, &current.path).await.unwrap();
@@ -751,7 +751,7 @@ mod tests {
 
         let both = [current.clone(), legacy];
         let out = files
-            .merge_files(&tenant, Table::Logs, HOUR, &both, u64::MAX)
+            .merge_files(&tenant, Table::LOGS, HOUR, &both, u64::MAX)
             .await
             .unwrap();
         assert_eq!(out.iter().map(|f| f.rows).sum::<u64>(), 800);
@@ -767,7 +767,7 @@ mod tests {
         let again = files
             .merge_files(
                 &tenant,
-                Table::Logs,
+                Table::LOGS,
                 HOUR,
                 std::slice::from_ref(&current),
                 u64::MAX,

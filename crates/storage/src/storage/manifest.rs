@@ -720,7 +720,7 @@ pub(crate) mod tests {
         let m = Manifests::new(Arc::clone(&store));
         for n in 1..=45 {
             assert_eq!(
-                m.commit(&tenant, Table::Logs, vec![file(n)], Vec::new())
+                m.commit(&tenant, Table::LOGS, vec![file(n)], Vec::new())
                     .await
                     .unwrap(),
                 Commit::Done(n)
@@ -765,7 +765,7 @@ pub(crate) mod tests {
         // conditional put fails, it reloads and commits the next version.
         for n in 0..10 {
             let w = if n % 2 == 0 { &a } else { &b };
-            w.commit(&tenant, Table::Logs, vec![file(n + 1)], Vec::new())
+            w.commit(&tenant, Table::LOGS, vec![file(n + 1)], Vec::new())
                 .await
                 .unwrap();
         }
@@ -787,12 +787,12 @@ pub(crate) mod tests {
         let reader = Manifests::new(Arc::clone(&counting) as Arc<dyn ObjectStore>);
         for n in 1..=3 {
             writer
-                .commit(&tenant, Table::Logs, vec![file(n)], Vec::new())
+                .commit(&tenant, Table::LOGS, vec![file(n)], Vec::new())
                 .await
                 .unwrap();
         }
         let state = reader
-            .refresh(&tenant, Table::Logs, 0)
+            .refresh(&tenant, Table::LOGS, 0)
             .await
             .unwrap()
             .unwrap();
@@ -800,7 +800,7 @@ pub(crate) mod tests {
         let before = counting.counts();
         assert_eq!(
             reader
-                .refresh(&tenant, Table::Logs, 3)
+                .refresh(&tenant, Table::LOGS, 3)
                 .await
                 .unwrap()
                 .map(|s| s.version),
@@ -816,7 +816,7 @@ pub(crate) mod tests {
         // Asked with an older `since`, the known state comes back at no cost.
         assert_eq!(
             reader
-                .refresh(&tenant, Table::Logs, 2)
+                .refresh(&tenant, Table::LOGS, 2)
                 .await
                 .unwrap()
                 .map(|s| s.version),
@@ -826,13 +826,13 @@ pub(crate) mod tests {
         // Two new versions: the listing and one read each.
         for n in 4..=5 {
             writer
-                .commit(&tenant, Table::Logs, vec![file(n)], Vec::new())
+                .commit(&tenant, Table::LOGS, vec![file(n)], Vec::new())
                 .await
                 .unwrap();
         }
         let before = counting.counts();
         let state = reader
-            .refresh(&tenant, Table::Logs, 3)
+            .refresh(&tenant, Table::LOGS, 3)
             .await
             .unwrap()
             .unwrap();
@@ -842,12 +842,12 @@ pub(crate) mod tests {
         // Far behind: the versions it missed are gone; it loads afresh.
         for n in 6..=50 {
             writer
-                .commit(&tenant, Table::Logs, vec![file(n)], Vec::new())
+                .commit(&tenant, Table::LOGS, vec![file(n)], Vec::new())
                 .await
                 .unwrap();
         }
         let state = reader
-            .refresh(&tenant, Table::Logs, 5)
+            .refresh(&tenant, Table::LOGS, 5)
             .await
             .unwrap()
             .unwrap();
@@ -855,14 +855,14 @@ pub(crate) mod tests {
         // And the reader commits on top of what it now knows.
         assert_eq!(
             reader
-                .commit(&tenant, Table::Logs, vec![file(51)], Vec::new())
+                .commit(&tenant, Table::LOGS, vec![file(51)], Vec::new())
                 .await
                 .unwrap(),
             Commit::Done(51)
         );
         assert_eq!(
             reader.list_tables().await.unwrap(),
-            vec![(tenant, Table::Logs)]
+            vec![(tenant, Table::LOGS)]
         );
     }
 
@@ -882,21 +882,21 @@ pub(crate) mod tests {
         };
         m.commit(
             &tenant,
-            Table::Logs,
+            Table::LOGS,
             (1..=5000).map(file).collect(),
             Vec::new(),
         )
         .await
         .unwrap();
         for n in 5001..5020 {
-            m.commit(&tenant, Table::Logs, vec![file(n)], Vec::new())
+            m.commit(&tenant, Table::LOGS, vec![file(n)], Vec::new())
                 .await
                 .unwrap();
         }
         // 20 versions holding more than a tenth of nothing: the first checkpoint.
         assert_eq!(checkpoints(names(&store).await), 1);
         for n in 5020..5100 {
-            m.commit(&tenant, Table::Logs, vec![file(n)], Vec::new())
+            m.commit(&tenant, Table::LOGS, vec![file(n)], Vec::new())
                 .await
                 .unwrap();
         }
@@ -923,26 +923,26 @@ pub(crate) mod tests {
         let tenant = TenantId::parse("t").unwrap();
         let m = Manifests::new(Arc::clone(&store));
         for n in 1..=3 {
-            m.commit(&tenant, Table::Logs, vec![file(n)], Vec::new())
+            m.commit(&tenant, Table::LOGS, vec![file(n)], Vec::new())
                 .await
                 .unwrap();
         }
         let inputs: Vec<String> = (1..=3).map(|n| file(n).path).collect();
         let v = m
-            .commit(&tenant, Table::Logs, vec![compacted(1)], inputs.clone())
+            .commit(&tenant, Table::LOGS, vec![compacted(1)], inputs.clone())
             .await
             .unwrap();
         assert_eq!(v, Commit::Done(4));
         // A second compaction of the same inputs (another node's, say) conflicts.
         assert_eq!(
-            m.commit(&tenant, Table::Logs, vec![compacted(2)], inputs.clone())
+            m.commit(&tenant, Table::LOGS, vec![compacted(2)], inputs.clone())
                 .await
                 .unwrap(),
             Commit::Conflict
         );
         // Enough versions for a checkpoint, then a fresh reader.
         for n in 10..30 {
-            m.commit(&tenant, Table::Logs, vec![file(n)], Vec::new())
+            m.commit(&tenant, Table::LOGS, vec![file(n)], Vec::new())
                 .await
                 .unwrap();
         }
@@ -964,7 +964,7 @@ pub(crate) mod tests {
         // Forgotten once deleted; the watermark stays.
         let m2 = Manifests::new(Arc::clone(&store));
         m2.load_all().await.unwrap();
-        m2.forget(&tenant, Table::Logs, inputs.clone())
+        m2.forget(&tenant, Table::LOGS, inputs.clone())
             .await
             .unwrap();
         let all = Manifests::new(store).load_all().await.unwrap();

@@ -305,7 +305,7 @@ impl FileStore for ObjectFileStore {
         let (min_ts, max_ts) = tf_application::batches::time_range(&batch);
         let layout = self.layout;
         let (bytes, filter, services) = tokio::task::spawn_blocking(move || {
-            let filter = (table == Table::Traces).then(|| {
+            let filter = (table == Table::TRACES).then(|| {
                 let mut ids = HashSet::new();
                 trace_fingerprints(&batch, &mut ids);
                 filter_of(&ids).to_bytes()
@@ -541,11 +541,11 @@ mod tests {
         // 2026-11-26T13:00:00Z
         let hour = 1_795_698_000u64 * 1_000_000_000;
         assert_eq!(
-            partition_dir(&t, Table::Traces, hour),
+            partition_dir(&t, Table::TRACES, hour),
             "acme/otel_traces/date=2026-11-26/hour=13"
         );
         let p = "acme/otel_logs/date=2026-11-26/hour=13/x.parquet";
-        assert_eq!(parse_path(p), Some((t, Table::Logs)));
+        assert_eq!(parse_path(p), Some((t, Table::LOGS)));
         assert_eq!(parse_path("acme/otel_logs/x.parquet"), None);
         assert_eq!(parse_path("acme/other/date=1/hour=2/x.parquet"), None);
     }

@@ -83,7 +83,7 @@ pub(crate) fn writer_properties(
             );
         }
     }
-    if matches!(table, Table::Traces | Table::Logs) {
+    if matches!(table, Table::TRACES | Table::LOGS) {
         props = props
             .set_column_bloom_filter_enabled("trace_id".into(), true)
             .set_column_bloom_filter_fpp("trace_id".into(), 0.01);

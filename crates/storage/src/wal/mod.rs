@@ -585,7 +585,7 @@ mod tests {
         let batch = RecordBatch::try_new(schema, vec![Arc::new(Int64Array::from(vec![n; 50]))])
             .expect("valid batch");
         vec![TableBatch {
-            table: Table::Logs,
+            table: Table::LOGS,
             batch,
         }]
     }

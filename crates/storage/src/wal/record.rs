@@ -56,8 +56,17 @@ fn put_str(out: &mut Vec<u8>, s: &str) {
     out.extend_from_slice(s.as_bytes());
 }
 
-fn table_code(t: Table) -> u8 {
-    Table::ALL.iter().position(|&x| x == t).unwrap_or(0) as u8
+/// The code of a declared table, whose name follows it.
+const DECLARED_TABLE: u8 = u8::MAX;
+
+fn put_table(out: &mut Vec<u8>, t: Table) {
+    match t.otlp_code() {
+        Some(code) => out.push(code),
+        None => {
+            out.push(DECLARED_TABLE);
+            put_str(out, t.name());
+        }
+    }
 }
 
 /// Encodes a record's payload (everything after the header): the accepted
@@ -82,7 +91,7 @@ pub fn encode_payload(
     out.extend_from_slice(tenant);
     out.extend_from_slice(&(batches.len() as u16).to_le_bytes());
     for b in batches {
-        out.push(table_code(b.table));
+        put_table(&mut out, b.table);
         let len_at = out.len();
         out.extend_from_slice(&[0; 4]);
         {
@@ -170,10 +179,15 @@ pub fn decode_payload(seq: u64, mut buf: &[u8]) -> Result<WalRecord> {
     let n = u16le(&mut buf)? as usize;
     let mut batches = Vec::with_capacity(n.min(16));
     for _ in 0..n {
-        let code = take(&mut buf, 1)?[0] as usize;
-        let table = *Table::ALL
-            .get(code)
-            .ok_or_else(|| RecordError::Malformed(format!("unknown table code {code}")))?;
+        let code = take(&mut buf, 1)?[0];
+        let table = if code == DECLARED_TABLE {
+            let name = get_str(&mut buf)?;
+            Table::from_name(name)
+                .ok_or_else(|| RecordError::Malformed(format!("unknown table {name:?}")))?
+        } else {
+            Table::from_otlp_code(code)
+                .ok_or_else(|| RecordError::Malformed(format!("unknown table code {code}")))?
+        };
         let len = u32le(&mut buf)? as usize;
         let ipc = take(&mut buf, len)?;
         let reader = StreamReader::try_new(Cursor::new(ipc), None)
@@ -299,11 +313,11 @@ mod tests {
             tenant: TenantId::parse("acme").unwrap(),
             batches: vec![
                 TableBatch {
-                    table: Table::Logs,
+                    table: Table::LOGS,
                     batch: batch.clone(),
                 },
                 TableBatch {
-                    table: Table::MetricsSum,
+                    table: Table::METRICS_SUM,
                     batch,
                 },
             ],
@@ -338,7 +352,7 @@ mod tests {
         let e = decode_payload(recs[1].seq, recs[1].payload).unwrap();
         assert_eq!(e.tenant.as_str(), "acme");
         assert_eq!(e.batches.len(), 2);
-        assert_eq!(e.batches[1].table, Table::MetricsSum);
+        assert_eq!(e.batches[1].table, Table::METRICS_SUM);
         assert_eq!(e.batches[0].batch, entry(2).batches[0].batch);
         assert_eq!(e.origin, entry(2).origin);
         assert!(e.origin.is_some());

@@ -140,11 +140,11 @@ impl Rows for PointRows {
             list,
         };
         let typed = match table {
-            Table::MetricsGauge | Table::MetricsSum => TypeCols::Number {
+            Table::METRICS_GAUGE | Table::METRICS_SUM => TypeCols::Number {
                 value: c.prims("value")?,
                 value_int: c.prims("value_int")?,
                 sum: match table {
-                    Table::MetricsSum => Some((
+                    Table::METRICS_SUM => Some((
                         c.prims("aggregation_temporality")?,
                         c.col("is_monotonic")?
                             .as_any()
@@ -157,7 +157,7 @@ impl Rows for PointRows {
                     _ => None,
                 },
             },
-            Table::MetricsHistogram => TypeCols::Histogram {
+            Table::METRICS_HISTOGRAM => TypeCols::Histogram {
                 count: c.prims("count")?,
                 sum: c.prims("sum")?,
                 buckets: c.prim_list("bucket_counts")?,
@@ -166,7 +166,7 @@ impl Rows for PointRows {
                 max: c.prims("max")?,
                 temporality: c.prims("aggregation_temporality")?,
             },
-            Table::MetricsExpHistogram => TypeCols::ExpHistogram {
+            Table::METRICS_EXP_HISTOGRAM => TypeCols::ExpHistogram {
                 count: c.prims("count")?,
                 sum: c.prims("sum")?,
                 scale: c.prims("scale")?,
@@ -180,7 +180,7 @@ impl Rows for PointRows {
                 max: c.prims("max")?,
                 temporality: c.prims("aggregation_temporality")?,
             },
-            Table::MetricsSummary | Table::Traces | Table::Logs => {
+            _ => {
                 let quantiles = c.list("quantiles")?;
                 TypeCols::Summary {
                     count: c.prims("count")?,

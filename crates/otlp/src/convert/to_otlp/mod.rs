@@ -78,7 +78,7 @@ use values::{AttrCols, Bad, Columns, Entries, attributes, entity_refs_from_json,
 /// except `workspace_id` and `service_name` is required, and one of another
 /// type is cast to the schema's type when Arrow can (e.g. `Utf8View`).
 pub fn spans_to_otlp(batches: &[RecordBatch]) -> Result<ExportTraceServiceRequest> {
-    let tables: Vec<_> = batches.iter().map(|b| (Table::Traces, b)).collect();
+    let tables: Vec<_> = batches.iter().map(|b| (Table::TRACES, b)).collect();
     let groups = read_groups::<traces::SpanRows>(&tables)?;
     Ok(ExportTraceServiceRequest {
         resource_spans: groups
@@ -103,7 +103,7 @@ pub fn spans_to_otlp(batches: &[RecordBatch]) -> Result<ExportTraceServiceReques
 /// Rebuilds an OTLP logs export request from rows of `otel_logs` (see
 /// [`spans_to_otlp`] for how columns are found).
 pub fn logs_to_otlp(batches: &[RecordBatch]) -> Result<ExportLogsServiceRequest> {
-    let tables: Vec<_> = batches.iter().map(|b| (Table::Logs, b)).collect();
+    let tables: Vec<_> = batches.iter().map(|b| (Table::LOGS, b)).collect();
     let groups = read_groups::<logs::LogRows>(&tables)?;
     Ok(ExportLogsServiceRequest {
         resource_logs: groups
@@ -131,7 +131,7 @@ pub fn logs_to_otlp(batches: &[RecordBatch]) -> Result<ExportLogsServiceRequest>
 pub fn metrics_to_otlp(batches: &[TableBatch]) -> Result<ExportMetricsServiceRequest> {
     let mut tables = Vec::with_capacity(batches.len());
     for b in batches {
-        if matches!(b.table, Table::Traces | Table::Logs) {
+        if matches!(b.table, Table::TRACES | Table::LOGS) {
             return Err(ConvertError::Column {
                 column: b.table.name().to_owned(),
                 message: "not a metric table".to_owned(),
