@@ -97,6 +97,7 @@ impl ServeArgs {
             data_dir: self.data_dir.clone(),
             grpc_addr: self.grpc_addr.clone(),
             http_addr: self.http_addr.clone(),
+            ..Default::default()
         };
         Ok(Config::load(
             self.config.as_deref(),

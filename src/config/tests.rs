@@ -1,3 +1,5 @@
+//! The layering, and that every bad value or key is an error naming it.
+
 use std::io::Write;
 
 use super::*;
@@ -13,7 +15,7 @@ fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
 fn defaults_need_no_configuration() {
     let c = Config::load(None, env(&[]), &Overrides::default()).unwrap();
     assert_eq!(c, Config::default());
-    assert_eq!(c.server.grpc_addr, "127.0.0.1:4317");
+    assert_eq!(c.server.grpc_addr.to_string(), "127.0.0.1:4317");
     assert_eq!(
         c.storage_location(),
         crate::infrastructure::storage::StorageLocation::Local(PathBuf::from("./data/parquet"))
@@ -38,15 +40,15 @@ fn flags_beat_env_beat_file_beat_defaults() {
         ..Default::default()
     };
     let c = Config::load(Some(f.path()), e.clone(), &o).unwrap();
-    assert_eq!(c.server.grpc_addr, "127.0.0.1:1111"); // file
-    assert_eq!(c.server.http_addr, "127.0.0.1:4444"); // flag over env over file
-    assert_eq!(c.buffer.flush_rows, 7); // env over file
+    assert_eq!(c.server.grpc_addr.to_string(), "127.0.0.1:1111"); // file
+    assert_eq!(c.server.http_addr.to_string(), "127.0.0.1:4444"); // flag over env over file
+    assert_eq!(c.buffer.flush_rows.get(), 7); // env over file
     assert_eq!(
         c.server.cors_allowed_origins,
         ["https://a.example", "https://b.example"]
     );
     let c = Config::load(Some(f.path()), e, &Overrides::default()).unwrap();
-    assert_eq!(c.server.http_addr, "127.0.0.1:3333");
+    assert_eq!(c.server.http_addr.to_string(), "127.0.0.1:3333");
 }
 
 #[test]
@@ -174,7 +176,7 @@ fn the_documented_config_file_is_the_defaults() {
 #[test]
 fn s3_urls_split_bucket_and_prefix() {
     let mut c = Config::default();
-    c.storage.url = "s3://bucket/some/prefix".into();
+    c.storage.url = "s3://bucket/some/prefix".parse().unwrap();
     c.storage.s3.endpoint = "http://127.0.0.1:9000".into();
     match c.storage_location() {
         crate::infrastructure::storage::StorageLocation::S3 {
@@ -191,4 +193,152 @@ fn s3_urls_split_bucket_and_prefix() {
         }
         other => panic!("{other:?}"),
     }
+}
+
+fn file(text: &str) -> tempfile::NamedTempFile {
+    let mut f = tempfile::NamedTempFile::new().unwrap();
+    f.write_all(text.as_bytes()).unwrap();
+    f
+}
+
+/// Values of every typed kind, from a file: the error names the file, the
+/// key and the line.
+#[test]
+fn bad_values_in_a_file_name_the_key_and_the_line() {
+    for (text, key, why) in [
+        (
+            "[server]\nhttp_addr = \"nowhere\"",
+            "server.http_addr",
+            "HOST:PORT",
+        ),
+        (
+            "[server]\nmax_request_bytes = 0",
+            "server.max_request_bytes",
+            "nonzero",
+        ),
+        (
+            "[storage]\nurl = \"ftp://x\"",
+            "storage.url",
+            "s3://bucket/prefix",
+        ),
+        ("[storage]\nurl = \"s3://\"", "storage.url", "no bucket"),
+        ("[wal]\nmax_bytes = 0", "wal.max_bytes", "nonzero"),
+        (
+            "[compaction]\nmin_files = 1",
+            "compaction.min_files",
+            "at least 2",
+        ),
+        (
+            "[compaction]\nmax_cpu_share = 1.5",
+            "compaction.max_cpu_share",
+            "(0, 1]",
+        ),
+        ("[log]\nformat = \"xml\"", "log.format", "`text`"),
+        (
+            "[retention]\ndefault = \"7x\"",
+            "retention.default",
+            "units are",
+        ),
+        (
+            "[retention.tables]\notel_lgs = \"7d\"",
+            "retention.tables.otel_lgs",
+            "otel_logs",
+        ),
+        (
+            "[retention.tenants.\"a b\"]\ndefault = \"7d\"",
+            "retention.tenants.a b",
+            "tenant id",
+        ),
+        (
+            "[retention.tenants.acme]\notel_logs = \"soon\"",
+            "retention.tenants.acme.otel_logs",
+            "soon",
+        ),
+        (
+            "[[forward]]\nname = \"c\"\nendpoint = \"http://c:4317\"\non_full = \"drop\"",
+            "forward[0].on_full",
+            "`drop_oldest`",
+        ),
+    ] {
+        let f = file(text);
+        let e = Config::load(Some(f.path()), env(&[]), &Overrides::default())
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains(&f.path().display().to_string()), "{e}");
+        assert!(e.contains(&format!("{key}:")), "{text}: {e}");
+        assert!(e.contains(why), "{text}: {e}");
+        assert!(e.contains("line "), "{text}: {e}");
+    }
+}
+
+/// A bad value from the environment or a flag names the variable or flag.
+#[test]
+fn bad_values_name_their_variable_or_flag() {
+    let err = |vars: &[(&str, &str)], o: &Overrides| {
+        Config::load(None, env(vars), o).unwrap_err().to_string()
+    };
+    let e = err(
+        &[("TELEMETRYFLOW_QUERY_TIMEOUT_SECS", "0")],
+        &Overrides::default(),
+    );
+    assert!(
+        e.contains("query.timeout_secs (from TELEMETRYFLOW_QUERY_TIMEOUT_SECS)"),
+        "{e}"
+    );
+    let o = Overrides {
+        storage_url: Some("bucket".into()),
+        ..Default::default()
+    };
+    let e = err(&[], &o);
+    assert!(e.contains("storage.url (from --storage-url)"), "{e}");
+    let forward = r#"[{name = "c", endpoint = "http://c:4317", protocol = "http/json"}]"#;
+    let e = err(&[("TELEMETRYFLOW_FORWARD", forward)], &Overrides::default());
+    assert!(
+        e.contains("forward[0].protocol (from TELEMETRYFLOW_FORWARD)"),
+        "{e}"
+    );
+}
+
+/// What the typed settings write is what they read (the layering merges
+/// the defaults' TOML form with the file's).
+#[test]
+fn typed_settings_read_back_what_they_write() {
+    let f = file(
+        r#"
+[storage]
+url = "file:///var/lib/tf"
+[retention]
+default = "1w2d"
+[retention.tables]
+otel_logs = "36h"
+[retention.tenants.acme]
+default = "0"
+otel_traces = "90m"
+[log]
+format = "json"
+[[forward]]
+name = "central"
+endpoint = "https://central:4318"
+protocol = "http/protobuf"
+compression = "zstd"
+signals = ["logs", "traces"]
+on_full = "drop_oldest"
+"#,
+    );
+    let c = Config::load(Some(f.path()), env(&[]), &Overrides::default()).unwrap();
+    assert_eq!(c.log.format, LogFormat::Json);
+    assert_eq!(
+        c.storage_location(),
+        crate::infrastructure::storage::StorageLocation::Local(PathBuf::from("/var/lib/tf"))
+    );
+    let rules = c.retention_rules();
+    let acme = crate::domain::TenantId::parse("acme").unwrap();
+    assert_eq!(rules.period(&acme, "otel_logs").to_string(), "forever");
+    assert_eq!(rules.period(&acme, "otel_traces").to_string(), "90m");
+    let other = crate::domain::TenantId::parse("other").unwrap();
+    assert_eq!(rules.period(&other, "otel_logs").to_string(), "36h");
+    assert_eq!(rules.period(&other, "otel_traces").to_string(), "9d");
+    let text = toml::to_string(&c).unwrap();
+    let again: Config = toml::from_str(&text).unwrap();
+    assert_eq!(again, c, "{text}");
 }
