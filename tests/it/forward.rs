@@ -28,7 +28,8 @@ use crate::support::{ServerProcess, TestServer, first_value, metric_value};
 use telemetryflow::config::ForwardSettings;
 use telemetryflow::domain::OnFull;
 use telemetryflow::domain::telemetry::Signal;
-use telemetryflow::infrastructure::otlp::export::{Compression, Protocol};
+use telemetryflow::infrastructure::otlp::export::Compression::{self, Gzip, Zstd};
+use telemetryflow::infrastructure::otlp::export::Protocol::{self, Grpc, HttpProtobuf};
 
 const BIN: &str = env!("CARGO_BIN_EXE_telemetryflow");
 
@@ -125,13 +126,8 @@ async fn a_sidecar_forwards_every_signal_field_for_field_with_its_tenant() {
     let mut sidecar = TestServer::start_with(|c| {
         c.storage.persist = false;
         c.forward = vec![
-            forward_to("grpc-central", &g, Protocol::Grpc, Compression::Zstd),
-            forward_to(
-                "http-central",
-                &h,
-                Protocol::HttpProtobuf,
-                Compression::Gzip,
-            ),
+            forward_to("grpc-central", &g, Grpc, Zstd),
+            forward_to("http-central", &h, HttpProtobuf, Gzip),
         ];
     })
     .await;
@@ -384,12 +380,7 @@ async fn a_central_down_for_a_while_gets_everything_once() {
     let central_grpc = format!("http://{grpc_addr}");
     let mut sidecar = TestServer::start_with(|c| {
         c.storage.persist = false;
-        c.forward = vec![forward_to(
-            "central",
-            &central_grpc,
-            Protocol::Grpc,
-            Compression::Gzip,
-        )];
+        c.forward = vec![forward_to("central", &central_grpc, Grpc, Gzip)];
     })
     .await;
     // The central is down: requests are still acknowledged, the sidecar ready.
@@ -503,12 +494,7 @@ async fn an_upstream_answering_429_400_and_partial_success_is_handled_as_the_spe
 
     let mut sidecar = TestServer::start_with(|c| {
         c.storage.persist = false;
-        let mut f = forward_to(
-            "plain",
-            &format!("http://{addr}/"),
-            Protocol::HttpProtobuf,
-            Compression::Zstd,
-        );
+        let mut f = forward_to("plain", &format!("http://{addr}/"), HttpProtobuf, Zstd);
         f.headers
             .insert("Authorization".into(), "Bearer s3cret".into());
         c.forward = vec![f];
@@ -621,12 +607,7 @@ async fn a_sidecar_forwards_to_a_standard_grpc_receiver() {
         c.storage.persist = false;
         c.forward = vec![ForwardSettings {
             signals: vec![Signal::Traces],
-            ..forward_to(
-                "otel",
-                &format!("http://{addr}"),
-                Protocol::Grpc,
-                Compression::Gzip,
-            )
+            ..forward_to("otel", &format!("http://{addr}"), Grpc, Gzip)
         }];
     })
     .await;
@@ -687,7 +668,7 @@ async fn full_queues_refuse_or_drop_as_configured() {
             c.forward = vec![ForwardSettings {
                 max_queue_bytes: NonZero::new(4_000).unwrap(),
                 on_full: policy,
-                ..forward_to("central", &dead, Protocol::HttpProtobuf, Compression::None)
+                ..forward_to("central", &dead, HttpProtobuf, Compression::None)
             }];
         })
         .await;
