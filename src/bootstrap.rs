@@ -96,8 +96,8 @@ async fn open_storage_with(
     let files = Arc::new(
         ObjectFileStore::new(Arc::clone(&store), node)
             .with_local_root(local_root)
-            .with_row_group_rows(config.storage.row_group_rows)
-            .with_page_rows(config.storage.page_rows)
+            .with_row_group_rows(config.storage.row_group_rows.get())
+            .with_page_rows(config.storage.page_rows.get())
             .with_merge_cpu_share(config.compaction.max_cpu_share)
             .with_merge_yield({
                 let pressure = Arc::clone(&pressure);
@@ -291,7 +291,9 @@ pub async fn start_with_subscribers(
     } = open_storage_with(&config, store, true, subscribers).await?;
     let events = Arc::new(EventBus::new());
     let stats = Arc::new(IngestStats::default());
-    let counters = Arc::new(ShardedCounterStore::new(config.ingest.max_counter_series));
+    let counters = Arc::new(ShardedCounterStore::new(
+        config.ingest.max_counter_series.get(),
+    ));
     let ingest = Arc::new(
         IngestHandler::new(
             Arc::clone(&pipeline) as Arc<dyn IngestSink>,
@@ -364,7 +366,7 @@ pub async fn start_with_subscribers(
         })
     };
 
-    let max = config.server.max_request_bytes;
+    let max = config.server.max_request_bytes.get();
     let (traces, metrics, logs) = GrpcReceiver::new(Arc::clone(&receiver)).services(max);
     let grpc_task = {
         let mut rx = stop_rx.clone();
@@ -515,7 +517,7 @@ fn spawn_compaction(
     if !config.compaction.enabled {
         return None;
     }
-    let every = Duration::from_secs(config.compaction.interval_secs);
+    let every = Duration::from_secs(config.compaction.interval_secs.get());
     let grace = Duration::from_secs(config.storage.gc_grace_secs);
     spawn_periodic(engine, every, every, stop, move || {
         let compactor = Arc::clone(&compactor);
@@ -545,7 +547,7 @@ fn spawn_retention(
     if !retention.rules().expires_anything() {
         return None;
     }
-    let every = Duration::from_secs(config.retention.check_interval_secs);
+    let every = Duration::from_secs(config.retention.check_interval_secs.get());
     let grace = Duration::from_secs(config.storage.gc_grace_secs);
     spawn_periodic(engine, Duration::ZERO, every, stop, move || {
         let (retention, compactor) = (Arc::clone(&retention), Arc::clone(&compactor));

@@ -1,6 +1,7 @@
 //! The command line: `telemetryflow serve`, `telemetryflow sql` and
 //! `telemetryflow compact`.
 
+use std::io::Write as _;
 use std::path::PathBuf;
 
 use anyhow::{Context as _, bail};
@@ -87,7 +88,7 @@ pub struct SqlArgs {
     /// Tenant whose tables are queried.
     #[arg(long, default_value = "default")]
     pub tenant: String,
-    /// Output format.
+    /// Output format (arrow is for the HTTP API).
     #[arg(long, value_enum, default_value_t = Format::Table)]
     pub format: Format,
 }
@@ -98,6 +99,7 @@ impl ServeArgs {
             data_dir: self.data_dir.clone(),
             grpc_addr: self.grpc_addr.clone(),
             http_addr: self.http_addr.clone(),
+            ..Default::default()
         };
         Ok(Config::load(
             self.config.as_deref(),
@@ -138,6 +140,9 @@ async fn wait_for_signal() {
 
 /// Runs `telemetryflow sql` and prints the result.
 pub fn sql(args: &SqlArgs) -> anyhow::Result<()> {
+    if args.format == Format::Arrow {
+        bail!("--format arrow is for the HTTP API; use table, json, ndjson or csv");
+    }
     let tenant = TenantId::parse(&args.tenant).context("--tenant")?;
     let result = match &args.data_dir {
         Some(dir) => {
@@ -187,13 +192,11 @@ pub fn sql(args: &SqlArgs) -> anyhow::Result<()> {
             format::from_arrow_ipc(&bytes, truncated)?
         }
     };
-    let out = match args.format {
-        Format::Table => format::to_table(&result)? + "\n",
-        Format::Json => format::to_json(&result)?.to_string() + "\n",
-        Format::Csv => String::from_utf8(format::to_csv(&result)?)?,
-        Format::Arrow => bail!("--format arrow is for the HTTP API; use table, json or csv"),
-    };
-    print!("{out}");
+    let mut out = args.format.render(&result)?;
+    if matches!(args.format, Format::Table | Format::Json) {
+        out.push(b'\n');
+    }
+    std::io::stdout().write_all(&out)?;
     if result.truncated {
         eprintln!(
             "warning: result truncated to {} rows (the server's query.max_rows)",

@@ -1,6 +1,7 @@
 use clap::Parser;
 use telemetryflow::bootstrap::disable_transparent_huge_pages;
 use telemetryflow::cli::{self, Cli, Command, ServeArgs};
+use telemetryflow::config::LogFormat;
 
 /// mimalloc instead of glibc malloc: decoding OTLP allocates a string per
 /// attribute, and under load glibc's malloc/free took ~27% of the server's
@@ -27,7 +28,7 @@ fn main() -> anyhow::Result<()> {
     match cli.command.unwrap_or(Command::Serve(ServeArgs::default())) {
         Command::Serve(args) => {
             let config = args.load_config()?;
-            init_tracing(&config.log.level, config.log.format == "json");
+            init_tracing(&config.log.level, config.log.format == LogFormat::Json);
             if let Err(e) = thp {
                 tracing::warn!(error = %e, "could not turn transparent huge pages off");
             }

@@ -120,12 +120,10 @@ pub fn replay(args: &ReplayArgs) -> anyhow::Result<()> {
             .data_dir
             .clone()
             .or_else(|| scratch.as_ref().map(|d| d.0.clone())),
+        storage_url: args.storage_url.clone(),
         ..Default::default()
     };
     let mut config = Config::load(args.config.as_deref(), std::env::vars(), &overrides)?;
-    if let Some(url) = &args.storage_url {
-        config.storage.url = url.clone();
-    }
     // The forwarders of the data directory's configuration do not run here.
     config.forward.clear();
     config.storage.persist = true;

@@ -321,7 +321,7 @@ pub(crate) async fn generate(args: GenerateArgs) -> anyhow::Result<()> {
         counters: vec![(start_ns.saturating_sub(HOUR_NS), 0); series],
         resets: 0,
     };
-    let counters = ShardedCounterStore::new(config.ingest.max_counter_series.max(series));
+    let counters = ShardedCounterStore::new(config.ingest.max_counter_series.get().max(series));
     let per_request = ((POINTS_PER_REQUEST as f64 / (2.5 * series as f64)) as u64).max(1);
     let metric_tables = [
         Table::METRICS_GAUGE,

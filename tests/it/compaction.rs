@@ -2,6 +2,8 @@
 //! running server, `telemetryflow compact` on a stopped one, and what
 //! `/metrics` says about both.
 
+use std::num::NonZero;
+
 use prost::Message;
 
 use crate::fixtures::*;
@@ -254,8 +256,8 @@ fn pruned(plan: &str, name: &str) -> (u64, u64) {
 async fn a_trace_lookup_in_a_compacted_file_reads_only_the_trace_s_pages() {
     let s = TestServer::start_with(|c| {
         c.compaction.enabled = false;
-        c.storage.row_group_rows = 400;
-        c.storage.page_rows = 50;
+        c.storage.row_group_rows = NonZero::new(400).unwrap();
+        c.storage.page_rows = NonZero::new(50).unwrap();
     })
     .await;
     // 8 flushes; each holds a span of every trace from each of 5 services,

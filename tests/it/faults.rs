@@ -4,6 +4,7 @@
 //! + RetryInfo); once the store heals, everything reaches Parquet, nothing lost.
 
 use std::fmt;
+use std::num::NonZero;
 use std::ops::Range;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -145,8 +146,8 @@ fn metric(text: &str, name: &str) -> f64 {
 async fn object_store_outage_means_backpressure_not_loss() {
     let budget = (2 << 20) as f64;
     let (mut s, down) = flaky_server(|c| {
-        c.buffer.flush_interval_ms = 50;
-        c.buffer.max_buffered_bytes = 2 << 20;
+        c.buffer.flush_interval_ms = NonZero::new(50).unwrap();
+        c.buffer.max_buffered_bytes = NonZero::new(2 << 20).unwrap();
     })
     .await;
 
@@ -313,9 +314,9 @@ async fn readiness_and_prometheus_metrics() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_wal_refuses_writes_until_storage_catches_up() {
     let (s, down) = flaky_server(|c| {
-        c.buffer.flush_interval_ms = 50;
-        c.wal.max_bytes = 256 << 10;
-        c.wal.segment_bytes = 64 << 10;
+        c.buffer.flush_interval_ms = NonZero::new(50).unwrap();
+        c.wal.max_bytes = NonZero::new(256 << 10).unwrap();
+        c.wal.segment_bytes = NonZero::new(64 << 10).unwrap();
     })
     .await;
     let mut acked = 0u64;

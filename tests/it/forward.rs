@@ -4,6 +4,7 @@
 //! HTTP server that answers 429 / 400 / partial success) upstream.
 
 use std::collections::BTreeMap;
+use std::num::NonZero;
 use std::path::Path;
 use std::process::Command;
 use std::sync::{Arc, Mutex};
@@ -25,6 +26,10 @@ use crate::fixtures::*;
 use crate::otlp_http::post;
 use crate::support::{ServerProcess, TestServer, first_value, metric_value};
 use telemetryflow::config::ForwardSettings;
+use telemetryflow::domain::OnFull;
+use telemetryflow::domain::telemetry::Signal;
+use telemetryflow::infrastructure::otlp::export::Compression::{self, Gzip, Zstd};
+use telemetryflow::infrastructure::otlp::export::Protocol::{self, Grpc, HttpProtobuf};
 
 const BIN: &str = env!("CARGO_BIN_EXE_telemetryflow");
 
@@ -38,15 +43,20 @@ const TABLES: [&str; 7] = [
     "otel_metrics_summary",
 ];
 
-fn forward_to(name: &str, endpoint: &str, protocol: &str, compression: &str) -> ForwardSettings {
+fn forward_to(
+    name: &str,
+    endpoint: &str,
+    protocol: Protocol,
+    compression: Compression,
+) -> ForwardSettings {
     ForwardSettings {
         name: name.into(),
         endpoint: endpoint.into(),
-        protocol: protocol.into(),
-        compression: compression.into(),
-        batch_age_ms: 20,
-        retry_initial_ms: 20,
-        retry_max_secs: 1,
+        protocol,
+        compression,
+        batch_age_ms: NonZero::new(20).unwrap(),
+        retry_initial_ms: NonZero::new(20).unwrap(),
+        retry_max_secs: NonZero::new(1).unwrap(),
         ..ForwardSettings::default()
     }
 }
@@ -116,8 +126,8 @@ async fn a_sidecar_forwards_every_signal_field_for_field_with_its_tenant() {
     let mut sidecar = TestServer::start_with(|c| {
         c.storage.persist = false;
         c.forward = vec![
-            forward_to("grpc-central", &g, "grpc", "zstd"),
-            forward_to("http-central", &h, "http/protobuf", "gzip"),
+            forward_to("grpc-central", &g, Grpc, Zstd),
+            forward_to("http-central", &h, HttpProtobuf, Gzip),
         ];
     })
     .await;
@@ -358,19 +368,19 @@ async fn a_central_down_for_a_while_gets_everything_once() {
     let central_dir = tempfile::tempdir().unwrap();
     let (grpc_addr, http_addr) = {
         let s = central.server.as_ref().unwrap();
-        (s.grpc_addr.to_string(), s.http_addr.to_string())
+        (s.grpc_addr, s.http_addr)
     };
     central.shutdown().await;
     let restart_central = || {
         let mut c = crate::support::test_config(central_dir.path());
-        c.server.grpc_addr = grpc_addr.clone();
-        c.server.http_addr = http_addr.clone();
+        c.server.grpc_addr = grpc_addr;
+        c.server.http_addr = http_addr;
         c
     };
     let central_grpc = format!("http://{grpc_addr}");
     let mut sidecar = TestServer::start_with(|c| {
         c.storage.persist = false;
-        c.forward = vec![forward_to("central", &central_grpc, "grpc", "gzip")];
+        c.forward = vec![forward_to("central", &central_grpc, Grpc, Gzip)];
     })
     .await;
     // The central is down: requests are still acknowledged, the sidecar ready.
@@ -484,7 +494,7 @@ async fn an_upstream_answering_429_400_and_partial_success_is_handled_as_the_spe
 
     let mut sidecar = TestServer::start_with(|c| {
         c.storage.persist = false;
-        let mut f = forward_to("plain", &format!("http://{addr}/"), "http/protobuf", "zstd");
+        let mut f = forward_to("plain", &format!("http://{addr}/"), HttpProtobuf, Zstd);
         f.headers
             .insert("Authorization".into(), "Bearer s3cret".into());
         c.forward = vec![f];
@@ -596,8 +606,8 @@ async fn a_sidecar_forwards_to_a_standard_grpc_receiver() {
     let mut sidecar = TestServer::start_with(|c| {
         c.storage.persist = false;
         c.forward = vec![ForwardSettings {
-            signals: vec!["traces".into()],
-            ..forward_to("otel", &format!("http://{addr}"), "grpc", "gzip")
+            signals: vec![Signal::Traces],
+            ..forward_to("otel", &format!("http://{addr}"), Grpc, Gzip)
         }];
     })
     .await;
@@ -652,13 +662,13 @@ async fn full_queues_refuse_or_drop_as_configured() {
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         format!("http://{}", l.local_addr().unwrap())
     };
-    for (policy, refused) in [("backpressure", true), ("drop_oldest", false)] {
+    for (policy, refused) in [(OnFull::Backpressure, true), (OnFull::DropOldest, false)] {
         let mut sidecar = TestServer::start_with(|c| {
             c.storage.persist = false;
             c.forward = vec![ForwardSettings {
-                max_queue_bytes: 4_000,
-                on_full: policy.into(),
-                ..forward_to("central", &dead, "http/protobuf", "none")
+                max_queue_bytes: NonZero::new(4_000).unwrap(),
+                on_full: policy,
+                ..forward_to("central", &dead, HttpProtobuf, Compression::None)
             }];
         })
         .await;
@@ -666,12 +676,12 @@ async fn full_queues_refuse_or_drop_as_configured() {
         for n in 0..60 {
             statuses.push(send(&sidecar.http, "logs", numbered(n), "acme").await);
         }
-        assert_eq!(statuses.contains(&429), refused, "{policy}: {statuses:?}");
+        assert_eq!(statuses.contains(&429), refused, "{policy:?}: {statuses:?}");
         assert!(statuses.iter().all(|s| *s == 200 || *s == 429));
         let ready = reqwest::get(format!("{}/readyz", sidecar.http))
             .await
             .unwrap();
-        assert_eq!(ready.status().as_u16(), 200, "{policy}");
+        assert_eq!(ready.status().as_u16(), 200, "{policy:?}");
         let dropped: u64 = metric_value(
             &sidecar.http,
             "telemetryflow_forward_dropped_items_total{forwarder=\"central\",signal=\"log_records\"}",
@@ -679,7 +689,7 @@ async fn full_queues_refuse_or_drop_as_configured() {
         .await
         .parse()
         .unwrap();
-        assert_eq!(dropped > 0, !refused, "{policy}: dropped {dropped}");
+        assert_eq!(dropped > 0, !refused, "{policy:?}: dropped {dropped}");
         sidecar.shutdown().await;
     }
 }

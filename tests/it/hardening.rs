@@ -3,6 +3,7 @@
 //! OTLP acknowledgements, invalid tenant headers are refused on every
 //! protocol, and undecodable gRPC messages are the client's fault.
 
+use std::num::NonZero;
 use std::time::{Duration, Instant};
 
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceResponse;
@@ -30,7 +31,7 @@ async fn sql_beyond_the_size_limits_is_a_400_and_the_server_stays_up() {
     // Planning a 1,000-level expression takes a while in a debug build on a
     // busy machine (query threads run at a lower priority than the rest):
     // this test is about answers, not speed.
-    let s = TestServer::start_with(|c| c.query.timeout_secs = 600).await;
+    let s = TestServer::start_with(|c| c.query.timeout_secs = NonZero::new(600).unwrap()).await;
     let r = post(
         &format!("{}/v1/traces", s.http),
         "application/x-protobuf",
@@ -109,7 +110,7 @@ async fn ack_latency(
 
 #[tokio::test]
 async fn heavy_queries_do_not_stall_ingest() {
-    let s = TestServer::start_with(|c| c.query.timeout_secs = 4).await;
+    let s = TestServer::start_with(|c| c.query.timeout_secs = NonZero::new(4).unwrap()).await;
     let mut client = TraceServiceClient::connect(s.grpc.clone()).await.unwrap();
     ack_latency(&s, &mut client, 0).await;
 

@@ -1,5 +1,7 @@
 //! Every error status of the OTLP receivers and the SQL API.
 
+use std::num::NonZero;
+
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::collector::trace::v1::trace_service_client::TraceServiceClient;
 use prost::Message;
@@ -16,7 +18,8 @@ fn rpc_status(body: &[u8]) -> RpcStatus {
 
 #[tokio::test]
 async fn http_error_statuses() {
-    let s = TestServer::start_with(|c| c.server.max_request_bytes = 1 << 20).await;
+    let s = TestServer::start_with(|c| c.server.max_request_bytes = NonZero::new(1 << 20).unwrap())
+        .await;
     let url = format!("{}/v1/traces", s.http);
 
     // Undecodable protobuf → 400 with a google.rpc.Status.
@@ -144,7 +147,8 @@ async fn http_error_statuses() {
 
 #[tokio::test]
 async fn grpc_limits_are_resource_exhausted() {
-    let s = TestServer::start_with(|c| c.server.max_request_bytes = 1 << 20).await;
+    let s = TestServer::start_with(|c| c.server.max_request_bytes = NonZero::new(1 << 20).unwrap())
+        .await;
     let mut client = TraceServiceClient::connect(s.grpc.clone())
         .await
         .unwrap()

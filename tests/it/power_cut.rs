@@ -5,6 +5,7 @@
 //! every one of them. The same run without `DurableStore` shows what a
 //! store that never syncs loses.
 
+use std::num::NonZero;
 use std::sync::Arc;
 
 use object_store::ObjectStore;
@@ -39,8 +40,8 @@ async fn spans_after_power_cut(durable: bool) -> u64 {
     };
     let dir = tempfile::tempdir().unwrap();
     let mut config = test_config(dir.path());
-    config.wal.segment_bytes = 4096;
-    config.buffer.flush_interval_ms = 600_000;
+    config.wal.segment_bytes = NonZero::new(4096).unwrap();
+    config.buffer.flush_interval_ms = NonZero::new(600_000).unwrap();
     let mut s = TestServer::from_config(config.clone(), dir, Some(Arc::clone(&store))).await;
     for round in 0..ROUNDS {
         let spans = (0..SPANS)

@@ -129,9 +129,9 @@ async fn counting_server_process() {
         return;
     };
     let mut config = test_config(&dir.join("data"));
-    config.buffer.flush_rows = 64;
-    config.buffer.flush_interval_ms = 150;
-    config.wal.segment_bytes = 65536;
+    config.buffer.flush_rows = std::num::NonZero::new(64).unwrap();
+    config.buffer.flush_interval_ms = std::num::NonZero::new(150).unwrap();
+    config.wal.segment_bytes = std::num::NonZero::new(65536).unwrap();
     let counter = Arc::new(RecordCounter::load(dir.join("counter.json")));
     let server = telemetryflow::bootstrap::start_with_subscribers(config, None, vec![counter])
         .await

@@ -107,13 +107,14 @@ async fn rules_apply_to_stored_data_by_whole_partitions_and_too_old_items_are_re
     // its logs forever.
     let mut config = test_config(s.dir.path());
     let rules = |c: &mut telemetryflow::Config| {
-        c.retention.default = "48h".into();
-        c.retention.tables = [("otel_logs".to_owned(), "24h".to_owned())].into();
-        c.retention.tenants = [(
-            "beta".to_owned(),
-            [("otel_logs".to_owned(), "0".to_owned())].into(),
-        )]
-        .into();
+        c.retention = toml::from_str(
+            r#"
+            default = "48h"
+            tables = { otel_logs = "24h" }
+            tenants = { beta = { otel_logs = "0" } }
+            "#,
+        )
+        .unwrap();
     };
     rules(&mut config);
     let s = TestServer::from_config(config, tempfile::tempdir().unwrap(), None).await;

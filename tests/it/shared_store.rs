@@ -5,6 +5,8 @@
 
 use std::time::Duration;
 
+use telemetryflow::config::StorageUrl;
+
 use crate::storage::send_spans;
 use crate::support::{TestServer, first_value, test_config};
 
@@ -14,7 +16,7 @@ async fn node(
 ) -> TestServer {
     let dir = tempfile::tempdir().unwrap();
     let mut config = test_config(dir.path());
-    config.storage.url = format!("file://{}", shared.display());
+    config.storage.url = StorageUrl::File(shared.to_path_buf());
     config.storage.manifest_refresh_secs = 1;
     config.compaction.enabled = false;
     tweak(&mut config);

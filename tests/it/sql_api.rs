@@ -1,6 +1,7 @@
 //! `POST /api/v2/sql`: formats, row cap, timeout, memory limit, what API
 //! callers may not do; pruning proven with DataFusion's scan metrics.
 
+use std::num::NonZero;
 use std::sync::Arc;
 
 use datafusion::assert_batches_sorted_eq;
@@ -38,7 +39,7 @@ async fn sql_response(s: &TestServer, sql: &str, format: &str) -> reqwest::Respo
 
 #[tokio::test]
 async fn formats_and_the_row_cap() {
-    let mut s = TestServer::start_with(|c| c.query.max_rows = 3).await;
+    let mut s = TestServer::start_with(|c| c.query.max_rows = NonZero::new(3).unwrap()).await;
     let q = "SELECT value AS n FROM generate_series(1, 2) ORDER BY n";
     let (status, body) = s.sql_raw("default", q, "json").await;
     assert_eq!(status, 200);
@@ -123,8 +124,8 @@ async fn api_callers_can_only_read_their_tables() {
 #[tokio::test]
 async fn slow_and_memory_hungry_queries_are_stopped() {
     let mut s = TestServer::start_with(|c| {
-        c.query.timeout_secs = 1;
-        c.query.memory_limit_mb = 1;
+        c.query.timeout_secs = NonZero::new(1).unwrap();
+        c.query.memory_limit_mb = NonZero::new(1).unwrap();
     })
     .await;
     let started = std::time::Instant::now();
@@ -237,7 +238,8 @@ async fn a_one_hour_query_opens_only_that_hours_files() {
 
 #[tokio::test]
 async fn a_trace_lookup_reads_a_small_fraction_of_row_groups() {
-    let mut s = TestServer::start_with(|c| c.storage.row_group_rows = 100).await;
+    let mut s =
+        TestServer::start_with(|c| c.storage.row_group_rows = NonZero::new(100).unwrap()).await;
     // 2,000 spans of 2,000 traces in one file of 20 row groups. Trace ids
     // are random with respect to time (as real ones are), so min/max
     // statistics cannot prune: only the bloom filter can.

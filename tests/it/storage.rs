@@ -2,6 +2,7 @@
 //! readability by another engine (pyarrow), and S3 against a real
 //! S3-compatible server (moto).
 
+use std::num::NonZero;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
@@ -237,7 +238,7 @@ async fn start_moto(bucket: &str) -> (Moto, String) {
 async fn s3_storage_against_a_real_s3_compatible_server() {
     let (_moto, endpoint) = start_moto("telemetry").await;
     let s3 = |c: &mut telemetryflow::Config| {
-        c.storage.url = "s3://telemetry/tf-prefix".into();
+        c.storage.url = "s3://telemetry/tf-prefix".parse().unwrap();
         c.storage.s3.endpoint = endpoint.clone();
         c.storage.s3.allow_http = true;
         c.storage.s3.access_key_id = "test".into();
@@ -292,10 +293,10 @@ async fn s3_storage_against_a_real_s3_compatible_server() {
 #[tokio::test]
 async fn memory_pressure_flushes_before_thresholds() {
     let mut s = TestServer::start_with(|c| {
-        c.buffer.max_buffered_bytes = 4 << 20;
-        c.buffer.flush_bytes = 64 << 20;
-        c.buffer.flush_rows = 10_000_000;
-        c.buffer.flush_interval_ms = 3_600_000;
+        c.buffer.max_buffered_bytes = NonZero::new(4 << 20).unwrap();
+        c.buffer.flush_bytes = NonZero::new(64 << 20).unwrap();
+        c.buffer.flush_rows = NonZero::new(10_000_000).unwrap();
+        c.buffer.flush_interval_ms = NonZero::new(3_600_000).unwrap();
     })
     .await;
     let mut synth = telemetryflow::synth::Synth::new(7, T0);

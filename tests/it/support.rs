@@ -17,8 +17,8 @@ pub struct TestServer {
 
 pub(crate) fn test_config(dir: &std::path::Path) -> Config {
     let mut c = Config::default();
-    c.server.grpc_addr = "127.0.0.1:0".into();
-    c.server.http_addr = "127.0.0.1:0".into();
+    c.server.grpc_addr = "127.0.0.1:0".parse().unwrap();
+    c.server.http_addr = "127.0.0.1:0".parse().unwrap();
     c.storage.data_dir = dir.to_path_buf();
     c.server.shutdown_timeout_secs = 10;
     c

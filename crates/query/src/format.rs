@@ -1,5 +1,8 @@
-//! Rendering query results: JSON (`{"columns":[…],"rows":[[…]]}`), CSV,
-//! a text table, and Arrow IPC streams.
+//! Rendering query results: JSON (`{"columns":[…],"rows":[[…]]}`),
+//! newline-delimited JSON, CSV, a text table, and Arrow IPC streams; the
+//! [`Format`] that the command line and the HTTP API name them by.
+
+use std::str::FromStr;
 
 use arrow::csv::WriterBuilder as CsvWriterBuilder;
 use arrow::ipc::writer::StreamWriter;
@@ -16,13 +19,82 @@ pub struct FormatError(#[from] arrow::error::ArrowError);
 
 pub type Result<T, E = FormatError> = std::result::Result<T, E>;
 
-/// Output formats.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+/// How a query result is rendered: `telemetryflow sql --format` (clap's
+/// `value_enum`) and `POST /api/v2/sql?format=` ([`FromStr`]), by
+/// [`Format::name`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Format {
+    /// A text table (the command line's default).
     Table,
+    /// `{"columns":[…],"rows":[[…]],"truncated":bool}` (the HTTP API's default).
     Json,
+    /// One JSON object per row and line.
+    Ndjson,
     Csv,
+    /// An Arrow IPC stream (binary: for the HTTP API).
     Arrow,
+}
+
+impl Format {
+    pub const ALL: [Format; 5] = [
+        Format::Table,
+        Format::Json,
+        Format::Ndjson,
+        Format::Csv,
+        Format::Arrow,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Format::Table => "table",
+            Format::Json => "json",
+            Format::Ndjson => "ndjson",
+            Format::Csv => "csv",
+            Format::Arrow => "arrow",
+        }
+    }
+
+    /// The media type of [`Format::render`]'s output.
+    pub fn content_type(self) -> &'static str {
+        match self {
+            Format::Table => "text/plain; charset=utf-8",
+            Format::Json => "application/json",
+            Format::Ndjson => "application/x-ndjson",
+            Format::Csv => "text/csv",
+            Format::Arrow => "application/vnd.apache.arrow.stream",
+        }
+    }
+
+    pub fn render(self, result: &QueryResult) -> Result<Vec<u8>> {
+        match self {
+            Format::Table => to_table(result).map(String::into_bytes),
+            Format::Json => to_json(result).map(|v| v.to_string().into_bytes()),
+            Format::Ndjson => to_ndjson(result),
+            Format::Csv => to_csv(result),
+            Format::Arrow => to_arrow_ipc(result),
+        }
+    }
+}
+
+impl FromStr for Format {
+    type Err = String;
+
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        Format::ALL
+            .into_iter()
+            .find(|f| f.name() == s)
+            .ok_or_else(|| format!("{s:?} is not table, json, ndjson, csv or arrow"))
+    }
+}
+
+impl clap::ValueEnum for Format {
+    fn value_variants<'a>() -> &'a [Self] {
+        &Format::ALL
+    }
+
+    fn to_possible_value(&self) -> Option<clap::builder::PossibleValue> {
+        Some(clap::builder::PossibleValue::new(self.name()))
+    }
 }
 
 /// Each row as a JSON object keyed by column name (maps as objects, nested
@@ -134,4 +206,21 @@ pub fn from_arrow_ipc(bytes: &[u8], truncated: bool) -> Result<QueryResult> {
         batches,
         truncated,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formats_parse_by_name_on_the_command_line_and_in_urls() {
+        for f in Format::ALL {
+            assert_eq!(f.name().parse::<Format>(), Ok(f));
+            assert_eq!(
+                <Format as clap::ValueEnum>::from_str(f.name(), false),
+                Ok(f)
+            );
+        }
+        assert!("xml".parse::<Format>().unwrap_err().contains("ndjson"));
+    }
 }

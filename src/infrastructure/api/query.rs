@@ -26,7 +26,7 @@ use crate::application::queries::{
 use crate::domain::TenantContext;
 use crate::infrastructure::otlp::convert::spans_to_otlp;
 use crate::infrastructure::otlp::{TENANT_HEADER, WORKSPACE_HEADER, json, tenant_context};
-use crate::infrastructure::query::format;
+use crate::infrastructure::query::format::{self, Format};
 
 /// Set (to `true`) on SQL answers cut at the row cap.
 pub const TRUNCATED_HEADER: &str = "x-telemetryflow-truncated";
@@ -412,29 +412,27 @@ pub(super) async fn sql(
     body: Bytes,
 ) -> Response {
     respond(state.offload.clone(), &headers, |ctx| async move {
-        let fmt = p.format.as_deref().unwrap_or("json");
-        if !matches!(fmt, "json" | "ndjson" | "csv" | "arrow") {
-            return Err(invalid(
-                "format",
-                format!("{fmt:?}: use json, ndjson, csv or arrow"),
-            ));
-        }
+        // The text table is the command line's.
+        let format = match p.format.as_deref().map(str::parse) {
+            None => Format::Json,
+            Some(Ok(f)) if f != Format::Table => f,
+            Some(_) => {
+                let name = p.format.unwrap_or_default();
+                return Err(invalid(
+                    "format",
+                    format!("{name:?}: use json, ndjson, csv or arrow"),
+                ));
+            }
+        };
         let body: SqlBody = serde_json::from_slice(&body).map_err(|e| {
             QueryError::Invalid(format!(
                 "request body must be JSON {{\"sql\": \"...\"}}: {e}"
             ))
         })?;
         let result = state.sql.handle(&SqlQuery { ctx, sql: body.sql }).await?;
-        let rendered = match fmt {
-            "csv" => format::to_csv(&result).map(|b| ("text/csv", b)),
-            "ndjson" => format::to_ndjson(&result).map(|b| ("application/x-ndjson", b)),
-            "arrow" => {
-                format::to_arrow_ipc(&result).map(|b| ("application/vnd.apache.arrow.stream", b))
-            }
-            _ => format::to_json(&result).map(|v| ("application/json", v.to_string().into_bytes())),
-        };
-        let (ct, bytes) = rendered.map_err(QueryError::internal)?;
-        let mut resp = (StatusCode::OK, [(header::CONTENT_TYPE, ct)], bytes).into_response();
+        let bytes = format.render(&result).map_err(QueryError::internal)?;
+        let content_type = [(header::CONTENT_TYPE, format.content_type())];
+        let mut resp = (StatusCode::OK, content_type, bytes).into_response();
         if result.truncated {
             resp.headers_mut()
                 .insert(TRUNCATED_HEADER, HeaderValue::from_static("true"));

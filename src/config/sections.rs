@@ -1,0 +1,269 @@
+//! The sections whose keys are plain numbers, switches and addresses:
+//! `[server]`, `[buffer]`, `[wal]`, `[ingest]`, `[query]`, `[compaction]`
+//! and `[log]`, with what the server builds from them.
+
+use std::net::SocketAddr;
+use std::num::{NonZero, NonZeroU64, NonZeroUsize};
+use std::time::Duration;
+
+use serde::de::Error as _;
+use serde::{Deserialize, Deserializer, Serialize};
+
+use super::Config;
+
+/// `[server]`: listeners and requests.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerSettings {
+    #[serde(deserialize_with = "host_port")]
+    pub grpc_addr: SocketAddr,
+    #[serde(deserialize_with = "host_port")]
+    pub http_addr: SocketAddr,
+    pub max_request_bytes: NonZeroUsize,
+    pub cors_allowed_origins: Vec<String>,
+    pub shutdown_timeout_secs: u64,
+}
+
+impl Default for ServerSettings {
+    fn default() -> Self {
+        Self {
+            grpc_addr: SocketAddr::from(([127, 0, 0, 1], 4317)),
+            http_addr: SocketAddr::from(([127, 0, 0, 1], 4318)),
+            max_request_bytes: NonZero::new(64 << 20).unwrap(),
+            cors_allowed_origins: Vec::new(),
+            shutdown_timeout_secs: 30,
+        }
+    }
+}
+
+/// A listen address, `IP:PORT`.
+fn host_port<'de, D: Deserializer<'de>>(d: D) -> Result<SocketAddr, D::Error> {
+    let s = String::deserialize(d)?;
+    s.parse()
+        .map_err(|e| D::Error::custom(format!("{s:?} is not HOST:PORT ({e})")))
+}
+
+/// `[buffer]`: when a partition is written as a Parquet file.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BufferSettings {
+    pub flush_rows: NonZeroUsize,
+    pub flush_bytes: NonZeroUsize,
+    pub flush_interval_ms: NonZeroU64,
+    pub max_buffered_bytes: NonZeroUsize,
+}
+
+impl Default for BufferSettings {
+    fn default() -> Self {
+        let d = crate::application::pipeline::BufferConfig::default();
+        Self {
+            flush_rows: NonZero::new(d.flush_rows).unwrap(),
+            flush_bytes: NonZero::new(d.flush_bytes).unwrap(),
+            flush_interval_ms: NonZero::new(d.max_age.as_millis() as u64).unwrap(),
+            max_buffered_bytes: NonZero::new(d.max_buffered_bytes).unwrap(),
+        }
+    }
+}
+
+/// `[wal]`: the write-ahead log.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WalSettings {
+    pub fsync: bool,
+    pub segment_bytes: NonZeroU64,
+    pub max_bytes: NonZeroU64,
+    pub queue_capacity: NonZeroUsize,
+}
+
+impl Default for WalSettings {
+    fn default() -> Self {
+        Self {
+            fsync: true,
+            segment_bytes: NonZero::new(64 << 20).unwrap(),
+            max_bytes: NonZero::new(4 << 30).unwrap(),
+            queue_capacity: NonZero::new(1024).unwrap(),
+        }
+    }
+}
+
+/// `[ingest]`: the rules applied to accepted items.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct IngestSettings {
+    pub max_counter_series: NonZeroUsize,
+}
+
+impl Default for IngestSettings {
+    fn default() -> Self {
+        Self {
+            max_counter_series: NonZero::new(1_000_000).unwrap(),
+        }
+    }
+}
+
+/// `[query]`: limits of queries and the time-series cache.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct QuerySettings {
+    pub timeout_secs: NonZeroU64,
+    pub memory_limit_mb: NonZeroUsize,
+    pub max_rows: NonZeroUsize,
+    /// 0 disables the cache.
+    pub cache_ttl_secs: u64,
+    pub cache_max_entries: u64,
+    pub max_sql_bytes: NonZeroUsize,
+    pub max_expr_depth: NonZeroUsize,
+    pub max_in_list: NonZeroUsize,
+    /// 0: one per CPU.
+    pub threads: usize,
+    pub max_concurrent: NonZeroUsize,
+}
+
+impl Default for QuerySettings {
+    fn default() -> Self {
+        let sql = crate::infrastructure::query::guard::SqlLimits::default();
+        let executor = crate::infrastructure::query::engine::ExecutorConfig::default();
+        Self {
+            timeout_secs: NonZero::new(30).unwrap(),
+            memory_limit_mb: NonZero::new(1024).unwrap(),
+            max_rows: NonZero::new(100_000).unwrap(),
+            cache_ttl_secs: 300,
+            cache_max_entries: 10_000,
+            max_sql_bytes: NonZero::new(sql.max_sql_bytes).unwrap(),
+            max_expr_depth: NonZero::new(sql.max_expr_depth).unwrap(),
+            max_in_list: NonZero::new(sql.max_in_list).unwrap(),
+            threads: executor.threads,
+            max_concurrent: NonZero::new(executor.max_concurrent).unwrap(),
+        }
+    }
+}
+
+/// `[compaction]`: merging small files in the background.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CompactionSettings {
+    pub enabled: bool,
+    pub interval_secs: NonZeroU64,
+    pub target_file_mb: NonZeroU64,
+    #[serde(deserialize_with = "file_count")]
+    pub min_files: usize,
+    pub max_input_mb: NonZeroU64,
+    #[serde(deserialize_with = "file_count")]
+    pub max_inputs: usize,
+    pub settle_secs: u64,
+    /// A share of one core, in (0, 1].
+    #[serde(deserialize_with = "cpu_share")]
+    pub max_cpu_share: f64,
+}
+
+impl Default for CompactionSettings {
+    fn default() -> Self {
+        let d = crate::application::compaction::CompactionPolicy::default();
+        Self {
+            enabled: true,
+            interval_secs: NonZero::new(60).unwrap(),
+            target_file_mb: NonZero::new(d.target_file_bytes >> 20).unwrap(),
+            min_files: d.min_files,
+            max_input_mb: NonZero::new(d.max_input_bytes >> 20).unwrap(),
+            max_inputs: d.max_inputs,
+            settle_secs: d.settle.as_secs(),
+            max_cpu_share: 0.25,
+        }
+    }
+}
+
+/// A number of files a merge takes: two at least.
+fn file_count<'de, D: Deserializer<'de>>(d: D) -> Result<usize, D::Error> {
+    let n = usize::deserialize(d)?;
+    if n < 2 {
+        return Err(D::Error::custom(format!(
+            "{n}: must be at least 2 (a merge takes two files or more)"
+        )));
+    }
+    Ok(n)
+}
+
+fn cpu_share<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
+    let share = f64::deserialize(d)?;
+    if !(share > 0.0 && share <= 1.0) {
+        return Err(D::Error::custom(format!(
+            "{share}: use a share of one core, in (0, 1]"
+        )));
+    }
+    Ok(share)
+}
+
+/// `[log]`: the server's own log.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogSettings {
+    /// A `tracing` filter, e.g. "info" or "telemetryflow=debug,info".
+    pub level: String,
+    pub format: LogFormat,
+}
+
+impl Default for LogSettings {
+    fn default() -> Self {
+        Self {
+            level: "info".into(),
+            format: LogFormat::Text,
+        }
+    }
+}
+
+/// `log.format`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+impl Config {
+    pub fn query_limits(&self) -> crate::application::ports::QueryLimits {
+        crate::application::ports::QueryLimits {
+            timeout: Duration::from_secs(self.query.timeout_secs.get()),
+            memory_bytes: self.query.memory_limit_mb.get() << 20,
+            max_rows: self.query.max_rows.get(),
+        }
+    }
+
+    pub fn sql_limits(&self) -> crate::infrastructure::query::guard::SqlLimits {
+        crate::infrastructure::query::guard::SqlLimits {
+            max_sql_bytes: self.query.max_sql_bytes.get(),
+            max_expr_depth: self.query.max_expr_depth.get(),
+            max_in_list: self.query.max_in_list.get(),
+        }
+    }
+
+    pub fn query_executor(&self) -> crate::infrastructure::query::engine::ExecutorConfig {
+        crate::infrastructure::query::engine::ExecutorConfig {
+            threads: self.query.threads,
+            max_concurrent: self.query.max_concurrent.get(),
+            ..Default::default()
+        }
+    }
+
+    pub fn compaction_policy(&self) -> crate::application::compaction::CompactionPolicy {
+        let c = &self.compaction;
+        crate::application::compaction::CompactionPolicy {
+            target_file_bytes: c.target_file_mb.get() << 20,
+            min_files: c.min_files,
+            max_input_bytes: c.max_input_mb.get() << 20,
+            max_inputs: c.max_inputs,
+            settle: Duration::from_secs(c.settle_secs),
+        }
+    }
+
+    pub fn buffer_config(&self) -> crate::application::pipeline::BufferConfig {
+        let manifest_refresh = self.storage.manifest_refresh_secs;
+        crate::application::pipeline::BufferConfig {
+            flush_rows: self.buffer.flush_rows.get(),
+            flush_bytes: self.buffer.flush_bytes.get(),
+            max_age: Duration::from_millis(self.buffer.flush_interval_ms.get()),
+            max_buffered_bytes: self.buffer.max_buffered_bytes.get(),
+            retention: std::sync::Arc::new(self.retention_rules()),
+            manifest_refresh: (manifest_refresh > 0).then(|| Duration::from_secs(manifest_refresh)),
+        }
+    }
+}
