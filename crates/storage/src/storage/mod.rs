@@ -7,6 +7,7 @@ pub(crate) mod manifest;
 pub(crate) mod object_store;
 pub mod parquet;
 pub mod power_cut;
+pub(crate) mod versions;
 
 pub use self::object_store::{ObjectFileStore, StorageLocation};
 pub use tf_schema::{self as schema, table_schema};
