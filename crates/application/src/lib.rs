@@ -6,6 +6,7 @@
 
 pub mod commands;
 pub mod compaction;
+pub mod documents;
 pub mod event_bus;
 pub mod fakes;
 pub mod forward;
@@ -14,6 +15,9 @@ pub mod ports;
 pub mod queries;
 pub mod retention;
 
+pub use documents::{
+    Cached, CachedDocument, Collection, CollectionError, DocumentStore, PutOutcome, Versioned,
+};
 pub use ports::{Table, TableBatch};
 
 /// The wall clock as a domain timestamp (retention cut-offs, pass times).
