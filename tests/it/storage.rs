@@ -197,6 +197,16 @@ fn moto_location(endpoint: &str, bucket: &str, prefix: &str) -> StorageLocation 
     }
 }
 
+/// The server's listing (XML) of the objects of `bucket` under `prefix`.
+async fn bucket_listing(endpoint: &str, bucket: &str, prefix: &str) -> String {
+    reqwest::get(format!("{endpoint}/{bucket}?list-type=2&prefix={prefix}"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+}
+
 /// A real S3-compatible server, stopped on drop.
 struct Moto(Child);
 
@@ -271,14 +281,7 @@ async fn s3_storage_against_a_real_s3_compatible_server() {
     );
 
     // The objects are in the bucket under the prefix.
-    let listing = reqwest::get(format!(
-        "{endpoint}/telemetry?list-type=2&prefix=tf-prefix/default/otel_traces/"
-    ))
-    .await
-    .unwrap()
-    .text()
-    .await
-    .unwrap();
+    let listing = bucket_listing(&endpoint, "telemetry", "tf-prefix/default/otel_traces/").await;
     assert_eq!(listing.matches(".parquet</Key>").count(), 2, "{listing}");
 
     // A fresh server (new local data dir) reads them back from S3.
@@ -527,14 +530,7 @@ async fn documents_on_a_real_s3_compatible_server() {
     assert_eq!(newest.version, 2);
     assert_eq!(a.load_since(&keys, 2).await.unwrap(), None);
 
-    let listing = reqwest::get(format!(
-        "{endpoint}/docs?list-type=2&prefix=tf/_system/keys/"
-    ))
-    .await
-    .unwrap()
-    .text()
-    .await
-    .unwrap();
+    let listing = bucket_listing(&endpoint, "docs", "tf/_system/keys/").await;
     assert_eq!(listing.matches(".json</Key>").count(), 2, "{listing}");
     let files = ObjectFileStore::new(store, "n1");
     assert_eq!(files.list_tables().await.unwrap(), Vec::new());
