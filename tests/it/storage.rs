@@ -14,6 +14,7 @@ use crate::otlp_http::post;
 use crate::support::free_port;
 use crate::support::{TestServer, first_value, parquet_files, test_config};
 use opentelemetry_proto::tonic::metrics::v1::metric::Data;
+use telemetryflow::infrastructure::storage::StorageLocation;
 
 pub(crate) async fn send_spans(s: &TestServer, first: u8, n: u8, hour_offset: u64) {
     let spans = (first..first + n)
@@ -183,6 +184,30 @@ for f in sys.argv[1:]:
     );
 }
 
+/// Where the store of `bucket` on the moto server at `endpoint` is, under
+/// `prefix`.
+fn moto_location(endpoint: &str, bucket: &str, prefix: &str) -> StorageLocation {
+    StorageLocation::S3 {
+        bucket: bucket.into(),
+        prefix: prefix.into(),
+        endpoint: Some(endpoint.into()),
+        region: "us-east-1".into(),
+        access_key_id: Some("test".into()),
+        secret_access_key: Some("test".into()),
+        allow_http: true,
+    }
+}
+
+/// The server's listing (XML) of the objects of `bucket` under `prefix`.
+async fn bucket_listing(endpoint: &str, bucket: &str, prefix: &str) -> String {
+    reqwest::get(format!("{endpoint}/{bucket}?list-type=2&prefix={prefix}"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+}
+
 /// A real S3-compatible server, stopped on drop.
 struct Moto(Child);
 
@@ -257,14 +282,7 @@ async fn s3_storage_against_a_real_s3_compatible_server() {
     );
 
     // The objects are in the bucket under the prefix.
-    let listing = reqwest::get(format!(
-        "{endpoint}/telemetry?list-type=2&prefix=tf-prefix/default/otel_traces/"
-    ))
-    .await
-    .unwrap()
-    .text()
-    .await
-    .unwrap();
+    let listing = bucket_listing(&endpoint, "telemetry", "tf-prefix/default/otel_traces/").await;
     assert_eq!(listing.matches(".parquet</Key>").count(), 2, "{listing}");
 
     // A fresh server (new local data dir) reads them back from S3.
@@ -380,20 +398,10 @@ async fn a_merge_cut_short_leaves_no_multipart_upload_on_s3() {
     use telemetryflow::application::ports::FileStore;
     use telemetryflow::domain::Table;
     use telemetryflow::domain::TenantId;
-    use telemetryflow::infrastructure::storage::{ObjectFileStore, StorageLocation};
+    use telemetryflow::infrastructure::storage::ObjectFileStore;
 
     let (_moto, endpoint) = start_moto("merges").await;
-    let store = StorageLocation::S3 {
-        bucket: "merges".into(),
-        prefix: String::new(),
-        endpoint: Some(endpoint.clone()),
-        region: "us-east-1".into(),
-        access_key_id: Some("test".into()),
-        secret_access_key: Some("test".into()),
-        allow_http: true,
-    }
-    .build()
-    .unwrap();
+    let store = moto_location(&endpoint, "merges", "").build().unwrap();
     // A twentieth of a core: the merge rests long between its chunks.
     let files = ObjectFileStore::new(store, "n1")
         .with_row_group_rows(16)
@@ -477,4 +485,56 @@ async fn a_merge_cut_short_leaves_no_multipart_upload_on_s3() {
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+}
+
+/// Cluster-wide documents on a real S3-compatible server: writers racing
+/// for one version are decided by the server's conditional create (exactly
+/// one wins), a node picks up another's version, and the documents sit
+/// under `_system/`, which no tenant listing takes for a tenant.
+#[tokio::test]
+async fn documents_on_a_real_s3_compatible_server() {
+    use std::sync::Arc;
+    use telemetryflow::application::ports::FileStore;
+    use telemetryflow::application::{Collection, DocumentStore, PutOutcome};
+    use telemetryflow::infrastructure::storage::{ObjectDocumentStore, ObjectFileStore};
+
+    let (_moto, endpoint) = start_moto("docs").await;
+    let store = moto_location(&endpoint, "docs", "tf").build().unwrap();
+    let keys = Collection::from_static("keys");
+    let a = ObjectDocumentStore::new(Arc::clone(&store));
+    assert_eq!(
+        a.put(&keys, None, b"[]".to_vec()).await.unwrap(),
+        PutOutcome::Written(1)
+    );
+    let writers: Vec<_> = (0..8)
+        .map(|i| {
+            let node = ObjectDocumentStore::new(Arc::clone(&store));
+            tokio::spawn(async move {
+                let keys = Collection::from_static("keys");
+                let body = format!("[{i}]").into_bytes();
+                node.put(&keys, Some(1), body).await.unwrap()
+            })
+        })
+        .collect();
+    let mut written = 0;
+    for w in writers {
+        match w.await.unwrap() {
+            PutOutcome::Written(v) => {
+                assert_eq!(v, 2);
+                written += 1;
+            }
+            PutOutcome::Conflict => {}
+        }
+    }
+    assert_eq!(written, 1);
+    let newest = a.load_since(&keys, 1).await.unwrap().unwrap();
+    assert_eq!(newest.version, 2);
+    assert_eq!(a.load_since(&keys, 2).await.unwrap(), None);
+
+    let listing = bucket_listing(&endpoint, "docs", "tf/_system/keys/").await;
+    assert_eq!(listing.matches(".json</Key>").count(), 2, "{listing}");
+    let files = ObjectFileStore::new(store, "n1");
+    assert_eq!(files.list_tables().await.unwrap(), Vec::new());
+    files.collect_garbage(Duration::ZERO, true).await.unwrap();
+    assert_eq!(a.load(&keys).await.unwrap(), Some(newest));
 }

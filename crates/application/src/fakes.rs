@@ -21,6 +21,10 @@
 //!   durable at once and its callback runs on the caller's thread; records
 //!   stay until released, so a test can replay them; it can be set to refuse
 //!   appends (a full log).
+//! - [`MemoryDocuments`]: the `DocumentStore` port over a map — every version
+//!   kept, a write conflicts unless it names the newest; it can be set down
+//!   (every read and write fails), and yields before answering so that
+//!   concurrent writers interleave.
 
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
@@ -31,6 +35,7 @@ use arrow::record_batch::RecordBatch;
 use async_trait::async_trait;
 use parking_lot::Mutex;
 
+use super::documents::{Collection, DocumentStore, PutOutcome, Versioned};
 use super::ports::{
     CommitOutcome, DeliveryStore, DurableCallback, ExportBatch, ExportError, Exported, Exporter,
     FileMeta, FileStore, ForwardCursor, GarbageCollected, Origin, QueryError, QueryLimits,
@@ -611,5 +616,67 @@ impl Exporter for ScriptedExporter {
 
     fn endpoint(&self) -> &str {
         "scripted"
+    }
+}
+
+/// The `DocumentStore` port in memory.
+#[derive(Debug, Default)]
+pub struct MemoryDocuments {
+    /// Per collection, every version written (the first is version 1).
+    docs: Mutex<BTreeMap<Collection, Vec<Vec<u8>>>>,
+    down: AtomicBool,
+}
+
+impl MemoryDocuments {
+    /// While `down`, every read and write fails.
+    pub fn set_down(&self, down: bool) {
+        self.down.store(down, Ordering::SeqCst);
+    }
+
+    async fn check(&self) -> Result<(), StoreError> {
+        // A real store answers later: let other tasks run in between.
+        tokio::task::yield_now().await;
+        if self.down.load(Ordering::SeqCst) {
+            return Err(StoreError::new("documents", Outage));
+        }
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl DocumentStore for MemoryDocuments {
+    async fn load_since(
+        &self,
+        collection: &Collection,
+        known: u64,
+    ) -> Result<Option<Versioned<Vec<u8>>>, StoreError> {
+        self.check().await?;
+        let docs = self.docs.lock();
+        let versions = docs.get(collection).map_or(&[][..], Vec::as_slice);
+        let newest = versions.len() as u64;
+        Ok(versions
+            .last()
+            .filter(|_| newest > known)
+            .map(|body| Versioned {
+                version: newest,
+                body: body.clone(),
+            }))
+    }
+
+    async fn put(
+        &self,
+        collection: &Collection,
+        expected: Option<u64>,
+        body: Vec<u8>,
+    ) -> Result<PutOutcome, StoreError> {
+        self.check().await?;
+        let mut docs = self.docs.lock();
+        let versions = docs.entry(collection.clone()).or_default();
+        let newest = (!versions.is_empty()).then_some(versions.len() as u64);
+        if expected != newest {
+            return Ok(PutOutcome::Conflict);
+        }
+        versions.push(body);
+        Ok(PutOutcome::Written(versions.len() as u64))
     }
 }

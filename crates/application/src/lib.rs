@@ -8,6 +8,7 @@
 pub mod batches;
 pub mod commands;
 pub mod compaction;
+pub mod documents;
 pub mod event_bus;
 #[cfg(any(test, feature = "fakes"))]
 pub mod fakes;
@@ -19,6 +20,9 @@ pub mod records;
 pub mod replay;
 pub mod retention;
 
+pub use documents::{
+    Cached, CachedDocument, Collection, CollectionError, DocumentStore, PutOutcome, Versioned,
+};
 pub use ports::TableBatch;
 
 /// The wall clock as a domain timestamp (retention cut-offs, pass times).

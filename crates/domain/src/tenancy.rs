@@ -16,6 +16,10 @@ pub enum IdError {
     },
     #[error("{what} may contain only ASCII letters, digits, '-' and '_' (got {value:?})")]
     InvalidChar { what: &'static str, value: String },
+    #[error(
+        "{what} must not start with '_': such names are reserved for the store (got {value:?})"
+    )]
+    Reserved { what: &'static str, value: String },
 }
 
 const MAX_ID_LEN: usize = 64;
@@ -43,8 +47,13 @@ fn parse_id(what: &'static str, s: &str) -> Result<Arc<str>, IdError> {
     Ok(Arc::from(s))
 }
 
+/// The first character of the store's own top-level names (`_system/`, the
+/// cluster-wide state): a tenant id never starts with it, so a tenant's data
+/// never shares a prefix with them.
+pub const RESERVED_TENANT_PREFIX: char = '_';
+
 macro_rules! id_type {
-    ($(#[$doc:meta])* $name:ident, $what:literal) => {
+    ($(#[$doc:meta])* $name:ident, $what:literal $(, reserved: $reserved:expr)?) => {
         $(#[$doc])*
         #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
         pub struct $name(Arc<str>);
@@ -53,7 +62,16 @@ macro_rules! id_type {
             /// Parses an identifier: 1–64 ASCII letters, digits, `-` or `_`.
             /// The restriction makes it safe as a storage path segment.
             pub fn parse(s: &str) -> Result<Self, IdError> {
-                parse_id($what, s).map(Self)
+                let id = parse_id($what, s)?;
+                $(
+                    if id.starts_with($reserved) {
+                        return Err(IdError::Reserved {
+                            what: $what,
+                            value: s.to_owned(),
+                        });
+                    }
+                )?
+                Ok(Self(id))
             }
 
             /// The identifier every request gets when it names none.
@@ -82,9 +100,12 @@ macro_rules! id_type {
 
 id_type!(
     /// The tenant owning data; the unit of isolation. A query only ever sees
-    /// its caller's tenant.
+    /// its caller's tenant. Its id is the first segment of its data's paths
+    /// in the store, so it never starts with [`RESERVED_TENANT_PREFIX`]:
+    /// those top-level names are the store's own.
     TenantId,
-    "tenant id"
+    "tenant id",
+    reserved: RESERVED_TENANT_PREFIX
 );
 id_type!(
     /// A workspace (project grouping) inside a tenant; stored as a column.
@@ -151,5 +172,22 @@ mod tests {
         ));
         let err = WorkspaceId::parse("a b").unwrap_err().to_string();
         assert!(err.starts_with("workspace id may contain only"), "{err}");
+    }
+
+    /// A leading `_` is the store's (`_system/`): no tenant can take it,
+    /// while workspaces and nodes, which name no top-level prefix, may.
+    #[test]
+    fn tenant_ids_never_start_with_an_underscore() {
+        for reserved in ["_system", "_", "_acme"] {
+            assert!(
+                matches!(TenantId::parse(reserved), Err(IdError::Reserved { .. })),
+                "{reserved}"
+            );
+        }
+        assert!(TenantId::parse("acme_").is_ok());
+        assert!(WorkspaceId::parse("_ws").is_ok());
+        assert!(NodeId::parse("_node").is_ok());
+        let err = TenantId::parse("_system").unwrap_err().to_string();
+        assert!(err.contains("reserved"), "{err}");
     }
 }

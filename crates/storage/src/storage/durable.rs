@@ -39,6 +39,8 @@ use object_store::{
 };
 use parking_lot::Mutex;
 
+use super::documents::SYSTEM_PREFIX;
+
 /// Makes one written object durable.
 #[async_trait]
 pub trait Syncer: Send + Sync + fmt::Debug + 'static {
@@ -294,10 +296,11 @@ fn is_staged_upload(name: &str) -> bool {
 
 /// Deletes the staging files of uploads abandoned by a killed process under
 /// the local data directory `root`, if older than `grace` (an upload of a
-/// live process on the same directory is younger). Returns how many it
-/// deleted. Only an unreadable `root` is an error: entries that vanish
-/// meanwhile (another node's retention or collection) are skipped, and a
-/// file that cannot be deleted is logged and skipped.
+/// live process on the same directory is younger), except under
+/// `_system/`, which no sweep enters. Returns how many it deleted. Only an
+/// unreadable `root` is an error: entries that vanish meanwhile (another
+/// node's retention or collection) are skipped, and a file that cannot be
+/// deleted is logged and skipped.
 pub(crate) fn remove_abandoned_uploads(
     root: &FsPath,
     grace: std::time::Duration,
@@ -318,7 +321,10 @@ pub(crate) fn remove_abandoned_uploads(
                 continue;
             };
             if kind.is_dir() {
-                dirs.push(entry.path());
+                // The store's own state is left alone (see `SYSTEM_PREFIX`).
+                if dir != root || entry.file_name() != SYSTEM_PREFIX {
+                    dirs.push(entry.path());
+                }
                 continue;
             }
             let staged = entry.file_name().to_str().is_some_and(is_staged_upload);
@@ -368,7 +374,10 @@ mod tests {
         let staged = deep.join("00000000000000000004.json#1");
         let object = deep.join("00000000000000000003.json");
         let other = dir.path().join("t/notes#draft");
-        for f in [&staged, &object, &other] {
+        let system = dir.path().join("_system/keys");
+        std::fs::create_dir_all(&system).unwrap();
+        let system = system.join("00000000000000000002.json#1");
+        for f in [&staged, &object, &other, &system] {
             std::fs::write(f, b"").unwrap();
         }
         // Young: possibly a live upload.
@@ -378,6 +387,6 @@ mod tests {
         let n = remove_abandoned_uploads(dir.path(), Duration::ZERO).unwrap();
         assert_eq!(n, 1);
         assert!(!staged.exists());
-        assert!(object.exists() && other.exists());
+        assert!(object.exists() && other.exists() && system.exists());
     }
 }

@@ -29,6 +29,7 @@ use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload}
 use serde::{Deserialize, Serialize};
 use tokio::sync::Mutex;
 
+use super::versions::{parse_version, version_path, versions_after};
 use tf_application::ports::{FileMeta, StoreError};
 use tf_domain::Table;
 use tf_domain::TenantId;
@@ -266,10 +267,6 @@ pub(crate) fn manifest_dir(tenant: &TenantId, table: Table) -> String {
     format!("{tenant}/{}/_manifest", table.name())
 }
 
-fn version_path(dir: &str, v: u64) -> Path {
-    Path::from(format!("{dir}/{v:020}.json"))
-}
-
 fn checkpoint_path(dir: &str, v: u64) -> Path {
     Path::from(format!("{dir}/{v:020}.checkpoint.json"))
 }
@@ -296,7 +293,7 @@ fn parse_entry(name: &str) -> Option<Entry> {
     if let Some(v) = name.strip_suffix(".checkpoint.json") {
         return v.parse().ok().map(Entry::Checkpoint);
     }
-    name.strip_suffix(".json")?.parse().ok().map(Entry::Version)
+    parse_version(name).map(Entry::Version)
 }
 
 /// A table's manifest state, as loaded.
@@ -398,19 +395,7 @@ impl Manifests {
         let mut tables = self.tables.lock().await;
         let key = (tenant.clone(), table);
         let known = tables.get(&key).map_or(0, |s| s.version);
-        let newer: Vec<_> = self
-            .store
-            .list_with_offset(Some(&Path::from(dir.as_str())), &version_path(&dir, known))
-            .try_collect()
-            .await
-            .map_err(|e| StoreError::new(format!("listing {dir}"), e))?;
-        let mut versions: Vec<(u64, u64)> = newer
-            .iter()
-            .filter_map(|m| match m.location.filename().and_then(parse_entry) {
-                Some(Entry::Version(v)) if v > known => Some((v, m.size)),
-                _ => None,
-            })
-            .collect();
+        let mut versions = versions_after(self.store.as_ref(), &dir, known).await?;
         let newer_than_since = |state: &TableState| (state.version > since).then(|| state.clone());
         if versions.is_empty() {
             return Ok(tables.get(&key).and_then(newer_than_since));

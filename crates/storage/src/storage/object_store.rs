@@ -24,6 +24,7 @@ use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
 use std::collections::{BTreeSet, HashSet};
 
 use super::compact;
+use super::documents::SYSTEM_PREFIX;
 use super::durable::{DurableStore, remove_abandoned_uploads, sync_dir};
 use super::manifest::{Commit, Manifests, TableState};
 use super::parquet::{FileLayout, encode};
@@ -500,7 +501,12 @@ impl ObjectFileStore {
             .map_err(|e| StoreError::new("listing stored files", e))?;
         let cutoff = Utc::now() - chrono::Duration::from_std(grace).unwrap_or_default();
         let mut deleted = 0;
+        let system = Path::from(SYSTEM_PREFIX);
         for m in metas {
+            // The store's own state is no tenant's data: never swept.
+            if m.location.prefix_matches(&system) {
+                continue;
+            }
             let path = m.location.to_string();
             // A trace-id sidecar goes with its data file.
             let (data, sidecar) = match sidecar_of(&path) {
