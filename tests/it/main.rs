@@ -3,7 +3,7 @@
 mod architecture;
 mod compaction;
 mod crash;
-mod evolution;
+
 mod faults;
 mod fixtures;
 mod forward;
@@ -22,5 +22,6 @@ mod shutdown;
 mod sql_api;
 mod storage;
 mod support;
+mod tables;
 mod tenancy;
 mod traces_logs;
