@@ -529,6 +529,13 @@ impl Manifests {
         // once the version is stored.
         let state = tables.entry(key).or_default();
         for _ in 0..MAX_COMMIT_ATTEMPTS {
+            // Other nodes may have committed after the version this node
+            // knows, and folded those versions into checkpoints and deleted
+            // them: a put into such a freed number would succeed and never
+            // be read. So catch up first.
+            if self.anything_after(&dir, state.version).await? {
+                *state = self.load_table(tenant, table).await?;
+            }
             if !state.holds_all(version.remove.iter().map(String::as_str)) {
                 return Ok(Commit::Conflict);
             }
@@ -584,6 +591,23 @@ impl Manifests {
             format!("committing {dir}"),
             std::io::Error::other("too many concurrent commits"),
         ))
+    }
+
+    /// Whether a version or checkpoint after `known` exists under `dir`
+    /// (one listing that starts after `known`'s name).
+    async fn anything_after(&self, dir: &str, known: u64) -> Result<bool, StoreError> {
+        let newer: Vec<_> = self
+            .store
+            .list_with_offset(Some(&Path::from(dir)), &version_path(dir, known))
+            .try_collect()
+            .await
+            .map_err(|e| StoreError::new(format!("listing {dir}"), e))?;
+        Ok(newer
+            .iter()
+            .any(|m| match m.location.filename().and_then(parse_entry) {
+                Some(Entry::Version(v) | Entry::Checkpoint(v)) => v > known,
+                None => false,
+            }))
     }
 
     /// Writes a checkpoint of `state` and deletes versions before the previous one.
@@ -738,6 +762,43 @@ pub(crate) mod tests {
         let mut files = all[0].2.files.clone();
         files.sort_by_key(|f| f.max_seq);
         assert_eq!(files, (1..=45).map(file).collect::<Vec<_>>());
+    }
+
+    /// A node whose view is older than two checkpoints of another writer
+    /// commits after them, not into a version number the checkpoints freed
+    /// (a put there would succeed and never be read).
+    #[tokio::test]
+    async fn a_stale_writer_commits_after_versions_folded_into_checkpoints() {
+        let store: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
+        let tenant = TenantId::parse("t").unwrap();
+        let stale = Manifests::new(Arc::clone(&store));
+        let busy = Manifests::new(Arc::clone(&store));
+        stale
+            .commit(&tenant, Table::LOGS, vec![file(1)], Vec::new())
+            .await
+            .unwrap();
+        for n in 2..=45 {
+            busy.commit(&tenant, Table::LOGS, vec![file(n)], Vec::new())
+                .await
+                .unwrap();
+        }
+        assert!(
+            !names(&store)
+                .await
+                .iter()
+                .any(|p| p.ends_with("00000000000000000002.json")),
+            "version 2 was folded into a checkpoint and deleted"
+        );
+        assert_eq!(
+            stale
+                .commit(&tenant, Table::LOGS, vec![file(46)], Vec::new())
+                .await
+                .unwrap(),
+            Commit::Done(46)
+        );
+        let all = Manifests::new(store).load_all().await.unwrap();
+        assert_eq!(all[0].2.version, 46);
+        assert_eq!(all[0].2.files.len(), 46);
     }
 
     #[tokio::test]
