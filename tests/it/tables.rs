@@ -55,6 +55,24 @@ fn gauge_rows(first: i64, n: i64, old: bool) -> RecordBatch {
     rows.project(&keep).expect("projected")
 }
 
+/// Leaves `rows` of the default tenant in the WAL of `config`'s data
+/// directory, as record `seq`, as a run that stopped before flushing would.
+fn left_in_the_wal(config: &telemetryflow::Config, seq: u64, rows: TableBatch) {
+    let (wal, _) = Wal::open(config.wal_config(), seq, |_| {}).expect("WAL opens");
+    let (tx, rx) = std::sync::mpsc::channel();
+    wal.append(
+        &TenantId::default_id(),
+        &[rows],
+        None,
+        Box::new(move |r| {
+            let _ = tx.send(r.is_ok());
+        }),
+    )
+    .expect("queued");
+    assert!(rx.recv_timeout(Duration::from_secs(10)).expect("durable"));
+    wal.close();
+}
+
 async fn count_by_kind(s: &TestServer) -> Vec<RecordBatch> {
     s.sql(
         "SELECT value_int IS NULL AS old, count(*) AS points, sum(value) AS total \
@@ -85,25 +103,14 @@ async fn old_files_old_wal_records_and_new_rows_query_and_compact_together() {
         storage.pipeline.buffer().max_committed_seq() + 1
     };
     // A WAL record written before it existed, not yet flushed.
-    {
-        let (wal, _) = Wal::open(config.wal_config(), next_seq, |_| {}).expect("WAL opens");
-        let (tx, rx) = std::sync::mpsc::channel();
-        let rows = TableBatch {
+    left_in_the_wal(
+        &config,
+        next_seq,
+        TableBatch {
             table: Table::METRICS_GAUGE,
             batch: gauge_rows(10, 10, true),
-        };
-        wal.append(
-            &tenant,
-            &[rows],
-            None,
-            Box::new(move |r| {
-                let _ = tx.send(r.is_ok());
-            }),
-        )
-        .expect("queued");
-        assert!(rx.recv_timeout(Duration::from_secs(10)).expect("durable"));
-        wal.close();
-    }
+        },
+    );
     // Rows written now.
     let mut s = TestServer::from_config(config, dir, None).await;
     let body = metrics(
@@ -213,21 +220,7 @@ async fn a_declared_table_is_replayed_flushed_compacted_expired_and_loaded_like_
     let recent = (now / hour - 1) * hour;
     let old = (now / hour - 72) * hour;
     // A WAL record of the table, left by an earlier run.
-    {
-        let (wal, _) = Wal::open(config.wal_config(), 1, |_| {}).expect("WAL opens");
-        let (tx, rx) = std::sync::mpsc::channel();
-        wal.append(
-            &tenant,
-            &[rollup_rows(recent, 5, 3)],
-            None,
-            Box::new(move |r| {
-                let _ = tx.send(r.is_ok());
-            }),
-        )
-        .expect("queued");
-        assert!(rx.recv_timeout(Duration::from_secs(10)).expect("durable"));
-        wal.close();
-    }
+    left_in_the_wal(&config, 1, rollup_rows(recent, 5, 3));
     let mut s = TestServer::from_config(config.clone(), dir, None).await;
     let pipeline = Arc::clone(&s.server.as_ref().unwrap().pipeline);
     let totals = "SELECT count(*) AS n, sum(value) AS total FROM test_rollups";

@@ -6,8 +6,8 @@
 //! document store name their versions so.
 
 use futures::TryStreamExt;
-use object_store::ObjectStore;
 use object_store::path::Path;
+use object_store::{ObjectMeta, ObjectStore};
 
 use tf_application::ports::StoreError;
 
@@ -21,19 +21,29 @@ pub(crate) fn parse_version(name: &str) -> Option<u64> {
     name.strip_suffix(".json")?.parse().ok()
 }
 
+/// Every object under `dir` whose name sorts after version `known`'s:
+/// one listing that starts there.
+pub(crate) async fn listed_after(
+    store: &dyn ObjectStore,
+    dir: &str,
+    known: u64,
+) -> Result<Vec<ObjectMeta>, StoreError> {
+    store
+        .list_with_offset(Some(&Path::from(dir)), &version_path(dir, known))
+        .try_collect()
+        .await
+        .map_err(|e| StoreError::new(format!("listing {dir}"), e))
+}
+
 /// The versions under `dir` after `known`, with their sizes, in no
-/// particular order: one listing that starts after `known`'s name.
+/// particular order.
 pub(crate) async fn versions_after(
     store: &dyn ObjectStore,
     dir: &str,
     known: u64,
 ) -> Result<Vec<(u64, u64)>, StoreError> {
-    let newer: Vec<_> = store
-        .list_with_offset(Some(&Path::from(dir)), &version_path(dir, known))
-        .try_collect()
-        .await
-        .map_err(|e| StoreError::new(format!("listing {dir}"), e))?;
-    Ok(newer
+    Ok(listed_after(store, dir, known)
+        .await?
         .iter()
         .filter_map(|m| {
             let v = m.location.filename().and_then(parse_version)?;
