@@ -1,9 +1,10 @@
 //! What sets the three OTLP signals apart, stated once per signal: the
 //! messages of its export call, their conversion and encodings, and its
-//! names on the wire. The receiver, the gRPC services and the OTLP/HTTP
-//! routes are each written once, generic over [`OtlpSignal`], and
-//! instantiated for [`Traces`], [`Metrics`] and [`Logs`].
+//! names on the wire. The receiver, the gRPC services, the OTLP/HTTP
+//! routes and the exporter are each written once, generic over
+//! [`OtlpSignal`], and instantiated for [`Traces`], [`Metrics`] and [`Logs`].
 
+use arrow::record_batch::RecordBatch;
 use opentelemetry_proto::tonic::collector::logs::v1::{
     ExportLogsPartialSuccess, ExportLogsServiceRequest, ExportLogsServiceResponse,
 };
@@ -13,6 +14,7 @@ use opentelemetry_proto::tonic::collector::metrics::v1::{
 use opentelemetry_proto::tonic::collector::trace::v1::{
     ExportTracePartialSuccess, ExportTraceServiceRequest, ExportTraceServiceResponse,
 };
+use tf_application::TableBatch;
 use tf_domain::TenantContext;
 use tf_domain::ports::CounterStore;
 use tf_domain::telemetry::Signal;
@@ -42,8 +44,14 @@ pub trait OtlpSignal: Copy + Send + Sync + 'static {
         counters: &dyn CounterStore,
     ) -> Result<Converted, ConvertError>;
 
+    /// Stored rows of the signal's tables back to a request (forwarding).
+    fn from_rows(rows: &[TableBatch]) -> Result<Self::Request, ConvertError>;
+
     /// The response: with a partial success when something was rejected.
     fn response(partial_success: Option<PartialSuccess>) -> Self::Response;
+
+    /// What a response says was rejected, if anything.
+    fn partial_success(response: Self::Response) -> Option<PartialSuccess>;
 
     /// Decodes an OTLP/JSON request body.
     fn decode_json(body: &[u8]) -> json::Result<Self::Request>;
@@ -89,6 +97,10 @@ impl OtlpSignal for Traces {
         convert::convert_traces(req, ctx)
     }
 
+    fn from_rows(rows: &[TableBatch]) -> Result<Self::Request, ConvertError> {
+        convert::spans_to_otlp(&record_batches(rows))
+    }
+
     fn response(partial_success: Option<PartialSuccess>) -> Self::Response {
         ExportTraceServiceResponse {
             partial_success: partial_success.map(|p| ExportTracePartialSuccess {
@@ -96,6 +108,13 @@ impl OtlpSignal for Traces {
                 error_message: p.error_message,
             }),
         }
+    }
+
+    fn partial_success(response: Self::Response) -> Option<PartialSuccess> {
+        response.partial_success.map(|p| PartialSuccess {
+            rejected: p.rejected_spans,
+            error_message: p.error_message,
+        })
     }
 
     fn decode_json(body: &[u8]) -> json::Result<Self::Request> {
@@ -127,6 +146,10 @@ impl OtlpSignal for Metrics {
         convert::convert_metrics(req, ctx, counters)
     }
 
+    fn from_rows(rows: &[TableBatch]) -> Result<Self::Request, ConvertError> {
+        convert::metrics_to_otlp(rows)
+    }
+
     fn response(partial_success: Option<PartialSuccess>) -> Self::Response {
         ExportMetricsServiceResponse {
             partial_success: partial_success.map(|p| ExportMetricsPartialSuccess {
@@ -134,6 +157,13 @@ impl OtlpSignal for Metrics {
                 error_message: p.error_message,
             }),
         }
+    }
+
+    fn partial_success(response: Self::Response) -> Option<PartialSuccess> {
+        response.partial_success.map(|p| PartialSuccess {
+            rejected: p.rejected_data_points,
+            error_message: p.error_message,
+        })
     }
 
     fn decode_json(body: &[u8]) -> json::Result<Self::Request> {
@@ -165,6 +195,10 @@ impl OtlpSignal for Logs {
         convert::convert_logs(req, ctx)
     }
 
+    fn from_rows(rows: &[TableBatch]) -> Result<Self::Request, ConvertError> {
+        convert::logs_to_otlp(&record_batches(rows))
+    }
+
     fn response(partial_success: Option<PartialSuccess>) -> Self::Response {
         ExportLogsServiceResponse {
             partial_success: partial_success.map(|p| ExportLogsPartialSuccess {
@@ -174,6 +208,13 @@ impl OtlpSignal for Logs {
         }
     }
 
+    fn partial_success(response: Self::Response) -> Option<PartialSuccess> {
+        response.partial_success.map(|p| PartialSuccess {
+            rejected: p.rejected_log_records,
+            error_message: p.error_message,
+        })
+    }
+
     fn decode_json(body: &[u8]) -> json::Result<Self::Request> {
         json::decode_logs(body)
     }
@@ -181,6 +222,11 @@ impl OtlpSignal for Logs {
     fn encode_json(response: &Self::Response) -> Vec<u8> {
         json::encode_logs_response(response)
     }
+}
+
+/// The record batches of one table's rows.
+fn record_batches(rows: &[TableBatch]) -> Vec<RecordBatch> {
+    rows.iter().map(|t| t.batch.clone()).collect()
 }
 
 #[cfg(test)]
