@@ -39,9 +39,6 @@ use std::hint::black_box;
 use std::sync::Arc;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
-use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
-use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use prost::Message;
 use telemetryflow::application::TableBatch;
 use telemetryflow::application::commands::{IngestHandler, IngestStats, ShardedCounterStore};
@@ -49,10 +46,9 @@ use telemetryflow::application::event_bus::EventBus;
 use telemetryflow::application::ports::{IngestSink, WriteAheadLog};
 use telemetryflow::domain::{TenantContext, TenantId};
 use telemetryflow::infrastructure::otlp::OtlpReceiver;
-use telemetryflow::infrastructure::otlp::convert::{
-    Converted, convert_logs, convert_metrics, convert_traces,
-};
+use telemetryflow::infrastructure::otlp::convert::Converted;
 use telemetryflow::infrastructure::otlp::json;
+use telemetryflow::infrastructure::otlp::signal::{Logs, Metrics, OtlpSignal, Traces};
 use telemetryflow::infrastructure::storage::parquet::{FileLayout, encode};
 use telemetryflow::infrastructure::wal::Wal;
 use telemetryflow::synth::Synth;
@@ -68,109 +64,64 @@ const FILE_REQUESTS: usize = 64;
 /// 2026-01-01T00:00:00Z in Unix nanoseconds.
 const T0: u64 = 1_767_225_600_000_000_000;
 
-/// One signal's request in both encodings, and how to convert it.
-struct Signal<M> {
-    name: &'static str,
+/// One signal's request in both encodings.
+struct Requests<S: OtlpSignal> {
     proto: Vec<u8>,
     json: Vec<u8>,
     /// `FILE_REQUESTS` further requests (later event times) for Parquet.
-    more: Vec<M>,
-    decode_json: fn(&[u8]) -> json::Result<M>,
-    convert: fn(&M, &TenantContext, &ShardedCounterStore) -> Converted,
-    export: for<'a> fn(&'a OtlpReceiver, &'a TenantContext, M) -> ExportFuture<'a>,
+    more: Vec<S::Request>,
 }
 
-type ExportFuture<'a> =
-    std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), String>> + Send + 'a>>;
-
-fn signal<M: Message + Default + PartialEq + std::fmt::Debug>(
-    name: &'static str,
-    mut generate: impl FnMut(&mut Synth) -> M,
-    to_json: fn(&M) -> Vec<u8>,
-    decode_json: fn(&[u8]) -> json::Result<M>,
-    convert: fn(&M, &TenantContext, &ShardedCounterStore) -> Converted,
-    export: for<'a> fn(&'a OtlpReceiver, &'a TenantContext, M) -> ExportFuture<'a>,
-) -> Signal<M> {
+fn requests<S: OtlpSignal>(
+    mut generate: impl FnMut(&mut Synth) -> S::Request,
+    to_json: fn(&S::Request) -> Vec<u8>,
+) -> Requests<S>
+where
+    S::Request: PartialEq + std::fmt::Debug,
+{
     let mut synth = Synth::new(42, T0);
     let req = generate(&mut synth);
     let json_body = to_json(&req);
     assert_eq!(
-        decode_json(&json_body).expect("generated OTLP/JSON decodes"),
+        S::decode_json(&json_body).expect("generated OTLP/JSON decodes"),
         req,
-        "{name}: the OTLP/JSON body decodes to the protobuf request"
+        "{}: the OTLP/JSON body decodes to the protobuf request",
+        S::SIGNAL.name()
     );
     let more = (0..FILE_REQUESTS).map(|_| generate(&mut synth)).collect();
-    Signal {
-        name,
+    Requests {
         proto: req.encode_to_vec(),
         json: json_body,
         more,
-        decode_json,
-        convert,
-        export,
     }
 }
 
-fn traces() -> Signal<ExportTraceServiceRequest> {
-    signal(
-        "traces",
-        |s| s.traces(ITEMS),
-        json::encode_traces,
-        json::decode_traces,
-        |r, c, _| convert_traces(r, c).expect("converts"),
-        |rx, c, r| {
-            Box::pin(async move {
-                rx.export_traces(c, None, r)
-                    .await
-                    .map(|_| ())
-                    .map_err(|e| e.to_string())
-            })
-        },
-    )
+fn traces() -> Requests<Traces> {
+    requests(|s| s.traces(ITEMS), json::encode_traces)
 }
 
-fn metrics() -> Signal<ExportMetricsServiceRequest> {
-    signal(
-        "metrics",
-        |s| s.metrics(ITEMS),
-        json::encode_metrics,
-        json::decode_metrics,
-        |r, c, counters| convert_metrics(r, c, counters).expect("converts"),
-        |rx, c, r| {
-            Box::pin(async move {
-                rx.export_metrics(c, None, r)
-                    .await
-                    .map(|_| ())
-                    .map_err(|e| e.to_string())
-            })
-        },
-    )
+fn metrics() -> Requests<Metrics> {
+    requests(|s| s.metrics(ITEMS), json::encode_metrics)
 }
 
-fn logs() -> Signal<ExportLogsServiceRequest> {
-    signal(
-        "logs",
-        |s| s.logs(ITEMS),
-        json::encode_logs,
-        json::decode_logs,
-        |r, c, _| convert_logs(r, c).expect("converts"),
-        |rx, c, r| {
-            Box::pin(async move {
-                rx.export_logs(c, None, r)
-                    .await
-                    .map(|_| ())
-                    .map_err(|e| e.to_string())
-            })
-        },
-    )
+fn logs() -> Requests<Logs> {
+    requests(|s| s.logs(ITEMS), json::encode_logs)
+}
+
+fn convert<S: OtlpSignal>(
+    req: &S::Request,
+    ctx: &TenantContext,
+    counters: &ShardedCounterStore,
+) -> Converted {
+    S::convert(req, ctx, counters).expect("converts")
 }
 
 /// Rows of `reqs` per table, concatenated (one flush's worth).
-fn file_batches<M>(sig: &Signal<M>, ctx: &TenantContext) -> Vec<TableBatch> {
+fn file_batches<S: OtlpSignal>(sig: &Requests<S>, ctx: &TenantContext) -> Vec<TableBatch> {
     let counters = ShardedCounterStore::new(1 << 20);
     let mut by_table: std::collections::BTreeMap<_, Vec<_>> = Default::default();
     for r in &sig.more {
-        for b in (sig.convert)(r, ctx, &counters).batches {
+        for b in convert::<S>(r, ctx, &counters).batches {
             by_table.entry(b.table).or_default().push(b.batch);
         }
     }
@@ -222,24 +173,23 @@ fn write_path(rt: &tokio::runtime::Runtime) -> WritePath {
     }
 }
 
-fn bench_signal<M: Message + Default + Sync>(c: &mut Criterion, sig: Signal<M>) {
+fn bench_signal<S: OtlpSignal>(c: &mut Criterion, sig: Requests<S>)
+where
+    S::Request: Sync,
+{
+    let name = S::SIGNAL.name();
     let ctx = TenantContext::default();
     let tenant = TenantId::default_id();
-    let req = M::decode(&sig.proto[..]).expect("decodes");
-    let converted = (sig.convert)(&req, &ctx, &ShardedCounterStore::new(1 << 20));
+    let req = S::Request::decode(&sig.proto[..]).expect("decodes");
+    let converted = convert::<S>(&req, &ctx, &ShardedCounterStore::new(1 << 20));
     // Synth makes "about" ITEMS items (metrics: a multiple of the 5 types).
     let items = converted.summary.accepted();
     assert_eq!(
         converted.summary.rejected(),
         0,
-        "{}: every item is valid",
-        sig.name
+        "{name}: every item is valid"
     );
-    assert!(
-        items.abs_diff(ITEMS as u64) < 8,
-        "{}: {items} items",
-        sig.name
-    );
+    assert!(items.abs_diff(ITEMS as u64) < 8, "{name}: {items} items");
     let file = file_batches(&sig, &ctx);
     let file_rows: usize = file.iter().map(|b| b.batch.num_rows()).sum();
     let parquet_bytes: usize = file
@@ -253,9 +203,8 @@ fn bench_signal<M: Message + Default + Sync>(c: &mut Criterion, sig: Signal<M>) 
     let otlp_zstd: usize = sig.more.iter().map(|r| zstd_len(&r.encode_to_vec())).sum();
     let otlp_raw: usize = sig.more.iter().map(|r| r.encoded_len()).sum();
     eprintln!(
-        "{}: {} B/item OTLP protobuf, {:.1} B/item OTLP protobuf+zstd(3) per request, \
+        "{name}: {} B/item OTLP protobuf, {:.1} B/item OTLP protobuf+zstd(3) per request, \
          {:.1} B/item Parquet ({} rows/file) = {:.2}x OTLP+zstd",
-        sig.name,
         otlp_raw / file_rows,
         otlp_zstd as f64 / file_rows as f64,
         parquet_bytes as f64 / file_rows as f64,
@@ -263,28 +212,28 @@ fn bench_signal<M: Message + Default + Sync>(c: &mut Criterion, sig: Signal<M>) 
         parquet_bytes as f64 / otlp_zstd as f64,
     );
 
-    let mut g = c.benchmark_group(sig.name);
+    let mut g = c.benchmark_group(name);
     g.throughput(Throughput::Elements(items));
     g.bench_function("decode_only", |b| {
-        b.iter(|| M::decode(black_box(&sig.proto[..])).expect("decodes"))
+        b.iter(|| S::Request::decode(black_box(&sig.proto[..])).expect("decodes"))
     });
     // A fresh counter store per iteration: the same metrics request sent
     // again would otherwise be judged against the previous iteration's state.
     g.bench_function("decode_convert", |b| {
         b.iter(|| {
             let counters = ShardedCounterStore::new(1 << 16);
-            let req = M::decode(black_box(&sig.proto[..])).expect("decodes");
-            (sig.convert)(&req, &ctx, &counters)
+            let req = S::Request::decode(black_box(&sig.proto[..])).expect("decodes");
+            convert::<S>(&req, &ctx, &counters)
         })
     });
     g.bench_function("json_decode", |b| {
-        b.iter(|| (sig.decode_json)(black_box(&sig.json)).expect("decodes"))
+        b.iter(|| S::decode_json(black_box(&sig.json)).expect("decodes"))
     });
     g.bench_function("json_decode_convert", |b| {
         b.iter(|| {
             let counters = ShardedCounterStore::new(1 << 16);
-            let req = (sig.decode_json)(black_box(&sig.json)).expect("decodes");
-            (sig.convert)(&req, &ctx, &counters)
+            let req = S::decode_json(black_box(&sig.json)).expect("decodes");
+            convert::<S>(&req, &ctx, &counters)
         })
     });
 
@@ -325,8 +274,9 @@ fn bench_signal<M: Message + Default + Sync>(c: &mut Criterion, sig: Signal<M>) 
                 let body = &bodies[k % bodies.len()];
                 k += 1;
                 rt.block_on(async {
-                    let req = M::decode(&body[..]).expect("decodes");
-                    (sig.export)(&path.receiver, &ctx, req)
+                    let req = S::Request::decode(&body[..]).expect("decodes");
+                    path.receiver
+                        .export::<S>(&ctx, None, req)
                         .await
                         .expect("accepted");
                     path.pipeline.flush_due(false).await.expect("flushes");
@@ -343,8 +293,11 @@ fn bench_signal<M: Message + Default + Sync>(c: &mut Criterion, sig: Signal<M>) 
                         k += 1;
                         let (receiver, ctx) = (&path.receiver, &ctx);
                         async move {
-                            let req = M::decode(&body[..]).expect("decodes");
-                            (sig.export)(receiver, ctx, req).await.expect("accepted");
+                            let req = S::Request::decode(&body[..]).expect("decodes");
+                            receiver
+                                .export::<S>(ctx, None, req)
+                                .await
+                                .expect("accepted");
                         }
                     });
                     futures::future::join_all(sends).await;

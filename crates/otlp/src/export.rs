@@ -26,14 +26,7 @@ use tonic::codec::CompressionEncoding;
 use tonic::metadata::{MetadataKey, MetadataValue};
 use tonic::transport::{Channel, Endpoint};
 
-use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceResponse;
-use opentelemetry_proto::tonic::collector::logs::v1::logs_service_client::LogsServiceClient;
-use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceResponse;
-use opentelemetry_proto::tonic::collector::metrics::v1::metrics_service_client::MetricsServiceClient;
-use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceResponse;
-use opentelemetry_proto::tonic::collector::trace::v1::trace_service_client::TraceServiceClient;
-
-use crate::convert::{logs_to_otlp, metrics_to_otlp, spans_to_otlp};
+use crate::signal::{Logs, Metrics, OtlpSignal, Traces};
 use crate::status::{RETRY_INFO_TYPE_URL, RetryInfo, RpcStatus};
 use crate::{BATCH_HEADER, TENANT_HEADER, WORKSPACE_HEADER};
 use tf_application::ports::{ExportBatch, ExportError, Exported, Exporter};
@@ -189,7 +182,29 @@ impl OtlpExporter {
         h
     }
 
-    async fn grpc(&self, channel: &Channel, batch: &ExportBatch) -> Result<Exported, ExportError> {
+    /// Sends the batch's rows, of signal `S`, as one request.
+    async fn send<S: OtlpSignal>(&self, batch: &ExportBatch) -> Result<Exported, ExportError> {
+        let request = S::from_rows(&batch.batches).map_err(|e| ExportError::Permanent {
+            reason: format!("the stored rows could not be turned back into OTLP: {e}"),
+        })?;
+        let response = match &self.transport {
+            Transport::Grpc(channel) => self.grpc::<S>(channel, batch, request).await?,
+            Transport::Http(client) => self.http::<S>(client, batch, request).await?,
+        };
+        Ok(
+            S::partial_success(response).map_or_else(Exported::default, |p| Exported {
+                rejected: p.rejected.max(0) as u64,
+                message: p.error_message,
+            }),
+        )
+    }
+
+    async fn grpc<S: OtlpSignal>(
+        &self,
+        channel: &Channel,
+        batch: &ExportBatch,
+        request: S::Request,
+    ) -> Result<S::Response, ExportError> {
         let mut md = tonic::metadata::MetadataMap::new();
         for (k, v) in self.headers(batch) {
             // Checked in `new` (configured) or valid ids (ours).
@@ -200,55 +215,48 @@ impl OtlpExporter {
                 md.insert(k, v);
             }
         }
-        let encoding = match self.config.compression {
-            Compression::None => None,
-            Compression::Gzip => Some(CompressionEncoding::Gzip),
-            Compression::Zstd => Some(CompressionEncoding::Zstd),
-        };
-        macro_rules! call {
-            ($client:ident, $req:expr) => {{
-                let mut client = $client::new(channel.clone())
-                    .max_encoding_message_size(usize::MAX)
-                    .accept_compressed(CompressionEncoding::Gzip)
-                    .accept_compressed(CompressionEncoding::Zstd);
-                if let Some(e) = encoding {
-                    client = client.send_compressed(e);
-                }
-                let request = tonic::Request::from_parts(md, Default::default(), $req);
-                client
-                    .export(request)
-                    .await
-                    .map(|r| r.into_inner())
-                    .map_err(|s| grpc_error(&s))
-            }};
+        let mut client = tonic::client::Grpc::new(channel.clone())
+            .max_encoding_message_size(usize::MAX)
+            .accept_compressed(CompressionEncoding::Gzip)
+            .accept_compressed(CompressionEncoding::Zstd);
+        match self.config.compression {
+            Compression::None => {}
+            Compression::Gzip => client = client.send_compressed(CompressionEncoding::Gzip),
+            Compression::Zstd => client = client.send_compressed(CompressionEncoding::Zstd),
         }
-        match batch.signal {
-            Signal::Traces => {
-                let resp = call!(TraceServiceClient, spans(batch)?)?;
-                Ok(trace_ack(resp))
-            }
-            Signal::Metrics => {
-                let resp = call!(MetricsServiceClient, metrics(batch)?)?;
-                Ok(metrics_ack(resp))
-            }
-            Signal::Logs => {
-                let resp = call!(LogsServiceClient, logs(batch)?)?;
-                Ok(logs_ack(resp))
-            }
-        }
+        // What the clients opentelemetry-proto generates do for a call.
+        client.ready().await.map_err(|e| {
+            grpc_error(&tonic::Status::unknown(format!(
+                "Service was not ready: {e}"
+            )))
+        })?;
+        let mut request = tonic::Request::from_parts(md, Default::default(), request);
+        request
+            .extensions_mut()
+            .insert(tonic::GrpcMethod::new(S::GRPC_SERVICE, "Export"));
+        client
+            .unary(
+                request,
+                http::uri::PathAndQuery::from_static(S::GRPC_PATH),
+                tonic_prost::ProstCodec::default(),
+            )
+            .await
+            .map(tonic::Response::into_inner)
+            .map_err(|s| grpc_error(&s))
     }
 
-    async fn http(
+    async fn http<S: OtlpSignal>(
         &self,
         client: &reqwest::Client,
         batch: &ExportBatch,
-    ) -> Result<Exported, ExportError> {
-        let (path, body) = match batch.signal {
-            Signal::Traces => ("v1/traces", spans(batch)?.encode_to_vec()),
-            Signal::Metrics => ("v1/metrics", metrics(batch)?.encode_to_vec()),
-            Signal::Logs => ("v1/logs", logs(batch)?.encode_to_vec()),
-        };
-        let url = format!("{}/{path}", self.config.endpoint.trim_end_matches('/'));
+        request: S::Request,
+    ) -> Result<S::Response, ExportError> {
+        let body = request.encode_to_vec();
+        let url = format!(
+            "{}{}",
+            self.config.endpoint.trim_end_matches('/'),
+            S::HTTP_PATH
+        );
         let (body, encoding) = match self.config.compression {
             Compression::None => (body, None),
             Compression::Gzip => (gzip(&body), Some("gzip")),
@@ -284,17 +292,7 @@ impl OtlpExporter {
             retry_after: None,
         })?;
         if status.is_success() {
-            return Ok(match batch.signal {
-                Signal::Traces => {
-                    trace_ack(ExportTraceServiceResponse::decode(&bytes[..]).unwrap_or_default())
-                }
-                Signal::Metrics => metrics_ack(
-                    ExportMetricsServiceResponse::decode(&bytes[..]).unwrap_or_default(),
-                ),
-                Signal::Logs => {
-                    logs_ack(ExportLogsServiceResponse::decode(&bytes[..]).unwrap_or_default())
-                }
-            });
+            return Ok(S::Response::decode(&bytes[..]).unwrap_or_default());
         }
         let message = RpcStatus::decode(&bytes[..])
             .ok()
@@ -315,70 +313,16 @@ impl OtlpExporter {
 #[async_trait]
 impl Exporter for OtlpExporter {
     async fn export(&self, batch: &ExportBatch) -> Result<Exported, ExportError> {
-        match &self.transport {
-            Transport::Grpc(channel) => self.grpc(channel, batch).await,
-            Transport::Http(client) => self.http(client, batch).await,
+        match batch.signal {
+            Signal::Traces => self.send::<Traces>(batch).await,
+            Signal::Metrics => self.send::<Metrics>(batch).await,
+            Signal::Logs => self.send::<Logs>(batch).await,
         }
     }
 
     fn endpoint(&self) -> &str {
         &self.config.endpoint
     }
-}
-
-fn unconvertible(e: crate::convert::ConvertError) -> ExportError {
-    ExportError::Permanent {
-        reason: format!("the stored rows could not be turned back into OTLP: {e}"),
-    }
-}
-
-fn spans(
-    b: &ExportBatch,
-) -> Result<opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest, ExportError>
-{
-    let rows: Vec<_> = b.batches.iter().map(|t| t.batch.clone()).collect();
-    spans_to_otlp(&rows).map_err(unconvertible)
-}
-
-fn logs(
-    b: &ExportBatch,
-) -> Result<opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest, ExportError>
-{
-    let rows: Vec<_> = b.batches.iter().map(|t| t.batch.clone()).collect();
-    logs_to_otlp(&rows).map_err(unconvertible)
-}
-
-fn metrics(
-    b: &ExportBatch,
-) -> Result<
-    opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest,
-    ExportError,
-> {
-    metrics_to_otlp(&b.batches).map_err(unconvertible)
-}
-
-fn trace_ack(r: ExportTraceServiceResponse) -> Exported {
-    r.partial_success
-        .map_or_else(Exported::default, |p| Exported {
-            rejected: p.rejected_spans.max(0) as u64,
-            message: p.error_message,
-        })
-}
-
-fn metrics_ack(r: ExportMetricsServiceResponse) -> Exported {
-    r.partial_success
-        .map_or_else(Exported::default, |p| Exported {
-            rejected: p.rejected_data_points.max(0) as u64,
-            message: p.error_message,
-        })
-}
-
-fn logs_ack(r: ExportLogsServiceResponse) -> Exported {
-    r.partial_success
-        .map_or_else(Exported::default, |p| Exported {
-            rejected: p.rejected_log_records.max(0) as u64,
-            message: p.error_message,
-        })
 }
 
 fn gzip(data: &[u8]) -> Vec<u8> {

@@ -1,5 +1,6 @@
 //! OTLP/gRPC: the `TraceService`, `MetricsService` and `LogsService` Export
-//! methods (gzip and zstd accepted), as a thin adapter over [`OtlpReceiver`].
+//! methods (gzip and zstd accepted), as a thin adapter over [`OtlpReceiver`]:
+//! one [`ExportServer`], generic over the signal.
 //!
 //! The services are served by [`ExportServer`] rather than the servers
 //! generated in opentelemetry-proto: those decode with tonic-prost's codec,
@@ -12,39 +13,19 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use futures::future::BoxFuture;
-use opentelemetry_proto::tonic::collector::logs::v1::{
-    ExportLogsServiceRequest, ExportLogsServiceResponse,
-};
-use opentelemetry_proto::tonic::collector::metrics::v1::{
-    ExportMetricsServiceRequest, ExportMetricsServiceResponse,
-};
-use opentelemetry_proto::tonic::collector::trace::v1::{
-    ExportTraceServiceRequest, ExportTraceServiceResponse,
-};
 use tonic::codec::{Codec, CompressionEncoding, DecodeBuf, Decoder, EnabledCompressionEncodings};
-use tonic::metadata::MetadataMap;
 use tonic::{Request, Response, Status};
 use tonic_prost::{ProstDecoder, ProstEncoder};
 
+use super::signal::{Logs, Metrics, OtlpSignal, Traces};
 use super::status::{RpcStatus, code};
-use super::{
-    BATCH_HEADER, OtlpReceiver, ReceiveError, TENANT_HEADER, WORKSPACE_HEADER, source_batch,
-    tenant_context,
-};
+use super::{OtlpReceiver, ReceiveError, export_context};
 use tf_application::ports::WriteError;
-use tf_domain::{SourceBatch, TenantContext};
 
 /// The gRPC service object; cheap to clone.
 #[derive(Clone)]
 pub struct GrpcReceiver {
     inner: Arc<OtlpReceiver>,
-}
-
-fn context(md: &MetadataMap) -> Result<(TenantContext, Option<SourceBatch>), Status> {
-    let get = |k: &str| md.get(k).map(|v| v.as_bytes());
-    let ctx = tenant_context(get(TENANT_HEADER), get(WORKSPACE_HEADER)).map_err(to_status)?;
-    let source = source_batch(get(BATCH_HEADER)).map_err(to_status)?;
-    Ok((ctx, source))
 }
 
 /// Maps receive errors to gRPC codes: client faults are INVALID_ARGUMENT
@@ -78,123 +59,73 @@ impl GrpcReceiver {
         self,
         max_message_bytes: usize,
     ) -> (
-        ExportServer<TracesExport>,
-        ExportServer<MetricsExport>,
-        ExportServer<LogsExport>,
+        ExportServer<Traces>,
+        ExportServer<Metrics>,
+        ExportServer<Logs>,
     ) {
         (
-            ExportServer::new(TracesExport(self.clone()), max_message_bytes),
-            ExportServer::new(MetricsExport(self.clone()), max_message_bytes),
-            ExportServer::new(LogsExport(self), max_message_bytes),
+            self.service(max_message_bytes),
+            self.service(max_message_bytes),
+            self.service(max_message_bytes),
         )
     }
-}
 
-/// One OTLP service with its single unary `Export` method.
-pub trait ExportMethod: Clone + Send + Sync + 'static {
-    type Req: prost::Message + Default + Send + 'static;
-    type Resp: prost::Message + Send + 'static;
-    /// The fully qualified gRPC service name.
-    const SERVICE: &'static str;
-    /// `/<SERVICE>/Export`.
-    const PATH: &'static str;
-    fn export(
-        &self,
-        req: Request<Self::Req>,
-    ) -> BoxFuture<'static, Result<Response<Self::Resp>, Status>>;
-}
-
-macro_rules! export_method {
-    ($name:ident, $service:literal, $req:ty, $resp:ty, $method:ident) => {
-        /// The Export method of
-        #[doc = $service]
-        #[derive(Clone)]
-        pub struct $name(GrpcReceiver);
-
-        impl ExportMethod for $name {
-            type Req = $req;
-            type Resp = $resp;
-            const SERVICE: &'static str = $service;
-            const PATH: &'static str = concat!("/", $service, "/Export");
-            fn export(
-                &self,
-                request: Request<$req>,
-            ) -> BoxFuture<'static, Result<Response<$resp>, Status>> {
-                let inner = Arc::clone(&self.0.inner);
-                Box::pin(async move {
-                    let (ctx, source) = context(request.metadata())?;
-                    let resp = inner
-                        .$method(&ctx, source, request.into_inner())
-                        .await
-                        .map_err(to_status)?;
-                    Ok(Response::new(resp))
-                })
-            }
-        }
-    };
-}
-
-export_method!(
-    TracesExport,
-    "opentelemetry.proto.collector.trace.v1.TraceService",
-    ExportTraceServiceRequest,
-    ExportTraceServiceResponse,
-    export_traces
-);
-export_method!(
-    MetricsExport,
-    "opentelemetry.proto.collector.metrics.v1.MetricsService",
-    ExportMetricsServiceRequest,
-    ExportMetricsServiceResponse,
-    export_metrics
-);
-export_method!(
-    LogsExport,
-    "opentelemetry.proto.collector.logs.v1.LogsService",
-    ExportLogsServiceRequest,
-    ExportLogsServiceResponse,
-    export_logs
-);
-
-/// A tonic service serving one [`ExportMethod`] with [`OtlpCodec`].
-#[derive(Clone)]
-pub struct ExportServer<M> {
-    method: M,
-    compression: EnabledCompressionEncodings,
-    max_message_bytes: usize,
-}
-
-impl<M: ExportMethod> ExportServer<M> {
-    fn new(method: M, max_message_bytes: usize) -> Self {
+    /// The service of signal `S`.
+    pub fn service<S: OtlpSignal>(&self, max_message_bytes: usize) -> ExportServer<S> {
         let mut compression = EnabledCompressionEncodings::default();
         compression.enable(CompressionEncoding::Gzip);
         compression.enable(CompressionEncoding::Zstd);
-        Self {
-            method,
+        ExportServer {
+            receiver: Arc::clone(&self.inner),
             compression,
             max_message_bytes,
+            signal: PhantomData,
         }
     }
 }
 
-impl<M: ExportMethod> tonic::server::NamedService for ExportServer<M> {
-    const NAME: &'static str = M::SERVICE;
+/// A tonic service serving signal `S`'s one unary method, `Export`, with
+/// [`OtlpCodec`].
+#[derive(Clone)]
+pub struct ExportServer<S> {
+    receiver: Arc<OtlpReceiver>,
+    compression: EnabledCompressionEncodings,
+    max_message_bytes: usize,
+    signal: PhantomData<S>,
 }
 
-struct Unary<M>(M);
+impl<S: OtlpSignal> tonic::server::NamedService for ExportServer<S> {
+    const NAME: &'static str = S::GRPC_SERVICE;
+}
 
-impl<M: ExportMethod> tonic::server::UnaryService<M::Req> for Unary<M> {
-    type Response = M::Resp;
-    type Future = BoxFuture<'static, Result<Response<M::Resp>, Status>>;
+/// The `Export` method of signal `S`.
+struct Export<S> {
+    receiver: Arc<OtlpReceiver>,
+    signal: PhantomData<S>,
+}
 
-    fn call(&mut self, request: Request<M::Req>) -> Self::Future {
-        self.0.export(request)
+impl<S: OtlpSignal> tonic::server::UnaryService<S::Request> for Export<S> {
+    type Response = S::Response;
+    type Future = BoxFuture<'static, Result<Response<S::Response>, Status>>;
+
+    fn call(&mut self, request: Request<S::Request>) -> Self::Future {
+        let receiver = Arc::clone(&self.receiver);
+        Box::pin(async move {
+            let md = request.metadata();
+            let (ctx, source) =
+                export_context(|k| md.get(k).map(|v| v.as_bytes())).map_err(to_status)?;
+            let response = receiver
+                .export::<S>(&ctx, source, request.into_inner())
+                .await
+                .map_err(to_status)?;
+            Ok(Response::new(response))
+        })
     }
 }
 
-impl<M, B> tower::Service<http::Request<B>> for ExportServer<M>
+impl<S, B> tower::Service<http::Request<B>> for ExportServer<S>
 where
-    M: ExportMethod,
+    S: OtlpSignal,
     B: http_body::Body + Send + 'static,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>> + Send + 'static,
 {
@@ -207,15 +138,20 @@ where
     }
 
     fn call(&mut self, req: http::Request<B>) -> Self::Future {
-        if req.uri().path() != M::PATH {
+        if req.uri().path() != S::GRPC_PATH {
             return Box::pin(async { Ok(Status::unimplemented("unknown method").into_http()) });
         }
-        let this = self.clone();
+        let (compression, max) = (self.compression, self.max_message_bytes);
+        let export = Export::<S> {
+            receiver: Arc::clone(&self.receiver),
+            signal: PhantomData,
+        };
         Box::pin(async move {
-            let mut grpc = tonic::server::Grpc::new(OtlpCodec::<M::Resp, M::Req>::default())
-                .apply_compression_config(this.compression, this.compression)
-                .apply_max_message_size_config(Some(this.max_message_bytes), None);
-            Ok(grpc.unary(Unary(this.method), req).await)
+            let mut grpc =
+                tonic::server::Grpc::new(OtlpCodec::<S::Response, S::Request>::default())
+                    .apply_compression_config(compression, compression)
+                    .apply_max_message_size_config(Some(max), None);
+            Ok(grpc.unary(export, req).await)
         })
     }
 }

@@ -5,18 +5,18 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use axum::Router;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use axum::routing::post;
 use prost::Message;
 
 use super::decode::{DecodeError, Encoding, decompress};
+use super::signal::{Logs, Metrics, OtlpSignal, Traces};
 use super::status::{RpcStatus, code};
-use super::{
-    BATCH_HEADER, OtlpReceiver, ReceiveError, TENANT_HEADER, WORKSPACE_HEADER, json, source_batch,
-    tenant_context,
-};
+use super::{OtlpReceiver, ReceiveError, export_context};
 use tf_application::ports::WriteError;
 
 /// Request body encodings of OTLP/HTTP.
@@ -31,6 +31,14 @@ impl BodyFormat {
         match self {
             BodyFormat::Protobuf => "application/x-protobuf",
             BodyFormat::Json => "application/json",
+        }
+    }
+
+    /// As error messages name it.
+    fn name(self) -> &'static str {
+        match self {
+            BodyFormat::Protobuf => "OTLP/protobuf",
+            BodyFormat::Json => "OTLP/JSON",
         }
     }
 
@@ -107,19 +115,82 @@ fn receive_error(e: ReceiveError, format: BodyFormat) -> Response {
     }
 }
 
-#[derive(Debug, Clone, Copy)]
-enum Signal {
-    Traces,
-    Metrics,
-    Logs,
+impl HttpReceiver {
+    /// The OTLP/HTTP routes: `POST /v1/traces`, `/v1/metrics`, `/v1/logs`.
+    pub fn routes(self) -> Router {
+        Router::new()
+            .route(Traces::HTTP_PATH, post(export::<Traces>))
+            .route(Metrics::HTTP_PATH, post(export::<Metrics>))
+            .route(Logs::HTTP_PATH, post(export::<Logs>))
+            .with_state(self)
+    }
 }
 
-async fn handle(rx: HttpReceiver, signal: Signal, headers: HeaderMap, body: Bytes) -> Response {
+/// `POST` of signal `S`: decode, ingest, answer in the request's format.
+async fn export<S: OtlpSignal>(
+    State(rx): State<HttpReceiver>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let (format, body) = match read_body(&headers, body, rx.max_body_bytes) {
+        Ok(read) => read,
+        Err((status, rpc, format)) => return error_response(status, rpc, format),
+    };
+    let (ctx, source) = match export_context(|k| headers.get(k).map(|v| v.as_bytes())) {
+        Ok(named) => named,
+        Err(e) => return receive_error(e, format),
+    };
+    let decoded = match format {
+        BodyFormat::Protobuf => S::Request::decode(body).map_err(|e| e.to_string()),
+        BodyFormat::Json => S::decode_json(&body).map_err(|e| e.to_string()),
+    };
+    let request = match decoded {
+        Ok(r) => r,
+        Err(e) => {
+            let message = format!(
+                "invalid {} {} request: {e}",
+                format.name(),
+                S::SIGNAL.name()
+            );
+            return error_response(
+                StatusCode::BAD_REQUEST,
+                RpcStatus::new(code::INVALID_ARGUMENT, message),
+                format,
+            );
+        }
+    };
+    let response = match rx.receiver.export::<S>(&ctx, source, request).await {
+        Ok(r) => r,
+        Err(e) => return receive_error(e, format),
+    };
+    let body = match format {
+        BodyFormat::Protobuf => response.encode_to_vec(),
+        BodyFormat::Json => S::encode_json(&response),
+    };
+    (
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, format.content_type())],
+        body,
+    )
+        .into_response()
+}
+
+/// An error answer: its status, and the `google.rpc.Status` it carries in
+/// the request's format.
+type Refusal = (StatusCode, RpcStatus, BodyFormat);
+
+/// The body's format (from `Content-Type`) and the body, decompressed as
+/// `Content-Encoding` says within `max_bytes`.
+fn read_body(
+    headers: &HeaderMap,
+    body: Bytes,
+    max_bytes: usize,
+) -> Result<(BodyFormat, Bytes), Refusal> {
     let ct = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok());
     let Some(format) = BodyFormat::from_content_type(ct) else {
-        return error_response(
+        return Err((
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             RpcStatus::new(
                 code::INVALID_ARGUMENT,
@@ -129,103 +200,27 @@ async fn handle(rx: HttpReceiver, signal: Signal, headers: HeaderMap, body: Byte
                 ),
             ),
             BodyFormat::Protobuf,
-        );
-    };
-    let bad_request = |msg: String| {
-        error_response(
-            StatusCode::BAD_REQUEST,
-            RpcStatus::new(code::INVALID_ARGUMENT, msg),
-            format,
-        )
+        ));
     };
     let encoding = headers
         .get(header::CONTENT_ENCODING)
         .map(|v| v.to_str().unwrap_or("<non-ascii>"));
-    let body =
-        match Encoding::parse(encoding).and_then(|enc| decompress(enc, body, rx.max_body_bytes)) {
-            Ok(b) => b,
-            Err(e @ DecodeError::TooLarge { .. }) => {
-                return error_response(
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    RpcStatus::new(code::RESOURCE_EXHAUSTED, e.to_string()),
-                    format,
-                );
-            }
-            Err(e @ DecodeError::UnsupportedEncoding(_)) => {
-                return error_response(
-                    StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                    RpcStatus::new(code::INVALID_ARGUMENT, e.to_string()),
-                    format,
-                );
-            }
-            Err(e) => return bad_request(e.to_string()),
-        };
-    let get = |k: &str| headers.get(k).map(|v| v.as_bytes());
-    let ctx = match tenant_context(get(TENANT_HEADER), get(WORKSPACE_HEADER)) {
-        Ok(c) => c,
-        Err(e) => return receive_error(e, format),
-    };
-    let source = match source_batch(get(BATCH_HEADER)) {
-        Ok(s) => s,
-        Err(e) => return receive_error(e, format),
-    };
-    let r = &rx.receiver;
-    // Decode, ingest, encode the response in the request's format.
-    let result: Result<Vec<u8>, Response> = match (signal, format) {
-        (Signal::Traces, BodyFormat::Protobuf) => {
-            match opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest::decode(body) {
-                Ok(req) => r.export_traces(&ctx, source, req).await.map(|x| x.encode_to_vec()),
-                Err(e) => return bad_request(format!("invalid OTLP/protobuf traces request: {e}")),
-            }
-        }
-        (Signal::Traces, BodyFormat::Json) => match json::decode_traces(&body) {
-            Ok(req) => r.export_traces(&ctx, source, req).await.map(|x| json::encode_trace_response(&x)),
-            Err(e) => return bad_request(format!("invalid OTLP/JSON traces request: {e}")),
-        },
-        (Signal::Metrics, BodyFormat::Protobuf) => {
-            match opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest::decode(body) {
-                Ok(req) => r.export_metrics(&ctx, source, req).await.map(|x| x.encode_to_vec()),
-                Err(e) => return bad_request(format!("invalid OTLP/protobuf metrics request: {e}")),
-            }
-        }
-        (Signal::Metrics, BodyFormat::Json) => match json::decode_metrics(&body) {
-            Ok(req) => r
-                .export_metrics(&ctx, source, req)
-                .await
-                .map(|x| json::encode_metrics_response(&x)),
-            Err(e) => return bad_request(format!("invalid OTLP/JSON metrics request: {e}")),
-        },
-        (Signal::Logs, BodyFormat::Protobuf) => {
-            match opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest::decode(body) {
-                Ok(req) => r.export_logs(&ctx, source, req).await.map(|x| x.encode_to_vec()),
-                Err(e) => return bad_request(format!("invalid OTLP/protobuf logs request: {e}")),
-            }
-        }
-        (Signal::Logs, BodyFormat::Json) => match json::decode_logs(&body) {
-            Ok(req) => r.export_logs(&ctx, source, req).await.map(|x| json::encode_logs_response(&x)),
-            Err(e) => return bad_request(format!("invalid OTLP/JSON logs request: {e}")),
-        },
+    match Encoding::parse(encoding).and_then(|enc| decompress(enc, body, max_bytes)) {
+        Ok(body) => Ok((format, body)),
+        Err(e @ DecodeError::TooLarge { .. }) => Err((
+            StatusCode::PAYLOAD_TOO_LARGE,
+            RpcStatus::new(code::RESOURCE_EXHAUSTED, e.to_string()),
+            format,
+        )),
+        Err(e @ DecodeError::UnsupportedEncoding(_)) => Err((
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            RpcStatus::new(code::INVALID_ARGUMENT, e.to_string()),
+            format,
+        )),
+        Err(e) => Err((
+            StatusCode::BAD_REQUEST,
+            RpcStatus::new(code::INVALID_ARGUMENT, e.to_string()),
+            format,
+        )),
     }
-    .map_err(|e| receive_error(e, format));
-    match result {
-        Ok(body) => (
-            StatusCode::OK,
-            [(header::CONTENT_TYPE, format.content_type())],
-            body,
-        )
-            .into_response(),
-        Err(resp) => resp,
-    }
-}
-
-pub async fn traces(State(rx): State<HttpReceiver>, headers: HeaderMap, body: Bytes) -> Response {
-    handle(rx, Signal::Traces, headers, body).await
-}
-
-pub async fn metrics(State(rx): State<HttpReceiver>, headers: HeaderMap, body: Bytes) -> Response {
-    handle(rx, Signal::Metrics, headers, body).await
-}
-
-pub async fn logs(State(rx): State<HttpReceiver>, headers: HeaderMap, body: Bytes) -> Response {
-    handle(rx, Signal::Logs, headers, body).await
 }

@@ -2,7 +2,8 @@
 //! [`OtlpReceiver`] that decodes, converts and hands batches to the ingest
 //! command handler. Receivers stay thin: conversion lives in `convert`, the
 //! OTLP/JSON codec (decoder and encoder, from one declaration per message)
-//! in `json`, body decompression in `decode`.
+//! in `json`, body decompression in `decode`. Each is written once for all
+//! three signals, generic over [`signal::OtlpSignal`].
 
 pub mod convert;
 pub(crate) mod decode;
@@ -10,23 +11,15 @@ pub mod export;
 pub mod grpc;
 pub mod http;
 pub mod json;
+pub mod signal;
 pub mod status;
 pub mod synth;
 
 use std::sync::Arc;
 
-use opentelemetry_proto::tonic::collector::logs::v1::{
-    ExportLogsPartialSuccess, ExportLogsServiceRequest, ExportLogsServiceResponse,
-};
-use opentelemetry_proto::tonic::collector::metrics::v1::{
-    ExportMetricsPartialSuccess, ExportMetricsServiceRequest, ExportMetricsServiceResponse,
-};
-use opentelemetry_proto::tonic::collector::trace::v1::{
-    ExportTracePartialSuccess, ExportTraceServiceRequest, ExportTraceServiceResponse,
-};
-
 use convert::{ConvertError, Converted};
-use tf_application::commands::{IngestCommand, IngestHandler, IngestOutcome};
+use signal::{OtlpSignal, PartialSuccess};
+use tf_application::commands::{IngestCommand, IngestHandler};
 use tf_application::ports::WriteError;
 use tf_domain::delivery::BatchKeyError;
 use tf_domain::ports::CounterStore;
@@ -99,6 +92,15 @@ pub fn source_batch(raw: Option<&[u8]>) -> Result<Option<SourceBatch>> {
     }
 }
 
+/// The tenant context and the forwarded batch that an export request's
+/// headers name; `header` reads one header by name.
+pub(crate) fn export_context<'a>(
+    header: impl Fn(&str) -> Option<&'a [u8]>,
+) -> Result<(TenantContext, Option<SourceBatch>)> {
+    let ctx = tenant_context(header(TENANT_HEADER), header(WORKSPACE_HEADER))?;
+    Ok((ctx, source_batch(header(BATCH_HEADER))?))
+}
+
 /// What both receivers share: conversion and the ingest use case.
 pub struct OtlpReceiver {
     handler: Arc<IngestHandler>,
@@ -110,72 +112,29 @@ impl OtlpReceiver {
         Self { handler, counters }
     }
 
-    async fn ingest(
+    /// Converts and ingests one export request of signal `S`; answers
+    /// with what was rejected, if anything.
+    pub async fn export<S: OtlpSignal>(
         &self,
-        converted: Converted,
+        ctx: &TenantContext,
         source: Option<SourceBatch>,
-    ) -> Result<IngestOutcome> {
-        let Converted { summary, batches } = converted;
-        Ok(self
+        req: S::Request,
+    ) -> Result<S::Response> {
+        let Converted { summary, batches } = S::convert(&req, ctx, self.counters.as_ref())?;
+        // The decoded request (several times its wire size) is not kept
+        // while the WAL fsync is awaited.
+        drop(req);
+        let out = self
             .handler
             .handle(IngestCommand {
                 summary,
                 batches,
                 source,
             })
-            .await?)
-    }
-
-    pub async fn export_traces(
-        &self,
-        ctx: &TenantContext,
-        source: Option<SourceBatch>,
-        req: ExportTraceServiceRequest,
-    ) -> Result<ExportTraceServiceResponse> {
-        let converted = convert::convert_traces(&req, ctx)?;
-        // The decoded request (several times its wire size) is not kept
-        // while the WAL fsync is awaited.
-        drop(req);
-        let out = self.ingest(converted, source).await?;
-        Ok(ExportTraceServiceResponse {
-            partial_success: (out.rejected > 0).then_some(ExportTracePartialSuccess {
-                rejected_spans: out.rejected as i64,
-                error_message: out.message,
-            }),
-        })
-    }
-
-    pub async fn export_metrics(
-        &self,
-        ctx: &TenantContext,
-        source: Option<SourceBatch>,
-        req: ExportMetricsServiceRequest,
-    ) -> Result<ExportMetricsServiceResponse> {
-        let converted = convert::convert_metrics(&req, ctx, self.counters.as_ref())?;
-        drop(req);
-        let out = self.ingest(converted, source).await?;
-        Ok(ExportMetricsServiceResponse {
-            partial_success: (out.rejected > 0).then_some(ExportMetricsPartialSuccess {
-                rejected_data_points: out.rejected as i64,
-                error_message: out.message,
-            }),
-        })
-    }
-
-    pub async fn export_logs(
-        &self,
-        ctx: &TenantContext,
-        source: Option<SourceBatch>,
-        req: ExportLogsServiceRequest,
-    ) -> Result<ExportLogsServiceResponse> {
-        let converted = convert::convert_logs(&req, ctx)?;
-        drop(req);
-        let out = self.ingest(converted, source).await?;
-        Ok(ExportLogsServiceResponse {
-            partial_success: (out.rejected > 0).then_some(ExportLogsPartialSuccess {
-                rejected_log_records: out.rejected as i64,
-                error_message: out.message,
-            }),
-        })
+            .await?;
+        Ok(S::response((out.rejected > 0).then_some(PartialSuccess {
+            rejected: out.rejected as i64,
+            error_message: out.message,
+        })))
     }
 }

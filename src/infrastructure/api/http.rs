@@ -87,12 +87,7 @@ fn cors(origins: &[String]) -> Option<CorsLayer> {
 
 /// The HTTP router.
 pub fn router(state: ApiState) -> Router {
-    use crate::infrastructure::otlp::http as otlp_http;
-    let otlp_routes = Router::new()
-        .route("/v1/traces", post(otlp_http::traces))
-        .route("/v1/metrics", post(otlp_http::metrics))
-        .route("/v1/logs", post(otlp_http::logs))
-        .with_state(state.otlp.clone());
+    let otlp_routes = state.otlp.clone().routes();
     let limit = state.otlp.max_body_bytes;
     let origins = state.cors_allowed_origins.clone();
     let router = Router::new()
