@@ -532,7 +532,7 @@ mod tests {
             &mut out,
             1024,
             &FlushStats::default(),
-            &[(acme(), Table::Logs, 3, 1)],
+            &[(acme(), Table::LOGS, 3, 1)],
         );
         compaction(&mut out, &CompactionStats::default());
         retention(&mut out, &RetentionStats::default());
