@@ -141,24 +141,7 @@ async fn open_storage_with(
         Arc::clone(&buffer),
     ));
     let delivery: Arc<dyn DeliveryStore> = Arc::new(DeliveryFiles::new(&config.storage.data_dir));
-    let mut forwarders = Vec::new();
-    for f in config.forwarders()? {
-        let name = f.forwarder.name.clone();
-        let cursor = delivery
-            .load_cursor(&name)
-            .await
-            .with_context(|| format!("reading the cursor of forwarder {name:?}"))?
-            .unwrap_or_default();
-        let exporter =
-            OtlpExporter::new(f.exporter).with_context(|| format!("forwarder {name:?}"))?;
-        forwarders.push(Arc::new(Forwarder::new(
-            f.forwarder,
-            node_id.clone(),
-            cursor,
-            Arc::new(exporter) as Arc<dyn Exporter>,
-            Arc::clone(&delivery),
-        )));
-    }
+    let forwarders = build_forwarders(config, &node_id, &delivery).await?;
     let sources = SourceMarks::load(Arc::clone(&delivery))
         .context("reading the marks of batches other nodes forwarded")?;
     let mut path = WritePath::builder(buffer)
@@ -192,6 +175,33 @@ async fn open_storage_with(
         next_seq,
         forwarders,
     })
+}
+
+/// The configured forwarders, each resuming at its saved cursor.
+async fn build_forwarders(
+    config: &Config,
+    node_id: &crate::domain::NodeId,
+    delivery: &Arc<dyn DeliveryStore>,
+) -> anyhow::Result<Vec<Arc<Forwarder>>> {
+    let mut forwarders = Vec::new();
+    for f in config.forwarders()? {
+        let name = f.forwarder.name.clone();
+        let cursor = delivery
+            .load_cursor(&name)
+            .await
+            .with_context(|| format!("reading the cursor of forwarder {name:?}"))?
+            .unwrap_or_default();
+        let exporter =
+            OtlpExporter::new(f.exporter).with_context(|| format!("forwarder {name:?}"))?;
+        forwarders.push(Arc::new(Forwarder::new(
+            f.forwarder,
+            node_id.clone(),
+            cursor,
+            Arc::new(exporter) as Arc<dyn Exporter>,
+            Arc::clone(delivery),
+        )));
+    }
+    Ok(forwarders)
 }
 
 /// Reads the WAL of `config` into `storage` without writing anything (for
@@ -326,66 +336,10 @@ pub async fn start_with_subscribers(
     let grpc_addr = grpc_listener.local_addr()?;
     let http_addr = http_listener.local_addr()?;
 
-    // Recovery: replay the WAL to every consumer of durable records
-    // (skipping what the manifests already hold), then accept writes and
-    // start the durable subscribers. Queries and /readyz work meanwhile.
     let (subscribers_stop, subscribers_stop_rx) = watch::channel(false);
-    let recovery = {
-        let pipeline = Arc::clone(&pipeline);
-        let wal_config = config.wal_config();
-        tokio::spawn(async move {
-            let replaying = Arc::clone(&pipeline);
-            let (wal, report) = tokio::task::spawn_blocking(move || {
-                Wal::open(wal_config, next_seq, |record| replaying.replay(&record))
-                    .context("opening the write-ahead log")
-            })
-            .await
-            .context("WAL replay task")??;
-            relieve_memory(&pipeline).await;
-            let wal = Arc::new(wal);
-            let log = pipeline.set_wal(Arc::clone(&wal) as Arc<dyn WriteAheadLog>);
-            let subscribers = pipeline
-                .subscribers()
-                .durable()
-                .iter()
-                .map(|s| tokio::spawn(Arc::clone(s).run(log.clone(), subscribers_stop_rx.clone())))
-                .collect();
-            tracing::info!(
-                records = report.records,
-                segments = report.segments,
-                torn = report.torn_tails,
-                corrupt = report.corrupt,
-                buffered_bytes = pipeline.buffer().buffered_bytes(),
-                "write-ahead log replayed; accepting writes"
-            );
-            Ok(Recovered {
-                wal,
-                report,
-                subscribers,
-            })
-        })
-    };
-
+    let recovery = spawn_recovery(&config, &pipeline, next_seq, subscribers_stop_rx);
     let max = config.server.max_request_bytes.get();
-    let (traces, metrics, logs) = GrpcReceiver::new(Arc::clone(&receiver)).services(max);
-    let grpc_task = {
-        let mut rx = stop_rx.clone();
-        tokio::spawn(async move {
-            tonic::transport::Server::builder()
-                .layer(crate::infrastructure::otlp::grpc::size_limit_status_layer())
-                .add_service(traces)
-                .add_service(metrics)
-                .add_service(logs)
-                .serve_with_incoming_shutdown(
-                    tonic::transport::server::TcpIncoming::from(grpc_listener),
-                    async move {
-                        let _ = rx.wait_for(|s| *s).await;
-                    },
-                )
-                .await
-                .context("gRPC server")
-        })
-    };
+    let grpc_task = serve_grpc(grpc_listener, &receiver, max, stop_rx.clone());
     let app = router(ApiState {
         otlp: HttpReceiver {
             receiver,
@@ -415,39 +369,9 @@ pub async fn start_with_subscribers(
         retention: Arc::clone(&retention),
         gc_grace: Duration::from_secs(config.storage.gc_grace_secs),
     });
-    let http_task = {
-        let mut rx = stop_rx.clone();
-        tokio::spawn(async move {
-            axum::serve(http_listener, app)
-                .with_graceful_shutdown(async move {
-                    let _ = rx.wait_for(|s| *s).await;
-                })
-                .await
-                .context("HTTP server")
-        })
-    };
+    let http_task = serve_http(http_listener, app, stop_rx.clone());
     let stop_rx_for_compaction = stop_rx.clone();
-    let flusher = {
-        let pipeline = Arc::clone(&pipeline);
-        let mut rx = stop_rx;
-        // Often enough that memory pressure is relieved before the budget
-        // refuses writes; a tick with nothing due only takes a lock briefly.
-        let tick = (config.buffer_config().max_age / 2).min(Duration::from_millis(100));
-        tokio::spawn(async move {
-            let mut interval = tokio::time::interval(tick.max(Duration::from_millis(10)));
-            interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            loop {
-                tokio::select! {
-                    _ = interval.tick() => {
-                        if let Err(e) = pipeline.flush_due(false).await {
-                            tracing::debug!(error = %e, "periodic flush failed");
-                        }
-                    }
-                    _ = async { let _ = rx.wait_for(|s| *s).await; } => break,
-                }
-            }
-        })
-    };
+    let flusher = spawn_flusher(&config, &pipeline, stop_rx);
     let retention_task = spawn_retention(
         &config,
         retention,
@@ -474,6 +398,118 @@ pub async fn start_with_subscribers(
         subscribers: Vec::new(),
         subscribers_stop,
         shutdown_timeout: Duration::from_secs(config.server.shutdown_timeout_secs),
+    })
+}
+
+/// Recovery: replays the WAL to every consumer of durable records
+/// (skipping what the manifests already hold), then accepts writes and
+/// starts the durable subscribers. Queries and /readyz work meanwhile.
+fn spawn_recovery(
+    config: &Config,
+    pipeline: &Arc<WritePath>,
+    next_seq: u64,
+    stop: watch::Receiver<bool>,
+) -> RecoveryTask {
+    let pipeline = Arc::clone(pipeline);
+    let wal_config = config.wal_config();
+    tokio::spawn(async move {
+        let replaying = Arc::clone(&pipeline);
+        let (wal, report) = tokio::task::spawn_blocking(move || {
+            Wal::open(wal_config, next_seq, |record| replaying.replay(&record))
+                .context("opening the write-ahead log")
+        })
+        .await
+        .context("WAL replay task")??;
+        relieve_memory(&pipeline).await;
+        let wal = Arc::new(wal);
+        let log = pipeline.set_wal(Arc::clone(&wal) as Arc<dyn WriteAheadLog>);
+        let subscribers = pipeline
+            .subscribers()
+            .durable()
+            .iter()
+            .map(|s| tokio::spawn(Arc::clone(s).run(log.clone(), stop.clone())))
+            .collect();
+        tracing::info!(
+            records = report.records,
+            segments = report.segments,
+            torn = report.torn_tails,
+            corrupt = report.corrupt,
+            buffered_bytes = pipeline.buffer().buffered_bytes(),
+            "write-ahead log replayed; accepting writes"
+        );
+        Ok(Recovered {
+            wal,
+            report,
+            subscribers,
+        })
+    })
+}
+
+/// Serves OTLP/gRPC on `listener` until `stop`.
+fn serve_grpc(
+    listener: TcpListener,
+    receiver: &Arc<OtlpReceiver>,
+    max_request_bytes: usize,
+    mut stop: watch::Receiver<bool>,
+) -> JoinHandle<anyhow::Result<()>> {
+    let (traces, metrics, logs) =
+        GrpcReceiver::new(Arc::clone(receiver)).services(max_request_bytes);
+    tokio::spawn(async move {
+        tonic::transport::Server::builder()
+            .layer(crate::infrastructure::otlp::grpc::size_limit_status_layer())
+            .add_service(traces)
+            .add_service(metrics)
+            .add_service(logs)
+            .serve_with_incoming_shutdown(
+                tonic::transport::server::TcpIncoming::from(listener),
+                async move {
+                    let _ = stop.wait_for(|s| *s).await;
+                },
+            )
+            .await
+            .context("gRPC server")
+    })
+}
+
+/// Serves the HTTP API on `listener` until `stop`.
+fn serve_http(
+    listener: TcpListener,
+    app: axum::Router,
+    mut stop: watch::Receiver<bool>,
+) -> JoinHandle<anyhow::Result<()>> {
+    tokio::spawn(async move {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(async move {
+                let _ = stop.wait_for(|s| *s).await;
+            })
+            .await
+            .context("HTTP server")
+    })
+}
+
+/// Flushes due partitions until `stop`: often enough that memory pressure
+/// is relieved before the budget refuses writes; a tick with nothing due
+/// only takes a lock briefly.
+fn spawn_flusher(
+    config: &Config,
+    pipeline: &Arc<WritePath>,
+    mut stop: watch::Receiver<bool>,
+) -> JoinHandle<()> {
+    let pipeline = Arc::clone(pipeline);
+    let tick = (config.buffer_config().max_age / 2).min(Duration::from_millis(100));
+    tokio::spawn(async move {
+        let mut interval = tokio::time::interval(tick.max(Duration::from_millis(10)));
+        interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = interval.tick() => {
+                    if let Err(e) = pipeline.flush_due(false).await {
+                        tracing::debug!(error = %e, "periodic flush failed");
+                    }
+                }
+                _ = async { let _ = stop.wait_for(|s| *s).await; } => break,
+            }
+        }
     })
 }
 
