@@ -186,7 +186,7 @@ fn declared() -> Table {
         Field::new("service_name", DataType::Utf8, false),
         Field::new("value", DataType::Int64, false),
     ]));
-    tf_schema::declare_table("test_rollups", None, schema, &["service_name", "timestamp"])
+    tf_schema::declare_table("test_rollups", schema, &["service_name", "timestamp"])
         .expect("declared")
 }
 

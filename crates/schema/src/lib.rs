@@ -14,8 +14,8 @@ use std::sync::{Arc, OnceLock, RwLock};
 use arrow::array::{Array, MapBuilder, StringBuilder};
 use arrow::datatypes::{DataType, Field, Fields, Schema, SchemaRef, TimeUnit};
 
+use tf_domain::Table;
 use tf_domain::telemetry::TableError;
-use tf_domain::{Signal, Table};
 
 /// `Timestamp(Nanosecond, "UTC")`.
 pub fn ts_type() -> DataType {
@@ -248,17 +248,17 @@ pub enum DeclareError {
     Schema { table: Table, why: String },
 }
 
-/// Declares a table beside the OTLP ones (see [`Table::declare`]) with its
-/// schema and the columns its files are sorted by. Its rows are then
-/// buffered, flushed, compacted, expired, replayed and queried like any
-/// other table's. Declaring it again with the same schema returns it.
+/// Declares a derived table (see [`Table::derived`]) with its schema and
+/// the columns its files are sorted by. Its rows are then buffered,
+/// flushed, compacted, expired, replayed and queried like any other
+/// table's. Declare every table at start-up, before storage opens (the WAL
+/// may hold its rows). Declaring it again with the same schema returns it.
 pub fn declare_table(
     name: &'static str,
-    signal: Option<Signal>,
     schema: SchemaRef,
     sort: &'static [&'static str],
 ) -> Result<Table, DeclareError> {
-    let table = Table::declare(name, signal)?;
+    let table = Table::derived(name)?;
     let bad = |why: String| DeclareError::Schema { table, why };
     match schema.field_with_name(Table::TIMESTAMP_COLUMN) {
         Ok(f) if f.data_type() == &ts_type() && !f.is_nullable() => {}
@@ -275,18 +275,18 @@ pub fn declare_table(
     }
     let mut declared = DECLARED.write().unwrap_or_else(|e| e.into_inner());
     match declared.iter().find(|d| d.table == table) {
-        Some(d) if d.schema == schema && d.sort == sort => Ok(table),
-        Some(_) => Err(bad("already declared with another schema".into())),
-        None if table.otlp_code().is_some() => Err(bad("is an OTLP table".into())),
-        None => {
-            declared.push(Declared {
-                table,
-                schema,
-                sort,
-            });
-            Ok(table)
-        }
+        Some(d) if d.schema == schema && d.sort == sort => {}
+        Some(_) => return Err(bad("already declared with another schema".into())),
+        None => declared.push(Declared {
+            table,
+            schema,
+            sort,
+        }),
     }
+    // Known by name only once its schema is: a query never meets a table
+    // without one.
+    Table::register(table);
+    Ok(table)
 }
 
 /// The schema of a table.

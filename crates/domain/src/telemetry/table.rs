@@ -12,15 +12,16 @@ use super::Signal;
 /// and flushed, compacted, expired and replayed the same way; what differs
 /// is its schema (`tf-schema`) and the signal its rows come from, if any.
 /// Besides the OTLP tables ([`Table::ALL`]), a feature may declare tables
-/// of its own ([`Table::declare`]: derived rows such as rollups), which
-/// every one of those mechanisms then handles without code of its own.
+/// of its own ([`Table::derived`]: rows such as rollups), which every one
+/// of those mechanisms then handles without code of its own.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Table {
     name: &'static str,
     signal: Option<Signal>,
 }
 
-/// Tables declared at run time, beside [`Table::ALL`].
+/// Derived tables declared at start-up, beside [`Table::ALL`] (the
+/// process's table catalogue; filled before storage opens).
 static DECLARED: RwLock<Vec<Table>> = RwLock::new(Vec::new());
 
 /// Why a table cannot be declared.
@@ -30,7 +31,7 @@ pub enum TableError {
         "table name {0:?} must be 1 to 64 lowercase letters, digits or '_', starting with a letter"
     )]
     BadName(String),
-    #[error("table {0:?} is already declared with another signal")]
+    #[error("table {0:?} is an OTLP table")]
     Clash(String),
 }
 
@@ -66,10 +67,11 @@ impl Table {
         }
     }
 
-    /// Declares a table beside the OTLP ones (once per process; declaring
-    /// the same table again returns it). Its name is a safe path segment
-    /// that no tenant's data can collide with.
-    pub fn declare(name: &'static str, signal: Option<Signal>) -> Result<Table, TableError> {
+    /// A table derived from others (rollups, audit events): it has no
+    /// signal, so it is never forwarded or replayed as OTLP. Its name is a
+    /// safe path segment that no OTLP table has; [`Table::register`] makes
+    /// it known (`tf_schema::declare_table` does both, with its schema).
+    pub fn derived(name: &'static str) -> Result<Table, TableError> {
         let valid = (1..=64).contains(&name.len())
             && name.starts_with(|c: char| c.is_ascii_lowercase())
             && name
@@ -78,22 +80,18 @@ impl Table {
         if !valid {
             return Err(TableError::BadName(name.to_owned()));
         }
-        let table = Table { name, signal };
-        if let Some(known) = Table::from_name(name) {
-            return if known == table {
-                Ok(known)
-            } else {
-                Err(TableError::Clash(name.to_owned()))
-            };
+        if Table::ALL.iter().any(|t| t.name == name) {
+            return Err(TableError::Clash(name.to_owned()));
         }
+        Ok(Table { name, signal: None })
+    }
+
+    /// Makes a [`Table::derived`] table known by name (once per process;
+    /// registering it again does nothing).
+    pub fn register(table: Table) {
         let mut declared = DECLARED.write().unwrap_or_else(|e| e.into_inner());
-        match declared.iter().find(|t| t.name == name) {
-            Some(t) if *t == table => Ok(*t),
-            Some(_) => Err(TableError::Clash(name.to_owned())),
-            None => {
-                declared.push(table);
-                Ok(table)
-            }
+        if !declared.contains(&table) {
+            declared.push(table);
         }
     }
 
@@ -179,26 +177,20 @@ mod tests {
     }
 
     #[test]
-    fn a_declared_table_is_known_by_name_and_kept_apart() {
-        let t = Table::declare("test_rollups", None).unwrap();
+    fn a_derived_table_is_known_by_name_once_registered() {
+        let t = Table::derived("test_rollups").unwrap();
+        assert_eq!(Table::from_name("test_rollups"), None);
+        Table::register(t);
+        Table::register(t);
         assert_eq!(Table::from_name("test_rollups"), Some(t));
-        assert_eq!(Table::declare("test_rollups", None), Ok(t));
-        assert!(Table::all().contains(&t));
+        assert_eq!(Table::all().iter().filter(|&&x| x == t).count(), 1);
         assert_eq!((t.signal(), t.otlp_code()), (None, None));
         assert_eq!(
-            Table::declare("test_rollups", Some(Signal::Logs)),
-            Err(TableError::Clash("test_rollups".into()))
-        );
-        assert_eq!(
-            Table::declare("otel_logs", None),
+            Table::derived("otel_logs"),
             Err(TableError::Clash("otel_logs".into()))
         );
-        assert_eq!(
-            Table::declare("otel_logs", Some(Signal::Logs)),
-            Ok(Table::LOGS)
-        );
         for bad in ["", "_system", "Upper", "a/b", "9x", "a-b"] {
-            assert!(Table::declare(bad, None).is_err(), "{bad}");
+            assert!(Table::derived(bad).is_err(), "{bad}");
         }
     }
 }

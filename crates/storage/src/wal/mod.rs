@@ -27,7 +27,7 @@ use crossbeam_channel::{Receiver, Sender, TrySendError};
 use parking_lot::Mutex;
 
 use crate::storage::durable::sync_dir;
-use record::{Tail, decode_payload, encode_payload, read_records, write_record};
+use record::{RecordError, Tail, decode_payload, encode_payload, read_records, write_record};
 use tf_application::TableBatch;
 use tf_application::ports::{
     DurableCallback, Origin, WalError, WalRecord, WalStats, WriteAheadLog,
@@ -107,6 +107,15 @@ pub enum OpenError {
         path: PathBuf,
         #[source]
         source: std::io::Error,
+    },
+    /// A record this build cannot read (see `RecordError::Incompatible`):
+    /// start the build that wrote it, or one that declares what it holds.
+    #[error("WAL record {seq} in {path}: {source}")]
+    Incompatible {
+        path: PathBuf,
+        seq: u64,
+        #[source]
+        source: record::RecordError,
     },
 }
 
@@ -188,6 +197,7 @@ fn read_range(
             bytes += r.payload.len();
             let record = match decode_payload(r.seq, r.payload) {
                 Ok(record) => record,
+                Err(e @ RecordError::Incompatible(_)) => return Err(std::io::Error::other(e)),
                 Err(e) => {
                     // As replay does: the record cannot be used, the rest can.
                     tracing::error!(seq = r.seq, error = %e, "undecodable WAL record skipped");
@@ -229,6 +239,13 @@ fn replay(
                 Ok(record) => {
                     on_record(record);
                     report.records += 1;
+                }
+                Err(source @ RecordError::Incompatible(_)) => {
+                    return Err(OpenError::Incompatible {
+                        path: path.clone(),
+                        seq: r.seq,
+                        source,
+                    });
                 }
                 Err(e) => {
                     tracing::error!(seq = r.seq, error = %e, "undecodable WAL record skipped")
@@ -569,24 +586,16 @@ fn open_segment(path: &Path, dir: &Path) -> std::io::Result<File> {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Arc;
-
     use arrow::array::Int64Array;
-    use arrow::datatypes::{DataType, Field, Schema};
-    use arrow::record_batch::RecordBatch;
 
     use super::*;
-    use tf_domain::Table;
     use tf_domain::telemetry::Signal;
     use tf_domain::{NodeId, SourceBatch, WorkspaceId};
 
     fn rows(n: i64) -> Vec<TableBatch> {
-        let schema = Arc::new(Schema::new(vec![Field::new("a", DataType::Int64, false)]));
-        let batch = RecordBatch::try_new(schema, vec![Arc::new(Int64Array::from(vec![n; 50]))])
-            .expect("valid batch");
         vec![TableBatch {
-            table: Table::LOGS,
-            batch,
+            table: record::testing::table(),
+            batch: record::testing::rows(n, 50),
         }]
     }
 
@@ -661,7 +670,8 @@ mod tests {
         let value = |r: &WalRecord| {
             r.batches[0]
                 .batch
-                .column(0)
+                .column_by_name("a")
+                .expect("a")
                 .as_any()
                 .downcast_ref::<Int64Array>()
                 .expect("ints")

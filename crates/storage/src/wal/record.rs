@@ -39,6 +39,11 @@ pub enum RecordError {
     Encode(#[source] arrow::error::ArrowError),
     #[error("WAL record payload is malformed: {0}")]
     Malformed(String),
+    /// Well-formed, but this build cannot take its rows: a table it does
+    /// not declare, or a column whose type changed. Skipping the record
+    /// would drop acknowledged rows, so the log does not open.
+    #[error("WAL record holds rows this build cannot read: {0}")]
+    Incompatible(String),
 }
 
 pub type Result<T, E = RecordError> = std::result::Result<T, E>;
@@ -182,8 +187,9 @@ pub fn decode_payload(seq: u64, mut buf: &[u8]) -> Result<WalRecord> {
         let code = take(&mut buf, 1)?[0];
         let table = if code == DECLARED_TABLE {
             let name = get_str(&mut buf)?;
-            Table::from_name(name)
-                .ok_or_else(|| RecordError::Malformed(format!("unknown table {name:?}")))?
+            Table::from_name(name).ok_or_else(|| {
+                RecordError::Incompatible(format!("table {name:?} is not declared"))
+            })?
         } else {
             Table::from_otlp_code(code)
                 .ok_or_else(|| RecordError::Malformed(format!("unknown table code {code}")))?
@@ -196,7 +202,8 @@ pub fn decode_payload(seq: u64, mut buf: &[u8]) -> Result<WalRecord> {
             let batch: RecordBatch = batch.map_err(|e| RecordError::Malformed(e.to_string()))?;
             // A record written before the table gained a column reads with
             // it null, as files of that time do.
-            let batch = conform(&batch, &table_schema(table)).unwrap_or(batch);
+            let batch = conform(&batch, &table_schema(table))
+                .map_err(|e| RecordError::Incompatible(format!("{table}: {e}")))?;
             batches.push(TableBatch { table, batch });
         }
     }
@@ -286,39 +293,101 @@ pub fn read_records(data: &[u8]) -> (Vec<RawRecord<'_>>, Tail) {
     (out, Tail::Clean)
 }
 
+/// A declared table the WAL's tests write.
+#[cfg(test)]
+pub(crate) mod testing {
+    use std::sync::Arc;
+
+    use arrow::array::{Int64Array, StringArray, TimestampNanosecondArray};
+    use arrow::datatypes::{DataType, Field, Schema};
+    use arrow::record_batch::RecordBatch;
+    use tf_domain::Table;
+
+    /// `wal_test`: (timestamp, a, s).
+    pub(crate) fn table() -> Table {
+        let schema = Arc::new(Schema::new(vec![
+            Field::new(Table::TIMESTAMP_COLUMN, tf_schema::ts_type(), false),
+            Field::new("a", DataType::Int64, false),
+            Field::new("s", DataType::Utf8, false),
+        ]));
+        tf_schema::declare_table("wal_test", schema, &["timestamp"]).expect("declared")
+    }
+
+    /// `len` rows of `wal_test`, `a` counting up from `n`.
+    pub(crate) fn rows(n: i64, len: i64) -> RecordBatch {
+        RecordBatch::try_new(
+            tf_schema::table_schema(table()),
+            vec![
+                Arc::new(
+                    TimestampNanosecondArray::from_iter_values(n..n + len).with_timezone("UTC"),
+                ),
+                Arc::new(Int64Array::from_iter_values(n..n + len)),
+                Arc::new(StringArray::from_iter_values(
+                    (0..len).map(|i| format!("x{i}")),
+                )),
+            ],
+        )
+        .expect("rows")
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::sync::Arc;
 
-    use arrow::array::{Int64Array, StringArray};
+    use arrow::array::Int64Array;
     use arrow::datatypes::{DataType, Field, Schema};
 
     use super::*;
 
-    fn entry(n: i64) -> WalRecord {
-        let schema = Arc::new(Schema::new(vec![
-            Field::new("a", DataType::Int64, false),
-            Field::new("s", DataType::Utf8, false),
-        ]));
-        let batch = RecordBatch::try_new(
-            schema,
-            vec![
-                Arc::new(Int64Array::from(vec![n, n + 1])),
-                Arc::new(StringArray::from(vec!["x", "y"])),
-            ],
+    #[test]
+    fn rows_a_build_cannot_read_fail_the_record_instead_of_being_dropped() {
+        let table = testing::table();
+        // A column the table does not have.
+        let alien = RecordBatch::try_new(
+            Arc::new(Schema::new(vec![Field::new("b", DataType::Int64, false)])),
+            vec![Arc::new(Int64Array::from(vec![1]))],
         )
         .unwrap();
+        let tenant = TenantId::parse("acme").unwrap();
+        let rows = [TableBatch {
+            table,
+            batch: alien,
+        }];
+        let p = encode_payload(&tenant, &rows, None).unwrap();
+        let e = decode_payload(1, &p).unwrap_err();
+        assert!(matches!(e, RecordError::Incompatible(_)), "{e}");
+        // A table this build does not declare.
+        let mut p = encode_payload(
+            &tenant,
+            &[TableBatch {
+                table,
+                batch: testing::rows(0, 1),
+            }],
+            None,
+        )
+        .unwrap();
+        let at = p.windows(8).position(|w| w == b"wal_test").unwrap();
+        p[at..at + 8].copy_from_slice(b"wal_gone");
+        let e = decode_payload(1, &p).unwrap_err();
+        assert!(
+            e.to_string().contains("\"wal_gone\" is not declared"),
+            "{e}"
+        );
+    }
+
+    fn entry(n: i64) -> WalRecord {
         WalRecord {
             seq: n as u64,
             tenant: TenantId::parse("acme").unwrap(),
             batches: vec![
                 TableBatch {
-                    table: Table::LOGS,
-                    batch: batch.clone(),
+                    table: testing::table(),
+                    batch: testing::rows(n, 2),
                 },
                 TableBatch {
-                    table: Table::METRICS_SUM,
-                    batch,
+                    table: testing::table(),
+                    batch: testing::rows(n + 10, 3),
                 },
             ],
             // Every other record was forwarded by another node.
@@ -352,7 +421,7 @@ mod tests {
         let e = decode_payload(recs[1].seq, recs[1].payload).unwrap();
         assert_eq!(e.tenant.as_str(), "acme");
         assert_eq!(e.batches.len(), 2);
-        assert_eq!(e.batches[1].table, Table::METRICS_SUM);
+        assert_eq!(e.batches[1].table, testing::table());
         assert_eq!(e.batches[0].batch, entry(2).batches[0].batch);
         assert_eq!(e.origin, entry(2).origin);
         assert!(e.origin.is_some());
