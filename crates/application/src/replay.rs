@@ -201,6 +201,9 @@ impl<'a> Replay<'a> {
         let mut failing_since: Option<Instant> = None;
         let mut last_reason = String::new();
         let answer = send_until_answered(self.exporter, request, cmd.retry, |a| {
+            if matches!(a, Attempt::Starting) {
+                return ControlFlow::Continue(());
+            }
             summary.requests += 1;
             if let Attempt::Retrying { reason, .. } = a {
                 let since = *failing_since.get_or_insert_with(Instant::now);

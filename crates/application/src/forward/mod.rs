@@ -616,16 +616,18 @@ impl Forwarder {
         if *stop.borrow() {
             return Sent::Stopped;
         }
-        if self.queue.lock().delivered >= last {
-            return Sent::GivenUp;
-        }
         let policy = RetryPolicy {
             initial: self.config.retry_initial,
             max: self.config.retry_max,
         };
         let observe = |a: Attempt<'_>| {
-            self.stats.requests.fetch_add(1, Ordering::Relaxed);
             match a {
+                // `drop_oldest` gave the batch up (before the first attempt,
+                // or while a retry waited).
+                Attempt::Starting if self.queue.lock().delivered >= last => {
+                    return ControlFlow::Break(());
+                }
+                Attempt::Starting => return ControlFlow::Continue(()),
                 Attempt::Answered(took) => self.observe_latency(took),
                 Attempt::Retrying {
                     attempt,
@@ -643,12 +645,9 @@ impl Forwarder {
                             "upstream unavailable; the batch stays queued and is retried"
                         );
                     }
-                    // `drop_oldest` gave the batch up meanwhile.
-                    if self.queue.lock().delivered >= last {
-                        return ControlFlow::Break(());
-                    }
                 }
             }
+            self.stats.requests.fetch_add(1, Ordering::Relaxed);
             ControlFlow::Continue(())
         };
         let answer = tokio::select! {

@@ -47,6 +47,9 @@ pub enum Answer {
 /// What the sender reports to its caller as it goes.
 #[derive(Debug)]
 pub enum Attempt<'a> {
+    /// An attempt is about to be sent (the first, or a retry after its
+    /// delay); breaking here sends nothing more.
+    Starting,
     /// The upstream answered for good after `took`.
     Answered(Duration),
     /// It refused retryably (or could not be reached); retry number
@@ -69,6 +72,9 @@ pub async fn send_until_answered(
 ) -> Option<Answer> {
     let mut attempt = 0u32;
     loop {
+        if observe(Attempt::Starting).is_break() {
+            return None;
+        }
         let started = Instant::now();
         let answer = exporter.export(request).await;
         let took = started.elapsed();
