@@ -54,6 +54,8 @@ struct Counters {
 pub struct CountingStore {
     inner: Arc<dyn ObjectStore>,
     counts: Arc<Counters>,
+    /// How long each put waits before it reaches the inner store.
+    put_delay: std::time::Duration,
 }
 
 impl CountingStore {
@@ -61,7 +63,15 @@ impl CountingStore {
         Self {
             inner,
             counts: Arc::default(),
+            put_delay: std::time::Duration::ZERO,
         }
+    }
+
+    /// Every put waits `delay` before it reaches the inner store (a slow
+    /// network, a paused process).
+    pub fn with_put_delay(mut self, delay: std::time::Duration) -> Self {
+        self.put_delay = delay;
+        self
     }
 
     /// Requests so far.
@@ -95,6 +105,9 @@ impl ObjectStore for CountingStore {
         opts: PutOptions,
     ) -> object_store::Result<PutResult> {
         Self::count(&self.counts.put);
+        if !self.put_delay.is_zero() {
+            tokio::time::sleep(self.put_delay).await;
+        }
         self.inner.put_opts(location, payload, opts).await
     }
 

@@ -21,6 +21,7 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use futures::future::BoxFuture;
 use futures::{StreamExt, TryStreamExt};
@@ -29,7 +30,7 @@ use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload}
 use serde::{Deserialize, Serialize};
 use tokio::sync::Mutex;
 
-use super::versions::{listed_after, parse_version, version_path, versions_after};
+use super::versions::{listed_after, parse_version, version_path};
 use tf_application::ports::{FileMeta, StoreError};
 use tf_domain::Table;
 use tf_domain::TenantId;
@@ -235,6 +236,16 @@ impl TableState {
 
     /// Whether every one of `paths` is a file of the table (one pass over
     /// the files, however many paths).
+    /// Whether `version` took effect here: its files are in, or (a version
+    /// that only removes) the files it removed are out.
+    fn shows(&self, version: &Version) -> bool {
+        if version.add.is_empty() {
+            !version.remove.iter().any(|p| self.holds_all([p.as_str()]))
+        } else {
+            self.holds_all(version.add.iter().map(|f| f.path.as_str()))
+        }
+    }
+
     fn holds_all<'a>(&self, paths: impl IntoIterator<Item = &'a str>) -> bool {
         let wanted: HashSet<&str> = paths.into_iter().collect();
         wanted.is_empty()
@@ -302,14 +313,33 @@ type Loaded = (TenantId, Table, TableState);
 pub(crate) struct Manifests {
     store: Arc<dyn ObjectStore>,
     tables: Mutex<HashMap<(TenantId, Table), TableState>>,
+    /// How long a version folded into a checkpoint stays before it is
+    /// deleted (see [`VERSION_GRACE`]).
+    version_grace: Duration,
 }
+
+/// A version is deleted only this long after it was written, however many
+/// checkpoints follow it. A commit lists what follows the version it knows
+/// before it puts the next one; if the put returns later than half of this
+/// after that listing, the commit checks it was not written into a number
+/// that was freed meanwhile.
+pub(crate) const VERSION_GRACE: Duration = Duration::from_secs(120);
 
 impl Manifests {
     pub(crate) fn new(store: Arc<dyn ObjectStore>) -> Self {
         Self {
             store,
             tables: Mutex::new(HashMap::new()),
+            version_grace: VERSION_GRACE,
         }
+    }
+
+    /// Deletes folded versions after `grace` instead of [`VERSION_GRACE`]
+    /// (zero: at once, and commits skip the slow-put check).
+    #[cfg(test)]
+    pub(crate) fn with_version_grace(mut self, grace: Duration) -> Self {
+        self.version_grace = grace;
+        self
     }
 
     async fn get_json<T: for<'de> Deserialize<'de>>(&self, path: &Path) -> Result<T, StoreError> {
@@ -393,26 +423,44 @@ impl Manifests {
     ) -> Result<Option<TableState>, StoreError> {
         let dir = manifest_dir(tenant, table);
         let mut tables = self.tables.lock().await;
-        let key = (tenant.clone(), table);
-        let known = tables.get(&key).map_or(0, |s| s.version);
-        let mut versions = versions_after(self.store.as_ref(), &dir, known).await?;
-        let newer_than_since = |state: &TableState| (state.version > since).then(|| state.clone());
-        if versions.is_empty() {
-            return Ok(tables.get(&key).and_then(newer_than_since));
+        let state = tables.entry((tenant.clone(), table)).or_default();
+        self.catch_up(tenant, table, &dir, state).await?;
+        Ok((state.version > since).then(|| state.clone()))
+    }
+
+    /// Brings `state` up to the newest version in the store. When nothing
+    /// changed this costs one listing of the names after its version; when
+    /// the versions after it are all there, a read per version; when some
+    /// were folded into a checkpoint and deleted, a fresh load.
+    async fn catch_up(
+        &self,
+        tenant: &TenantId,
+        table: Table,
+        dir: &str,
+        state: &mut TableState,
+    ) -> Result<(), StoreError> {
+        let known = state.version;
+        let mut versions = Vec::new();
+        let mut checkpointed = false;
+        for m in listed_after(self.store.as_ref(), dir, known).await? {
+            match m.location.filename().and_then(parse_entry) {
+                Some(Entry::Version(v)) if v > known => versions.push((v, m.size)),
+                Some(Entry::Checkpoint(v)) if v > known => checkpointed = true,
+                _ => {}
+            }
         }
         versions.sort_unstable();
-        if versions[0].0 != known + 1 {
-            // The versions after ours were folded into a checkpoint and
-            // deleted: read the table afresh.
-            let state = self.load_table(tenant, table).await?;
-            let out = newer_than_since(&state);
-            tables.insert(key, state);
-            return Ok(out);
+        match versions.first() {
+            Some(&(first, _)) if first == known + 1 => {
+                let contiguous = contiguous_after(known, versions);
+                self.apply_versions(dir, state, &contiguous).await
+            }
+            None if !checkpointed => Ok(()),
+            _ => {
+                *state = self.load_table(tenant, table).await?;
+                Ok(())
+            }
         }
-        let contiguous = contiguous_after(known, versions);
-        let state = tables.entry(key).or_default();
-        self.apply_versions(&dir, state, &contiguous).await?;
-        Ok(newer_than_since(state))
     }
 
     /// The (tenant, table) pairs that have a manifest in the store.
@@ -533,9 +581,8 @@ impl Manifests {
             // knows, and folded those versions into checkpoints and deleted
             // them: a put into such a freed number would succeed and never
             // be read. So catch up first.
-            if self.anything_after(&dir, state.version).await? {
-                *state = self.load_table(tenant, table).await?;
-            }
+            self.catch_up(tenant, table, &dir, state).await?;
+            let listed = Instant::now();
             if !state.holds_all(version.remove.iter().map(String::as_str)) {
                 return Ok(Commit::Conflict);
             }
@@ -552,6 +599,18 @@ impl Manifests {
                 )
                 .await;
             match put {
+                Ok(_)
+                    if !self.version_grace.is_zero()
+                        && listed.elapsed() >= self.version_grace / 2 =>
+                {
+                    // Slow enough that the number may have been freed after
+                    // the listing: the version counts only if a fresh load
+                    // shows it.
+                    *state = self.load_table(tenant, table).await?;
+                    if state.shows(&version) {
+                        return Ok(Commit::Done(state.version));
+                    }
+                }
                 Ok(_) => {
                     if !version.remove.is_empty() {
                         crate::failpoint::crash_point(if version.add.is_empty() {
@@ -593,19 +652,8 @@ impl Manifests {
         ))
     }
 
-    /// Whether a version or checkpoint after `known` exists under `dir`
-    /// (one listing that starts after `known`'s name).
-    async fn anything_after(&self, dir: &str, known: u64) -> Result<bool, StoreError> {
-        let newer = listed_after(self.store.as_ref(), dir, known).await?;
-        Ok(newer
-            .iter()
-            .any(|m| match m.location.filename().and_then(parse_entry) {
-                Some(Entry::Version(v) | Entry::Checkpoint(v)) => v > known,
-                None => false,
-            }))
-    }
-
-    /// Writes a checkpoint of `state` and deletes versions before the previous one.
+    /// Writes a checkpoint of `state` and deletes versions before the
+    /// previous one that are older than the version grace.
     async fn checkpoint(&self, dir: &str, state: &mut TableState) {
         let c = state.checkpoint();
         let Ok(body) = serde_json::to_vec(&c) else {
@@ -645,8 +693,12 @@ impl Manifests {
             return;
         };
         for m in old {
+            let old_enough = chrono::Utc::now()
+                .signed_duration_since(m.last_modified)
+                .to_std()
+                .is_ok_and(|age| age >= self.version_grace);
             let stale = match m.location.filename().and_then(parse_entry) {
-                Some(Entry::Version(v)) => v <= keep_from,
+                Some(Entry::Version(v)) => v <= keep_from && old_enough,
                 Some(Entry::Checkpoint(v)) => v < keep_from,
                 None => false,
             };

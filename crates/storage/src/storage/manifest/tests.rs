@@ -36,7 +36,7 @@ pub(crate) async fn names(store: &Arc<dyn ObjectStore>) -> Vec<String> {
 async fn commits_checkpoint_and_reload() {
     let store: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
     let tenant = TenantId::parse("t").unwrap();
-    let m = Manifests::new(Arc::clone(&store));
+    let m = Manifests::new(Arc::clone(&store)).with_version_grace(Duration::ZERO);
     for n in 1..=45 {
         assert_eq!(
             m.commit(&tenant, Table::LOGS, vec![file(n)], Vec::new())
@@ -63,7 +63,7 @@ async fn commits_checkpoint_and_reload() {
         listed.len()
     );
 
-    let fresh = Manifests::new(Arc::clone(&store));
+    let fresh = Manifests::new(Arc::clone(&store)).with_version_grace(Duration::ZERO);
     let all = fresh.load_all().await.unwrap();
     assert_eq!(all.len(), 1);
     assert_eq!(all[0].2.version, 45);
@@ -79,8 +79,8 @@ async fn commits_checkpoint_and_reload() {
 async fn a_stale_writer_commits_after_versions_folded_into_checkpoints() {
     let store: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
     let tenant = TenantId::parse("t").unwrap();
-    let stale = Manifests::new(Arc::clone(&store));
-    let busy = Manifests::new(Arc::clone(&store));
+    let stale = Manifests::new(Arc::clone(&store)).with_version_grace(Duration::ZERO);
+    let busy = Manifests::new(Arc::clone(&store)).with_version_grace(Duration::ZERO);
     stale
         .commit(&tenant, Table::LOGS, vec![file(1)], Vec::new())
         .await
@@ -109,12 +109,55 @@ async fn a_stale_writer_commits_after_versions_folded_into_checkpoints() {
     assert_eq!(all[0].2.files.len(), 46);
 }
 
+/// A put that returns late may have landed in a number freed meanwhile: the
+/// commit counts only once a fresh load shows it, and is made again if not.
+#[tokio::test]
+async fn a_slow_put_into_a_freed_version_number_is_made_again() {
+    use crate::storage::counting::CountingStore;
+    let store: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
+    let tenant = TenantId::parse("t").unwrap();
+    let slow =
+        Arc::new(CountingStore::new(Arc::clone(&store)).with_put_delay(Duration::from_millis(300)));
+    let paused =
+        Manifests::new(slow as Arc<dyn ObjectStore>).with_version_grace(Duration::from_millis(400));
+    let busy = Manifests::new(Arc::clone(&store)).with_version_grace(Duration::ZERO);
+    busy.commit(&tenant, Table::LOGS, vec![file(1)], Vec::new())
+        .await
+        .unwrap();
+    // `paused` lists (it knows version 1), then its put of version 2 takes
+    // 300 ms, while `busy` commits 2 to 60 and its checkpoints free 2.
+    let late = tokio::spawn(async move {
+        paused
+            .commit(&tenant, Table::LOGS, vec![file(1000)], Vec::new())
+            .await
+    });
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let tenant = TenantId::parse("t").unwrap();
+    for n in 2..=60 {
+        busy.commit(&tenant, Table::LOGS, vec![file(n)], Vec::new())
+            .await
+            .unwrap();
+    }
+    let Commit::Done(v) = late.await.unwrap().unwrap() else {
+        panic!("not committed");
+    };
+    assert!(v > 60, "committed as version {v}");
+    let all = Manifests::new(store).load_all().await.unwrap();
+    assert!(
+        all[0]
+            .2
+            .holds_all(["t/otel_logs/date=2026-11-26/hour=10/1000.parquet"]),
+        "the late commit is visible"
+    );
+    assert_eq!(all[0].2.files.len(), 61);
+}
+
 #[tokio::test]
 async fn concurrent_writers_never_lose_a_commit() {
     let store: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
     let tenant = TenantId::parse("t").unwrap();
-    let a = Manifests::new(Arc::clone(&store));
-    let b = Manifests::new(Arc::clone(&store));
+    let a = Manifests::new(Arc::clone(&store)).with_version_grace(Duration::ZERO);
+    let b = Manifests::new(Arc::clone(&store)).with_version_grace(Duration::ZERO);
     // Interleaved: each writer's cached version goes stale in turn, its
     // conditional put fails, it reloads and commits the next version.
     for n in 0..10 {
@@ -136,7 +179,7 @@ async fn a_refresh_costs_one_listing_when_nothing_changed() {
     use crate::storage::counting::{CountingStore, RequestCounts};
     let store: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
     let tenant = TenantId::parse("t").unwrap();
-    let writer = Manifests::new(Arc::clone(&store));
+    let writer = Manifests::new(Arc::clone(&store)).with_version_grace(Duration::ZERO);
     let counting = Arc::new(CountingStore::new(Arc::clone(&store)));
     let reader = Manifests::new(Arc::clone(&counting) as Arc<dyn ObjectStore>);
     for n in 1..=3 {
@@ -227,7 +270,7 @@ async fn a_refresh_costs_one_listing_when_nothing_changed() {
 async fn large_tables_checkpoint_by_bytes() {
     let store: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
     let tenant = TenantId::parse("t").unwrap();
-    let m = Manifests::new(Arc::clone(&store));
+    let m = Manifests::new(Arc::clone(&store)).with_version_grace(Duration::ZERO);
     let checkpoints = |names: Vec<String>| {
         names
             .iter()
@@ -275,7 +318,7 @@ fn compacted(n: u64) -> FileMeta {
 async fn replacing_files_keeps_watermarks_and_records_the_replaced() {
     let store: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
     let tenant = TenantId::parse("t").unwrap();
-    let m = Manifests::new(Arc::clone(&store));
+    let m = Manifests::new(Arc::clone(&store)).with_version_grace(Duration::ZERO);
     for n in 1..=3 {
         m.commit(&tenant, Table::LOGS, vec![file(n)], Vec::new())
             .await
@@ -300,7 +343,11 @@ async fn replacing_files_keeps_watermarks_and_records_the_replaced() {
             .await
             .unwrap();
     }
-    let all = Manifests::new(Arc::clone(&store)).load_all().await.unwrap();
+    let all = Manifests::new(Arc::clone(&store))
+        .with_version_grace(Duration::ZERO)
+        .load_all()
+        .await
+        .unwrap();
     let state = &all[0].2;
     assert!(state.version >= CHECKPOINT_EVERY);
     let paths: Vec<&str> = state.files.iter().map(|f| f.path.as_str()).collect();
@@ -316,7 +363,7 @@ async fn replacing_files_keeps_watermarks_and_records_the_replaced() {
     assert_eq!(state.watermarks.get(&(0, "a".to_owned())), Some(&29));
 
     // Forgotten once deleted; the watermark stays.
-    let m2 = Manifests::new(Arc::clone(&store));
+    let m2 = Manifests::new(Arc::clone(&store)).with_version_grace(Duration::ZERO);
     m2.load_all().await.unwrap();
     m2.forget(&tenant, Table::LOGS, inputs.clone())
         .await
