@@ -171,17 +171,33 @@ impl Subscribers {
 
     /// A durable record, to every consumer (see the module's contract).
     pub fn apply(&self, record: &WalRecord, arrival: Arrival) {
+        self.fan_out(record, arrival, || Arc::new(record.clone()));
+    }
+
+    /// As [`Subscribers::apply`], for a record already shared: live
+    /// subscribers get the same allocation.
+    pub fn apply_shared(&self, record: &Arc<WalRecord>, arrival: Arrival) {
+        self.fan_out(record, arrival, || Arc::clone(record));
+    }
+
+    fn fan_out(
+        &self,
+        record: &WalRecord,
+        arrival: Arrival,
+        shared: impl FnOnce() -> Arc<WalRecord>,
+    ) {
         for s in &self.sync {
             s.apply(record, arrival);
         }
         for d in &self.durable {
+            // A shortcut: the subscriber's `offer` decides for itself too.
             if record.seq > d.position() {
                 d.offer(record);
             }
         }
         if arrival == Arrival::Live && self.live.receiver_count() > 0 {
             // Nobody listening is not an error; a slow listener lags.
-            let _ = self.live.send(Arc::new(record.clone()));
+            let _ = self.live.send(shared());
         }
     }
 

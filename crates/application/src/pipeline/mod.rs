@@ -341,13 +341,13 @@ impl WritePath {
             origin.as_ref(),
             Box::new(move |result| {
                 match result {
-                    Ok(seq) => subscribers.apply(
-                        &WalRecord {
+                    Ok(seq) => subscribers.apply_shared(
+                        &Arc::new(WalRecord {
                             seq,
                             tenant: owner,
                             batches: rows,
                             origin: written_origin,
-                        },
+                        }),
                         Arrival::Live,
                     ),
                     Err(_) => {
