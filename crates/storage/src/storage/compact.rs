@@ -32,7 +32,7 @@ use parquet::errors::ParquetError;
 use parquet::file::metadata::{ParquetMetaData, ParquetMetaDataReader, SortingColumn};
 use parquet::file::properties::WriterProperties;
 
-use super::object_store::{ServiceNames, put_sidecar, trace_fingerprints};
+use super::file_index::{ServiceNames, put_sidecar, trace_fingerprints};
 use super::parquet::{FileLayout, writer_properties};
 use super::schema::evolution::{conform, union};
 use super::schema::sort_columns;

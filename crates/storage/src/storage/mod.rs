@@ -4,6 +4,7 @@ pub(crate) mod compact;
 pub mod counting;
 pub(crate) mod documents;
 pub mod durable;
+pub(crate) mod file_index;
 pub(crate) mod manifest;
 pub(crate) mod object_store;
 pub mod parquet;
