@@ -22,8 +22,9 @@
 //! Retries: exponential backoff with jitter, or the upstream's own delay,
 //! forever while the queue has room. Permanent refusals and partial success
 //! are counted and logged, and the batch is done. A full queue either
-//! refuses new writes (`backpressure`, via [`Forwarder::refusal`]) or gives
-//! up its oldest records (`drop_oldest`, counted and logged).
+//! refuses new writes (`backpressure`, through the durable subscriber's
+//! `refusal`) or gives up its oldest records (`drop_oldest`, counted and
+//! logged).
 
 mod sender;
 #[cfg(test)]
@@ -220,13 +221,6 @@ impl Forwarder {
         &self.stats
     }
 
-    /// The log must number new records from at least this: every number
-    /// the cursor has seen (delivered or in flight) is taken.
-    pub fn next_seq_floor(&self) -> u64 {
-        let restart = self.restart.lock().map_or(0, |(_, last)| last);
-        self.delivered().max(restart) + 1
-    }
-
     /// Every record up to this one is delivered (or given up).
     pub fn delivered(&self) -> u64 {
         self.queue.lock().delivered
@@ -242,22 +236,6 @@ impl Forwarder {
     /// Undelivered records.
     pub fn queued_records(&self) -> usize {
         self.queue.lock().entries.len()
-    }
-
-    /// Why a new write must be refused now (`backpressure` and a full
-    /// queue), if it must.
-    pub fn refusal(&self) -> Option<String> {
-        if self.config.on_full != OnFull::Backpressure {
-            return None;
-        }
-        let bytes = self.queue.lock().queue_bytes;
-        (bytes >= self.config.max_queue_bytes).then(|| {
-            self.stats.refused_writes.fetch_add(1, Ordering::Relaxed);
-            format!(
-                "forwarder {:?} has {bytes} bytes undelivered (max_queue_bytes {}): its upstream is not keeping up",
-                self.config.name, self.config.max_queue_bytes
-            )
-        })
     }
 
     /// A durable record of the log (on the log's writer thread, or replay).
@@ -724,16 +702,31 @@ impl DurableSubscriber for Forwarder {
         self.offer_rows(record.seq, &record.tenant, &record.batches);
     }
 
+    /// Why a new write must be refused now (`backpressure` and a full
+    /// queue), if it must.
     fn refusal(&self) -> Option<String> {
-        Forwarder::refusal(self)
+        if self.config.on_full != OnFull::Backpressure {
+            return None;
+        }
+        let bytes = self.queue.lock().queue_bytes;
+        (bytes >= self.config.max_queue_bytes).then(|| {
+            self.stats.refused_writes.fetch_add(1, Ordering::Relaxed);
+            format!(
+                "forwarder {:?} has {bytes} bytes undelivered (max_queue_bytes {}): its upstream is not keeping up",
+                self.config.name, self.config.max_queue_bytes
+            )
+        })
     }
 
     fn pending(&self) -> usize {
         self.queued_records()
     }
 
+    /// The log must number new records from at least this: every number
+    /// the cursor has seen (delivered or in flight) is taken.
     fn next_seq_floor(&self) -> u64 {
-        Forwarder::next_seq_floor(self)
+        let restart = self.restart.lock().map_or(0, |(_, last)| last);
+        self.delivered().max(restart) + 1
     }
 
     async fn run(self: Arc<Self>, log: DurableLog, stop: tokio::sync::watch::Receiver<bool>) {
