@@ -11,7 +11,7 @@
 
 use std::fmt;
 
-use crate::tenancy::{IdError, NodeId};
+use crate::tenancy::{IdError, NodeId, Principal};
 
 /// Why a batch key was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -24,12 +24,16 @@ pub enum BatchKeyError {
     Range { first: u64, last: u64 },
 }
 
-/// Which records of which node's log a forwarded request holds.
+/// Which records of which node's log a forwarded request holds, and, when
+/// requests are authenticated, which relay key's principal sent it: marks
+/// are kept per (principal, node), so one relay cannot name another's node
+/// and suppress its batches.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct SourceBatch {
     node: NodeId,
     first: u64,
     last: u64,
+    relay: Option<Principal>,
 }
 
 impl SourceBatch {
@@ -37,7 +41,26 @@ impl SourceBatch {
         if first == 0 || first > last {
             return Err(BatchKeyError::Range { first, last });
         }
-        Ok(Self { node, first, last })
+        Ok(Self {
+            node,
+            first,
+            last,
+            relay: None,
+        })
+    }
+
+    /// The batch as sent by a relay key of `principal`.
+    pub fn relayed_by(self, principal: Option<Principal>) -> Self {
+        Self {
+            relay: principal,
+            ..self
+        }
+    }
+
+    /// The principal of the relay key that sent it; `None` when requests
+    /// are not authenticated.
+    pub fn relay(&self) -> Option<&Principal> {
+        self.relay.as_ref()
     }
 
     /// Parses the header form, `<node id>/<first>-<last>`.

@@ -5,6 +5,7 @@
 //! enforces this). Rules are pure functions over small borrowed or `Copy`
 //! values, so the ingest hot path can call them per item without allocating.
 
+pub mod access;
 pub mod delivery;
 pub mod events;
 pub mod ports;
@@ -16,4 +17,4 @@ pub use delivery::{Admission, OnFull, SourceBatch};
 pub use events::DomainEvent;
 pub use retention::{RetentionPeriod, RetentionRules, TenantRetention};
 pub use telemetry::{Signal, Table};
-pub use tenancy::{NodeId, TenantContext, TenantId, WorkspaceId};
+pub use tenancy::{NodeId, Principal, TenantContext, TenantId, WorkspaceId};

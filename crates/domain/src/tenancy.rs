@@ -120,6 +120,14 @@ id_type!(
     "node id"
 );
 
+id_type!(
+    /// Who an API key speaks for: its name, or its id when it has none.
+    /// Keys made with the same name share it, so a rotated relay key keeps
+    /// the high-water marks of the batches it forwarded.
+    Principal,
+    "key name"
+);
+
 /// Who is writing or reading: tenant plus workspace.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct TenantContext {
