@@ -9,7 +9,7 @@ use arrow::record_batch::RecordBatch;
 use async_trait::async_trait;
 
 use tf_domain::telemetry::Signal;
-use tf_domain::{NodeId, SourceBatch, Table, TenantId, WorkspaceId};
+use tf_domain::{NodeId, Principal, SourceBatch, Table, TenantId, WorkspaceId};
 
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
@@ -53,6 +53,7 @@ impl Origin {
     /// stream.
     pub fn stream(&self, tenant: &TenantId) -> SourceStream {
         SourceStream {
+            relay: self.batch.relay().cloned(),
             node: self.batch.node().clone(),
             tenant: tenant.clone(),
             workspace: self.workspace.clone(),
@@ -61,9 +62,11 @@ impl Origin {
     }
 }
 
-/// One sending node's rows of one tenant, workspace and signal.
+/// One sending node's rows of one tenant, workspace and signal, as sent by
+/// one relay principal (none when requests are not authenticated).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct SourceStream {
+    pub relay: Option<Principal>,
     pub node: NodeId,
     pub tenant: TenantId,
     pub workspace: WorkspaceId,

@@ -19,7 +19,7 @@ use tonic_prost::{ProstDecoder, ProstEncoder};
 
 use super::signal::{Logs, Metrics, OtlpSignal, Traces};
 use super::status::{RpcStatus, code};
-use super::{OtlpReceiver, ReceiveError, export_context};
+use super::{OtlpReceiver, ReceiveError, RelayedBy, export_context};
 use tf_application::ports::WriteError;
 
 /// The gRPC service object; cheap to clone.
@@ -112,8 +112,9 @@ impl<S: OtlpSignal> tonic::server::UnaryService<S::Request> for Export<S> {
         let receiver = Arc::clone(&self.receiver);
         Box::pin(async move {
             let md = request.metadata();
+            let relay = request.extensions().get::<RelayedBy>();
             let (ctx, source) =
-                export_context(|k| md.get(k).map(|v| v.as_bytes())).map_err(to_status)?;
+                export_context(|k| md.get(k).map(|v| v.as_bytes()), relay).map_err(to_status)?;
             let response = receiver
                 .export::<S>(&ctx, source, request.into_inner())
                 .await

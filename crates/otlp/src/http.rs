@@ -5,6 +5,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use axum::Extension;
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::State;
@@ -16,7 +17,7 @@ use prost::Message;
 use super::decode::{DecodeError, Encoding, decompress};
 use super::signal::{Logs, Metrics, OtlpSignal, Traces};
 use super::status::{RpcStatus, code};
-use super::{OtlpReceiver, ReceiveError, export_context};
+use super::{OtlpReceiver, ReceiveError, RelayedBy, export_context};
 use tf_application::ports::WriteError;
 
 /// Request body encodings of OTLP/HTTP.
@@ -129,6 +130,7 @@ impl HttpReceiver {
 /// `POST` of signal `S`: decode, ingest, answer in the request's format.
 async fn export<S: OtlpSignal>(
     State(rx): State<HttpReceiver>,
+    relay: Option<Extension<RelayedBy>>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
@@ -136,10 +138,12 @@ async fn export<S: OtlpSignal>(
         Ok(read) => read,
         Err((status, rpc, format)) => return error_response(status, rpc, format),
     };
-    let (ctx, source) = match export_context(|k| headers.get(k).map(|v| v.as_bytes())) {
-        Ok(named) => named,
-        Err(e) => return receive_error(e, format),
-    };
+    let relay = relay.map(|Extension(r)| r);
+    let (ctx, source) =
+        match export_context(|k| headers.get(k).map(|v| v.as_bytes()), relay.as_ref()) {
+            Ok(named) => named,
+            Err(e) => return receive_error(e, format),
+        };
     let decoded = match format {
         BodyFormat::Protobuf => S::Request::decode(body).map_err(|e| e.to_string()),
         BodyFormat::Json => S::decode_json(&body).map_err(|e| e.to_string()),

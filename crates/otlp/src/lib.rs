@@ -24,7 +24,7 @@ use tf_application::ports::WriteError;
 use tf_domain::delivery::BatchKeyError;
 use tf_domain::ports::CounterStore;
 use tf_domain::tenancy::IdError;
-use tf_domain::{SourceBatch, TenantContext, TenantId, WorkspaceId};
+use tf_domain::{Principal, SourceBatch, TenantContext, TenantId, WorkspaceId};
 
 /// Header (HTTP) / metadata key (gRPC) naming the tenant.
 pub const TENANT_HEADER: &str = "x-tenant-id";
@@ -92,13 +92,22 @@ pub fn source_batch(raw: Option<&[u8]>) -> Result<Option<SourceBatch>> {
     }
 }
 
+/// Set in a request's extensions by the access check when a relay key sent
+/// it: the forwarded batch it names is that principal's.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RelayedBy(pub Principal);
+
 /// The tenant context and the forwarded batch that an export request's
-/// headers name; `header` reads one header by name.
+/// headers name; `header` reads one header by name, `relay` is the
+/// request's [`RelayedBy`], if any.
 pub(crate) fn export_context<'a>(
     header: impl Fn(&str) -> Option<&'a [u8]>,
+    relay: Option<&RelayedBy>,
 ) -> Result<(TenantContext, Option<SourceBatch>)> {
     let ctx = tenant_context(header(TENANT_HEADER), header(WORKSPACE_HEADER))?;
-    Ok((ctx, source_batch(header(BATCH_HEADER))?))
+    let batch =
+        source_batch(header(BATCH_HEADER))?.map(|b| b.relayed_by(relay.map(|r| r.0.clone())));
+    Ok((ctx, batch))
 }
 
 /// What both receivers share: conversion and the ingest use case.

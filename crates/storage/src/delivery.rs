@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 use crate::storage::durable::sync_dir;
 use tf_application::ports::{DeliveryStore, ForwardCursor, SourceStream, StoreError};
 use tf_domain::telemetry::Signal;
-use tf_domain::{NodeId, TenantId, WorkspaceId};
+use tf_domain::{NodeId, Principal, TenantId, WorkspaceId};
 
 pub struct DeliveryFiles {
     dir: PathBuf,
@@ -32,6 +32,10 @@ struct CursorFile {
 
 #[derive(Serialize, Deserialize)]
 struct MarkFile {
+    /// The relay key's principal that sent the stream (absent when
+    /// requests were not authenticated).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    relay: Option<String>,
     node: String,
     tenant: String,
     workspace: String,
@@ -125,7 +129,14 @@ impl DeliveryStore for DeliveryFiles {
             .into_iter()
             .map(|m| {
                 let signal = Signal::parse(&m.signal).map_err(|e| invalid(&path, e))?;
+                let relay = m
+                    .relay
+                    .as_deref()
+                    .map(Principal::parse)
+                    .transpose()
+                    .map_err(|e| invalid(&path, e))?;
                 let stream = SourceStream {
+                    relay,
                     node: NodeId::parse(&m.node).map_err(|e| invalid(&path, e))?,
                     tenant: TenantId::parse(&m.tenant).map_err(|e| invalid(&path, e))?,
                     workspace: WorkspaceId::parse(&m.workspace).map_err(|e| invalid(&path, e))?,
@@ -141,6 +152,7 @@ impl DeliveryStore for DeliveryFiles {
         let file: Vec<MarkFile> = marks
             .iter()
             .map(|(s, through)| MarkFile {
+                relay: s.relay.as_ref().map(ToString::to_string),
                 node: s.node.to_string(),
                 tenant: s.tenant.to_string(),
                 workspace: s.workspace.to_string(),
@@ -171,6 +183,7 @@ mod tests {
         };
         files.save_cursor("central", cursor).await.expect("saved");
         let stream = SourceStream {
+            relay: Some(Principal::parse("edge-relay").expect("id")),
             node: NodeId::parse("edge").expect("id"),
             tenant: TenantId::parse("acme").expect("id"),
             workspace: WorkspaceId::default_id(),

@@ -20,6 +20,16 @@ fn valid(id: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
+/// Creates `dir` (and missing parents) readable by this user only: the data
+/// directory's permissions are what guards it from other local users.
+pub fn create_private_dir(dir: &Path) -> io::Result<()> {
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder.create(dir)
+}
+
 /// The id stored in `data_dir`, or a new one stored there durably (written
 /// to a temporary file, fsync'd, renamed, the directory fsync'd).
 pub fn load_or_create(data_dir: &Path) -> io::Result<String> {
@@ -42,7 +52,7 @@ pub fn load_or_create(data_dir: &Path) -> io::Result<String> {
         Err(e) if e.kind() == io::ErrorKind::NotFound => {}
         Err(e) => return Err(e),
     }
-    std::fs::create_dir_all(data_dir)?;
+    create_private_dir(data_dir)?;
     let id = uuid::Uuid::now_v7().simple().to_string();
     let tmp = data_dir.join(format!("{FILE}.tmp"));
     {

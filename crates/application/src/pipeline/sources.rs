@@ -12,8 +12,9 @@
 //! retryably: a resend that overtakes its first attempt cannot store it
 //! twice. At most [`MAX_STREAMS`] streams are tracked: a batch of a new
 //! stream beyond that is stored without a mark (at least once), with a
-//! warning — the key comes from clients, which are trusted like their
-//! tenant header until requests are authenticated.
+//! warning. With keys, only a relay key may send a batch key, and its
+//! streams are its principal's: a relay can only ever suppress its own
+//! batches.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -168,6 +169,7 @@ mod tests {
 
     fn stream(signal: Signal) -> SourceStream {
         SourceStream {
+            relay: None,
             node: NodeId::parse("edge").unwrap(),
             tenant: TenantId::parse("acme").unwrap(),
             workspace: WorkspaceId::default_id(),

@@ -22,7 +22,7 @@ use tf_application::TableBatch;
 use tf_application::ports::{Origin, WalRecord};
 use tf_domain::Table;
 use tf_domain::telemetry::Signal;
-use tf_domain::{NodeId, SourceBatch, TenantId, WorkspaceId};
+use tf_domain::{NodeId, Principal, SourceBatch, TenantId, WorkspaceId};
 use tf_schema::evolution::conform;
 use tf_schema::table_schema;
 
@@ -114,6 +114,11 @@ pub fn encode_payload(
         out.push(signal_code(o.signal));
         out.extend_from_slice(&o.batch.first().to_le_bytes());
         out.extend_from_slice(&o.batch.last().to_le_bytes());
+        // Last, so that records written before relays were named decode
+        // with none.
+        if let Some(relay) = o.batch.relay() {
+            put_str(&mut out, relay.as_str());
+        }
     }
     Ok(out)
 }
@@ -141,7 +146,14 @@ fn decode_origin(buf: &mut &[u8]) -> Result<Origin> {
         other => return Err(bad(&format!("unknown signal code {other}"))),
     };
     let (first, last) = (u64le(buf)?, u64le(buf)?);
-    let batch = SourceBatch::new(node, first, last).map_err(|e| bad(&e))?;
+    let relay = if buf.is_empty() {
+        None
+    } else {
+        Some(Principal::parse(get_str(buf)?).map_err(|e| bad(&e))?)
+    };
+    let batch = SourceBatch::new(node, first, last)
+        .map_err(|e| bad(&e))?
+        .relayed_by(relay);
     Ok(Origin {
         batch,
         workspace,
