@@ -5,6 +5,7 @@
 //! object store or query engine: those are the adapter crates (`tf-otlp`,
 //! `tf-storage`, `tf-query`).
 
+pub mod access;
 pub mod batches;
 pub mod commands;
 pub mod compaction;
