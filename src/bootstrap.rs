@@ -13,6 +13,8 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+use crate::application::DocumentStore;
+use crate::application::access::KeyRing;
 use crate::application::commands::{IngestHandler, IngestStats, ShardedCounterStore};
 use crate::application::compaction::Compactor;
 use crate::application::event_bus::EventBus;
@@ -25,16 +27,17 @@ use crate::application::ports::{
 use crate::application::queries::{MetricQueries, ReadModel, SqlHandler, TraceQueries};
 use crate::application::records::DurableSubscriber;
 use crate::application::retention::Retention;
-use crate::config::Config;
+use crate::config::{AuthMode, Config};
+use crate::infrastructure::access::{AccessControl, GrpcAccessLayer, Mode};
 use crate::infrastructure::api::prometheus::MetricsSources;
-use crate::infrastructure::api::{ApiState, Offload, router};
+use crate::infrastructure::api::{ApiState, Offload, metrics_router, router};
 use crate::infrastructure::delivery::DeliveryFiles;
 use crate::infrastructure::otlp::OtlpReceiver;
 use crate::infrastructure::otlp::export::OtlpExporter;
 use crate::infrastructure::otlp::grpc::GrpcReceiver;
 use crate::infrastructure::otlp::http::HttpReceiver;
 use crate::infrastructure::query::DataFusionEngine;
-use crate::infrastructure::storage::{ObjectFileStore, StorageLocation};
+use crate::infrastructure::storage::{ObjectDocumentStore, ObjectFileStore, StorageLocation};
 use crate::infrastructure::wal::{ReplayReport, Wal, read_only_replay};
 
 /// The storage side, also used by `telemetryflow sql --data-dir` without a server.
@@ -48,6 +51,8 @@ pub struct Storage {
     pub next_seq: u64,
     /// The configured forwarders (durable subscribers of the pipeline).
     pub forwarders: Vec<Arc<Forwarder>>,
+    /// The cluster-wide documents (API keys), beside the data.
+    pub documents: Arc<dyn DocumentStore>,
 }
 
 /// Opens the object store (or uses `store`), loads the committed files from
@@ -71,6 +76,8 @@ async fn open_storage_with(
     gc: bool,
     subscribers: Vec<Arc<dyn DurableSubscriber>>,
 ) -> anyhow::Result<Storage> {
+    crate::infrastructure::node::create_private_dir(&config.storage.data_dir)
+        .with_context(|| format!("creating {}", config.storage.data_dir.display()))?;
     let (store, local_root) = match store {
         Some(s) => (s, None),
         None => {
@@ -155,6 +162,7 @@ async fn open_storage_with(
         path = path.durable(s);
     }
     let pipeline = Arc::new(path.build());
+    let documents: Arc<dyn DocumentStore> = Arc::new(ObjectDocumentStore::new(Arc::clone(&store)));
     let engine = Arc::new(
         DataFusionEngine::new(
             Arc::clone(&pipeline) as Arc<dyn SnapshotSource>,
@@ -174,6 +182,7 @@ async fn open_storage_with(
         retention,
         next_seq,
         forwarders,
+        documents,
     })
 }
 
@@ -251,6 +260,11 @@ struct Recovered {
 pub struct Server {
     pub grpc_addr: SocketAddr,
     pub http_addr: SocketAddr,
+    /// The `/metrics`-only listener, when configured.
+    pub metrics_addr: Option<SocketAddr>,
+    /// Tasks that end with `stop`: the key refresh and the metrics
+    /// listener.
+    background: Vec<JoinHandle<()>>,
     pub events: Arc<EventBus>,
     pub pipeline: Arc<WritePath>,
     serving: Arc<AtomicBool>,
@@ -291,6 +305,7 @@ pub async fn start_with_subscribers(
     store: Option<Arc<dyn ObjectStore>>,
     subscribers: Vec<Arc<dyn DurableSubscriber>>,
 ) -> anyhow::Result<Server> {
+    config.check_exposure()?;
     let Storage {
         pipeline,
         engine,
@@ -298,6 +313,7 @@ pub async fn start_with_subscribers(
         retention,
         next_seq,
         forwarders,
+        documents,
     } = open_storage_with(&config, store, true, subscribers).await?;
     let events = Arc::new(EventBus::new());
     let stats = Arc::new(IngestStats::default());
@@ -326,6 +342,17 @@ pub async fn start_with_subscribers(
     let trace_queries = Arc::new(TraceQueries::new(Arc::clone(&engine) as _, limits));
     let serving = Arc::new(AtomicBool::new(true));
     let (stop, stop_rx) = watch::channel(false);
+    let keys = Arc::new(KeyRing::new(documents));
+    let access = Arc::new(AccessControl::new(
+        match config.auth.mode {
+            AuthMode::None => Mode::Open {
+                loopback_only: !config.auth.allow_unauthenticated,
+            },
+            AuthMode::ApiKey => Mode::Keys(Arc::clone(&keys)),
+        },
+        config.auth.max_failures_per_minute.get(),
+    ));
+    let key_refresh = spawn_key_refresh(&config, &keys, stop_rx.clone()).await;
 
     let grpc_listener = TcpListener::bind(&config.server.grpc_addr)
         .await
@@ -333,14 +360,34 @@ pub async fn start_with_subscribers(
     let http_listener = TcpListener::bind(&config.server.http_addr)
         .await
         .with_context(|| format!("binding HTTP on {}", config.server.http_addr))?;
+    let metrics_listener = match config.server.metrics_addr {
+        Some(addr) => Some(
+            TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("binding /metrics on {addr}"))?,
+        ),
+        None => None,
+    };
     let grpc_addr = grpc_listener.local_addr()?;
     let http_addr = http_listener.local_addr()?;
+    let metrics_addr = match &metrics_listener {
+        Some(l) => Some(l.local_addr()?),
+        None => None,
+    };
 
     let (subscribers_stop, subscribers_stop_rx) = watch::channel(false);
     let recovery = spawn_recovery(&config, &pipeline, next_seq, subscribers_stop_rx);
     let max = config.server.max_request_bytes.get();
-    let grpc_task = serve_grpc(grpc_listener, &receiver, max, stop_rx.clone());
-    let app = router(ApiState {
+    let grpc_task = serve_grpc(
+        grpc_listener,
+        &receiver,
+        max,
+        GrpcAccessLayer::new(Arc::clone(&access)),
+        stop_rx.clone(),
+    );
+    let state = ApiState {
+        access: Arc::clone(&access),
+        keys,
         otlp: HttpReceiver {
             receiver,
             max_body_bytes: max,
@@ -351,6 +398,7 @@ pub async fn start_with_subscribers(
         serving: Arc::clone(&serving),
         metrics: MetricsSources {
             pipeline: Arc::clone(&pipeline),
+            access: Arc::clone(&access),
             forwarders,
             ingest: stats,
             events: Arc::clone(&events),
@@ -368,8 +416,18 @@ pub async fn start_with_subscribers(
         compactor: Arc::clone(&compactor),
         retention: Arc::clone(&retention),
         gc_grace: Duration::from_secs(config.storage.gc_grace_secs),
+    };
+    let metrics_task = metrics_listener.map(|listener| {
+        let task = serve_http(listener, metrics_router(state.clone()), stop_rx.clone());
+        tokio::spawn(async move {
+            match task.await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => tracing::warn!(error = %e, "the /metrics listener stopped"),
+                Err(e) => tracing::warn!(error = %e, "the /metrics listener failed"),
+            }
+        })
     });
-    let http_task = serve_http(http_listener, app, stop_rx.clone());
+    let http_task = serve_http(http_listener, router(state), stop_rx.clone());
     let stop_rx_for_compaction = stop_rx.clone();
     let flusher = spawn_flusher(&config, &pipeline, stop_rx);
     let retention_task = spawn_retention(
@@ -384,6 +442,8 @@ pub async fn start_with_subscribers(
     Ok(Server {
         grpc_addr,
         http_addr,
+        metrics_addr,
+        background: [key_refresh, metrics_task].into_iter().flatten().collect(),
         events,
         pipeline,
         serving,
@@ -450,6 +510,7 @@ fn serve_grpc(
     listener: TcpListener,
     receiver: &Arc<OtlpReceiver>,
     max_request_bytes: usize,
+    access: GrpcAccessLayer,
     mut stop: watch::Receiver<bool>,
 ) -> JoinHandle<anyhow::Result<()>> {
     let (traces, metrics, logs) =
@@ -457,6 +518,7 @@ fn serve_grpc(
     tokio::spawn(async move {
         tonic::transport::Server::builder()
             .layer(crate::infrastructure::otlp::grpc::size_limit_status_layer())
+            .layer(access)
             .add_service(traces)
             .add_service(metrics)
             .add_service(logs)
@@ -478,13 +540,57 @@ fn serve_http(
     mut stop: watch::Receiver<bool>,
 ) -> JoinHandle<anyhow::Result<()>> {
     tokio::spawn(async move {
-        axum::serve(listener, app)
-            .with_graceful_shutdown(async move {
-                let _ = stop.wait_for(|s| *s).await;
-            })
-            .await
-            .context("HTTP server")
+        axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(async move {
+            let _ = stop.wait_for(|s| *s).await;
+        })
+        .await
+        .context("HTTP server")
     })
+}
+
+/// Reads the API keys once (with keys on, a failure leaves every key
+/// refused as unavailable until a read succeeds), then again every
+/// `auth.refresh_secs` until `stop`, so that new keys and revocations take
+/// effect on every node within that time.
+async fn spawn_key_refresh(
+    config: &Config,
+    keys: &Arc<KeyRing>,
+    mut stop: watch::Receiver<bool>,
+) -> Option<JoinHandle<()>> {
+    if config.auth.mode == AuthMode::None {
+        return None;
+    }
+    if let Err(e) = keys.refresh().await {
+        tracing::warn!(error = %e, "reading the API keys failed; requests are refused until they are read");
+    }
+    let keys = Arc::clone(keys);
+    let every = Duration::from_secs(config.auth.refresh_secs.get());
+    Some(tokio::spawn(async move {
+        let mut interval = tokio::time::interval(every);
+        interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut failing = false;
+        loop {
+            tokio::select! {
+                _ = interval.tick() => match keys.refresh().await {
+                    Ok(()) if failing => {
+                        failing = false;
+                        tracing::info!("reading the API keys works again");
+                    }
+                    Ok(()) => {}
+                    Err(e) if !failing => {
+                        failing = true;
+                        tracing::warn!(error = %e, "reading the API keys failed; the keys read last stay in force");
+                    }
+                    Err(_) => {}
+                },
+                _ = async { let _ = stop.wait_for(|s| *s).await; } => break,
+            }
+        }
+    }))
 }
 
 /// Flushes due partitions until `stop`: often enough that memory pressure
@@ -660,6 +766,9 @@ impl Server {
             tracing::warn!("in-flight requests did not finish within {deadline:?}");
         }
         let _ = (&mut self.flusher).await;
+        for task in self.background.drain(..) {
+            let _ = task.await;
+        }
         // A merge in progress is abandoned: its outputs are uncommitted and
         // a later collection deletes them. A retention pass is one commit per
         // table: stopped between commits, the next pass does the rest.

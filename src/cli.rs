@@ -43,6 +43,8 @@ pub enum Command {
     /// Re-send stored telemetry of a tenant and time range as OTLP to any
     /// endpoint (backfill, migration, re-export of an incident).
     Replay(crate::replay::ReplayArgs),
+    /// Make, list and revoke API keys in a store (no server needed).
+    Keys(crate::keys::KeysArgs),
 }
 
 /// A maintenance pass over a data directory, without a server.
@@ -85,9 +87,10 @@ pub struct SqlArgs {
     /// With --data-dir: the configuration file (for S3 storage settings).
     #[arg(long, requires = "data_dir")]
     pub config: Option<PathBuf>,
-    /// Tenant whose tables are queried.
-    #[arg(long, default_value = "default")]
-    pub tenant: String,
+    /// Tenant whose tables are queried: `default` if not named (with
+    /// --server and an API key, the key's tenant).
+    #[arg(long)]
+    pub tenant: Option<String>,
     /// Output format (arrow is for the HTTP API).
     #[arg(long, value_enum, default_value_t = Format::Table)]
     pub format: Format,
@@ -143,7 +146,10 @@ pub fn sql(args: &SqlArgs) -> anyhow::Result<()> {
     if args.format == Format::Arrow {
         bail!("--format arrow is for the HTTP API; use table, json, ndjson or csv");
     }
-    let tenant = TenantId::parse(&args.tenant).context("--tenant")?;
+    let tenant = match &args.tenant {
+        Some(t) => Some(TenantId::parse(t).context("--tenant")?),
+        None => None,
+    };
     let result = match &args.data_dir {
         Some(dir) => {
             let overrides = Overrides {
@@ -163,7 +169,11 @@ pub fn sql(args: &SqlArgs) -> anyhow::Result<()> {
                 };
                 storage
                     .engine
-                    .query(&tenant, &args.query, &limits)
+                    .query(
+                        &tenant.clone().unwrap_or_else(TenantId::default_id),
+                        &args.query,
+                        &limits,
+                    )
                     .await
                     .map_err(anyhow::Error::from)
             })?
@@ -172,10 +182,17 @@ pub fn sql(args: &SqlArgs) -> anyhow::Result<()> {
             let base = args.server.as_deref().unwrap_or("http://127.0.0.1:4318");
             let url = format!("{}/api/v2/sql?format=arrow", base.trim_end_matches('/'));
             let body = serde_json::json!({"sql": args.query}).to_string();
-            let resp = reqwest::blocking::Client::new()
+            let mut request = reqwest::blocking::Client::new()
                 .post(&url)
-                .header("content-type", "application/json")
-                .header(crate::infrastructure::otlp::TENANT_HEADER, tenant.as_str())
+                .header("content-type", "application/json");
+            if let Some(tenant) = &tenant {
+                request =
+                    request.header(crate::infrastructure::otlp::TENANT_HEADER, tenant.as_str());
+            }
+            if let Some(key) = crate::keys::api_key_from_env() {
+                request = request.bearer_auth(key);
+            }
+            let resp = request
                 .body(body)
                 .send()
                 .with_context(|| format!("POST {url}"))?;

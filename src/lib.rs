@@ -10,6 +10,7 @@ pub mod bootstrap;
 pub mod cli;
 pub mod config;
 pub mod infrastructure;
+pub mod keys;
 pub mod replay;
 
 pub use tf_application as application;

@@ -9,6 +9,17 @@ use telemetryflow::config::LogFormat;
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+/// Sets the file mode creation mask to 077: new files 0600, new
+/// directories 0700.
+fn restrict_new_files() {
+    #[cfg(unix)]
+    // SAFETY: umask takes a plain integer, cannot fail, and reads or writes
+    // no memory of this process.
+    unsafe {
+        libc::umask(0o077);
+    }
+}
+
 fn init_tracing(level: &str, json: bool) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
@@ -23,6 +34,9 @@ fn init_tracing(level: &str, json: bool) {
 }
 
 fn main() -> anyhow::Result<()> {
+    // Files and directories this process makes are its user's alone: the
+    // data directory's permissions are the offline commands' trust boundary.
+    restrict_new_files();
     let thp = disable_transparent_huge_pages();
     let cli = Cli::parse();
     match cli.command.unwrap_or(Command::Serve(ServeArgs::default())) {
@@ -52,6 +66,10 @@ fn main() -> anyhow::Result<()> {
         Command::Replay(args) => {
             init_tracing("warn", false);
             telemetryflow::replay::replay(&args)
+        }
+        Command::Keys(args) => {
+            init_tracing("warn", false);
+            telemetryflow::keys::keys(&args)
         }
     }
 }

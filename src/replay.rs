@@ -58,8 +58,9 @@ pub struct ReplayArgs {
     /// gzip, zstd or none.
     #[arg(long, default_value = "gzip")]
     pub compression: String,
-    /// A header sent with every request (repeatable), e.g. authorization=Bearer…;
-    /// x-tenant-id or x-workspace-id override the stored ones.
+    /// A header sent with every request (repeatable); x-tenant-id or
+    /// x-workspace-id override the stored ones. The API key comes from
+    /// TELEMETRYFLOW_API_KEY (sent as `authorization: Bearer`), not argv.
     #[arg(long = "header", value_name = "K=V")]
     pub headers: Vec<String>,
     /// At most this many items per request.
@@ -94,6 +95,11 @@ pub fn replay(args: &ReplayArgs) -> anyhow::Result<()> {
             .split_once('=')
             .with_context(|| format!("--header {h:?} is not K=V"))?;
         headers.push((k.trim().to_ascii_lowercase(), v.trim().to_owned()));
+    }
+    if !headers.iter().any(|(k, _)| k == "authorization")
+        && let Some(key) = crate::keys::api_key_from_env()
+    {
+        headers.push(("authorization".to_owned(), format!("Bearer {key}")));
     }
     let exporter = OtlpExporter::new(ExporterConfig {
         endpoint: args.to.clone(),

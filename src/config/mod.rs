@@ -40,8 +40,8 @@ use serde::{Deserialize, Serialize};
 pub use forward::{Forward, ForwardSettings};
 pub use retention::{Period, RetentionSettings, TableName, TenantName, TenantTable};
 pub use sections::{
-    BufferSettings, CompactionSettings, IngestSettings, LogFormat, LogSettings, QuerySettings,
-    ServerSettings, WalSettings,
+    AuthMode, AuthSettings, BufferSettings, CompactionSettings, IngestSettings, LogFormat,
+    LogSettings, QuerySettings, ServerSettings, WalSettings,
 };
 pub use storage::{S3Settings, StorageSettings, StorageUrl};
 
@@ -69,6 +69,7 @@ pub type Result<T, E = ConfigError> = std::result::Result<T, E>;
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
     pub server: ServerSettings,
+    pub auth: AuthSettings,
     pub storage: StorageSettings,
     pub buffer: BufferSettings,
     pub wal: WalSettings,
@@ -294,6 +295,30 @@ impl Config {
         Ok(toml::Value::Table(table))
     }
 
+    /// Without keys the server trusts whoever reaches it: it listens on
+    /// loopback only, unless told otherwise.
+    pub fn check_exposure(&self) -> Result<()> {
+        if self.auth.mode != AuthMode::None || self.auth.allow_unauthenticated {
+            return Ok(());
+        }
+        let listeners = [
+            ("server.grpc_addr", Some(self.server.grpc_addr)),
+            ("server.http_addr", Some(self.server.http_addr)),
+            ("server.metrics_addr", self.server.metrics_addr),
+        ];
+        for (key, addr) in listeners {
+            if let Some(addr) = addr.filter(|a| !a.ip().is_loopback()) {
+                return Err(ConfigError::BadValue {
+                    key: key.into(),
+                    message: format!(
+                        "{addr} is not a loopback address, and auth.mode is \"none\": anyone who reaches it could read and write every tenant. Set auth.mode = \"api_key\" (and make keys with `telemetryflow keys create`), or auth.allow_unauthenticated = true on a trusted network"
+                    ),
+                });
+            }
+        }
+        Ok(())
+    }
+
     /// The rules between keys, which their types cannot express; errors
     /// name the key.
     pub fn check(&self) -> Result<()> {
@@ -307,6 +332,7 @@ impl Config {
                 ),
             });
         }
+        self.check_exposure()?;
         self.forwarders()?;
         Ok(())
     }

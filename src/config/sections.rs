@@ -22,6 +22,10 @@ pub struct ServerSettings {
     pub max_request_bytes: NonZeroUsize,
     pub cors_allowed_origins: Vec<String>,
     pub shutdown_timeout_secs: u64,
+    /// A listener serving only `GET /metrics`, without a key (for a
+    /// Prometheus on a private network); none by default.
+    #[serde(deserialize_with = "optional_host_port")]
+    pub metrics_addr: Option<SocketAddr>,
 }
 
 impl Default for ServerSettings {
@@ -32,8 +36,57 @@ impl Default for ServerSettings {
             max_request_bytes: NonZero::new(64 << 20).unwrap(),
             cors_allowed_origins: Vec::new(),
             shutdown_timeout_secs: 30,
+            metrics_addr: None,
         }
     }
+}
+
+/// An optional listen address; empty for none.
+fn optional_host_port<'de, D: Deserializer<'de>>(d: D) -> Result<Option<SocketAddr>, D::Error> {
+    let s = String::deserialize(d)?;
+    if s.trim().is_empty() {
+        return Ok(None);
+    }
+    s.parse()
+        .map(Some)
+        .map_err(|e| D::Error::custom(format!("{s:?} is not HOST:PORT ({e})")))
+}
+
+/// `[auth]`: who may send and read.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuthSettings {
+    pub mode: AuthMode,
+    /// With mode `none`, serve on addresses other than loopback anyway.
+    pub allow_unauthenticated: bool,
+    /// How often each node reads the keys again (revocations and new keys
+    /// take effect within it).
+    pub refresh_secs: NonZeroU64,
+    /// Failed authentications per minute from one address before it gets
+    /// 429 (Too Many Requests) instead of 401.
+    pub max_failures_per_minute: NonZeroU64,
+}
+
+impl Default for AuthSettings {
+    fn default() -> Self {
+        Self {
+            mode: AuthMode::None,
+            allow_unauthenticated: false,
+            refresh_secs: NonZero::new(2).unwrap(),
+            max_failures_per_minute: NonZero::new(10).unwrap(),
+        }
+    }
+}
+
+/// `auth.mode`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AuthMode {
+    /// No keys: requests name their tenant in `X-Tenant-ID`. Loopback only,
+    /// unless `allow_unauthenticated`.
+    None,
+    /// Every entry point but the health checks needs an API key.
+    ApiKey,
 }
 
 /// A listen address, `IP:PORT`.

@@ -453,3 +453,55 @@ fn every_path_architecture_md_names_exists() {
     assert!(!resolves("pipeline/no_such_file.rs", &code));
     assert!(resolves("pipeline/buffer.rs", &code));
 }
+
+/// Every HTTP route is declared in the route table with the `Need` its
+/// requests must meet (`api/http.rs` `routes()`), where the auth test walks
+/// it: outside the table the only routes are the router's loop over it, the
+/// private `/metrics` listener's one route, and the OTLP receiver's paths
+/// (which the router puts behind `Need::Ingest` as a whole).
+#[test]
+fn routes_are_declared_only_in_the_route_table() {
+    let allowed = [
+        (
+            "src/infrastructure/api/http.rs",
+            "router = router.route(route.path,",
+        ),
+        (
+            "src/infrastructure/api/http.rs",
+            ".route(\"/metrics\", get(metrics))",
+        ),
+        ("crates/otlp/src/http.rs", ".route(Traces::HTTP_PATH,"),
+        ("crates/otlp/src/http.rs", ".route(Metrics::HTTP_PATH,"),
+        ("crates/otlp/src/http.rs", ".route(Logs::HTTP_PATH,"),
+    ];
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut files = Vec::new();
+    for dir in crate_sources() {
+        sources(&dir, &mut files);
+    }
+    let mut stray = Vec::new();
+    for file in &files {
+        let rel = file
+            .strip_prefix(root)
+            .unwrap()
+            .to_string_lossy()
+            .into_owned();
+        for line in code_of(file).lines() {
+            let line = line.trim();
+            if !line.contains(".route(") && !line.contains(".nest(") {
+                continue;
+            }
+            if !allowed
+                .iter()
+                .any(|(f, l)| *f == rel && line.starts_with(l))
+            {
+                stray.push(format!("{rel}: {line}"));
+            }
+        }
+    }
+    assert!(
+        stray.is_empty(),
+        "routes outside the route table:\n{}",
+        stray.join("\n")
+    );
+}

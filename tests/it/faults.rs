@@ -26,11 +26,14 @@ use crate::fixtures::*;
 use crate::otlp_http::post;
 use crate::support::{TestServer, parquet_files, test_config};
 
-/// A local store whose writes fail while `down` is set.
+/// A local store whose writes fail while `down` is set, and whose reads
+/// and listings of the cluster-wide documents (`_system/`) fail while
+/// `documents_down` is.
 #[derive(Debug)]
-struct FlakyStore {
+pub(crate) struct FlakyStore {
     inner: LocalFileSystem,
     down: Arc<AtomicBool>,
+    documents_down: Arc<AtomicBool>,
 }
 
 impl fmt::Display for FlakyStore {
@@ -40,6 +43,30 @@ impl fmt::Display for FlakyStore {
 }
 
 impl FlakyStore {
+    pub(crate) fn new(
+        inner: LocalFileSystem,
+        down: Arc<AtomicBool>,
+        documents_down: Arc<AtomicBool>,
+    ) -> Self {
+        Self {
+            inner,
+            down,
+            documents_down,
+        }
+    }
+
+    fn check_read(&self, location: Option<&Path>) -> object_store::Result<()> {
+        let document = location.is_some_and(|l| l.as_ref().starts_with("_system"));
+        if document && self.documents_down.load(Ordering::SeqCst) {
+            Err(object_store::Error::Generic {
+                store: "flaky",
+                source: "injected read outage".into(),
+            })
+        } else {
+            Ok(())
+        }
+    }
+
     fn check(&self) -> object_store::Result<()> {
         if self.down.load(Ordering::SeqCst) {
             Err(object_store::Error::Generic {
@@ -78,6 +105,7 @@ impl ObjectStore for FlakyStore {
         location: &Path,
         options: GetOptions,
     ) -> object_store::Result<GetResult> {
+        self.check_read(Some(location))?;
         self.inner.get_opts(location, options).await
     }
 
@@ -97,10 +125,14 @@ impl ObjectStore for FlakyStore {
     }
 
     fn list(&self, prefix: Option<&Path>) -> BoxStream<'static, object_store::Result<ObjectMeta>> {
-        self.inner.list(prefix)
+        match self.check_read(prefix) {
+            Ok(()) => self.inner.list(prefix),
+            Err(e) => Box::pin(futures::stream::once(async move { Err(e) })),
+        }
     }
 
     async fn list_with_delimiter(&self, prefix: Option<&Path>) -> object_store::Result<ListResult> {
+        self.check_read(prefix)?;
         self.inner.list_with_delimiter(prefix).await
     }
 
@@ -122,10 +154,11 @@ async fn flaky_server(
     let dir = tempfile::tempdir().unwrap();
     std::fs::create_dir_all(dir.path().join("parquet")).unwrap();
     let down = Arc::new(AtomicBool::new(true));
-    let store = Arc::new(FlakyStore {
-        inner: LocalFileSystem::new_with_prefix(dir.path().join("parquet")).unwrap(),
-        down: Arc::clone(&down),
-    });
+    let store = Arc::new(FlakyStore::new(
+        LocalFileSystem::new_with_prefix(dir.path().join("parquet")).unwrap(),
+        Arc::clone(&down),
+        Arc::new(AtomicBool::new(false)),
+    ));
     let mut config = test_config(dir.path());
     tweak(&mut config);
     (

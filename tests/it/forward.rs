@@ -43,7 +43,7 @@ const TABLES: [&str; 7] = [
     "otel_metrics_summary",
 ];
 
-fn forward_to(
+pub(crate) fn forward_to(
     name: &str,
     endpoint: &str,
     protocol: Protocol,

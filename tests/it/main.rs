@@ -1,12 +1,13 @@
 //! The one integration-test binary (one link of DataFusion, not one per file).
 
 mod architecture;
+mod auth;
 mod compaction;
 mod crash;
 
-mod faults;
+pub(crate) mod faults;
 mod fixtures;
-mod forward;
+pub(crate) mod forward;
 mod hardening;
 mod otlp_errors;
 mod otlp_grpc;

@@ -3,6 +3,7 @@
 
 pub mod admin;
 pub mod http;
+pub mod keys;
 pub mod prometheus;
 pub mod query;
 
@@ -10,17 +11,23 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
-pub use http::router;
+pub use http::{metrics_router, router};
 pub use query::TRUNCATED_HEADER;
 
+use crate::application::access::KeyRing;
 use crate::application::compaction::Compactor;
 use crate::application::queries::{MetricQueries, SqlHandler, TraceQueries};
 use crate::application::retention::Retention;
+use crate::infrastructure::access::AccessControl;
 use crate::infrastructure::otlp::http::HttpReceiver;
 
 /// Everything the routes need.
 #[derive(Clone)]
 pub struct ApiState {
+    /// The access check of every route.
+    pub access: Arc<AccessControl>,
+    /// The API keys (managed through `/api/v2/admin/keys`).
+    pub keys: Arc<KeyRing>,
     pub otlp: HttpReceiver,
     pub sql: Arc<SqlHandler>,
     pub metric_queries: Arc<MetricQueries>,

@@ -22,12 +22,15 @@ use crate::application::queries::MetricQueries;
 use crate::application::retention::{Retention, RetentionStats};
 use crate::domain::telemetry::Signal;
 use crate::domain::{Table, TenantId};
+use crate::infrastructure::access::AccessControl;
 use exposition::{Exposition, Labels, MetricDef};
 
 /// What `/metrics` reads.
 #[derive(Clone)]
 pub struct MetricsSources {
     pub pipeline: Arc<WritePath>,
+    /// Refused requests, by reason.
+    pub access: Arc<AccessControl>,
     /// The forwarders among the pipeline's durable subscribers.
     pub forwarders: Vec<Arc<Forwarder>>,
     pub ingest: Arc<IngestStats>,
@@ -54,6 +57,7 @@ pub fn render(src: &MetricsSources) -> String {
     retention(&mut out, src.retention.stats());
     out.family(&DOMAIN_EVENTS).value(src.events.published());
     query_cache(&mut out, src.queries.cache_stats());
+    access(&mut out, &src.access.stats().snapshot());
     let forwarders: Vec<_> = src.forwarders.iter().map(|f| reading(f)).collect();
     forwarding(&mut out, &forwarders);
     out.into_text()
@@ -372,6 +376,18 @@ const QUERY_CACHE_MISSES: MetricDef = MetricDef::counter(
     "telemetryflow_query_cache_misses_total",
     "Time-series queries computed (not cached, expired, or invalidated by ingest).",
 );
+
+const AUTH_FAILURES: MetricDef = MetricDef::counter(
+    "telemetryflow_auth_failures_total",
+    "Requests refused by the access check, by reason (missing, malformed, unknown, wrong_secret, expired, bad_token, unavailable, forbidden, rate_limited, foreign_host).",
+);
+
+fn access(out: &mut Exposition, refused: &[(&'static str, u64)]) {
+    let mut family = out.family(&AUTH_FAILURES);
+    for (reason, n) in refused {
+        family.labelled(&[("reason", reason)], n);
+    }
+}
 
 fn query_cache(out: &mut Exposition, (hits, misses): (u64, u64)) {
     out.family(&QUERY_CACHE_HITS).value(hits);
