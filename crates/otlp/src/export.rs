@@ -13,7 +13,9 @@
 //! status is permanent. gRPC: CANCELLED, DEADLINE_EXCEEDED, ABORTED,
 //! OUT_OF_RANGE, UNAVAILABLE and DATA_LOSS are retryable, and
 //! RESOURCE_EXHAUSTED when the status carries `RetryInfo` (whose delay is
-//! honoured); any other code is permanent. Connection failures, timeouts
+//! honoured); any other code is permanent. One departure: a refused key
+//! (HTTP 401/403, UNAUTHENTICATED, PERMISSION_DENIED) is retried slowly
+//! rather than dropping accepted data ([`REFUSED_KEY_RETRY`]). Connection failures, timeouts
 //! and statuses the client made from a transport error are retryable.
 
 use std::str::FromStr;
@@ -305,6 +307,7 @@ impl OtlpExporter {
                 reason,
                 retry_after,
             },
+            401 | 403 => refused_key(reason),
             _ => ExportError::Permanent { reason },
         })
     }
@@ -359,6 +362,22 @@ pub fn parse_retry_after(v: &str) -> Option<Duration> {
     )
 }
 
+/// How long to wait after the upstream refused the key.
+pub const REFUSED_KEY_RETRY: Duration = Duration::from_secs(30);
+
+/// The upstream refused the key (401/403, UNAUTHENTICATED/PERMISSION_DENIED).
+/// The specification calls these permanent, but the rows were accepted
+/// durably here, and a key refused is fixed by configuration — a key
+/// revoked, rotated, or not yet read by every upstream node — not by
+/// dropping data: the batch is kept and tried again every
+/// [`REFUSED_KEY_RETRY`], while the queue fills as for any outage.
+fn refused_key(reason: String) -> ExportError {
+    ExportError::Retryable {
+        reason: format!("the upstream refused the key: {reason}"),
+        retry_after: Some(REFUSED_KEY_RETRY),
+    }
+}
+
 /// The OTLP specification's classification of a gRPC status.
 fn grpc_error(s: &tonic::Status) -> ExportError {
     use tonic::Code;
@@ -387,6 +406,7 @@ fn grpc_error(s: &tonic::Status) -> ExportError {
             reason,
             retry_after,
         },
+        Code::Unauthenticated | Code::PermissionDenied => refused_key(reason),
         _ => ExportError::Permanent { reason },
     }
 }
@@ -435,8 +455,19 @@ mod tests {
         assert!(retryable(tonic::Status::unavailable("down")));
         assert!(retryable(tonic::Status::deadline_exceeded("slow")));
         assert!(!retryable(tonic::Status::invalid_argument("bad")));
-        assert!(!retryable(tonic::Status::unauthenticated("who")));
         assert!(!retryable(tonic::Status::resource_exhausted("too big")));
+        // A refused key keeps the data, and is retried slowly.
+        for s in [
+            tonic::Status::unauthenticated("who"),
+            tonic::Status::permission_denied("not yours"),
+        ] {
+            match grpc_error(&s) {
+                ExportError::Retryable { retry_after, .. } => {
+                    assert_eq!(retry_after, Some(REFUSED_KEY_RETRY));
+                }
+                other => panic!("{other:?}"),
+            }
+        }
         assert!(!retryable(tonic::Status::unknown("the server said so")));
         let io = std::io::Error::new(std::io::ErrorKind::ConnectionReset, "reset");
         assert!(retryable(tonic::Status::from_error(Box::new(io))));
