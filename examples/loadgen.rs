@@ -28,6 +28,7 @@ use opentelemetry_proto::tonic::collector::metrics::v1::metrics_service_client::
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceResponse;
 use opentelemetry_proto::tonic::collector::trace::v1::trace_service_client::TraceServiceClient;
 use prost::Message;
+use reqwest_012 as reqwest;
 use telemetryflow::infrastructure::otlp::json;
 use telemetryflow::synth::Synth;
 
@@ -85,6 +86,10 @@ struct Args {
     /// Skip the SQL check of stored items at the end.
     #[arg(long)]
     no_verify: bool,
+    /// A PEM CA certificate that https endpoints (and --api) are verified
+    /// against. The API key, if any, comes from TELEMETRYFLOW_API_KEY.
+    #[arg(long)]
+    ca: Option<std::path::PathBuf>,
     /// Run an OTLP/HTTP sink on this address (acknowledges every request,
     /// decodes nothing) until killed, instead of generating load.
     #[arg(long)]
@@ -230,6 +235,21 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
         args.duration
     );
 
+    let ca = match &args.ca {
+        Some(path) => Some(std::fs::read(path)?),
+        None => None,
+    };
+    let http_client = {
+        let mut b = reqwest::Client::builder();
+        if let Some(pem) = &ca {
+            b = b.add_root_certificate(reqwest::Certificate::from_pem(pem)?);
+        }
+        b.build()?
+    };
+    let key = std::env::var("TELEMETRYFLOW_API_KEY")
+        .ok()
+        .filter(|k| !k.trim().is_empty());
+    let bearer: Option<Arc<str>> = key.map(|k| Arc::from(format!("Bearer {}", k.trim())));
     let totals = Arc::new(Totals::default());
     let deadline = Instant::now() + Duration::from_secs(args.duration);
     let started = Instant::now();
@@ -244,18 +264,31 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
         let endpoint = endpoint.clone();
         let tenant = tenant.clone();
         let (protocol, signal, gz, json) = (args.protocol, args.signal, args.gzip, args.json);
+        let http = http_client.clone();
+        let ca = ca.clone();
+        let bearer = bearer.clone();
         workers.push(tokio::spawn(async move {
             let mut latencies: Vec<u64> = Vec::new();
-            let http = reqwest::Client::new();
             let channel = match protocol {
-                Protocol::Grpc => Some(
-                    tonic::transport::Endpoint::from_shared(endpoint.clone())
-                        .expect("valid endpoint")
-                        .connect()
-                        .await
-                        .expect("gRPC connection"),
-                ),
+                Protocol::Grpc => {
+                    let mut ep = tonic::transport::Endpoint::from_shared(endpoint.clone())
+                        .expect("valid endpoint");
+                    if let Some(pem) = &ca {
+                        ep = ep
+                            .tls_config(
+                                tonic::transport::ClientTlsConfig::new()
+                                    .ca_certificate(tonic::transport::Certificate::from_pem(pem)),
+                            )
+                            .expect("TLS settings");
+                    }
+                    Some(ep.connect().await.expect("gRPC connection"))
+                }
                 Protocol::Http => None,
+            };
+            let with_key = |r: &mut tonic::metadata::MetadataMap| {
+                if let Some(b) = &bearer {
+                    r.insert("authorization", b.parse().expect("ascii key"));
+                }
             };
             let mut k = w;
             let mut next_send = Instant::now();
@@ -277,6 +310,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
                         let mut r = tonic::Request::new(req.clone());
                         r.metadata_mut()
                             .insert("x-tenant-id", tenant.parse().expect("ascii tenant"));
+                        with_key(r.metadata_mut());
                         match c.export(r).await {
                             Ok(resp) => Ok(resp
                                 .get_ref()
@@ -294,6 +328,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
                         let mut r = tonic::Request::new(req.clone());
                         r.metadata_mut()
                             .insert("x-tenant-id", tenant.parse().expect("ascii tenant"));
+                        with_key(r.metadata_mut());
                         match c.export(r).await {
                             Ok(resp) => Ok(resp
                                 .get_ref()
@@ -311,6 +346,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
                         let mut r = tonic::Request::new(req.clone());
                         r.metadata_mut()
                             .insert("x-tenant-id", tenant.parse().expect("ascii tenant"));
+                        with_key(r.metadata_mut());
                         match c.export(r).await {
                             Ok(resp) => Ok(resp
                                 .get_ref()
@@ -340,6 +376,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
                             .body(bodies[idx].clone());
                         if gz {
                             rb = rb.header("content-encoding", "gzip");
+                        }
+                        if let Some(b) = &bearer {
+                            rb = rb.header("authorization", &**b);
                         }
                         match rb.send().await {
                             Ok(resp) if resp.status().is_success() => {
@@ -434,9 +473,13 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
             Signal::Logs => "SELECT count(*) AS n FROM otel_logs".to_string(),
             Signal::Metrics => "SELECT (SELECT count(*) FROM otel_metrics_gauge) + (SELECT count(*) FROM otel_metrics_sum) + (SELECT count(*) FROM otel_metrics_histogram) + (SELECT count(*) FROM otel_metrics_exp_histogram) + (SELECT count(*) FROM otel_metrics_summary) AS n".to_string(),
         };
-        let resp = reqwest::Client::new()
+        let mut request = http_client
             .post(format!("{}/api/v2/sql?format=csv", args.api))
-            .header("x-tenant-id", &tenant)
+            .header("x-tenant-id", &tenant);
+        if let Some(b) = &bearer {
+            request = request.header("authorization", &**b);
+        }
+        let resp = request
             .header("content-type", "application/json")
             .body(serde_json::json!({ "sql": sql }).to_string())
             .send()
