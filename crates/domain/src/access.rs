@@ -328,6 +328,12 @@ pub enum Denied {
     Broader(&'static str),
     #[error("the key manages only keys of tenant {0}")]
     OtherTenantsKey(TenantId),
+    #[error("the key manages only keys of workspace {0}")]
+    OtherWorkspacesKey(WorkspaceId),
+    #[error("a token only sends and queries telemetry; present the key itself")]
+    Token,
+    #[error("a key that expires cannot make a key that outlives it")]
+    Outlives,
 }
 
 /// What a key lets its holder do.
@@ -459,13 +465,19 @@ impl Grant {
         Ok(TenantContext::new(tenant, workspace))
     }
 
-    /// The same grant with only `scopes` of its own (a token's).
+    /// The same grant with only those of `scopes` it has (a token's). A
+    /// narrowed grant never permits more than its own; `permits` keeps
+    /// applying the rules of `*` (a `*` grant without admin does not query).
     pub fn narrowed(&self, scopes: Scopes) -> Result<Grant, GrantError> {
-        Grant::new(
-            self.tenants.clone(),
-            self.workspace.clone(),
-            Scopes(scopes.0 & self.scopes.0),
-        )
+        let scopes = Scopes(scopes.0 & self.scopes.0);
+        if scopes.is_empty() {
+            return Err(GrantError::NoScope);
+        }
+        Ok(Grant {
+            tenants: self.tenants.clone(),
+            workspace: self.workspace.clone(),
+            scopes,
+        })
     }
 
     /// Whether this key may manage (list, revoke) a key granting `other`:
@@ -474,14 +486,20 @@ impl Grant {
         self.permits(Need::Admin, false)?;
         match (&self.tenants, &other.tenants) {
             (Tenants::All, _) => Ok(()),
-            (Tenants::One(mine), Tenants::One(theirs)) if mine == theirs => Ok(()),
+            (Tenants::One(mine), Tenants::One(theirs)) if mine == theirs => match &self.workspace {
+                Some(ws) if other.workspace.as_ref() != Some(ws) => {
+                    Err(Denied::OtherWorkspacesKey(ws.clone()))
+                }
+                _ => Ok(()),
+            },
             (Tenants::One(mine), _) => Err(Denied::OtherTenantsKey(mine.clone())),
         }
     }
 
     /// Whether this key may make a key granting `new`: an operator may make
-    /// any; a tenant's admin only keys of its tenant (and workspace, if
-    /// confined to one), with scopes it has itself, and never a relay key.
+    /// any; a tenant's admin only keys it may manage (its tenant's, and its
+    /// workspace's if confined to one), with scopes it has itself, and
+    /// never a relay key.
     pub fn may_mint(&self, new: &Grant) -> Result<(), Denied> {
         self.may_manage(new)?;
         if self.is_operator() {
@@ -492,13 +510,6 @@ impl Grant {
         }
         if !new.scopes.is_subset_of(self.scopes) {
             return Err(Denied::Broader("it would have scopes this key lacks"));
-        }
-        if let Some(mine) = &self.workspace
-            && new.workspace.as_ref() != Some(mine)
-        {
-            return Err(Denied::Broader(
-                "this key is confined to a workspace, and so is every key it makes",
-            ));
         }
         Ok(())
     }
@@ -624,6 +635,27 @@ mod tests {
     }
 
     #[test]
+    fn narrowing_keeps_the_rules_of_every_tenant() {
+        let operator = grant("*", None, "admin,query");
+        let query_only = operator.narrowed(Scopes::parse("query").unwrap()).unwrap();
+        assert_eq!(
+            query_only.permits(Need::Query, false),
+            Err(Denied::RelayQuery)
+        );
+        let relay = grant("*", None, "relay,ingest");
+        let ingest = relay
+            .narrowed(Scopes::parse("ingest,query").unwrap())
+            .unwrap();
+        assert_eq!(ingest.scopes().to_string(), "ingest");
+        assert!(ingest.permits(Need::Ingest, false).is_ok());
+        assert_eq!(ingest.permits(Need::Ingest, true), Err(Denied::NotRelay));
+        assert_eq!(
+            relay.narrowed(Scopes::parse("admin").unwrap()),
+            Err(GrantError::NoScope)
+        );
+    }
+
+    #[test]
     fn nobody_mints_a_key_broader_than_their_own() {
         let admin = grant("acme", None, "admin,ingest");
         assert!(admin.may_mint(&grant("acme", None, "ingest")).is_ok());
@@ -652,8 +684,23 @@ mod tests {
         );
         assert!(matches!(
             confined.may_mint(&grant("acme", None, "ingest")),
-            Err(Denied::Broader(_))
+            Err(Denied::OtherWorkspacesKey(_))
         ));
+        // A workspace's admin manages that workspace's keys only.
+        assert!(
+            confined
+                .may_manage(&grant("acme", Some("web"), "query"))
+                .is_ok()
+        );
+        for other in [
+            grant("acme", None, "admin"),
+            grant("acme", Some("api"), "ingest"),
+        ] {
+            assert!(matches!(
+                confined.may_manage(&other),
+                Err(Denied::OtherWorkspacesKey(_))
+            ));
+        }
         assert_eq!(
             grant("acme", None, "ingest").may_mint(&grant("acme", None, "ingest")),
             Err(Denied::Scope("admin"))
