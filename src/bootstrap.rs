@@ -35,6 +35,7 @@ use crate::infrastructure::otlp::grpc::GrpcReceiver;
 use crate::infrastructure::otlp::http::HttpReceiver;
 use crate::infrastructure::query::DataFusionEngine;
 use crate::infrastructure::storage::{ObjectFileStore, StorageLocation};
+use crate::infrastructure::tls::{ServerTls, TlsListener};
 use crate::infrastructure::wal::{ReplayReport, Wal, read_only_replay};
 
 /// The storage side, also used by `telemetryflow sql --data-dir` without a server.
@@ -291,6 +292,7 @@ pub async fn start_with_subscribers(
     store: Option<Arc<dyn ObjectStore>>,
     subscribers: Vec<Arc<dyn DurableSubscriber>>,
 ) -> anyhow::Result<Server> {
+    let tls = config.server_tls()?;
     let Storage {
         pipeline,
         engine,
@@ -339,7 +341,10 @@ pub async fn start_with_subscribers(
     let (subscribers_stop, subscribers_stop_rx) = watch::channel(false);
     let recovery = spawn_recovery(&config, &pipeline, next_seq, subscribers_stop_rx);
     let max = config.server.max_request_bytes.get();
-    let grpc_task = serve_grpc(grpc_listener, &receiver, max, stop_rx.clone());
+    if let Some(tls) = &tls {
+        tls.spawn_reload(TLS_RELOAD_INTERVAL, stop_rx.clone());
+    }
+    let grpc_task = serve_grpc(grpc_listener, tls.clone(), &receiver, max, stop_rx.clone());
     let app = router(ApiState {
         otlp: HttpReceiver {
             receiver,
@@ -369,7 +374,7 @@ pub async fn start_with_subscribers(
         retention: Arc::clone(&retention),
         gc_grace: Duration::from_secs(config.storage.gc_grace_secs),
     });
-    let http_task = serve_http(http_listener, app, stop_rx.clone());
+    let http_task = serve_http(http_listener, tls.clone(), app, stop_rx.clone());
     let stop_rx_for_compaction = stop_rx.clone();
     let flusher = spawn_flusher(&config, &pipeline, stop_rx);
     let retention_task = spawn_retention(
@@ -380,7 +385,12 @@ pub async fn start_with_subscribers(
         stop_rx_for_compaction.clone(),
     );
     let compaction = spawn_compaction(&config, compactor, &engine, stop_rx_for_compaction);
-    tracing::info!(%grpc_addr, %http_addr, "TelemetryFlow serving OTLP");
+    tracing::info!(
+        %grpc_addr,
+        %http_addr,
+        tls = tls.is_some(),
+        "TelemetryFlow serving OTLP"
+    );
     Ok(Server {
         grpc_addr,
         http_addr,
@@ -445,9 +455,13 @@ fn spawn_recovery(
     })
 }
 
-/// Serves OTLP/gRPC on `listener` until `stop`.
+/// How often the listeners' TLS files are compared with those in use.
+const TLS_RELOAD_INTERVAL: Duration = Duration::from_secs(1);
+
+/// Serves OTLP/gRPC on `listener` (over TLS with `tls`) until `stop`.
 fn serve_grpc(
     listener: TcpListener,
+    tls: Option<Arc<ServerTls>>,
     receiver: &Arc<OtlpReceiver>,
     max_request_bytes: usize,
     mut stop: watch::Receiver<bool>,
@@ -455,35 +469,68 @@ fn serve_grpc(
     let (traces, metrics, logs) =
         GrpcReceiver::new(Arc::clone(receiver)).services(max_request_bytes);
     tokio::spawn(async move {
-        tonic::transport::Server::builder()
+        let router = tonic::transport::Server::builder()
             .layer(crate::infrastructure::otlp::grpc::size_limit_status_layer())
             .add_service(traces)
             .add_service(metrics)
-            .add_service(logs)
-            .serve_with_incoming_shutdown(
-                tonic::transport::server::TcpIncoming::from(listener),
-                async move {
-                    let _ = stop.wait_for(|s| *s).await;
-                },
-            )
-            .await
-            .context("gRPC server")
+            .add_service(logs);
+        let stopped = async move {
+            let _ = stop.wait_for(|s| *s).await;
+        };
+        match tls {
+            None => {
+                router
+                    .serve_with_incoming_shutdown(
+                        tonic::transport::server::TcpIncoming::from(listener),
+                        stopped,
+                    )
+                    .await
+            }
+            Some(tls) => {
+                let incoming = TlsListener::new(listener, tls)
+                    .context("gRPC listener")?
+                    .into_incoming();
+                router.serve_with_incoming_shutdown(incoming, stopped).await
+            }
+        }
+        .context("gRPC server")
     })
 }
 
-/// Serves the HTTP API on `listener` until `stop`.
+/// Serves the HTTP API on `listener` (over TLS with `tls`) until `stop`.
+/// Handlers find the client's address as `ConnectInfo<SocketAddr>`.
 fn serve_http(
     listener: TcpListener,
+    tls: Option<Arc<ServerTls>>,
     app: axum::Router,
     mut stop: watch::Receiver<bool>,
 ) -> JoinHandle<anyhow::Result<()>> {
+    use axum::serve::ListenerExt as _;
+
+    let app = app.into_make_service_with_connect_info::<SocketAddr>();
     tokio::spawn(async move {
-        axum::serve(listener, app)
-            .with_graceful_shutdown(async move {
-                let _ = stop.wait_for(|s| *s).await;
-            })
-            .await
-            .context("HTTP server")
+        let stopped = async move {
+            let _ = stop.wait_for(|s| *s).await;
+        };
+        match tls {
+            None => {
+                axum::serve(listener, app)
+                    .with_graceful_shutdown(stopped)
+                    .await
+            }
+            // axum gives the address of a listener other than its own
+            // TcpListener to `ConnectInfo` through `TapIo`: the tap does
+            // nothing else.
+            Some(tls) => {
+                let listener = TlsListener::new(listener, tls)
+                    .context("HTTP listener")?
+                    .tap_io(|_| {});
+                axum::serve(listener, app)
+                    .with_graceful_shutdown(stopped)
+                    .await
+            }
+        }
+        .context("HTTP server")
     })
 }
 

@@ -307,6 +307,7 @@ impl Config {
                 ),
             });
         }
+        self.tls_files()?;
         self.forwarders()?;
         Ok(())
     }

@@ -4,12 +4,15 @@
 
 use std::net::SocketAddr;
 use std::num::{NonZero, NonZeroU64, NonZeroUsize};
+use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde::de::Error as _;
 use serde::{Deserialize, Deserializer, Serialize};
 
-use super::Config;
+use super::{Config, ConfigError, Result};
+use crate::infrastructure::tls::{ServerTls, TlsFile, TlsFiles};
 
 /// `[server]`: listeners and requests.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -22,6 +25,16 @@ pub struct ServerSettings {
     pub max_request_bytes: NonZeroUsize,
     pub cors_allowed_origins: Vec<String>,
     pub shutdown_timeout_secs: u64,
+    /// Both listeners serve TLS with this certificate chain (PEM) and key;
+    /// both or neither (see [`Config::server_tls`]).
+    #[serde(with = "optional_path")]
+    pub tls_cert: Option<PathBuf>,
+    #[serde(with = "optional_path")]
+    pub tls_key: Option<PathBuf>,
+    /// Clients must present a certificate signed by one of these CAs
+    /// (PEM bundle): mutual TLS. Only with `tls_cert` and `tls_key`.
+    #[serde(with = "optional_path")]
+    pub tls_client_ca: Option<PathBuf>,
 }
 
 impl Default for ServerSettings {
@@ -32,7 +45,35 @@ impl Default for ServerSettings {
             max_request_bytes: NonZero::new(64 << 20).unwrap(),
             cors_allowed_origins: Vec::new(),
             shutdown_timeout_secs: 30,
+            tls_cert: None,
+            tls_key: None,
+            tls_client_ca: None,
         }
+    }
+}
+
+/// An optional file: the empty string is none (so that the key has a
+/// default, and an environment variable, like every other).
+pub(super) mod optional_path {
+    use std::path::PathBuf;
+
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    pub(in crate::config) fn serialize<S: Serializer>(
+        path: &Option<PathBuf>,
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
+        match path {
+            Some(p) => p.serialize(s),
+            None => s.serialize_str(""),
+        }
+    }
+
+    pub(in crate::config) fn deserialize<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<Option<PathBuf>, D::Error> {
+        let path = PathBuf::deserialize(d)?;
+        Ok((!path.as_os_str().is_empty()).then_some(path))
     }
 }
 
@@ -220,6 +261,55 @@ pub enum LogFormat {
 }
 
 impl Config {
+    /// The listeners' TLS files: none unless `server.tls_cert` and
+    /// `server.tls_key` are both set; an error names the key missing.
+    pub fn tls_files(&self) -> Result<Option<TlsFiles>> {
+        let s = &self.server;
+        let bad = |key: &str, message: &str| ConfigError::BadValue {
+            key: format!("server.{key}"),
+            message: message.into(),
+        };
+        match (&s.tls_cert, &s.tls_key) {
+            (Some(cert), Some(key)) => Ok(Some(TlsFiles {
+                cert: cert.clone(),
+                key: key.clone(),
+                client_ca: s.tls_client_ca.clone(),
+            })),
+            (Some(_), None) => Err(bad(
+                "tls_key",
+                "missing: server.tls_cert is set (both or neither)",
+            )),
+            (None, Some(_)) => Err(bad(
+                "tls_cert",
+                "missing: server.tls_key is set (both or neither)",
+            )),
+            (None, None) if s.tls_client_ca.is_some() => Err(bad(
+                "tls_client_ca",
+                "needs server.tls_cert and server.tls_key (clients are verified over TLS)",
+            )),
+            (None, None) => Ok(None),
+        }
+    }
+
+    /// The listeners' TLS, its files read and checked; an error names the
+    /// key of the file it is about.
+    pub fn server_tls(&self) -> Result<Option<Arc<ServerTls>>> {
+        let Some(files) = self.tls_files()? else {
+            return Ok(None);
+        };
+        ServerTls::load(files).map(Some).map_err(|e| {
+            let key = match e.file {
+                TlsFile::Cert => "tls_cert",
+                TlsFile::Key => "tls_key",
+                TlsFile::ClientCa => "tls_client_ca",
+            };
+            ConfigError::BadValue {
+                key: format!("server.{key}"),
+                message: e.to_string(),
+            }
+        })
+    }
+
     pub fn query_limits(&self) -> crate::application::ports::QueryLimits {
         crate::application::ports::QueryLimits {
             timeout: Duration::from_secs(self.query.timeout_secs.get()),
