@@ -764,3 +764,64 @@ pub fn disable_transparent_huge_pages() -> std::io::Result<()> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use axum::extract::ConnectInfo;
+    use reqwest_012 as reqwest;
+
+    use super::*;
+    use crate::infrastructure::tls::TlsFiles;
+
+    async fn peer(ConnectInfo(addr): ConnectInfo<SocketAddr>) -> String {
+        addr.ip().to_string()
+    }
+
+    /// The HTTP API's handlers find the client's address, plain or over
+    /// TLS, and both stop on `stop`.
+    #[tokio::test]
+    async fn handlers_see_the_clients_address_with_and_without_tls() {
+        let made = rcgen::generate_simple_self_signed(vec!["localhost".into(), "127.0.0.1".into()])
+            .unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let files = TlsFiles {
+            cert: dir.path().join("cert.pem"),
+            key: dir.path().join("key.pem"),
+            client_ca: None,
+        };
+        std::fs::write(&files.cert, made.cert.pem()).unwrap();
+        std::fs::write(&files.key, made.signing_key.serialize_pem()).unwrap();
+        let tls = ServerTls::load(files).unwrap();
+        let client = reqwest::Client::builder()
+            .tls_built_in_root_certs(false)
+            .add_root_certificate(
+                reqwest::Certificate::from_pem(made.cert.pem().as_bytes()).unwrap(),
+            )
+            .build()
+            .unwrap();
+        let (stop, stop_rx) = watch::channel(false);
+        let mut tasks = Vec::new();
+        for (scheme, tls) in [("http", None), ("https", Some(tls))] {
+            let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let addr = listener.local_addr().unwrap();
+            let app = axum::Router::new().route("/peer", axum::routing::get(peer));
+            tasks.push(serve_http(listener, tls, app, stop_rx.clone()));
+            let resp = client
+                .get(format!("{scheme}://{addr}/peer"))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(resp.status().as_u16(), 200, "{scheme}");
+            assert_eq!(resp.text().await.unwrap(), "127.0.0.1", "{scheme}");
+        }
+        drop(client);
+        stop.send(true).unwrap();
+        for task in tasks {
+            tokio::time::timeout(Duration::from_secs(10), task)
+                .await
+                .expect("stopped")
+                .unwrap()
+                .unwrap();
+        }
+    }
+}

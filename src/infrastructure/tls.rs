@@ -376,4 +376,53 @@ mod tests {
         assert_eq!(e.file, TlsFile::Cert);
         assert!(e.message.contains("reading"), "{e}");
     }
+
+    /// A self-signed certificate for `localhost` and its key, PEM.
+    fn self_signed() -> (String, String) {
+        let made = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
+        (made.cert.pem(), made.signing_key.serialize_pem())
+    }
+
+    /// Unchanged files change nothing; a certificate and key that do not
+    /// match, or garbage, leave the configuration in use; good files
+    /// replace it.
+    #[test]
+    fn only_changed_files_that_parse_replace_the_configuration() {
+        let dir = tempfile::tempdir().unwrap();
+        let files = TlsFiles {
+            cert: dir.path().join("cert.pem"),
+            key: dir.path().join("key.pem"),
+            client_ca: None,
+        };
+        let (cert, key) = self_signed();
+        std::fs::write(&files.cert, &cert).unwrap();
+        std::fs::write(&files.key, &key).unwrap();
+        let tls = ServerTls::load(files.clone()).unwrap();
+        let first = tls.config();
+        assert_eq!(first.alpn_protocols, [b"h2".to_vec(), b"http/1.1".to_vec()]);
+        assert!(!tls.reload().unwrap());
+        assert!(Arc::ptr_eq(&first, &tls.config()));
+
+        // A rotation half done: the new certificate, the old key.
+        let (cert2, key2) = self_signed();
+        std::fs::write(&files.cert, &cert2).unwrap();
+        let e = tls.reload().unwrap_err();
+        assert_eq!(e.file, TlsFile::Key, "{e}");
+        assert!(Arc::ptr_eq(&first, &tls.config()));
+        std::fs::write(&files.key, "garbage").unwrap();
+        assert!(tls.reload().is_err());
+        assert!(Arc::ptr_eq(&first, &tls.config()));
+        // Unchanged bad files are not tried again.
+        assert!(!tls.reload().unwrap());
+
+        std::fs::write(&files.key, &key2).unwrap();
+        assert!(tls.reload().unwrap());
+        let second = tls.config();
+        assert!(!Arc::ptr_eq(&first, &second));
+        assert_eq!(second.alpn_protocols, first.alpn_protocols);
+
+        std::fs::remove_file(&files.cert).unwrap();
+        assert!(tls.reload().is_err());
+        assert!(Arc::ptr_eq(&second, &tls.config()));
+    }
 }

@@ -24,4 +24,5 @@ mod storage;
 mod support;
 mod tables;
 mod tenancy;
+mod tls;
 mod traces_logs;
