@@ -38,6 +38,7 @@ use crate::infrastructure::otlp::grpc::GrpcReceiver;
 use crate::infrastructure::otlp::http::HttpReceiver;
 use crate::infrastructure::query::DataFusionEngine;
 use crate::infrastructure::storage::{ObjectDocumentStore, ObjectFileStore, StorageLocation};
+use crate::infrastructure::tls::{ServerTls, TlsListener};
 use crate::infrastructure::wal::{ReplayReport, Wal, read_only_replay};
 
 /// The storage side, also used by `telemetryflow sql --data-dir` without a server.
@@ -306,6 +307,7 @@ pub async fn start_with_subscribers(
     subscribers: Vec<Arc<dyn DurableSubscriber>>,
 ) -> anyhow::Result<Server> {
     config.check_exposure()?;
+    let tls = config.server_tls()?;
     let Storage {
         pipeline,
         engine,
@@ -378,8 +380,12 @@ pub async fn start_with_subscribers(
     let (subscribers_stop, subscribers_stop_rx) = watch::channel(false);
     let recovery = spawn_recovery(&config, &pipeline, next_seq, subscribers_stop_rx);
     let max = config.server.max_request_bytes.get();
+    if let Some(tls) = &tls {
+        tls.spawn_reload(TLS_RELOAD_INTERVAL, stop_rx.clone());
+    }
     let grpc_task = serve_grpc(
         grpc_listener,
+        tls.clone(),
         &receiver,
         max,
         GrpcAccessLayer::new(Arc::clone(&access)),
@@ -418,7 +424,12 @@ pub async fn start_with_subscribers(
         gc_grace: Duration::from_secs(config.storage.gc_grace_secs),
     };
     let metrics_task = metrics_listener.map(|listener| {
-        let task = serve_http(listener, metrics_router(state.clone()), stop_rx.clone());
+        let task = serve_http(
+            listener,
+            tls.clone(),
+            metrics_router(state.clone()),
+            stop_rx.clone(),
+        );
         tokio::spawn(async move {
             match task.await {
                 Ok(Ok(())) => {}
@@ -427,7 +438,7 @@ pub async fn start_with_subscribers(
             }
         })
     });
-    let http_task = serve_http(http_listener, router(state), stop_rx.clone());
+    let http_task = serve_http(http_listener, tls.clone(), router(state), stop_rx.clone());
     let stop_rx_for_compaction = stop_rx.clone();
     let flusher = spawn_flusher(&config, &pipeline, stop_rx);
     let retention_task = spawn_retention(
@@ -438,7 +449,12 @@ pub async fn start_with_subscribers(
         stop_rx_for_compaction.clone(),
     );
     let compaction = spawn_compaction(&config, compactor, &engine, stop_rx_for_compaction);
-    tracing::info!(%grpc_addr, %http_addr, "TelemetryFlow serving OTLP");
+    tracing::info!(
+        %grpc_addr,
+        %http_addr,
+        tls = tls.is_some(),
+        "TelemetryFlow serving OTLP"
+    );
     Ok(Server {
         grpc_addr,
         http_addr,
@@ -505,9 +521,13 @@ fn spawn_recovery(
     })
 }
 
-/// Serves OTLP/gRPC on `listener` until `stop`.
+/// How often the listeners' TLS files are compared with those in use.
+const TLS_RELOAD_INTERVAL: Duration = Duration::from_secs(1);
+
+/// Serves OTLP/gRPC on `listener` (over TLS with `tls`) until `stop`.
 fn serve_grpc(
     listener: TcpListener,
+    tls: Option<Arc<ServerTls>>,
     receiver: &Arc<OtlpReceiver>,
     max_request_bytes: usize,
     access: GrpcAccessLayer,
@@ -516,38 +536,68 @@ fn serve_grpc(
     let (traces, metrics, logs) =
         GrpcReceiver::new(Arc::clone(receiver)).services(max_request_bytes);
     tokio::spawn(async move {
-        tonic::transport::Server::builder()
+        let router = tonic::transport::Server::builder()
             .layer(crate::infrastructure::otlp::grpc::size_limit_status_layer())
             .layer(access)
             .add_service(traces)
             .add_service(metrics)
-            .add_service(logs)
-            .serve_with_incoming_shutdown(
-                tonic::transport::server::TcpIncoming::from(listener),
-                async move {
-                    let _ = stop.wait_for(|s| *s).await;
-                },
-            )
-            .await
-            .context("gRPC server")
+            .add_service(logs);
+        let stopped = async move {
+            let _ = stop.wait_for(|s| *s).await;
+        };
+        match tls {
+            None => {
+                router
+                    .serve_with_incoming_shutdown(
+                        tonic::transport::server::TcpIncoming::from(listener),
+                        stopped,
+                    )
+                    .await
+            }
+            Some(tls) => {
+                let incoming = TlsListener::new(listener, tls)
+                    .context("gRPC listener")?
+                    .into_incoming();
+                router.serve_with_incoming_shutdown(incoming, stopped).await
+            }
+        }
+        .context("gRPC server")
     })
 }
 
-/// Serves the HTTP API on `listener` until `stop`.
+/// Serves the HTTP API on `listener` (over TLS with `tls`) until `stop`.
+/// Handlers find the client's address as `ConnectInfo<SocketAddr>`.
 fn serve_http(
     listener: TcpListener,
+    tls: Option<Arc<ServerTls>>,
     app: axum::Router,
     mut stop: watch::Receiver<bool>,
 ) -> JoinHandle<anyhow::Result<()>> {
+    use axum::serve::ListenerExt as _;
+
+    let app = app.into_make_service_with_connect_info::<SocketAddr>();
     tokio::spawn(async move {
-        axum::serve(
-            listener,
-            app.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown(async move {
+        let stopped = async move {
             let _ = stop.wait_for(|s| *s).await;
-        })
-        .await
+        };
+        match tls {
+            None => {
+                axum::serve(listener, app)
+                    .with_graceful_shutdown(stopped)
+                    .await
+            }
+            // axum gives the address of a listener other than its own
+            // TcpListener to `ConnectInfo` through `TapIo`: the tap does
+            // nothing else.
+            Some(tls) => {
+                let listener = TlsListener::new(listener, tls)
+                    .context("HTTP listener")?
+                    .tap_io(|_| {});
+                axum::serve(listener, app)
+                    .with_graceful_shutdown(stopped)
+                    .await
+            }
+        }
         .context("HTTP server")
     })
 }
@@ -825,4 +875,65 @@ pub fn disable_transparent_huge_pages() -> std::io::Result<()> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::extract::ConnectInfo;
+    use reqwest_012 as reqwest;
+
+    use super::*;
+    use crate::infrastructure::tls::TlsFiles;
+
+    async fn peer(ConnectInfo(addr): ConnectInfo<SocketAddr>) -> String {
+        addr.ip().to_string()
+    }
+
+    /// The HTTP API's handlers find the client's address, plain or over
+    /// TLS, and both stop on `stop`.
+    #[tokio::test]
+    async fn handlers_see_the_clients_address_with_and_without_tls() {
+        let made = rcgen::generate_simple_self_signed(vec!["localhost".into(), "127.0.0.1".into()])
+            .unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let files = TlsFiles {
+            cert: dir.path().join("cert.pem"),
+            key: dir.path().join("key.pem"),
+            client_ca: None,
+        };
+        std::fs::write(&files.cert, made.cert.pem()).unwrap();
+        std::fs::write(&files.key, made.signing_key.serialize_pem()).unwrap();
+        let tls = ServerTls::load(files).unwrap();
+        let client = reqwest::Client::builder()
+            .tls_built_in_root_certs(false)
+            .add_root_certificate(
+                reqwest::Certificate::from_pem(made.cert.pem().as_bytes()).unwrap(),
+            )
+            .build()
+            .unwrap();
+        let (stop, stop_rx) = watch::channel(false);
+        let mut tasks = Vec::new();
+        for (scheme, tls) in [("http", None), ("https", Some(tls))] {
+            let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let addr = listener.local_addr().unwrap();
+            let app = axum::Router::new().route("/peer", axum::routing::get(peer));
+            tasks.push(serve_http(listener, tls, app, stop_rx.clone()));
+            let resp = client
+                .get(format!("{scheme}://{addr}/peer"))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(resp.status().as_u16(), 200, "{scheme}");
+            assert_eq!(resp.text().await.unwrap(), "127.0.0.1", "{scheme}");
+        }
+        drop(client);
+        stop.send(true).unwrap();
+        for task in tasks {
+            tokio::time::timeout(Duration::from_secs(10), task)
+                .await
+                .expect("stopped")
+                .unwrap()
+                .unwrap();
+        }
+    }
 }

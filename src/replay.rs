@@ -9,6 +9,8 @@
 //! here are its flags, a progress bar with items, rate and ETA, and the JSON
 //! summary printed at the end.
 
+use std::collections::BTreeMap;
+use std::num::NonZeroU64;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -19,10 +21,10 @@ use crate::application::forward::RetryPolicy;
 use crate::application::ports::QueryLimits;
 use crate::application::queries::params::TimeWindow;
 use crate::application::replay::{Replay, ReplayCommand};
-use crate::config::{Config, Overrides};
+use crate::config::{Config, ForwardSettings, Overrides};
 use crate::domain::TenantId;
 use crate::domain::telemetry::Signal;
-use crate::infrastructure::otlp::export::{Compression, ExporterConfig, OtlpExporter, Protocol};
+use crate::infrastructure::otlp::export::{Compression, OtlpExporter, Protocol, SetupError};
 
 #[derive(Debug, Args)]
 pub struct ReplayArgs {
@@ -63,6 +65,10 @@ pub struct ReplayArgs {
     /// TELEMETRYFLOW_API_KEY (sent as `authorization: Bearer`), not argv.
     #[arg(long = "header", value_name = "K=V")]
     pub headers: Vec<String>,
+    /// Verify an https endpoint against the CA certificates in this PEM
+    /// bundle instead of the system's roots.
+    #[arg(long, value_name = "PATH")]
+    pub ca: Option<PathBuf>,
     /// At most this many items per request.
     #[arg(long, default_value_t = 5000)]
     pub batch_items: usize,
@@ -89,32 +95,51 @@ pub fn replay(args: &ReplayArgs) -> anyhow::Result<()> {
     for s in &args.signals {
         signals.push(Signal::parse(s.trim()).map_err(|e| anyhow::anyhow!("--signals: {e}"))?);
     }
-    let mut headers = Vec::new();
+    let mut headers = BTreeMap::new();
     for h in &args.headers {
         let (k, v) = h
             .split_once('=')
             .with_context(|| format!("--header {h:?} is not K=V"))?;
-        headers.push((k.trim().to_ascii_lowercase(), v.trim().to_owned()));
+        headers.insert(k.trim().to_ascii_lowercase(), v.trim().to_owned());
     }
-    if !headers.iter().any(|(k, _)| k == "authorization")
+    if !headers.contains_key("authorization")
         && let Some(key) = crate::keys::api_key_from_env()
     {
-        headers.push(("authorization".to_owned(), format!("Bearer {key}")));
+        headers.insert("authorization".to_owned(), format!("Bearer {key}"));
     }
-    let exporter = OtlpExporter::new(ExporterConfig {
-        endpoint: args.to.clone(),
-        protocol: args
-            .protocol
-            .parse::<Protocol>()
-            .map_err(anyhow::Error::msg)?,
-        compression: args
-            .compression
-            .parse::<Compression>()
-            .map_err(anyhow::Error::msg)?,
-        headers,
-        timeout: Duration::from_secs(30),
-    })
-    .context("--to")?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    // The forwarders' settings, so that the exporter is made as theirs is
+    // (a gRPC channel is made within a runtime).
+    let exporter = {
+        let _runtime = rt.enter();
+        OtlpExporter::new(
+            ForwardSettings {
+                endpoint: args.to.clone(),
+                protocol: args
+                    .protocol
+                    .parse::<Protocol>()
+                    .map_err(anyhow::Error::msg)?,
+                compression: args
+                    .compression
+                    .parse::<Compression>()
+                    .map_err(anyhow::Error::msg)?,
+                headers,
+                timeout_secs: NonZeroU64::new(30).unwrap(),
+                tls_ca: args.ca.clone(),
+                ..ForwardSettings::default()
+            }
+            .exporter(),
+        )
+        .map_err(|e| {
+            let flag = match e {
+                SetupError::Ca { .. } => "--ca",
+                _ => "--to",
+            };
+            anyhow::Error::new(e).context(flag)
+        })?
+    };
     // Reading a bucket alone: the node id and cursors the store code may
     // create go to a directory that is deleted afterwards.
     let scratch = match &args.data_dir {
@@ -133,9 +158,6 @@ pub fn replay(args: &ReplayArgs) -> anyhow::Result<()> {
     // The forwarders of the data directory's configuration do not run here.
     config.forward.clear();
     config.storage.persist = true;
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?;
     let command = ReplayCommand {
         tenant,
         signals,

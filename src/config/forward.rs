@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::num::{NonZero, NonZeroU64, NonZeroUsize};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use serde::de::Error as _;
@@ -45,6 +46,10 @@ pub struct ForwardSettings {
     /// An hour at most.
     #[serde(deserialize_with = "an_hour_at_most")]
     pub retry_max_secs: NonZeroU64,
+    /// The CA certificates (PEM bundle) that verify an https endpoint,
+    /// instead of the system's roots.
+    #[serde(with = "super::sections::optional_path")]
+    pub tls_ca: Option<PathBuf>,
 }
 
 impl Default for ForwardSettings {
@@ -65,6 +70,7 @@ impl Default for ForwardSettings {
             memory_bytes: NonZero::new(d.memory_bytes).unwrap(),
             retry_initial_ms: NonZero::new(d.retry_initial.as_millis() as u64).unwrap(),
             retry_max_secs: NonZero::new(d.retry_max.as_secs()).unwrap(),
+            tls_ca: None,
         }
     }
 }
@@ -169,6 +175,23 @@ pub struct Forward {
 }
 
 impl ForwardSettings {
+    /// The exporter these settings make (also `telemetryflow replay`'s,
+    /// from its flags): header names in lower case.
+    pub fn exporter(&self) -> ExporterConfig {
+        ExporterConfig {
+            endpoint: self.endpoint.clone(),
+            protocol: self.protocol,
+            compression: self.compression,
+            headers: self
+                .headers
+                .iter()
+                .map(|(k, v)| (k.to_ascii_lowercase(), v.clone()))
+                .collect(),
+            timeout: Duration::from_secs(self.timeout_secs.get()),
+            tls_ca: self.tls_ca.clone(),
+        }
+    }
+
     fn forward(&self) -> Forward {
         Forward {
             forwarder: ForwarderConfig {
@@ -182,17 +205,7 @@ impl ForwardSettings {
                 retry_initial: Duration::from_millis(self.retry_initial_ms.get()),
                 retry_max: Duration::from_secs(self.retry_max_secs.get()),
             },
-            exporter: ExporterConfig {
-                endpoint: self.endpoint.clone(),
-                protocol: self.protocol,
-                compression: self.compression,
-                headers: self
-                    .headers
-                    .iter()
-                    .map(|(k, v)| (k.to_ascii_lowercase(), v.clone()))
-                    .collect(),
-                timeout: Duration::from_secs(self.timeout_secs.get()),
-            },
+            exporter: self.exporter(),
         }
     }
 }
@@ -229,7 +242,8 @@ impl Config {
             let forward = f.forward();
             forward.exporter.check().map_err(|e| match e {
                 SetupError::Header { .. } => bad("headers", e.to_string()),
-                _ => bad("endpoint", e.to_string()),
+                SetupError::Ca { .. } => bad("tls_ca", e.to_string()),
+                SetupError::Endpoint { .. } => bad("endpoint", e.to_string()),
             })?;
             out.push(forward);
         }

@@ -333,6 +333,7 @@ impl Config {
             });
         }
         self.check_exposure()?;
+        self.tls_files()?;
         self.forwarders()?;
         Ok(())
     }

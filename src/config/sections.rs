@@ -4,12 +4,15 @@
 
 use std::net::SocketAddr;
 use std::num::{NonZero, NonZeroU64, NonZeroUsize};
+use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde::de::Error as _;
 use serde::{Deserialize, Deserializer, Serialize};
 
-use super::Config;
+use super::{Config, ConfigError, Result};
+use crate::infrastructure::tls::{ServerTls, TlsFile, TlsFiles};
 
 /// `[server]`: listeners and requests.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -24,8 +27,18 @@ pub struct ServerSettings {
     pub shutdown_timeout_secs: u64,
     /// A listener serving only `GET /metrics`, without a key (for a
     /// Prometheus on a private network); none by default.
-    #[serde(deserialize_with = "optional_host_port")]
+    #[serde(with = "optional_host_port")]
     pub metrics_addr: Option<SocketAddr>,
+    /// Both listeners serve TLS with this certificate chain (PEM) and key;
+    /// both or neither (see [`Config::server_tls`]).
+    #[serde(with = "optional_path")]
+    pub tls_cert: Option<PathBuf>,
+    #[serde(with = "optional_path")]
+    pub tls_key: Option<PathBuf>,
+    /// Clients must present a certificate signed by one of these CAs
+    /// (PEM bundle): mutual TLS. Only with `tls_cert` and `tls_key`.
+    #[serde(with = "optional_path")]
+    pub tls_client_ca: Option<PathBuf>,
 }
 
 impl Default for ServerSettings {
@@ -37,19 +50,42 @@ impl Default for ServerSettings {
             cors_allowed_origins: Vec::new(),
             shutdown_timeout_secs: 30,
             metrics_addr: None,
+            tls_cert: None,
+            tls_key: None,
+            tls_client_ca: None,
         }
     }
 }
 
-/// An optional listen address; empty for none.
-fn optional_host_port<'de, D: Deserializer<'de>>(d: D) -> Result<Option<SocketAddr>, D::Error> {
-    let s = String::deserialize(d)?;
-    if s.trim().is_empty() {
-        return Ok(None);
+/// An optional listen address: the empty string is none (so that the key
+/// has a default, and an environment variable, like every other).
+mod optional_host_port {
+    use std::net::SocketAddr;
+
+    use serde::de::Error as _;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub(super) fn serialize<S: Serializer>(
+        addr: &Option<SocketAddr>,
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
+        match addr {
+            Some(a) => s.collect_str(a),
+            None => s.serialize_str(""),
+        }
     }
-    s.parse()
-        .map(Some)
-        .map_err(|e| D::Error::custom(format!("{s:?} is not HOST:PORT ({e})")))
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<Option<SocketAddr>, D::Error> {
+        let s = String::deserialize(d)?;
+        if s.trim().is_empty() {
+            return Ok(None);
+        }
+        s.parse()
+            .map(Some)
+            .map_err(|e| D::Error::custom(format!("{s:?} is not HOST:PORT ({e})")))
+    }
 }
 
 /// `[auth]`: who may send and read.
@@ -87,6 +123,31 @@ pub enum AuthMode {
     None,
     /// Every entry point but the health checks needs an API key.
     ApiKey,
+}
+
+/// An optional file: the empty string is none (so that the key has a
+/// default, and an environment variable, like every other).
+pub(super) mod optional_path {
+    use std::path::PathBuf;
+
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    pub(in crate::config) fn serialize<S: Serializer>(
+        path: &Option<PathBuf>,
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
+        match path {
+            Some(p) => p.serialize(s),
+            None => s.serialize_str(""),
+        }
+    }
+
+    pub(in crate::config) fn deserialize<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<Option<PathBuf>, D::Error> {
+        let path = PathBuf::deserialize(d)?;
+        Ok((!path.as_os_str().is_empty()).then_some(path))
+    }
 }
 
 /// A listen address, `IP:PORT`.
@@ -273,6 +334,55 @@ pub enum LogFormat {
 }
 
 impl Config {
+    /// The listeners' TLS files: none unless `server.tls_cert` and
+    /// `server.tls_key` are both set; an error names the key missing.
+    pub fn tls_files(&self) -> Result<Option<TlsFiles>> {
+        let s = &self.server;
+        let bad = |key: &str, message: &str| ConfigError::BadValue {
+            key: format!("server.{key}"),
+            message: message.into(),
+        };
+        match (&s.tls_cert, &s.tls_key) {
+            (Some(cert), Some(key)) => Ok(Some(TlsFiles {
+                cert: cert.clone(),
+                key: key.clone(),
+                client_ca: s.tls_client_ca.clone(),
+            })),
+            (Some(_), None) => Err(bad(
+                "tls_key",
+                "missing: server.tls_cert is set (both or neither)",
+            )),
+            (None, Some(_)) => Err(bad(
+                "tls_cert",
+                "missing: server.tls_key is set (both or neither)",
+            )),
+            (None, None) if s.tls_client_ca.is_some() => Err(bad(
+                "tls_client_ca",
+                "needs server.tls_cert and server.tls_key (clients are verified over TLS)",
+            )),
+            (None, None) => Ok(None),
+        }
+    }
+
+    /// The listeners' TLS, its files read and checked; an error names the
+    /// key of the file it is about.
+    pub fn server_tls(&self) -> Result<Option<Arc<ServerTls>>> {
+        let Some(files) = self.tls_files()? else {
+            return Ok(None);
+        };
+        ServerTls::load(files).map(Some).map_err(|e| {
+            let key = match e.file {
+                TlsFile::Cert => "tls_cert",
+                TlsFile::Key => "tls_key",
+                TlsFile::ClientCa => "tls_client_ca",
+            };
+            ConfigError::BadValue {
+                key: format!("server.{key}"),
+                message: e.to_string(),
+            }
+        })
+    }
+
     pub fn query_limits(&self) -> crate::application::ports::QueryLimits {
         crate::application::ports::QueryLimits {
             timeout: Duration::from_secs(self.query.timeout_secs.get()),

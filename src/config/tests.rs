@@ -157,6 +157,10 @@ fn forwarders_are_checked_and_name_the_bad_key() {
             r#"{name = "c", endpoint = "http://c:4317", retry_max_secs = 99999}"#,
             "forward[0].retry_max_secs",
         ),
+        (
+            r#"{name = "c", endpoint = "http://c:4317", tls_ca = "/etc/ca.pem"}"#,
+            "forward[0].tls_ca",
+        ),
     ] {
         let e = err(&[("TELEMETRYFLOW_FORWARD", &format!("[{entry}]"))]);
         assert!(e.contains(key), "{entry}: {e}");
@@ -164,6 +168,111 @@ fn forwarders_are_checked_and_name_the_bad_key() {
     let twice =
         r#"[{name = "c", endpoint = "http://c:4317"}, {name = "c", endpoint = "http://d:4317"}]"#;
     assert!(err(&[("TELEMETRYFLOW_FORWARD", twice)]).contains("used twice"));
+}
+
+/// `tls_ca` reaches the exporter; empty is none.
+#[test]
+fn a_forwarders_ca_is_a_path_for_https() {
+    let load = |entry: &str| {
+        Config::load(
+            None,
+            env(&[("TELEMETRYFLOW_FORWARD", &format!("[{entry}]"))]),
+            &Overrides::default(),
+        )
+        .unwrap()
+        .forwarders()
+        .unwrap()
+        .remove(0)
+        .exporter
+        .tls_ca
+    };
+    assert_eq!(
+        load(r#"{name = "c", endpoint = "https://c:4317", tls_ca = "/etc/ca.pem"}"#),
+        Some(PathBuf::from("/etc/ca.pem"))
+    );
+    assert_eq!(
+        load(r#"{name = "c", endpoint = "http://c:4317", tls_ca = ""}"#),
+        None
+    );
+}
+
+/// `server.tls_cert` and `server.tls_key` both or neither, the client CA
+/// only with them; the files' errors name their key.
+#[test]
+fn server_tls_keys_go_together_and_their_files_are_checked() {
+    let dir = tempfile::tempdir().unwrap();
+    let write = |name: &str, text: &str| {
+        let p = dir.path().join(name);
+        std::fs::write(&p, text).unwrap();
+        p.display().to_string()
+    };
+    let made = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
+    let other = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
+    let cert = write("cert.pem", &made.cert.pem());
+    let key = write("key.pem", &made.signing_key.serialize_pem());
+    let other_key = write("other.pem", &other.signing_key.serialize_pem());
+    let junk = write("junk.pem", "not PEM");
+    let load = |vars: &[(&str, &str)]| Config::load(None, env(vars), &Overrides::default());
+
+    for (vars, key_named) in [
+        (
+            vec![("TELEMETRYFLOW_SERVER_TLS_CERT", cert.as_str())],
+            "server.tls_key",
+        ),
+        (
+            vec![("TELEMETRYFLOW_SERVER_TLS_KEY", key.as_str())],
+            "server.tls_cert",
+        ),
+        (
+            vec![("TELEMETRYFLOW_SERVER_TLS_CLIENT_CA", cert.as_str())],
+            "server.tls_client_ca",
+        ),
+    ] {
+        let e = load(&vars).unwrap_err().to_string();
+        assert!(e.contains(key_named), "{vars:?}: {e}");
+    }
+    let f = file(&format!("[server]\ntls_cert = {cert:?}"));
+    let e = Config::load(Some(f.path()), env(&[]), &Overrides::default())
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("server.tls_key"), "{e}");
+
+    let c = load(&[
+        ("TELEMETRYFLOW_SERVER_TLS_CERT", &cert),
+        ("TELEMETRYFLOW_SERVER_TLS_KEY", &key),
+        ("TELEMETRYFLOW_SERVER_TLS_CLIENT_CA", &cert),
+    ])
+    .unwrap();
+    assert_eq!(
+        c.tls_files().unwrap(),
+        Some(crate::infrastructure::tls::TlsFiles {
+            cert: PathBuf::from(&cert),
+            key: PathBuf::from(&key),
+            client_ca: Some(PathBuf::from(&cert)),
+        })
+    );
+    assert!(c.server_tls().unwrap().is_some());
+    assert!(Config::default().server_tls().unwrap().is_none());
+
+    for (cert, key, ca, key_named) in [
+        (&junk, &key, None, "server.tls_cert"),
+        (&cert, &junk, None, "server.tls_key"),
+        (&cert, &other_key, None, "server.tls_key"),
+        (&cert, &key, Some(&junk), "server.tls_client_ca"),
+        (
+            &cert,
+            &key,
+            Some(&dir.path().join("none.pem").display().to_string()),
+            "server.tls_client_ca",
+        ),
+    ] {
+        let mut c = Config::default();
+        c.server.tls_cert = Some(PathBuf::from(cert));
+        c.server.tls_key = Some(PathBuf::from(key));
+        c.server.tls_client_ca = ca.map(PathBuf::from);
+        let e = c.server_tls().unwrap_err().to_string();
+        assert!(e.contains(key_named), "{cert} {key} {ca:?}: {e}");
+    }
 }
 
 #[test]

@@ -1,8 +1,10 @@
 //! Adapters to the outside world: OTLP receivers, the HTTP API, storage
-//! (Parquet through object_store) and the DataFusion query engine.
+//! (Parquet through object_store), the DataFusion query engine, and the
+//! listeners' TLS.
 
 pub mod access;
 pub mod api;
+pub mod tls;
 
 pub use tf_otlp as otlp;
 pub use tf_query as query;

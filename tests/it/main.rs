@@ -25,4 +25,5 @@ mod storage;
 mod support;
 mod tables;
 mod tenancy;
+mod tls;
 mod traces_logs;

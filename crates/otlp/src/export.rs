@@ -18,12 +18,16 @@
 //! rather than dropping accepted data ([`REFUSED_KEY_RETRY`]). Connection failures, timeouts
 //! and statuses the client made from a transport error are retryable.
 
+use std::net::IpAddr;
+use std::path::PathBuf;
 use std::str::FromStr;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use prost::Message;
 use reqwest_012 as reqwest;
+use rustls_pki_types::CertificateDer;
+use rustls_pki_types::pem::PemObject;
 use tonic::codec::CompressionEncoding;
 use tonic::metadata::{MetadataKey, MetadataValue};
 use tonic::transport::{Channel, Endpoint};
@@ -87,6 +91,9 @@ pub struct ExporterConfig {
     pub headers: Vec<(String, String)>,
     /// Per request, connecting included.
     pub timeout: Duration,
+    /// The CA certificates (a PEM bundle) an https endpoint is verified
+    /// against, instead of the system's root certificates.
+    pub tls_ca: Option<PathBuf>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -95,6 +102,8 @@ pub enum SetupError {
     Endpoint { endpoint: String, message: String },
     #[error("header {name:?}: {message}")]
     Header { name: String, message: String },
+    #[error("CA bundle {path}: {message}")]
+    Ca { path: PathBuf, message: String },
 }
 
 enum Transport {
@@ -129,16 +138,76 @@ impl ExporterConfig {
             MetadataValue::<tonic::metadata::Ascii>::try_from(value.as_str())
                 .map_err(|e| bad(e.to_string()))?;
         }
+        if let Some(path) = &self.tls_ca
+            && !self.endpoint.starts_with("https://")
+        {
+            return Err(SetupError::Ca {
+                path: path.clone(),
+                message: format!(
+                    "verifies https:// endpoints only, and the endpoint is {:?}",
+                    self.endpoint
+                ),
+            });
+        }
         Ok(())
+    }
+
+    /// The endpoint's host when the configured headers carry credentials
+    /// (`authorization`) and the endpoint is plain `http://` to a host that
+    /// is not loopback: they would travel in clear.
+    pub fn credentials_in_clear(&self) -> Option<String> {
+        if !self
+            .headers
+            .iter()
+            .any(|(name, _)| name.eq_ignore_ascii_case("authorization"))
+        {
+            return None;
+        }
+        let uri = self.endpoint.parse::<http::Uri>().ok()?;
+        if uri.scheme_str() != Some("http") {
+            return None;
+        }
+        let host = uri.host()?;
+        let bare = host.trim_start_matches('[').trim_end_matches(']');
+        let loopback = bare.eq_ignore_ascii_case("localhost")
+            || bare.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback());
+        (!loopback).then(|| host.to_owned())
+    }
+
+    /// The CA bundle's bytes, checked to hold a certificate at least.
+    fn read_ca(&self) -> Result<Option<Vec<u8>>, SetupError> {
+        let Some(path) = &self.tls_ca else {
+            return Ok(None);
+        };
+        let bad = |message: String| SetupError::Ca {
+            path: path.clone(),
+            message,
+        };
+        let pem = std::fs::read(path).map_err(|e| bad(format!("reading it: {e}")))?;
+        let certs = CertificateDer::pem_slice_iter(&pem)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| bad(format!("not a PEM certificate bundle ({e})")))?;
+        if certs.is_empty() {
+            return Err(bad("holds no PEM CERTIFICATE".into()));
+        }
+        Ok(Some(pem))
     }
 }
 
 impl OtlpExporter {
     /// Checks the configuration; connects lazily, on the first request (an
     /// upstream that is down at start-up is retried like any). Call within
-    /// a tokio runtime.
+    /// a tokio runtime. Warns when the configured credentials would travel
+    /// in clear ([`ExporterConfig::credentials_in_clear`]).
     pub fn new(config: ExporterConfig) -> Result<Self, SetupError> {
         config.check()?;
+        let ca = config.read_ca()?;
+        if let Some(host) = config.credentials_in_clear() {
+            tracing::warn!(
+                endpoint = %config.endpoint,
+                "an API key would travel in clear to {host}: the headers carry authorization and the endpoint is plain http://"
+            );
+        }
         let bad_endpoint = |message: String| SetupError::Endpoint {
             endpoint: config.endpoint.clone(),
             message,
@@ -150,18 +219,35 @@ impl OtlpExporter {
                     .timeout(config.timeout)
                     .connect_timeout(config.timeout.min(Duration::from_secs(10)));
                 if config.endpoint.starts_with("https://") {
+                    let tls = tonic::transport::ClientTlsConfig::new();
+                    let tls = match &ca {
+                        Some(pem) => {
+                            tls.ca_certificate(tonic::transport::Certificate::from_pem(pem))
+                        }
+                        None => tls.with_native_roots(),
+                    };
                     endpoint = endpoint
-                        .tls_config(tonic::transport::ClientTlsConfig::new().with_native_roots())
+                        .tls_config(tls)
                         .map_err(|e| bad_endpoint(e.to_string()))?;
                 }
                 Transport::Grpc(endpoint.connect_lazy())
             }
             Protocol::HttpProtobuf => {
-                let client = reqwest::Client::builder()
+                let mut builder = reqwest::Client::builder()
                     .timeout(config.timeout)
-                    .connect_timeout(config.timeout.min(Duration::from_secs(10)))
-                    .build()
-                    .map_err(|e| bad_endpoint(e.to_string()))?;
+                    .connect_timeout(config.timeout.min(Duration::from_secs(10)));
+                if let Some(pem) = &ca {
+                    let certs =
+                        reqwest::Certificate::from_pem_bundle(pem).map_err(|e| SetupError::Ca {
+                            path: config.tls_ca.clone().unwrap_or_default(),
+                            message: e.to_string(),
+                        })?;
+                    builder = builder.tls_built_in_root_certs(false);
+                    for cert in certs {
+                        builder = builder.add_root_certificate(cert);
+                    }
+                }
+                let client = builder.build().map_err(|e| bad_endpoint(e.to_string()))?;
                 Transport::Http(client)
             }
         };
@@ -493,6 +579,7 @@ mod tests {
             compression: Compression::None,
             headers,
             timeout: Duration::from_secs(5),
+            tls_ca: None,
         };
         assert!(OtlpExporter::new(config("central:4318", vec![])).is_err());
         let e = OtlpExporter::new(config(
@@ -506,5 +593,77 @@ mod tests {
         assert_eq!("grpc".parse(), Ok(Protocol::Grpc));
         assert!("http/json".parse::<Protocol>().is_err());
         assert_eq!("zstd".parse(), Ok(Compression::Zstd));
+    }
+
+    #[test]
+    fn credentials_in_clear_are_those_sent_over_http_beyond_loopback() {
+        let config = |endpoint: &str, header: &str| ExporterConfig {
+            endpoint: endpoint.into(),
+            protocol: Protocol::Grpc,
+            compression: Compression::None,
+            headers: vec![(header.into(), "Bearer k".into())],
+            timeout: Duration::from_secs(5),
+            tls_ca: None,
+        };
+        let clear = |endpoint: &str, header: &str| config(endpoint, header).credentials_in_clear();
+        assert_eq!(
+            clear("http://central.example:4317", "authorization").as_deref(),
+            Some("central.example")
+        );
+        assert_eq!(
+            clear("http://10.1.2.3:4318/", "Authorization").as_deref(),
+            Some("10.1.2.3")
+        );
+        assert_eq!(
+            clear("http://[2001:db8::1]:4317", "authorization").as_deref(),
+            Some("[2001:db8::1]")
+        );
+        for quiet in [
+            ("https://central.example:4317", "authorization"),
+            ("http://central.example:4317", "x-api-key"),
+            ("http://localhost:4317", "authorization"),
+            ("http://LOCALHOST:4317", "authorization"),
+            ("http://127.0.0.1:4317", "authorization"),
+            ("http://127.8.9.10:4317", "authorization"),
+            ("http://[::1]:4317", "authorization"),
+        ] {
+            assert_eq!(clear(quiet.0, quiet.1), None, "{quiet:?}");
+        }
+    }
+
+    #[test]
+    fn a_ca_bundle_is_read_up_front_and_only_for_https() {
+        let dir = tempfile_dir();
+        let empty = dir.join("empty.pem");
+        std::fs::write(&empty, "").unwrap();
+        let config = |endpoint: &str, ca: &std::path::Path| ExporterConfig {
+            endpoint: endpoint.into(),
+            protocol: Protocol::HttpProtobuf,
+            compression: Compression::None,
+            headers: Vec::new(),
+            timeout: Duration::from_secs(5),
+            tls_ca: Some(ca.to_path_buf()),
+        };
+        let e = config("http://central:4318", &empty).check().unwrap_err();
+        assert!(matches!(e, SetupError::Ca { .. }), "{e}");
+        let e = OtlpExporter::new(config("https://central:4318", &empty))
+            .err()
+            .expect("refused");
+        assert!(e.to_string().contains("no PEM CERTIFICATE"), "{e}");
+        let e = OtlpExporter::new(config("https://central:4318", &dir.join("missing.pem")))
+            .err()
+            .expect("refused");
+        assert!(e.to_string().contains("missing.pem"), "{e}");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    fn tempfile_dir() -> std::path::PathBuf {
+        let dir = std::env::temp_dir().join(format!(
+            "tf-otlp-export-{}-{:?}",
+            std::process::id(),
+            std::thread::current().id()
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
     }
 }
