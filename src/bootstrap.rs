@@ -79,6 +79,7 @@ async fn open_storage_with(
 ) -> anyhow::Result<Storage> {
     crate::infrastructure::node::create_private_dir(&config.storage.data_dir)
         .with_context(|| format!("creating {}", config.storage.data_dir.display()))?;
+    warn_if_shared(&config.storage.data_dir);
     let (store, local_root) = match store {
         Some(s) => (s, None),
         None => {
@@ -214,6 +215,24 @@ async fn build_forwarders(
     Ok(forwarders)
 }
 
+/// Warns when other users may read or enter the data directory: offline
+/// commands trust its permissions (TelemetryFlow creates it 0700).
+fn warn_if_shared(dir: &std::path::Path) {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        if let Ok(meta) = std::fs::metadata(dir)
+            && meta.permissions().mode() & 0o077 != 0
+        {
+            tracing::warn!(
+                dir = %dir.display(),
+                mode = format!("{:o}", meta.permissions().mode() & 0o777),
+                "the data directory is open to other users; its files hold every tenant's data (chmod 700)"
+            );
+        }
+    }
+}
+
 /// Reads the WAL of `config` into `storage` without writing anything (for
 /// the CLI on a data directory): unflushed data becomes queryable too.
 pub fn replay_read_only(config: &Config, storage: &Storage) -> anyhow::Result<ReplayReport> {
@@ -344,14 +363,18 @@ pub async fn start_with_subscribers(
     let trace_queries = Arc::new(TraceQueries::new(Arc::clone(&engine) as _, limits));
     let serving = Arc::new(AtomicBool::new(true));
     let (stop, stop_rx) = watch::channel(false);
-    let keys = Arc::new(KeyRing::new(documents));
+    let keys = Arc::new(key_ring(&config, documents)?);
+    let on_loopback = |addr: Option<SocketAddr>| addr.is_some_and(|a| a.ip().is_loopback());
     let access = Arc::new(AccessControl::new(
         match config.auth.mode {
-            AuthMode::None => Mode::Open {
-                loopback_only: !config.auth.allow_unauthenticated,
-            },
+            AuthMode::None => Mode::Open,
             AuthMode::ApiKey => Mode::Keys(Arc::clone(&keys)),
         },
+        [
+            on_loopback(Some(config.server.http_addr)),
+            on_loopback(Some(config.server.grpc_addr)),
+            on_loopback(config.server.metrics_addr),
+        ],
         config.auth.max_failures_per_minute.get(),
     ));
     let key_refresh = spawn_key_refresh(&config, &keys, stop_rx.clone()).await;
@@ -600,6 +623,26 @@ fn serve_http(
         }
         .context("HTTP server")
     })
+}
+
+/// The keys of the store, with the token-signing secret of
+/// `auth.token_signing_secret_file` when one is configured.
+fn key_ring(config: &Config, documents: Arc<dyn DocumentStore>) -> anyhow::Result<KeyRing> {
+    let ring = KeyRing::new(documents);
+    let Some(path) = &config.auth.token_signing_secret_file else {
+        return Ok(ring);
+    };
+    let secret = std::fs::read(path)
+        .with_context(|| format!("auth.token_signing_secret_file: reading {}", path.display()))?;
+    let secret = secret.trim_ascii();
+    if secret.len() < 32 {
+        anyhow::bail!(
+            "auth.token_signing_secret_file: {} holds {} bytes; a signing secret needs at least 32 (e.g. `openssl rand -hex 32`)",
+            path.display(),
+            secret.len()
+        );
+    }
+    Ok(ring.with_signing_secret(secret))
 }
 
 /// Reads the API keys once (with keys on, a failure leaves every key

@@ -12,15 +12,11 @@ use anyhow::Context as _;
 use clap::{Args, Subcommand};
 
 use crate::application::DocumentStore;
-use crate::application::access::KeyRing;
-use crate::config::{Config, Overrides};
+use crate::application::access::{Caller, KeyRing};
+use crate::config::{API_KEY_ENV, Config, Overrides};
 use crate::domain::access::{Grant, KeyId, Scopes};
 use crate::infrastructure::api::keys::{KeyView, new_key};
 use crate::infrastructure::storage::ObjectDocumentStore;
-
-/// The environment variable holding the API key that `sql --server` and
-/// `replay` present (kept out of argv, which other users can read).
-pub const API_KEY_ENV: &str = "TELEMETRYFLOW_API_KEY";
 
 /// The key in [`API_KEY_ENV`], if set and not blank.
 pub fn api_key_from_env() -> Option<String> {
@@ -121,7 +117,7 @@ async fn run(config: &Config, command: &KeysCommand) -> anyhow::Result<()> {
                 now,
             )
             .map_err(anyhow::Error::msg)?;
-            let issued = ring.create(&operator, spec, now).await?;
+            let issued = ring.create(&Caller::anonymous(), spec, now).await?;
             eprintln!(
                 "made key {} (tenant {}, scopes {}); it is shown once:",
                 issued.key.id(),

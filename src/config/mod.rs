@@ -113,6 +113,17 @@ impl Overrides {
 
 const ENV_PREFIX: &str = "TELEMETRYFLOW_";
 
+/// The longest `auth.refresh_secs`: revocations reach every node within it.
+const MAX_KEY_REFRESH_SECS: u64 = 5;
+
+/// Variables of the same prefix that are not settings of the server: what
+/// client commands (`sql --server`, `replay`) present.
+const CLIENT_ENV: [&str; 1] = [API_KEY_ENV];
+
+/// The environment variable holding the API key that `sql --server` and
+/// `replay` present (kept out of argv, which other users can read).
+pub const API_KEY_ENV: &str = "TELEMETRYFLOW_API_KEY";
+
 /// Short environment names for the settings that also have flags.
 const ENV_ALIASES: [(&str, &str); 3] = [
     ("TELEMETRYFLOW_DATA_DIR", "storage.data_dir"),
@@ -240,6 +251,9 @@ impl Config {
             let Some(rest) = var.strip_prefix(ENV_PREFIX) else {
                 continue;
             };
+            if CLIENT_ENV.contains(&var.as_str()) {
+                continue;
+            }
             let key = ENV_ALIASES
                 .iter()
                 .find(|(alias, _)| *alias == var)
@@ -298,6 +312,15 @@ impl Config {
     /// Without keys the server trusts whoever reaches it: it listens on
     /// loopback only, unless told otherwise.
     pub fn check_exposure(&self) -> Result<()> {
+        if self.auth.refresh_secs.get() > MAX_KEY_REFRESH_SECS {
+            return Err(ConfigError::BadValue {
+                key: "auth.refresh_secs".into(),
+                message: format!(
+                    "{} is above {MAX_KEY_REFRESH_SECS}: a revoked key must stop working on every node within {MAX_KEY_REFRESH_SECS} s",
+                    self.auth.refresh_secs
+                ),
+            });
+        }
         if self.auth.mode != AuthMode::None || self.auth.allow_unauthenticated {
             return Ok(());
         }

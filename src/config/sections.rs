@@ -101,6 +101,11 @@ pub struct AuthSettings {
     /// Failed authentications per minute from one address before it gets
     /// 429 (Too Many Requests) instead of 401.
     pub max_failures_per_minute: NonZeroU64,
+    /// A file holding the secret tokens are signed with (at least 32
+    /// bytes, the same on every node). Without it the secret is kept in
+    /// the store, and whoever can read the store can forge tokens.
+    #[serde(with = "optional_path")]
+    pub token_signing_secret_file: Option<std::path::PathBuf>,
 }
 
 impl Default for AuthSettings {
@@ -110,6 +115,7 @@ impl Default for AuthSettings {
             allow_unauthenticated: false,
             refresh_secs: NonZero::new(2).unwrap(),
             max_failures_per_minute: NonZero::new(10).unwrap(),
+            token_signing_secret_file: None,
         }
     }
 }

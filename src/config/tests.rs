@@ -452,3 +452,26 @@ on_full = "drop_oldest"
     let again: Config = toml::from_str(&text).unwrap();
     assert_eq!(again, c, "{text}");
 }
+
+/// The client commands' key shares the prefix but is no setting: a shell
+/// that exports it still loads its configuration.
+#[test]
+fn the_api_key_variable_is_not_a_setting() {
+    let config = Config::load(
+        None,
+        env(&[
+            ("TELEMETRYFLOW_API_KEY", "tf_0123456789abcdef_x"),
+            ("TELEMETRYFLOW_AUTH_MODE", "api_key"),
+        ]),
+        &Overrides::default(),
+    )
+    .unwrap();
+    assert_eq!(config.auth.mode, crate::config::AuthMode::ApiKey);
+    let err = Config::load(
+        None,
+        env(&[("TELEMETRYFLOW_API_KEYS", "x")]),
+        &Overrides::default(),
+    )
+    .unwrap_err();
+    assert!(matches!(err, ConfigError::UnknownEnv { .. }), "{err}");
+}

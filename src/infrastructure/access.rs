@@ -62,11 +62,18 @@ pub enum Refusal {
 
 /// How requests are let in.
 pub enum Mode {
-    /// No keys; with `loopback_only`, only loopback `Host`s.
-    Open {
-        loopback_only: bool,
-    },
+    /// No keys. A listener bound to loopback answers only loopback `Host`s.
+    Open,
     Keys(Arc<KeyRing>),
+}
+
+/// The listeners, each with its own `Host` rule.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Listener {
+    Http = 0,
+    Grpc = 1,
+    /// `server.metrics_addr`.
+    Metrics = 2,
 }
 
 /// The refusals counted in `/metrics`, by reason.
@@ -120,12 +127,20 @@ impl FailureLimit {
     /// Counts a failure; returns how long the address must wait when it is
     /// over the limit.
     fn fail(&self, ip: IpAddr) -> Option<Duration> {
+        let ip = counted_as(ip);
         let now = Instant::now();
         let mut windows = self.windows.lock();
         if windows.len() >= MAX_ADDRESSES && !windows.contains_key(&ip) {
             windows.retain(|_, (start, _)| now.duration_since(*start) < WINDOW);
-            if windows.len() >= MAX_ADDRESSES {
-                windows.clear();
+            // Still full: the window that started first makes room.
+            let oldest = windows
+                .iter()
+                .min_by_key(|(_, (start, _))| *start)
+                .map(|(k, _)| *k);
+            if windows.len() >= MAX_ADDRESSES
+                && let Some(oldest) = oldest
+            {
+                windows.remove(&oldest);
             }
         }
         let (start, count) = windows.entry(ip).or_insert((now, 0));
@@ -138,9 +153,27 @@ impl FailureLimit {
     }
 }
 
-/// The access check; one per server, shared by both listeners.
+/// The address failures are counted under: an IPv6 client controls its
+/// whole /64, so the /64 is one address.
+fn counted_as(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => {
+                let s = v6.segments();
+                IpAddr::V6(std::net::Ipv6Addr::new(s[0], s[1], s[2], s[3], 0, 0, 0, 0))
+            }
+        },
+        v4 => v4,
+    }
+}
+
+/// The access check; one per server, shared by the listeners.
 pub struct AccessControl {
     mode: Mode,
+    /// Per [`Listener`]: it is bound to loopback, so (without keys) it
+    /// answers loopback `Host`s only.
+    loopback: [bool; 3],
     failures: FailureLimit,
     stats: AccessStats,
 }
@@ -152,9 +185,12 @@ fn now_secs() -> u64 {
 }
 
 impl AccessControl {
-    pub fn new(mode: Mode, max_failures_per_minute: u64) -> Self {
+    /// `loopback`: whether each [`Listener`] (by index) is bound to a
+    /// loopback address.
+    pub fn new(mode: Mode, loopback: [bool; 3], max_failures_per_minute: u64) -> Self {
         Self {
             mode,
+            loopback,
             failures: FailureLimit {
                 max: max_failures_per_minute,
                 windows: Mutex::default(),
@@ -167,7 +203,7 @@ impl AccessControl {
     pub fn keys(&self) -> Option<&Arc<KeyRing>> {
         match &self.mode {
             Mode::Keys(ring) => Some(ring),
-            Mode::Open { .. } => None,
+            Mode::Open => None,
         }
     }
 
@@ -180,6 +216,7 @@ impl AccessControl {
     /// workspace it acts for, and its extensions hold its [`Caller`].
     pub fn check(
         &self,
+        listener: Listener,
         need: Need,
         parts: &mut Parts,
         peer: Option<IpAddr>,
@@ -188,21 +225,17 @@ impl AccessControl {
             return Ok(());
         }
         let ring = match &self.mode {
-            Mode::Open { loopback_only } => {
-                if *loopback_only && !loopback_host(parts) {
-                    self.stats.count("foreign_host");
-                    return Err(Refusal::Forbidden(
-                        "this server answers only requests to a loopback name or address (its Host header named another)".into(),
-                    ));
-                }
+            Mode::Open => {
+                self.check_host(listener, parts)?;
                 parts.extensions.insert(Caller::anonymous());
                 return Ok(());
             }
             Mode::Keys(ring) => ring,
         };
         let caller = match credential(parts) {
-            None => Err(AuthError::Missing),
-            Some(presented) => ring.authenticate(&presented, now_secs()),
+            Ok(None) => Err(AuthError::Missing),
+            Ok(Some(presented)) => ring.authenticate(&presented, now_secs()),
+            Err(e) => Err(e),
         };
         let caller = match caller {
             Ok(caller) => caller,
@@ -221,6 +254,11 @@ impl AccessControl {
             .grant
             .permits(need, batch)
             .map_err(|e| forbidden(&e))?;
+        // A token (made for clients that cannot send headers, and possibly
+        // seen in a URL) only sends and queries telemetry.
+        if caller.token && !matches!(need, Need::Ingest | Need::Query) {
+            return Err(forbidden(&crate::domain::access::Denied::Token));
+        }
         let tenant = named(parts, TENANT_HEADER, TenantId::parse)?;
         let workspace = named(parts, WORKSPACE_HEADER, WorkspaceId::parse)?;
         let ctx = caller
@@ -231,10 +269,12 @@ impl AccessControl {
             (TENANT_HEADER, ctx.tenant().as_str()),
             (WORKSPACE_HEADER, ctx.workspace().as_str()),
         ] {
-            // Ids are ASCII letters, digits, '-' and '_': valid header values.
-            if let Ok(v) = HeaderValue::from_str(value) {
-                parts.headers.insert(name, v);
-            }
+            // Ids are ASCII letters, digits, '-' and '_': valid header
+            // values; were one not, the request must not go on with the
+            // caller's own header.
+            let v = HeaderValue::from_str(value)
+                .map_err(|_| Refusal::BadRequest(format!("{name}: not a header value")))?;
+            parts.headers.insert(name, v);
         }
         strip_token_param(parts);
         if batch && let Some(principal) = &caller.principal {
@@ -242,6 +282,19 @@ impl AccessControl {
         }
         parts.extensions.insert(caller);
         Ok(())
+    }
+
+    /// Without keys, a listener bound to loopback answers only requests
+    /// naming a loopback host: a web page cannot reach it by rebinding its
+    /// own name to 127.0.0.1.
+    pub fn check_host(&self, listener: Listener, parts: &Parts) -> Result<(), Refusal> {
+        if self.keys().is_some() || !self.loopback[listener as usize] || loopback_host(parts) {
+            return Ok(());
+        }
+        self.stats.count("foreign_host");
+        Err(Refusal::Forbidden(
+            "this server answers only requests to a loopback name or address (its Host header named another)".into(),
+        ))
     }
 
     fn failed(&self, e: &AuthError, peer: Option<IpAddr>) -> Refusal {
@@ -255,28 +308,31 @@ impl AccessControl {
     }
 }
 
-/// The key or token a request presents.
-fn credential(parts: &Parts) -> Option<String> {
+/// The key or token a request presents; an `Authorization` header that
+/// holds none is malformed.
+fn credential(parts: &Parts) -> Result<Option<String>, AuthError> {
     if let Some(v) = parts.headers.get(header::AUTHORIZATION) {
-        let v = v.to_str().ok()?.trim();
-        let (scheme, rest) = v.split_once(' ')?;
+        let v = v.to_str().map_err(|_| AuthError::Malformed)?.trim();
+        let (scheme, rest) = v.split_once(' ').ok_or(AuthError::Malformed)?;
         let rest = rest.trim();
         if scheme.eq_ignore_ascii_case("bearer") {
-            return Some(rest.to_owned());
+            return Ok(Some(rest.to_owned()));
         }
         if scheme.eq_ignore_ascii_case("basic") {
             let decoded = base64::engine::general_purpose::STANDARD
                 .decode(rest)
-                .ok()?;
-            let decoded = String::from_utf8(decoded).ok()?;
-            let (_user, password) = decoded.split_once(':')?;
-            return Some(password.to_owned());
+                .map_err(|_| AuthError::Malformed)?;
+            let decoded = String::from_utf8(decoded).map_err(|_| AuthError::Malformed)?;
+            let (_user, password) = decoded.split_once(':').ok_or(AuthError::Malformed)?;
+            return Ok(Some(password.to_owned()));
         }
-        return None;
+        return Err(AuthError::Malformed);
     }
-    let query = parts.uri.query()?;
-    url_param(query, TOKEN_PARAM)
-        .filter(|t| t.starts_with(crate::application::access::TOKEN_PREFIX))
+    let Some(query) = parts.uri.query() else {
+        return Ok(None);
+    };
+    Ok(url_param(query, TOKEN_PARAM)
+        .filter(|t| t.starts_with(crate::application::access::TOKEN_PREFIX)))
 }
 
 /// The value of `name` in a query string (tokens are URL-safe as they are).
@@ -310,8 +366,13 @@ fn strip_token_param(parts: &mut Parts) {
     } else {
         format!("{path}?{}", kept.join("&"))
     };
-    if let Ok(uri) = rebuilt.parse() {
-        parts.uri = uri;
+    // Scheme and authority (HTTP/2) stay as they were.
+    let mut uri = parts.uri.clone().into_parts();
+    if let Ok(pq) = rebuilt.parse() {
+        uri.path_and_query = Some(pq);
+        if let Ok(uri) = http::Uri::from_parts(uri) {
+            parts.uri = uri;
+        }
     }
 }
 
@@ -352,7 +413,18 @@ pub fn is_loopback_name(host: &str) -> bool {
         return ip.is_loopback();
     }
     let name = if let Some(rest) = host.strip_prefix('[') {
-        rest.split(']').next().unwrap_or("")
+        // `[v6]` or `[v6]:port`, nothing else.
+        let Some((v6, after)) = rest.split_once(']') else {
+            return false;
+        };
+        let port_ok = match after.strip_prefix(':') {
+            None => after.is_empty(),
+            Some(port) => !port.is_empty() && port.bytes().all(|b| b.is_ascii_digit()),
+        };
+        if !port_ok {
+            return false;
+        }
+        v6
     } else {
         match host.rsplit_once(':') {
             Some((name, port)) if port.bytes().all(|b| b.is_ascii_digit()) => name,
@@ -387,7 +459,21 @@ pub async fn http_guard(
 ) -> Response {
     let (mut parts, body) = request.into_parts();
     let ip = peer(&parts.extensions);
-    match access.check(need, &mut parts, ip) {
+    match access.check(Listener::Http, need, &mut parts, ip) {
+        Ok(()) => next.run(Request::from_parts(parts, body)).await,
+        Err(refusal) => http_refusal(&parts, refusal),
+    }
+}
+
+/// axum middleware of the `/metrics` listener: the `Host` rule only (its
+/// address is private by configuration).
+pub async fn metrics_host_guard(
+    State(access): State<Arc<AccessControl>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let (parts, body) = request.into_parts();
+    match access.check_host(Listener::Metrics, &parts) {
         Ok(()) => next.run(Request::from_parts(parts, body)).await,
         Err(refusal) => http_refusal(&parts, refusal),
     }
@@ -520,7 +606,10 @@ where
     fn call(&mut self, request: http::Request<B>) -> Self::Future {
         let (mut parts, body) = request.into_parts();
         let ip = peer(&parts.extensions);
-        match self.access.check(Need::Ingest, &mut parts, ip) {
+        match self
+            .access
+            .check(Listener::Grpc, Need::Ingest, &mut parts, ip)
+        {
             Ok(()) => {
                 // The clone is the one that was not polled ready: swap so
                 // the ready one serves this call.
@@ -561,6 +650,9 @@ mod tests {
             "localhost.evil.com",
             "10.0.0.1:4318",
             "[::2]:80",
+            "[::1]evil.com",
+            "[::1]:",
+            "[::1",
             "127.0.0.1.nip.io",
             "",
         ] {
@@ -577,6 +669,7 @@ mod tests {
             }
             b.body(()).unwrap().into_parts().0
         };
+        let credential = |p: &Parts| credential(p).ok().flatten();
         assert_eq!(
             credential(&parts(Some("Bearer tf_x"), "/")),
             Some("tf_x".into())
@@ -619,5 +712,12 @@ mod tests {
                 .is_some_and(|d| d <= WINDOW && d > Duration::ZERO)
         );
         assert_eq!(limit.fail(b), None);
+        // One IPv6 /64 is one address.
+        let v6 = |s: &str| s.parse::<IpAddr>().unwrap();
+        for _ in 0..3 {
+            assert_eq!(limit.fail(v6("2001:db8:1:2::1")), None);
+        }
+        assert!(limit.fail(v6("2001:db8:1:2:ffff::9")).is_some());
+        assert_eq!(limit.fail(v6("2001:db8:1:3::1")), None);
     }
 }

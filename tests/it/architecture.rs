@@ -470,6 +470,7 @@ fn routes_are_declared_only_in_the_route_table() {
             "src/infrastructure/api/http.rs",
             ".route(\"/metrics\", get(metrics))",
         ),
+        ("src/infrastructure/api/http.rs", ".merge(otlp_routes)"),
         ("crates/otlp/src/http.rs", ".route(Traces::HTTP_PATH,"),
         ("crates/otlp/src/http.rs", ".route(Metrics::HTTP_PATH,"),
         ("crates/otlp/src/http.rs", ".route(Logs::HTTP_PATH,"),
@@ -488,7 +489,17 @@ fn routes_are_declared_only_in_the_route_table() {
             .into_owned();
         for line in code_of(file).lines() {
             let line = line.trim();
-            if !line.contains(".route(") && !line.contains(".nest(") {
+            let adds_routes = [
+                ".route(",
+                ".route_service(",
+                ".nest(",
+                ".nest_service(",
+                ".merge(",
+                ".fallback_service(",
+            ]
+            .iter()
+            .any(|m| line.contains(m));
+            if !adds_routes {
                 continue;
             }
             if !allowed

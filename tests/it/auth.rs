@@ -15,7 +15,7 @@ use prost::Message;
 use reqwest::Method;
 use serde_json::{Value, json};
 use telemetryflow::Config;
-use telemetryflow::application::access::KeyRing;
+use telemetryflow::application::access::{Caller, KeyRing};
 use telemetryflow::config::{AuthMode, StorageUrl};
 use telemetryflow::domain::access::{Grant, Need, Scopes};
 use telemetryflow::infrastructure::api::http::{OTLP_PATHS, routes};
@@ -43,7 +43,10 @@ async fn mint(config: &Config, tenant: &str, workspace: Option<&str>, scopes: &s
         1,
     )
     .unwrap();
-    ring.create(&op, spec, 1).await.unwrap().secret
+    ring.create(&Caller::anonymous(), spec, 1)
+        .await
+        .unwrap()
+        .secret
 }
 
 fn keyed(c: &mut Config) {
@@ -87,6 +90,16 @@ async fn key(s: &TestServer, operator: &str, tenant: &str, scopes: &str) -> Stri
 async fn json_of(r: reqwest::Response) -> Value {
     let bytes = r.bytes().await.unwrap();
     serde_json::from_slice(&bytes).unwrap_or(Value::Null)
+}
+
+/// A well-formed key that no store holds.
+const UNKNOWN_KEY: &str =
+    "tf_0123456789abcdef_00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff";
+
+/// `key` with its secret changed (its id stays that of a real key).
+fn wrong_secret(key: &str) -> String {
+    let (head, last) = key.split_at(key.len() - 1);
+    format!("{head}{}", if last == "0" { "1" } else { "0" })
 }
 
 #[derive(Clone, Copy)]
@@ -138,6 +151,46 @@ async fn every_route_refuses_without_a_key_and_without_its_scope() {
     let ingest = key(&s, &operator, "acme", "ingest").await;
     let query = key(&s, &operator, "acme", "query").await;
     let admin = key(&s, &operator, "acme", "admin").await;
+    // What each entry point needs, written out here, independently of the
+    // route table: the table must say the same.
+    let expected: Vec<(&str, Method, Need)> = vec![
+        ("/api/v2/sql", Method::POST, Need::Query),
+        ("/api/v2/metrics", Method::GET, Need::Query),
+        ("/api/v2/metrics/timeseries", Method::GET, Need::Query),
+        ("/api/v2/traces", Method::GET, Need::Query),
+        ("/api/v2/traces/{trace_id}", Method::GET, Need::Query),
+        ("/api/v2/services", Method::GET, Need::Query),
+        (
+            "/api/v2/services/{service}/operations",
+            Method::GET,
+            Need::Query,
+        ),
+        ("/api/v2/logs", Method::GET, Need::Query),
+        ("/api/v2/admin/compact", Method::POST, Need::Operator),
+        ("/api/v2/admin/retention", Method::POST, Need::Operator),
+        ("/api/v2/admin/keys", Method::GET, Need::Admin),
+        ("/api/v2/admin/keys", Method::POST, Need::Admin),
+        ("/api/v2/admin/keys/{id}", Method::DELETE, Need::Admin),
+        ("/api/v2/auth/token", Method::POST, Need::Key),
+        ("/metrics", Method::GET, Need::Operator),
+        ("/healthz", Method::GET, Need::Open),
+        ("/readyz", Method::GET, Need::Open),
+    ];
+    let declared: Vec<(&str, Method, Need)> = routes()
+        .iter()
+        .flat_map(|r| {
+            r.methods
+                .iter()
+                .map(|m| (r.path, m.clone(), r.need))
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    let sorted = |v: &[(&str, Method, Need)]| {
+        let mut v: Vec<String> = v.iter().map(|(p, m, n)| format!("{m} {p} {n:?}")).collect();
+        v.sort();
+        v
+    };
+    assert_eq!(sorted(&declared), sorted(&expected));
     let mut table: Vec<(String, Method, Need)> = routes()
         .iter()
         .flat_map(|r| {
@@ -172,16 +225,18 @@ async fn every_route_refuses_without_a_key_and_without_its_scope() {
             "Bearer realm=\"telemetryflow\"",
             "{what}"
         );
-        let bad = call(
-            &s,
-            method.clone(),
-            path,
-            Cred::Basic("tf_nope"),
-            &[],
-            vec![],
-        )
-        .await;
-        assert_eq!(bad.status(), 401, "{what}");
+        for bad in [
+            UNKNOWN_KEY.to_owned(),
+            wrong_secret(right.unwrap_or(&ingest)),
+        ] {
+            let r = call(&s, method.clone(), path, Cred::Basic(&bad), &[], vec![]).await;
+            assert_eq!(r.status(), 401, "{what}");
+        }
+        // HEAD of a GET route is guarded too.
+        if *method == Method::GET {
+            let r = call(&s, Method::HEAD, path, Cred::None, &[], vec![]).await;
+            assert_eq!(r.status(), 401, "HEAD {what}");
+        }
         if let Some(wrong) = wrong {
             let r = call(&s, method.clone(), path, Cred::Bearer(wrong), &[], vec![]).await;
             assert_eq!(r.status(), 403, "{what}");
@@ -231,7 +286,7 @@ async fn grpc_export_needs_an_ingest_key_for_its_tenant() {
         Some(tonic::Code::Unauthenticated)
     );
     assert_eq!(
-        code(grpc_export(&s, Some("tf_0123456789abcdef_00"), None).await),
+        code(grpc_export(&s, Some(UNKNOWN_KEY), None).await),
         Some(tonic::Code::Unauthenticated)
     );
     assert_eq!(
@@ -399,7 +454,8 @@ async fn an_admin_key_manages_only_its_tenant_and_mints_nothing_broader() {
     );
     let everything = list(operator.clone()).await;
     assert_eq!(everything["keys"].as_array().unwrap().len(), 5);
-    // Revoking another tenant's key is refused; its own works.
+    // Another tenant's key is not found (its existence is not this
+    // tenant's business); its own is revoked.
     let globex_id = &globex[3..19];
     let r = call(
         &s,
@@ -410,7 +466,7 @@ async fn an_admin_key_manages_only_its_tenant_and_mints_nothing_broader() {
         vec![],
     )
     .await;
-    assert_eq!(r.status(), 403);
+    assert_eq!(r.status(), 404);
     let own_id = keys.iter().find(|k| k["name"] == "web-sdk").unwrap()["id"]
         .as_str()
         .unwrap()
@@ -745,16 +801,18 @@ async fn cached_keys_keep_working_while_the_store_is_unreachable() {
     )
     .await;
     assert_eq!(r.status(), 200);
-    let r = call(
-        &s,
-        Method::POST,
-        "/v1/traces",
-        Cred::Bearer("tf_0123456789abcdef_00"),
-        &[],
-        body,
-    )
-    .await;
-    assert_eq!(r.status(), 401);
+    for bad in [UNKNOWN_KEY.to_owned(), wrong_secret(&ingest)] {
+        let r = call(
+            &s,
+            Method::POST,
+            "/v1/traces",
+            Cred::Bearer(&bad),
+            &[],
+            body.clone(),
+        )
+        .await;
+        assert_eq!(r.status(), 401);
+    }
 }
 
 /// A server that never read its keys refuses every key, retryably.
@@ -885,7 +943,7 @@ async fn failed_authentications_are_limited_per_address_and_counted() {
             &s,
             Method::GET,
             "/api/v2/services",
-            Cred::Bearer("tf_0123456789abcdef_00"),
+            Cred::Bearer(UNKNOWN_KEY),
             &[],
             vec![],
         )
@@ -914,7 +972,7 @@ async fn failed_authentications_are_limited_per_address_and_counted() {
     assert_eq!(
         metric(
             &text,
-            "telemetryflow_auth_failures_total{reason=\"malformed\"}"
+            "telemetryflow_auth_failures_total{reason=\"unknown\"}"
         ),
         10.0,
         "{text}"
@@ -1078,4 +1136,204 @@ async fn a_sidecar_forwards_many_tenants_with_a_relay_key() {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
+}
+
+/// A token stands in only for sending and querying: it cannot mint a token
+/// or a key, even from an admin key.
+#[tokio::test]
+async fn a_token_mints_neither_tokens_nor_keys() {
+    let (s, operator) = keyed_server().await;
+    let admin = key(&s, &operator, "acme", "admin,query,ingest").await;
+    let r = call(
+        &s,
+        Method::POST,
+        "/api/v2/auth/token",
+        Cred::Bearer(&admin),
+        &[],
+        vec![],
+    )
+    .await;
+    assert_eq!(r.status(), 200);
+    let token = json_of(r).await["token"].as_str().unwrap().to_owned();
+    let r = call(
+        &s,
+        Method::POST,
+        "/api/v2/auth/token",
+        Cred::Bearer(&token),
+        &[],
+        vec![],
+    )
+    .await;
+    assert_eq!(r.status(), 403);
+    let (status, v) = create(&s, &token, json!({"scopes": "ingest"})).await;
+    assert_eq!(status, 403, "{v}");
+    let r = call(
+        &s,
+        Method::GET,
+        "/api/v2/admin/keys",
+        Cred::Bearer(&token),
+        &[],
+        vec![],
+    )
+    .await;
+    assert_eq!(r.status(), 403);
+    // An operator's token narrowed to query cannot read every tenant; with
+    // admin kept it can, for queries only.
+    let r = call(
+        &s,
+        Method::POST,
+        "/api/v2/auth/token",
+        Cred::Bearer(&operator),
+        &[],
+        br#"{"scopes":"query"}"#.to_vec(),
+    )
+    .await;
+    let narrow = json_of(r).await["token"].as_str().unwrap().to_owned();
+    let r = call(
+        &s,
+        Method::GET,
+        "/api/v2/services",
+        Cred::Bearer(&narrow),
+        &[("x-tenant-id", "acme")],
+        vec![],
+    )
+    .await;
+    assert_eq!(r.status(), 403);
+    let r = call(
+        &s,
+        Method::POST,
+        "/api/v2/auth/token",
+        Cred::Bearer(&operator),
+        &[],
+        vec![],
+    )
+    .await;
+    let full = json_of(r).await["token"].as_str().unwrap().to_owned();
+    let r = call(
+        &s,
+        Method::GET,
+        "/api/v2/services",
+        Cred::Bearer(&full),
+        &[("x-tenant-id", "acme")],
+        vec![],
+    )
+    .await;
+    assert_eq!(r.status(), 200);
+    let r = call(
+        &s,
+        Method::POST,
+        "/api/v2/admin/compact",
+        Cred::Bearer(&full),
+        &[],
+        vec![],
+    )
+    .await;
+    assert_eq!(r.status(), 403);
+}
+
+/// A workspace's admin key sees and revokes only that workspace's keys; a
+/// duplicated tenant header cannot smuggle in another tenant.
+#[tokio::test]
+async fn a_workspace_admin_stays_in_its_workspace() {
+    let (s, operator) = keyed_server().await;
+    let (_, v) = create(
+        &s,
+        &operator,
+        json!({"tenant": "acme", "workspace": "web", "scopes": "admin,ingest"}),
+    )
+    .await;
+    let web_admin = v["key"].as_str().unwrap().to_owned();
+    let (_, v) = create(&s, &operator, json!({"tenant": "acme", "scopes": "admin"})).await;
+    let tenant_admin_id = v["id"].as_str().unwrap().to_owned();
+    let r = call(
+        &s,
+        Method::GET,
+        "/api/v2/admin/keys",
+        Cred::Bearer(&web_admin),
+        &[],
+        vec![],
+    )
+    .await;
+    let listed = json_of(r).await;
+    let keys = listed["keys"].as_array().unwrap();
+    assert_eq!(keys.len(), 1, "{listed}");
+    assert_eq!(keys[0]["workspace"], "web");
+    let r = call(
+        &s,
+        Method::DELETE,
+        &format!("/api/v2/admin/keys/{tenant_admin_id}"),
+        Cred::Bearer(&web_admin),
+        &[],
+        vec![],
+    )
+    .await;
+    assert_eq!(r.status(), 404);
+    // Two tenant headers, the second another tenant's: the key's tenant it is.
+    let body = traces("dup", vec![span(1, 1, "GET", T0)]).encode_to_vec();
+    let resp = reqwest::Client::new()
+        .post(format!("{}/v1/traces", s.http))
+        .bearer_auth(&web_admin)
+        .header("content-type", "application/x-protobuf")
+        .header("x-tenant-id", "acme")
+        .header("x-tenant-id", "globex")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let rows = sql(
+        &s,
+        &operator,
+        Some("globex"),
+        "SELECT count(*) AS n FROM otel_traces",
+    )
+    .await;
+    assert_batches_sorted_eq!(["+---+", "| n |", "+---+", "| 0 |", "+---+"], &rows);
+}
+
+/// Without keys, key management over HTTP is refused (anyone on the
+/// server could otherwise mint an operator key for every node of the
+/// store), and a loopback gRPC listener refuses a foreign `:authority`.
+#[tokio::test]
+async fn without_keys_keys_are_managed_offline_only() {
+    let s = TestServer::start().await;
+    let (status, v) = create(&s, "unused", json!({"tenant": "*", "scopes": "admin"})).await;
+    assert_eq!(status, 400, "{v}");
+    let r = call(
+        &s,
+        Method::GET,
+        "/api/v2/admin/keys",
+        Cred::None,
+        &[],
+        vec![],
+    )
+    .await;
+    assert_eq!(r.status(), 400);
+    let channel = tonic::transport::Endpoint::from_shared(s.grpc.clone())
+        .unwrap()
+        .origin("http://evil.example:4317".parse().unwrap())
+        .connect()
+        .await
+        .unwrap();
+    let mut client = TraceServiceClient::new(channel);
+    let err = client
+        .export(traces("checkout", vec![span(1, 1, "GET", T0)]))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), tonic::Code::PermissionDenied);
+}
+
+/// A batch key over gRPC needs a relay key too.
+#[tokio::test]
+async fn a_grpc_batch_key_needs_a_relay_key() {
+    let (s, operator) = keyed_server().await;
+    let ingest = key(&s, &operator, "acme", "ingest").await;
+    let mut client = TraceServiceClient::connect(s.grpc.clone()).await.unwrap();
+    let mut req = tonic::Request::new(traces("checkout", vec![span(1, 1, "GET", T0)]));
+    req.metadata_mut()
+        .insert("authorization", format!("Bearer {ingest}").parse().unwrap());
+    req.metadata_mut()
+        .insert("x-telemetryflow-batch", "edge/1-99".parse().unwrap());
+    let err = client.export(req).await.unwrap_err();
+    assert_eq!(err.code(), tonic::Code::PermissionDenied);
 }

@@ -98,6 +98,10 @@ pub enum KeyError {
     NotFound(KeyId),
     #[error("the expiry is in the past")]
     Expired,
+    #[error(
+        "too many keys (at most {MAX_KEYS_PER_TENANT} per tenant, {MAX_KEYS} in all); revoke unused ones"
+    )]
+    TooMany,
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -111,6 +115,11 @@ pub struct Caller {
     pub key: Option<KeyId>,
     pub principal: Option<Principal>,
     pub grant: Grant,
+    /// When the credential stops working (Unix seconds): the key's expiry,
+    /// or a token's.
+    pub expires_at: Option<u64>,
+    /// It presented a token, not the key itself.
+    pub token: bool,
 }
 
 impl Caller {
@@ -120,6 +129,8 @@ impl Caller {
             key: None,
             principal: None,
             grant: Grant::unrestricted(),
+            expires_at: None,
+            token: false,
         }
     }
 }
@@ -140,9 +151,9 @@ pub struct Issued {
     pub secret: String,
 }
 
-/// The stored form of a key.
+/// The stored form of a key. Unknown fields are ignored, so that a node
+/// keeps reading the keys a newer version wrote.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 struct StoredKey {
     id: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -239,12 +250,22 @@ struct Index {
     keys: HashMap<KeyId, ApiKey>,
 }
 
+/// Keys one tenant may have at most.
+pub const MAX_KEYS_PER_TENANT: usize = 1_000;
+/// Keys the store may hold at most (the document is read whole by every
+/// node).
+pub const MAX_KEYS: usize = 10_000;
+
 /// A node's copy of the keys and the token-signing secret.
 pub struct KeyRing {
     keys: CachedDocument<KeySet>,
     signing: CachedDocument<SigningSecret>,
     index: RwLock<Option<Arc<Index>>>,
     hmac: RwLock<Option<ring::hmac::Key>>,
+    /// The signing secret is configured, not kept in the store.
+    fixed_signing: bool,
+    /// When both documents were last read (or found unchanged).
+    refreshed: RwLock<Option<std::time::Instant>>,
     rng: SystemRandom,
 }
 
@@ -263,8 +284,25 @@ impl KeyRing {
             signing: CachedDocument::new(store, SIGNING),
             index: RwLock::new(None),
             hmac: RwLock::new(None),
+            fixed_signing: false,
+            refreshed: RwLock::new(None),
             rng: SystemRandom::new(),
         }
+    }
+
+    /// Tokens are signed with `secret` (at least 32 bytes) rather than a
+    /// secret kept in the store: then reading the store is not enough to
+    /// forge a token. Every node needs the same secret.
+    pub fn with_signing_secret(mut self, secret: &[u8]) -> Self {
+        *self.hmac.get_mut() = Some(ring::hmac::Key::new(ring::hmac::HMAC_SHA256, secret));
+        self.fixed_signing = true;
+        self
+    }
+
+    /// How long ago the copy was last confirmed current; `None` before the
+    /// first read.
+    pub fn copy_age(&self) -> Option<Duration> {
+        self.refreshed.read().map(|t| t.elapsed())
     }
 
     /// Reads newer versions of the keys and the signing secret, if any.
@@ -272,10 +310,12 @@ impl KeyRing {
     pub async fn refresh(&self) -> Result<(), StoreError> {
         let keys = self.keys.refresh().await;
         self.reindex();
-        let signing = self.signing.refresh().await;
-        self.load_signing();
+        if !self.fixed_signing {
+            self.signing.refresh().await?;
+            self.load_signing();
+        }
         keys?;
-        signing?;
+        *self.refreshed.write() = Some(std::time::Instant::now());
         Ok(())
     }
 
@@ -291,11 +331,13 @@ impl KeyRing {
             Cached::Absent => (0, None),
             Cached::Present(v) => (v.version, Some(v)),
         };
+        // A slower caller holding an older version never replaces a newer
+        // index (a revocation would come back until the next refresh).
         if self
             .index
             .read()
             .as_ref()
-            .is_some_and(|i| i.version == version)
+            .is_some_and(|i| i.version >= version)
         {
             return;
         }
@@ -310,7 +352,10 @@ impl KeyRing {
                 }
             }
         }
-        *self.index.write() = Some(Arc::new(Index { version, keys }));
+        let mut index = self.index.write();
+        if index.as_ref().is_none_or(|i| i.version < version) {
+            *index = Some(Arc::new(Index { version, keys }));
+        }
     }
 
     fn load_signing(&self) {
@@ -347,6 +392,8 @@ impl KeyRing {
             key: Some(id),
             principal: Some(key.principal()),
             grant: key.grant().clone(),
+            expires_at: key.expires_at(),
+            token: false,
         })
     }
 
@@ -396,6 +443,8 @@ impl KeyRing {
             key: Some(id),
             principal: Some(key.principal()),
             grant,
+            expires_at: Some(key.expires_at().map_or(claims.e, |k| k.min(claims.e))),
+            token: true,
         })
     }
 
@@ -410,6 +459,9 @@ impl KeyRing {
         now: u64,
     ) -> Result<(String, u64)> {
         let key = caller.key.as_ref().ok_or(Denied::Scope("key"))?;
+        if caller.token {
+            return Err(Denied::Token.into());
+        }
         let grant = match scopes {
             Some(s) => caller.grant.narrowed(s)?,
             None => caller.grant.clone(),
@@ -417,7 +469,10 @@ impl KeyRing {
         if self.hmac.read().is_none() {
             self.make_signing_secret().await?;
         }
-        let expires = now + ttl.min(MAX_TOKEN_TTL).as_secs().max(1);
+        let mut expires = now + ttl.min(MAX_TOKEN_TTL).as_secs().max(1);
+        if let Some(key_expiry) = caller.expires_at {
+            expires = expires.min(key_expiry);
+        }
         let claims = TokenClaims {
             k: key.to_string(),
             s: grant.scopes().to_string(),
@@ -460,12 +515,34 @@ impl KeyRing {
         Ok(())
     }
 
-    /// Makes a key as `by` may (see [`Grant::may_mint`]); `now` in Unix
-    /// seconds.
-    pub async fn create(&self, by: &Grant, new: NewKey, now: u64) -> Result<Issued> {
-        by.may_mint(&new.grant)?;
+    /// Makes a key as `by` may (see [`Grant::may_mint`]; a key that expires
+    /// makes only keys that expire no later; a token makes none); `now` in
+    /// Unix seconds.
+    pub async fn create(&self, by: &Caller, new: NewKey, now: u64) -> Result<Issued> {
+        if by.token {
+            return Err(Denied::Token.into());
+        }
+        by.grant.may_mint(&new.grant)?;
         if new.expires_at.is_some_and(|e| e <= now) {
             return Err(KeyError::Expired);
+        }
+        if let Some(limit) = by.expires_at
+            && new.expires_at.is_none_or(|e| e > limit)
+        {
+            return Err(Denied::Outlives.into());
+        }
+        self.keys.refresh().await?;
+        self.reindex();
+        if let Ok(index) = self.index() {
+            let tenant = new.grant.tenants().to_string();
+            let of_tenant = index
+                .keys
+                .values()
+                .filter(|k| k.grant().tenants().to_string() == tenant)
+                .count();
+            if of_tenant >= MAX_KEYS_PER_TENANT || index.keys.len() >= MAX_KEYS {
+                return Err(KeyError::TooMany);
+            }
         }
         let mut id = [0u8; KeyId::LEN / 2];
         let mut secret = [0u8; SECRET_HEX / 2];
@@ -528,11 +605,13 @@ impl KeyRing {
         self.keys.refresh().await?;
         self.reindex();
         let index = self.index().map_err(|_| KeyError::NotFound(id.clone()))?;
-        let key = index
+        // A key the caller may not manage is answered as absent: its
+        // existence is no business of another tenant.
+        index
             .keys
             .get(id)
+            .filter(|k| by.may_manage(k.grant()).is_ok())
             .ok_or_else(|| KeyError::NotFound(id.clone()))?;
-        by.may_manage(key.grant())?;
         let target = id.to_string();
         self.keys
             .update(|current| {
@@ -614,7 +693,7 @@ mod tests {
         let store = Arc::new(MemoryDocuments::default());
         let ring = ring(&store).await;
         let issued = ring
-            .create(&Grant::unrestricted(), new("acme", "ingest"), 100)
+            .create(&Caller::anonymous(), new("acme", "ingest"), 100)
             .await
             .unwrap();
         assert!(issued.secret.starts_with("tf_"));
@@ -650,10 +729,7 @@ mod tests {
         let ring = ring(&store).await;
         let mut spec = new("acme", "query");
         spec.expires_at = Some(200);
-        let issued = ring
-            .create(&Grant::unrestricted(), spec, 100)
-            .await
-            .unwrap();
+        let issued = ring.create(&Caller::anonymous(), spec, 100).await.unwrap();
         let mut wrong = issued.secret.clone();
         let last = wrong.pop().unwrap();
         wrong.push(if last == '0' { '1' } else { '0' });
@@ -686,7 +762,7 @@ mod tests {
         let store = Arc::new(MemoryDocuments::default());
         let ring = ring(&store).await;
         let issued = ring
-            .create(&Grant::unrestricted(), new("acme", "ingest,query"), 100)
+            .create(&Caller::anonymous(), new("acme", "ingest,query"), 100)
             .await
             .unwrap();
         let caller = ring.authenticate(&issued.secret, 100).unwrap();
@@ -727,13 +803,13 @@ mod tests {
     async fn a_tenant_admin_manages_only_its_tenant() {
         let store = Arc::new(MemoryDocuments::default());
         let ring = ring(&store).await;
-        let op = Grant::unrestricted();
+        let op = Caller::anonymous();
         let acme_admin = ring
             .create(&op, new("acme", "admin,ingest"), 1)
             .await
             .unwrap();
         let globex = ring.create(&op, new("globex", "ingest"), 1).await.unwrap();
-        let admin = ring.authenticate(&acme_admin.secret, 2).unwrap().grant;
+        let admin = ring.authenticate(&acme_admin.secret, 2).unwrap();
         assert!(matches!(
             ring.create(&admin, new("acme", "query"), 2).await,
             Err(KeyError::Denied(Denied::Broader(_)))
@@ -744,7 +820,7 @@ mod tests {
         ));
         let mine = ring.create(&admin, new("acme", "ingest"), 2).await.unwrap();
         let listed: Vec<_> = ring
-            .list(&admin)
+            .list(&admin.grant)
             .await
             .unwrap()
             .iter()
@@ -753,11 +829,76 @@ mod tests {
         let mut want = vec![acme_admin.key.id().clone(), mine.key.id().clone()];
         want.sort();
         assert_eq!(listed, want);
+        // Another tenant's key is not found, as if it did not exist.
         assert!(matches!(
-            ring.revoke(&admin, globex.key.id()).await,
-            Err(KeyError::Denied(_))
+            ring.revoke(&admin.grant, globex.key.id()).await,
+            Err(KeyError::NotFound(_))
         ));
-        assert_eq!(ring.list(&op).await.unwrap().len(), 3);
+        assert_eq!(ring.list(&op.grant).await.unwrap().len(), 3);
+    }
+
+    #[tokio::test]
+    async fn credentials_that_expire_or_stand_in_make_nothing_that_outlives_them() {
+        let store = Arc::new(MemoryDocuments::default());
+        let ring = ring(&store).await;
+        let mut spec = new("acme", "admin,ingest,query");
+        spec.expires_at = Some(1_000);
+        let admin = ring.create(&Caller::anonymous(), spec, 1).await.unwrap();
+        let caller = ring.authenticate(&admin.secret, 2).unwrap();
+        assert_eq!(caller.expires_at, Some(1_000));
+        assert!(matches!(
+            ring.create(&caller, new("acme", "ingest"), 2).await,
+            Err(KeyError::Denied(Denied::Outlives))
+        ));
+        let mut shorter = new("acme", "ingest");
+        shorter.expires_at = Some(500);
+        assert!(ring.create(&caller, shorter, 2).await.is_ok());
+        // A token lives no longer than its key, and makes neither tokens
+        // nor keys.
+        let (token, expires) = ring
+            .issue_token(&caller, None, MAX_TOKEN_TTL, 990)
+            .await
+            .unwrap();
+        assert_eq!(expires, 1_000);
+        let by_token = ring.authenticate(&token, 995).unwrap();
+        assert!(by_token.token);
+        assert!(matches!(
+            ring.issue_token(&by_token, None, MAX_TOKEN_TTL, 995).await,
+            Err(KeyError::Denied(Denied::Token))
+        ));
+        let mut brief = new("acme", "ingest");
+        brief.expires_at = Some(999);
+        assert!(matches!(
+            ring.create(&by_token, brief, 995).await,
+            Err(KeyError::Denied(Denied::Token))
+        ));
+    }
+
+    #[tokio::test]
+    async fn a_configured_signing_secret_is_not_stored() {
+        let store = Arc::new(MemoryDocuments::default());
+        let ring = KeyRing::new(Arc::clone(&store) as Arc<dyn DocumentStore>)
+            .with_signing_secret(&[7; 32]);
+        ring.refresh().await.unwrap();
+        let issued = ring
+            .create(&Caller::anonymous(), new("acme", "query"), 1)
+            .await
+            .unwrap();
+        let caller = ring.authenticate(&issued.secret, 2).unwrap();
+        let (token, _) = ring
+            .issue_token(&caller, None, Duration::from_secs(60), 2)
+            .await
+            .unwrap();
+        assert!(ring.authenticate(&token, 3).is_ok());
+        assert!(store.load(&SIGNING).await.unwrap().is_none());
+        // A node with another secret (or none) refuses the token.
+        let other = KeyRing::new(Arc::clone(&store) as Arc<dyn DocumentStore>)
+            .with_signing_secret(&[8; 32]);
+        other.refresh().await.unwrap();
+        assert!(matches!(
+            other.authenticate(&token, 3),
+            Err(AuthError::BadToken(_))
+        ));
     }
 
     #[test]

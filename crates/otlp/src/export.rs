@@ -14,8 +14,8 @@
 //! OUT_OF_RANGE, UNAVAILABLE and DATA_LOSS are retryable, and
 //! RESOURCE_EXHAUSTED when the status carries `RetryInfo` (whose delay is
 //! honoured); any other code is permanent. One departure: a refused key
-//! (HTTP 401/403, UNAUTHENTICATED, PERMISSION_DENIED) is retried slowly
-//! rather than dropping accepted data ([`REFUSED_KEY_RETRY`]). Connection failures, timeouts
+//! (HTTP 401, UNAUTHENTICATED) is retried slowly rather than dropping
+//! accepted data ([`REFUSED_KEY_RETRY`]). Connection failures, timeouts
 //! and statuses the client made from a transport error are retryable.
 
 use std::net::IpAddr;
@@ -393,7 +393,7 @@ impl OtlpExporter {
                 reason,
                 retry_after,
             },
-            401 | 403 => refused_key(reason),
+            401 => refused_key(reason),
             _ => ExportError::Permanent { reason },
         })
     }
@@ -451,12 +451,14 @@ pub fn parse_retry_after(v: &str) -> Option<Duration> {
 /// How long to wait after the upstream refused the key.
 pub const REFUSED_KEY_RETRY: Duration = Duration::from_secs(30);
 
-/// The upstream refused the key (401/403, UNAUTHENTICATED/PERMISSION_DENIED).
-/// The specification calls these permanent, but the rows were accepted
-/// durably here, and a key refused is fixed by configuration — a key
-/// revoked, rotated, or not yet read by every upstream node — not by
-/// dropping data: the batch is kept and tried again every
-/// [`REFUSED_KEY_RETRY`], while the queue fills as for any outage.
+/// The upstream refused the key (HTTP 401, UNAUTHENTICATED). The
+/// specification calls this permanent, but the rows were accepted durably
+/// here, and a key refused is fixed by configuration — a key revoked,
+/// rotated, or not yet read by every upstream node — not by dropping data:
+/// the batch is kept and tried again every [`REFUSED_KEY_RETRY`], while the
+/// queue fills as for any outage. A key that is valid but may not do what
+/// a request asks (403, PERMISSION_DENIED: another tenant, no relay scope)
+/// stays permanent, so one tenant's refusal does not hold back the rest.
 fn refused_key(reason: String) -> ExportError {
     ExportError::Retryable {
         reason: format!("the upstream refused the key: {reason}"),
@@ -492,7 +494,7 @@ fn grpc_error(s: &tonic::Status) -> ExportError {
             reason,
             retry_after,
         },
-        Code::Unauthenticated | Code::PermissionDenied => refused_key(reason),
+        Code::Unauthenticated => refused_key(reason),
         _ => ExportError::Permanent { reason },
     }
 }
@@ -542,18 +544,15 @@ mod tests {
         assert!(retryable(tonic::Status::deadline_exceeded("slow")));
         assert!(!retryable(tonic::Status::invalid_argument("bad")));
         assert!(!retryable(tonic::Status::resource_exhausted("too big")));
-        // A refused key keeps the data, and is retried slowly.
-        for s in [
-            tonic::Status::unauthenticated("who"),
-            tonic::Status::permission_denied("not yours"),
-        ] {
-            match grpc_error(&s) {
-                ExportError::Retryable { retry_after, .. } => {
-                    assert_eq!(retry_after, Some(REFUSED_KEY_RETRY));
-                }
-                other => panic!("{other:?}"),
+        // A refused key keeps the data, and is retried slowly; a key that
+        // may not do this is permanent.
+        match grpc_error(&tonic::Status::unauthenticated("who")) {
+            ExportError::Retryable { retry_after, .. } => {
+                assert_eq!(retry_after, Some(REFUSED_KEY_RETRY));
             }
+            other => panic!("{other:?}"),
         }
+        assert!(!retryable(tonic::Status::permission_denied("not yours")));
         assert!(!retryable(tonic::Status::unknown("the server said so")));
         let io = std::io::Error::new(std::io::ErrorKind::ConnectionReset, "reset");
         assert!(retryable(tonic::Status::from_error(Box::new(io))));

@@ -18,7 +18,7 @@ use std::sync::Arc;
 
 use super::{ApiState, admin, keys, query};
 use crate::domain::access::Need;
-use crate::infrastructure::access::http_guard;
+use crate::infrastructure::access::{http_guard, metrics_host_guard};
 use crate::infrastructure::otlp;
 use crate::infrastructure::otlp::http::{BodyFormat, error_response};
 use crate::infrastructure::otlp::signal::{Logs, Metrics, OtlpSignal, Traces};
@@ -217,7 +217,9 @@ pub fn router(state: ApiState) -> Router {
 
 /// The router of `server.metrics_addr`: `/metrics` without a key.
 pub fn metrics_router(state: ApiState) -> Router {
+    let host = axum::middleware::from_fn_with_state(Arc::clone(&state.access), metrics_host_guard);
     Router::new()
         .route("/metrics", get(metrics))
         .with_state(state)
+        .layer(host)
 }

@@ -40,8 +40,31 @@ fn key_error(e: KeyError) -> Response {
         KeyError::Grant(_) | KeyError::Expired => error(StatusCode::BAD_REQUEST, "bad_request", e),
         KeyError::Denied(_) => error(StatusCode::FORBIDDEN, "forbidden", e),
         KeyError::NotFound(_) => error(StatusCode::NOT_FOUND, "not_found", e),
-        KeyError::Store(_) => error(StatusCode::SERVICE_UNAVAILABLE, "unavailable", e),
+        KeyError::TooMany => error(StatusCode::CONFLICT, "too_many", e),
+        KeyError::Store(_) => {
+            // The store's error names objects of the bucket: logged, not
+            // answered.
+            tracing::warn!(error = %e, "the key store failed");
+            error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "unavailable",
+                "the key store is unavailable; retry shortly",
+            )
+        }
     }
+}
+
+/// Keys are managed over HTTP only when requests are authenticated: a
+/// server without keys would let anyone on it mint an operator key for
+/// every node on the store.
+fn without_keys(state: &ApiState) -> Option<Response> {
+    state.access.keys().is_none().then(|| {
+        error(
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+            "this server runs without keys (auth.mode = \"none\"): manage keys with `telemetryflow keys`",
+        )
+    })
 }
 
 /// A key as listings show it: never its secret.
@@ -133,6 +156,15 @@ pub fn new_key(
         .map(Principal::parse)
         .transpose()
         .map_err(|e| e.to_string())?;
+    // An unnamed key's principal is its id: a name that looks like one
+    // could share another key's principal.
+    if let Some(n) = &name
+        && KeyId::parse(n.as_str()).is_ok()
+    {
+        return Err(format!(
+            "the name {n:?} looks like a key id; pick another (a key without a name is known by its id)"
+        ));
+    }
     let expires_at = expires
         .map(parse_ttl)
         .transpose()?
@@ -150,6 +182,9 @@ pub(super) async fn create(
     Extension(caller): Extension<Caller>,
     body: Bytes,
 ) -> Response {
+    if let Some(refused) = without_keys(&state) {
+        return refused;
+    }
     let req: CreateKey = match serde_json::from_slice(&body) {
         Ok(r) => r,
         Err(e) => return error(StatusCode::BAD_REQUEST, "bad_request", format!("body: {e}")),
@@ -171,7 +206,7 @@ pub(super) async fn create(
         Ok(spec) => spec,
         Err(e) => return error(StatusCode::BAD_REQUEST, "bad_request", e),
     };
-    match state.keys.create(&caller.grant, spec, now).await {
+    match state.keys.create(&caller, spec, now).await {
         Ok(issued) => {
             tracing::info!(id = %issued.key.id(), by = ?caller.key, "made an API key");
             let view = KeyView::of(&issued.key);
@@ -188,6 +223,9 @@ pub(super) async fn list(
     State(state): State<ApiState>,
     Extension(caller): Extension<Caller>,
 ) -> Response {
+    if let Some(refused) = without_keys(&state) {
+        return refused;
+    }
     match state.keys.list(&caller.grant).await {
         Ok(keys) => {
             let keys: Vec<KeyView> = keys.iter().map(KeyView::of).collect();
@@ -203,6 +241,9 @@ pub(super) async fn revoke(
     Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
 ) -> Response {
+    if let Some(refused) = without_keys(&state) {
+        return refused;
+    }
     let Ok(id) = KeyId::parse(&id) else {
         return error(StatusCode::NOT_FOUND, "not_found", format!("no key {id:?}"));
     };

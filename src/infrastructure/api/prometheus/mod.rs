@@ -57,7 +57,7 @@ pub fn render(src: &MetricsSources) -> String {
     retention(&mut out, src.retention.stats());
     out.family(&DOMAIN_EVENTS).value(src.events.published());
     query_cache(&mut out, src.queries.cache_stats());
-    access(&mut out, &src.access.stats().snapshot());
+    access(&mut out, &src.access);
     let forwarders: Vec<_> = src.forwarders.iter().map(|f| reading(f)).collect();
     forwarding(&mut out, &forwarders);
     out.into_text()
@@ -382,10 +382,18 @@ const AUTH_FAILURES: MetricDef = MetricDef::counter(
     "Requests refused by the access check, by reason (missing, malformed, unknown, wrong_secret, expired, bad_token, unavailable, forbidden, rate_limited, foreign_host).",
 );
 
-fn access(out: &mut Exposition, refused: &[(&'static str, u64)]) {
+const AUTH_KEYS_AGE: MetricDef = MetricDef::gauge(
+    "telemetryflow_auth_keys_age_seconds",
+    "Seconds since this node last read the API keys (a revocation reaches it within auth.refresh_secs while reads succeed; alert when this grows).",
+);
+
+fn access(out: &mut Exposition, access: &AccessControl) {
     let mut family = out.family(&AUTH_FAILURES);
-    for (reason, n) in refused {
-        family.labelled(&[("reason", reason)], n);
+    for (reason, n) in access.stats().snapshot() {
+        family.labelled(&[("reason", &reason)], n);
+    }
+    if let Some(age) = access.keys().and_then(|k| k.copy_age()) {
+        out.family(&AUTH_KEYS_AGE).value(age.as_secs_f64());
     }
 }
 
