@@ -92,6 +92,32 @@ async fn json_of(r: reqwest::Response) -> Value {
     serde_json::from_slice(&bytes).unwrap_or(Value::Null)
 }
 
+/// The status of a request without headers or body.
+async fn status_of(s: &TestServer, method: Method, path: &str, cred: Cred<'_>) -> u16 {
+    call(s, method, path, cred, &[], vec![])
+        .await
+        .status()
+        .as_u16()
+}
+
+/// `POST /api/v2/auth/token` with `key` and `body`: the status, and the
+/// token if one was given.
+async fn token_for(s: &TestServer, key: &str, body: &str) -> (u16, Option<String>) {
+    let body = body.as_bytes().to_vec();
+    let r = call(
+        s,
+        Method::POST,
+        "/api/v2/auth/token",
+        Cred::Bearer(key),
+        &[],
+        body,
+    )
+    .await;
+    let status = r.status().as_u16();
+    let v = json_of(r).await;
+    (status, v["token"].as_str().map(str::to_owned))
+}
+
 /// A well-formed key that no store holds.
 const UNKNOWN_KEY: &str =
     "tf_0123456789abcdef_00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff";
@@ -234,8 +260,11 @@ async fn every_route_refuses_without_a_key_and_without_its_scope() {
         }
         // HEAD of a GET route is guarded too.
         if *method == Method::GET {
-            let r = call(&s, Method::HEAD, path, Cred::None, &[], vec![]).await;
-            assert_eq!(r.status(), 401, "HEAD {what}");
+            assert_eq!(
+                status_of(&s, Method::HEAD, path, Cred::None).await,
+                401,
+                "HEAD {what}"
+            );
         }
         if let Some(wrong) = wrong {
             let r = call(&s, method.clone(), path, Cred::Bearer(wrong), &[], vec![]).await;
@@ -457,30 +486,30 @@ async fn an_admin_key_manages_only_its_tenant_and_mints_nothing_broader() {
     // Another tenant's key is not found (its existence is not this
     // tenant's business); its own is revoked.
     let globex_id = &globex[3..19];
-    let r = call(
-        &s,
-        Method::DELETE,
-        &format!("/api/v2/admin/keys/{globex_id}"),
-        Cred::Bearer(&admin),
-        &[],
-        vec![],
-    )
-    .await;
-    assert_eq!(r.status(), 404);
+    assert_eq!(
+        status_of(
+            &s,
+            Method::DELETE,
+            &format!("/api/v2/admin/keys/{globex_id}"),
+            Cred::Bearer(&admin)
+        )
+        .await,
+        404
+    );
     let own_id = keys.iter().find(|k| k["name"] == "web-sdk").unwrap()["id"]
         .as_str()
         .unwrap()
         .to_owned();
-    let r = call(
-        &s,
-        Method::DELETE,
-        &format!("/api/v2/admin/keys/{own_id}"),
-        Cred::Bearer(&admin),
-        &[],
-        vec![],
-    )
-    .await;
-    assert_eq!(r.status(), 204);
+    assert_eq!(
+        status_of(
+            &s,
+            Method::DELETE,
+            &format!("/api/v2/admin/keys/{own_id}"),
+            Cred::Bearer(&admin)
+        )
+        .await,
+        204
+    );
     assert_eq!(
         list(admin.clone()).await["keys"].as_array().unwrap().len(),
         2
@@ -629,16 +658,16 @@ async fn revocation_reaches_a_second_node_within_five_seconds() {
     };
     wait_for(true).await;
     let id = &ingest[3..19];
-    let r = call(
-        &a,
-        Method::DELETE,
-        &format!("/api/v2/admin/keys/{id}"),
-        Cred::Bearer(&operator),
-        &[],
-        vec![],
-    )
-    .await;
-    assert_eq!(r.status(), 204);
+    assert_eq!(
+        status_of(
+            &a,
+            Method::DELETE,
+            &format!("/api/v2/admin/keys/{id}"),
+            Cred::Bearer(&operator)
+        )
+        .await,
+        204
+    );
     // On the node that revoked it: at once.
     let r = call(
         &a,
@@ -668,17 +697,9 @@ fn files_under(dir: &std::path::Path, out: &mut Vec<std::path::PathBuf>) {
 async fn no_key_or_token_is_stored_in_the_clear() {
     let (s, operator) = keyed_server().await;
     let k = key(&s, &operator, "acme", "ingest,query").await;
-    let r = call(
-        &s,
-        Method::POST,
-        "/api/v2/auth/token",
-        Cred::Bearer(&k),
-        &[],
-        vec![],
-    )
-    .await;
-    assert_eq!(r.status(), 200);
-    let token = json_of(r).await["token"].as_str().unwrap().to_owned();
+    let (token_status, token) = token_for(&s, &k, "").await;
+    assert_eq!(token_status, 200);
+    let token = token.unwrap();
     let mut files = Vec::new();
     files_under(s.dir.path(), &mut files);
     assert!(
@@ -702,71 +723,51 @@ async fn no_key_or_token_is_stored_in_the_clear() {
 async fn tokens_stand_for_their_key() {
     let (s, operator) = keyed_server().await;
     let k = key(&s, &operator, "acme", "ingest,query").await;
+    let body = br#"{"scopes":"query","ttl_secs":60}"#.to_vec();
     let r = call(
         &s,
         Method::POST,
         "/api/v2/auth/token",
         Cred::Bearer(&k),
         &[],
-        br#"{"scopes":"query","ttl_secs":60}"#.to_vec(),
+        body,
     )
     .await;
     assert_eq!(r.status(), 200);
     let v: Value = json_of(r).await;
     assert_eq!(v["expires_in"], 60, "{v}");
     let token = v["token"].as_str().unwrap().to_owned();
-    let r = call(
-        &s,
-        Method::GET,
-        "/api/v2/services",
-        Cred::Bearer(&token),
-        &[],
-        vec![],
-    )
-    .await;
-    assert_eq!(r.status(), 200);
-    let r = call(
-        &s,
-        Method::GET,
-        &format!("/api/v2/services?access_token={token}"),
-        Cred::None,
-        &[],
-        vec![],
-    )
-    .await;
-    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+    assert_eq!(
+        status_of(&s, Method::GET, "/api/v2/services", Cred::Bearer(&token)).await,
+        200
+    );
+    assert_eq!(
+        status_of(
+            &s,
+            Method::GET,
+            &format!("/api/v2/services?access_token={token}"),
+            Cred::None
+        )
+        .await,
+        200
+    );
     // Narrowed to query: no ingest.
-    let r = call(
-        &s,
-        Method::POST,
-        "/v1/traces",
-        Cred::Bearer(&token),
-        &[],
-        vec![],
-    )
-    .await;
-    assert_eq!(r.status(), 403);
+    assert_eq!(
+        status_of(&s, Method::POST, "/v1/traces", Cred::Bearer(&token)).await,
+        403
+    );
     // A key is never taken from the URL.
-    let r = call(
-        &s,
-        Method::GET,
-        &format!("/api/v2/services?access_token={k}"),
-        Cred::None,
-        &[],
-        vec![],
-    )
-    .await;
-    assert_eq!(r.status(), 401);
-    let r = call(
-        &s,
-        Method::POST,
-        "/api/v2/auth/token",
-        Cred::Bearer(&k),
-        &[],
-        br#"{"scopes":"admin"}"#.to_vec(),
-    )
-    .await;
-    assert_eq!(r.status(), 400);
+    assert_eq!(
+        status_of(
+            &s,
+            Method::GET,
+            &format!("/api/v2/services?access_token={k}"),
+            Cred::None
+        )
+        .await,
+        401
+    );
+    assert_eq!(token_for(&s, &k, r#"{"scopes":"admin"}"#).await.0, 400);
 }
 
 /// The store unreachable: the keys read last keep working, a wrong key is
@@ -939,16 +940,17 @@ fn metric(text: &str, line_start: &str) -> f64 {
 async fn failed_authentications_are_limited_per_address_and_counted() {
     let (s, operator) = keyed_server().await;
     for i in 0..10 {
-        let r = call(
-            &s,
-            Method::GET,
-            "/api/v2/services",
-            Cred::Bearer(UNKNOWN_KEY),
-            &[],
-            vec![],
-        )
-        .await;
-        assert_eq!(r.status(), 401, "attempt {i}");
+        assert_eq!(
+            status_of(
+                &s,
+                Method::GET,
+                "/api/v2/services",
+                Cred::Bearer(UNKNOWN_KEY)
+            )
+            .await,
+            401,
+            "attempt {i}"
+        );
     }
     let r = call(&s, Method::GET, "/api/v2/services", Cred::None, &[], vec![]).await;
     assert_eq!(r.status(), 429);
@@ -1005,8 +1007,10 @@ async fn metrics_need_an_operator_or_the_private_listener() {
         .await
         .unwrap();
     assert_eq!(r.status(), 404);
-    let r = call(&s, Method::GET, "/metrics", Cred::None, &[], vec![]).await;
-    assert_eq!(r.status(), 401);
+    assert_eq!(
+        status_of(&s, Method::GET, "/metrics", Cred::None).await,
+        401
+    );
 }
 
 /// `telemetryflow keys`: the key alone on stdout, listings without
@@ -1144,51 +1148,22 @@ async fn a_sidecar_forwards_many_tenants_with_a_relay_key() {
 async fn a_token_mints_neither_tokens_nor_keys() {
     let (s, operator) = keyed_server().await;
     let admin = key(&s, &operator, "acme", "admin,query,ingest").await;
-    let r = call(
-        &s,
-        Method::POST,
-        "/api/v2/auth/token",
-        Cred::Bearer(&admin),
-        &[],
-        vec![],
-    )
-    .await;
-    assert_eq!(r.status(), 200);
-    let token = json_of(r).await["token"].as_str().unwrap().to_owned();
-    let r = call(
-        &s,
-        Method::POST,
-        "/api/v2/auth/token",
-        Cred::Bearer(&token),
-        &[],
-        vec![],
-    )
-    .await;
-    assert_eq!(r.status(), 403);
+    let (token_status, token) = token_for(&s, &admin, "").await;
+    assert_eq!(token_status, 200);
+    let token = token.unwrap();
+    assert_eq!(token_for(&s, &token, "").await.0, 403);
     let (status, v) = create(&s, &token, json!({"scopes": "ingest"})).await;
     assert_eq!(status, 403, "{v}");
-    let r = call(
-        &s,
-        Method::GET,
-        "/api/v2/admin/keys",
-        Cred::Bearer(&token),
-        &[],
-        vec![],
-    )
-    .await;
-    assert_eq!(r.status(), 403);
+    assert_eq!(
+        status_of(&s, Method::GET, "/api/v2/admin/keys", Cred::Bearer(&token)).await,
+        403
+    );
     // An operator's token narrowed to query cannot read every tenant; with
     // admin kept it can, for queries only.
-    let r = call(
-        &s,
-        Method::POST,
-        "/api/v2/auth/token",
-        Cred::Bearer(&operator),
-        &[],
-        br#"{"scopes":"query"}"#.to_vec(),
-    )
-    .await;
-    let narrow = json_of(r).await["token"].as_str().unwrap().to_owned();
+    let narrow = token_for(&s, &operator, r#"{"scopes":"query"}"#)
+        .await
+        .1
+        .unwrap();
     let r = call(
         &s,
         Method::GET,
@@ -1199,16 +1174,7 @@ async fn a_token_mints_neither_tokens_nor_keys() {
     )
     .await;
     assert_eq!(r.status(), 403);
-    let r = call(
-        &s,
-        Method::POST,
-        "/api/v2/auth/token",
-        Cred::Bearer(&operator),
-        &[],
-        vec![],
-    )
-    .await;
-    let full = json_of(r).await["token"].as_str().unwrap().to_owned();
+    let full = token_for(&s, &operator, r#""#).await.1.unwrap();
     let r = call(
         &s,
         Method::GET,
@@ -1219,16 +1185,16 @@ async fn a_token_mints_neither_tokens_nor_keys() {
     )
     .await;
     assert_eq!(r.status(), 200);
-    let r = call(
-        &s,
-        Method::POST,
-        "/api/v2/admin/compact",
-        Cred::Bearer(&full),
-        &[],
-        vec![],
-    )
-    .await;
-    assert_eq!(r.status(), 403);
+    assert_eq!(
+        status_of(
+            &s,
+            Method::POST,
+            "/api/v2/admin/compact",
+            Cred::Bearer(&full)
+        )
+        .await,
+        403
+    );
 }
 
 /// A workspace's admin key sees and revokes only that workspace's keys; a
@@ -1258,16 +1224,16 @@ async fn a_workspace_admin_stays_in_its_workspace() {
     let keys = listed["keys"].as_array().unwrap();
     assert_eq!(keys.len(), 1, "{listed}");
     assert_eq!(keys[0]["workspace"], "web");
-    let r = call(
-        &s,
-        Method::DELETE,
-        &format!("/api/v2/admin/keys/{tenant_admin_id}"),
-        Cred::Bearer(&web_admin),
-        &[],
-        vec![],
-    )
-    .await;
-    assert_eq!(r.status(), 404);
+    assert_eq!(
+        status_of(
+            &s,
+            Method::DELETE,
+            &format!("/api/v2/admin/keys/{tenant_admin_id}"),
+            Cred::Bearer(&web_admin)
+        )
+        .await,
+        404
+    );
     // Two tenant headers, the second another tenant's: the key's tenant it is.
     let body = traces("dup", vec![span(1, 1, "GET", T0)]).encode_to_vec();
     let resp = reqwest::Client::new()
@@ -1299,16 +1265,10 @@ async fn without_keys_keys_are_managed_offline_only() {
     let s = TestServer::start().await;
     let (status, v) = create(&s, "unused", json!({"tenant": "*", "scopes": "admin"})).await;
     assert_eq!(status, 400, "{v}");
-    let r = call(
-        &s,
-        Method::GET,
-        "/api/v2/admin/keys",
-        Cred::None,
-        &[],
-        vec![],
-    )
-    .await;
-    assert_eq!(r.status(), 400);
+    assert_eq!(
+        status_of(&s, Method::GET, "/api/v2/admin/keys", Cred::None).await,
+        400
+    );
     let channel = tonic::transport::Endpoint::from_shared(s.grpc.clone())
         .unwrap()
         .origin("http://evil.example:4317".parse().unwrap())
