@@ -572,7 +572,10 @@ fn serve_grpc(
             None => {
                 router
                     .serve_with_incoming_shutdown(
-                        tonic::transport::server::TcpIncoming::from(listener),
+                        // Without TCP_NODELAY an answer's HTTP/2 frames wait
+                        // for the client's delayed ACK (Nagle): tens of ms.
+                        tonic::transport::server::TcpIncoming::from(listener)
+                            .with_nodelay(Some(true)),
                         stopped,
                     )
                     .await
@@ -605,6 +608,9 @@ fn serve_http(
         };
         match tls {
             None => {
+                let listener = listener.tap_io(|tcp| {
+                    let _ = tcp.set_nodelay(true);
+                });
                 axum::serve(listener, app)
                     .with_graceful_shutdown(stopped)
                     .await
