@@ -1297,3 +1297,41 @@ async fn a_grpc_batch_key_needs_a_relay_key() {
     let err = client.export(req).await.unwrap_err();
     assert_eq!(err.code(), tonic::Code::PermissionDenied);
 }
+
+/// A browser page may send `Authorization`; with keys on it may no longer
+/// name a tenant (the key does).
+#[tokio::test]
+async fn cors_allows_the_key_header_and_not_the_tenant_header_with_keys() {
+    let preflight = |s: &TestServer| {
+        let url = format!("{}/v1/traces", s.http);
+        async move {
+            let r = reqwest::Client::new()
+                .request(Method::OPTIONS, url)
+                .header("origin", "https://app.example")
+                .header("access-control-request-method", "POST")
+                .header(
+                    "access-control-request-headers",
+                    "authorization,x-tenant-id",
+                )
+                .send()
+                .await
+                .unwrap();
+            r.headers()
+                .get("access-control-allow-headers")
+                .map(|v| v.to_str().unwrap().to_ascii_lowercase())
+                .unwrap_or_default()
+        }
+    };
+    let origins =
+        |c: &mut Config| c.server.cors_allowed_origins = vec!["https://app.example".into()];
+    let (keyed, _) = keyed_server_with(origins).await;
+    let allowed = preflight(&keyed).await;
+    assert!(allowed.contains("authorization"), "{allowed}");
+    assert!(!allowed.contains("x-tenant-id"), "{allowed}");
+    let open = TestServer::start_with(origins).await;
+    let allowed = preflight(&open).await;
+    assert!(
+        allowed.contains("authorization") && allowed.contains("x-tenant-id"),
+        "{allowed}"
+    );
+}
