@@ -92,6 +92,15 @@ async fn json_of(r: reqwest::Response) -> Value {
     serde_json::from_slice(&bytes).unwrap_or(Value::Null)
 }
 
+/// The status of an OTLP/HTTP export of one span with `cred` and `headers`.
+async fn send_span(s: &TestServer, cred: Cred<'_>, headers: &[(&str, &str)]) -> u16 {
+    let body = traces("checkout", vec![span(1, 1, "GET", T0)]).encode_to_vec();
+    call(s, Method::POST, "/v1/traces", cred, headers, body)
+        .await
+        .status()
+        .as_u16()
+}
+
 /// The status of a request without headers or body.
 async fn status_of(s: &TestServer, method: Method, path: &str, cred: Cred<'_>) -> u16 {
     call(s, method, path, cred, &[], vec![])
@@ -371,29 +380,14 @@ async fn a_key_carries_its_tenant_and_workspace() {
     .await;
     assert_eq!(status, 201, "{v}");
     let web = v["key"].as_str().unwrap().to_owned();
-    let body = traces("checkout", vec![span(1, 1, "GET", T0)]).encode_to_vec();
     // No tenant header: the key's tenant and workspace.
-    let r = call(
-        &s,
-        Method::POST,
-        "/v1/traces",
-        Cred::Bearer(&web),
-        &[],
-        body.clone(),
-    )
-    .await;
-    assert_eq!(r.status(), 200);
+    assert_eq!(send_span(&s, Cred::Bearer(&web), &[]).await, 200);
     for (h, v) in [("x-tenant-id", "globex"), ("x-workspace-id", "api")] {
-        let r = call(
-            &s,
-            Method::POST,
-            "/v1/traces",
-            Cred::Bearer(&web),
-            &[(h, v)],
-            body.clone(),
-        )
-        .await;
-        assert_eq!(r.status(), 403, "{h}: {v}");
+        assert_eq!(
+            send_span(&s, Cred::Bearer(&web), &[(h, v)]).await,
+            403,
+            "{h}: {v}"
+        );
     }
     let rows = sql(
         &s,
@@ -791,28 +785,9 @@ async fn cached_keys_keep_working_while_the_store_is_unreachable() {
     reads_down.store(true, Ordering::SeqCst);
     // Refreshes fail for longer than several refresh periods.
     tokio::time::sleep(Duration::from_secs(5)).await;
-    let body = traces("checkout", vec![span(1, 1, "GET", T0)]).encode_to_vec();
-    let r = call(
-        &s,
-        Method::POST,
-        "/v1/traces",
-        Cred::Bearer(&ingest),
-        &[],
-        body.clone(),
-    )
-    .await;
-    assert_eq!(r.status(), 200);
+    assert_eq!(send_span(&s, Cred::Bearer(&ingest), &[]).await, 200);
     for bad in [UNKNOWN_KEY.to_owned(), wrong_secret(&ingest)] {
-        let r = call(
-            &s,
-            Method::POST,
-            "/v1/traces",
-            Cred::Bearer(&bad),
-            &[],
-            body.clone(),
-        )
-        .await;
-        assert_eq!(r.status(), 401);
+        assert_eq!(send_span(&s, Cred::Bearer(&bad), &[]).await, 401);
     }
 }
 
@@ -1104,12 +1079,13 @@ async fn a_sidecar_forwards_many_tenants_with_a_relay_key() {
         .await;
         for tenant in ["acme", "globex"] {
             let body = traces(tenant, vec![span(1, 1, "GET", T0)]).encode_to_vec();
+            let headers = [("x-tenant-id", tenant)];
             let r = call(
                 &sidecar,
                 Method::POST,
                 "/v1/traces",
                 Cred::None,
-                &[("x-tenant-id", tenant)],
+                &headers,
                 body,
             )
             .await;
