@@ -154,8 +154,13 @@ async fn call(
 ) -> reqwest::Response {
     let mut req = reqwest::Client::new()
         .request(method, format!("{}{path}", s.http))
-        .header("content-type", "application/x-protobuf")
         .body(body);
+    if !headers
+        .iter()
+        .any(|(k, _)| k.eq_ignore_ascii_case("content-type"))
+    {
+        req = req.header("content-type", "application/x-protobuf");
+    }
     req = match cred {
         Cred::None => req,
         Cred::Bearer(k) => req.bearer_auth(k),
@@ -345,7 +350,7 @@ async fn sql(
     tenant: Option<&str>,
     sql: &str,
 ) -> Vec<arrow::array::RecordBatch> {
-    let mut headers = vec![];
+    let mut headers = vec![("content-type", "application/json")];
     if let Some(t) = tenant {
         headers.push(("x-tenant-id", t));
     }

@@ -286,7 +286,8 @@ async fn crash_between_parquet_write_and_manifest_commit() {
     let mut p = spawn(&data, None);
     p.ready().await;
     let r = reqwest::Client::new()
-        .post(format!("{}/api/v2/sql?format=csv", p.http))
+                .post(format!("{}/api/v2/sql?format=csv", p.http))
+        .header("content-type", "application/json")
         .body(r#"{"sql":"SELECT count(*) = count(DISTINCT span_name) AS exactly_once FROM otel_traces"}"#)
         .send()
         .await

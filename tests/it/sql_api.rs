@@ -298,13 +298,28 @@ async fn sql_errors_are_clear() {
     assert_eq!(status, 400, "{}", String::from_utf8_lossy(&body));
     assert!(String::from_utf8_lossy(&body).contains("nope"));
 
-    let resp = reqwest::Client::new()
-        .post(format!("{}/api/v2/sql", s.http))
-        .body("not json")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status().as_u16(), 400);
+    let post = |content_type: Option<&'static str>, body: &'static str| {
+        let mut req = reqwest::Client::new()
+            .post(format!("{}/api/v2/sql", s.http))
+            .body(body);
+        if let Some(ct) = content_type {
+            req = req.header("content-type", ct);
+        }
+        async move { req.send().await.unwrap().status().as_u16() }
+    };
+    assert_eq!(post(Some("application/json"), "not json").await, 400);
+    // Not said to be JSON: 415, whatever the body (a form cannot post SQL).
+    let sql = r#"{"sql": "SELECT 1"}"#;
+    assert_eq!(post(None, sql).await, 415);
+    assert_eq!(post(Some("text/plain"), sql).await, 415);
+    assert_eq!(
+        post(Some("application/x-www-form-urlencoded"), sql).await,
+        415
+    );
+    assert_eq!(
+        post(Some("application/json; charset=utf-8"), sql).await,
+        200
+    );
 
     // JSON and CSV renderings.
     let (status, body) = s

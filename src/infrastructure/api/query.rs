@@ -405,12 +405,39 @@ pub(super) struct SqlParams {
 }
 
 /// `POST /api/v2/sql?format=json|ndjson|csv|arrow`
+/// A body that does not say it is JSON is refused (415): besides telling a
+/// client what to send, it keeps a web page from posting SQL with a plain
+/// form, which a browser sends without asking the server first (CORS).
+fn not_json(headers: &HeaderMap) -> Option<Response> {
+    let ct = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let essence = ct.split(';').next().unwrap_or("").trim();
+    if essence.eq_ignore_ascii_case("application/json") {
+        return None;
+    }
+    let message = format!(
+        "the body must be JSON {{\"sql\": \"...\"}} sent as Content-Type: application/json (got {ct:?})"
+    );
+    Some(
+        (
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            axum::Json(json!({"error": message, "error_type": "unsupported_media_type"})),
+        )
+            .into_response(),
+    )
+}
+
 pub(super) async fn sql(
     State(state): State<ApiState>,
     Params(p): Params<SqlParams>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
+    if let Some(refused) = not_json(&headers) {
+        return refused;
+    }
     respond(state.offload.clone(), &headers, |ctx| async move {
         // The text table is the command line's.
         let format = match p.format.as_deref().map(str::parse) {
