@@ -102,7 +102,8 @@ async fn http_error_statuses() {
             .contains("larger than 1048576 bytes")
     );
 
-    // An uncompressed body over the limit → 413.
+    // An uncompressed body over the limit → 413, a google.rpc.Status in
+    // the request's format naming the setting.
     let r = post(
         &url,
         "application/x-protobuf",
@@ -112,6 +113,29 @@ async fn http_error_statuses() {
     )
     .await;
     assert_eq!(r.status, 413);
+    let status = rpc_status(&r.body);
+    assert_eq!(status.code, 8);
+    assert!(
+        status.message.contains("server.max_request_bytes"),
+        "{}",
+        status.message
+    );
+    let r = post(
+        &url,
+        "application/json",
+        None,
+        vec![b' '; (1 << 20) + 1],
+        None,
+    )
+    .await;
+    assert_eq!(r.status, 413);
+    assert!(
+        r.content_type.starts_with("application/json"),
+        "{}",
+        r.content_type
+    );
+    let v: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
+    assert_eq!(v["code"], 8, "{v}");
 
     // A bad tenant header → 400.
     let r = post(&url, "application/x-protobuf", None, vec![], Some("../etc")).await;
@@ -210,4 +234,94 @@ async fn cors_allows_configured_origins() {
         .await
         .unwrap();
     assert!(resp.headers().get("access-control-allow-origin").is_none());
+}
+
+/// A request that declares a body over the limit is refused from its
+/// headers, before a byte of the body is sent; one sent in chunks, without
+/// a length, is refused at the limit. Both answer a google.rpc.Status.
+#[tokio::test]
+async fn oversized_bodies_are_refused_before_they_are_read() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let s = TestServer::start_with(|c| c.server.max_request_bytes = NonZero::new(1 << 20).unwrap())
+        .await;
+    let addr = s.http.trim_start_matches("http://").to_owned();
+    let exchange = |head: String, body: Vec<u8>| {
+        let addr = addr.clone();
+        async move {
+            let mut conn = tokio::net::TcpStream::connect(&addr).await.unwrap();
+            conn.write_all(head.as_bytes()).await.unwrap();
+            // Whatever of the body the server takes; it may close first.
+            let _ = conn.write_all(&body).await;
+            let mut answer = Vec::new();
+            let read = tokio::time::timeout(
+                std::time::Duration::from_secs(10),
+                conn.read_to_end(&mut answer),
+            )
+            .await;
+            assert!(read.is_ok(), "no answer within 10 s");
+            String::from_utf8_lossy(&answer).into_owned()
+        }
+    };
+    // 100 MB declared, nothing sent: answered at once.
+    let answer = exchange(
+        "POST /v1/traces HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: 100000000\r\nConnection: close\r\n\r\n".into(),
+        Vec::new(),
+    )
+    .await;
+    assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
+    assert!(answer.contains("server.max_request_bytes"), "{answer}");
+    assert!(
+        answer
+            .to_ascii_lowercase()
+            .contains("content-type: application/json"),
+        "{answer}"
+    );
+    // Chunked, no length: refused at the limit.
+    let chunk = vec![b'x'; (1 << 20) + 16];
+    let mut body = format!("{:x}\r\n", chunk.len()).into_bytes();
+    body.extend_from_slice(&chunk);
+    body.extend_from_slice(b"\r\n0\r\n\r\n");
+    let answer = exchange(
+        "POST /v1/traces HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/x-protobuf\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n".into(),
+        body,
+    )
+    .await;
+    assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
+    assert!(
+        answer.contains("server.max_request_bytes"),
+        "{}",
+        &answer[..answer.len().min(400)]
+    );
+}
+
+/// A gRPC message flagged compressed that does not decompress is the
+/// client's fault: INVALID_ARGUMENT, not INTERNAL.
+#[tokio::test]
+async fn a_grpc_body_that_does_not_decompress_is_invalid_argument() {
+    let s = TestServer::start().await;
+    let client = reqwest_012::Client::builder()
+        .http2_prior_knowledge()
+        .build()
+        .unwrap();
+    let garbage = b"this is not gzip at all";
+    let mut frame = vec![1u8];
+    frame.extend_from_slice(&(garbage.len() as u32).to_be_bytes());
+    frame.extend_from_slice(garbage);
+    let resp = client
+        .post(format!(
+            "{}/opentelemetry.proto.collector.trace.v1.TraceService/Export",
+            s.grpc
+        ))
+        .header("content-type", "application/grpc")
+        .header("grpc-encoding", "gzip")
+        .header("te", "trailers")
+        .body(frame)
+        .send()
+        .await
+        .unwrap();
+    let code = resp
+        .headers()
+        .get("grpc-status")
+        .map(|v| v.to_str().unwrap().to_owned());
+    assert_eq!(code.as_deref(), Some("3"), "{:?}", resp.headers());
 }

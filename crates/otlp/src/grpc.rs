@@ -203,20 +203,32 @@ impl<U: prost::Message + Default> Decoder for OtlpDecoder<U> {
     }
 }
 
-/// tonic answers a message over `max_decoding_message_size` with OUT_OF_RANGE
-/// (a compressed one that inflates past it gets RESOURCE_EXHAUSTED). OTLP
-/// clients expect RESOURCE_EXHAUSTED for both; our services never return
-/// OUT_OF_RANGE themselves, so the layer rewrites that code.
+/// Codes tonic gives the client's faults before our service runs, made what
+/// OTLP clients expect:
+/// - a message over `max_decoding_message_size` is OUT_OF_RANGE (a
+///   compressed one that inflates past it RESOURCE_EXHAUSTED): both become
+///   RESOURCE_EXHAUSTED (our services never return OUT_OF_RANGE themselves);
+/// - a body that does not decompress is INTERNAL ("Error decompressing"):
+///   it becomes INVALID_ARGUMENT, the client's fault, not to be retried.
 pub fn size_limit_status_layer<B>()
 -> tower::util::MapResponseLayer<fn(http::Response<B>) -> http::Response<B>> {
     fn rewrite<B>(mut resp: http::Response<B>) -> http::Response<B> {
-        let out_of_range = resp
-            .headers()
-            .get("grpc-status")
-            .is_some_and(|v| v.as_bytes() == b"11");
-        if out_of_range {
+        let headers = resp.headers();
+        let code = headers.get("grpc-status").map(|v| v.as_bytes());
+        let message = headers
+            .get("grpc-message")
+            .map(|v| v.as_bytes())
+            .unwrap_or_default();
+        let undecompressable = message.starts_with(b"Error decompressing")
+            || message.starts_with(b"Error%20decompressing");
+        let rewritten = match code {
+            Some(b"11") => Some("8"),
+            Some(b"13") if undecompressable => Some("3"),
+            _ => None,
+        };
+        if let Some(code) = rewritten {
             resp.headers_mut()
-                .insert("grpc-status", http::HeaderValue::from_static("8"));
+                .insert("grpc-status", http::HeaderValue::from_static(code));
         }
         resp
     }

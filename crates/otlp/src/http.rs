@@ -9,6 +9,7 @@ use axum::Extension;
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::State;
+use axum::extract::rejection::{BytesRejection, FailedToBufferBody};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
@@ -118,12 +119,53 @@ fn receive_error(e: ReceiveError, format: BodyFormat) -> Response {
 
 impl HttpReceiver {
     /// The OTLP/HTTP routes: `POST /v1/traces`, `/v1/metrics`, `/v1/logs`.
+    /// A body whose `Content-Length` is over the limit is refused before
+    /// any of it is read.
     pub fn routes(self) -> Router {
+        let declared = axum::middleware::from_fn_with_state(self.max_body_bytes, declared_size);
         Router::new()
             .route(Traces::HTTP_PATH, post(export::<Traces>))
             .route(Metrics::HTTP_PATH, post(export::<Metrics>))
             .route(Logs::HTTP_PATH, post(export::<Logs>))
+            .route_layer(declared)
             .with_state(self)
+    }
+}
+
+/// The 413 of a body over `max` bytes, in the request's format.
+fn too_large(headers: &HeaderMap, size: &str, max: usize) -> Response {
+    let format = BodyFormat::from_content_type(
+        headers
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok()),
+    )
+    .unwrap_or(BodyFormat::Protobuf);
+    error_response(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        RpcStatus::new(
+            code::RESOURCE_EXHAUSTED,
+            format!(
+                "request body of {size} is over the limit of {max} bytes (server.max_request_bytes)"
+            ),
+        ),
+        format,
+    )
+}
+
+/// Refuses a request whose declared `Content-Length` is over `max`.
+async fn declared_size(
+    State(max): State<usize>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let declared = request
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    match declared {
+        Some(len) if len > max as u64 => too_large(request.headers(), &format!("{len} bytes"), max),
+        _ => next.run(request).await,
     }
 }
 
@@ -132,8 +174,25 @@ async fn export<S: OtlpSignal>(
     State(rx): State<HttpReceiver>,
     relay: Option<Extension<RelayedBy>>,
     headers: HeaderMap,
-    body: Bytes,
+    body: Result<Bytes, BytesRejection>,
 ) -> Response {
+    // A body sent without a length stops being read at the limit.
+    let body = match body {
+        Ok(body) => body,
+        Err(BytesRejection::FailedToBufferBody(FailedToBufferBody::LengthLimitError(_))) => {
+            return too_large(&headers, "more bytes", rx.max_body_bytes);
+        }
+        Err(e) => {
+            return error_response(
+                StatusCode::BAD_REQUEST,
+                RpcStatus::new(
+                    code::INVALID_ARGUMENT,
+                    format!("reading the request body: {e}"),
+                ),
+                BodyFormat::Protobuf,
+            );
+        }
+    };
     let (format, body) = match read_body(&headers, body, rx.max_body_bytes) {
         Ok(read) => read,
         Err((status, rpc, format)) => return error_response(status, rpc, format),
