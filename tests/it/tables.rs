@@ -217,7 +217,9 @@ async fn a_declared_table_is_replayed_flushed_compacted_expired_and_loaded_like_
     let tenant = TenantId::default_id();
     let hour = 3_600 * SEC as i64;
     let now = telemetryflow::application::wall_clock().unix_nanos() as i64;
-    let recent = (now / hour - 1) * hour;
+    // Two hours back: closed and settled (compaction waits ten minutes
+    // after an hour ends) at any minute the test runs.
+    let recent = (now / hour - 2) * hour;
     let old = (now / hour - 72) * hour;
     // A WAL record of the table, left by an earlier run.
     left_in_the_wal(&config, 1, rollup_rows(recent, 5, 3));
