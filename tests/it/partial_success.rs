@@ -226,3 +226,60 @@ async fn log_rules_reject_bad_context_and_severity() {
     .await;
     s.wait_for_count("SELECT count(*) FROM otel_logs", 2).await;
 }
+
+/// A number point without a value is rejected with its reason, not stored
+/// as 0; the points beside it are stored.
+#[tokio::test]
+async fn a_number_point_without_a_value_is_rejected_not_zero() {
+    let s = TestServer::start().await;
+    let mut empty_gauge = number_point(T0, 0, Value::AsDouble(1.0), vec![]);
+    empty_gauge.value = None;
+    let mut empty_counter = number_point(T0, T0 - 60 * SEC, Value::AsInt(1), vec![]);
+    empty_counter.value = None;
+    let req = metrics(
+        "svc",
+        vec![
+            gauge(
+                "temperature",
+                vec![
+                    empty_gauge,
+                    number_point(T0 + 1, 0, Value::AsDouble(21.5), vec![]),
+                ],
+            ),
+            counter("requests", vec![empty_counter]),
+        ],
+    );
+    let r = post(
+        &format!("{}/v1/metrics", s.http),
+        "application/x-protobuf",
+        None,
+        req.encode_to_vec(),
+        None,
+    )
+    .await;
+    assert_eq!(r.status, 200);
+    let ps = ExportMetricsServiceResponse::decode(&r.body[..])
+        .unwrap()
+        .partial_success
+        .unwrap();
+    assert_eq!(ps.rejected_data_points, 2);
+    assert!(
+        ps.error_message
+            .contains("2 with number data point without a value"),
+        "{}",
+        ps.error_message
+    );
+    let rows = s
+        .sql("SELECT metric_name, value FROM otel_metrics_gauge UNION ALL SELECT metric_name, value FROM otel_metrics_sum")
+        .await;
+    datafusion::assert_batches_sorted_eq!(
+        [
+            "+-------------+-------+",
+            "| metric_name | value |",
+            "+-------------+-------+",
+            "| temperature | 21.5  |",
+            "+-------------+-------+",
+        ],
+        &rows
+    );
+}

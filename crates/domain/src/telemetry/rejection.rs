@@ -32,10 +32,13 @@ pub enum Rejection {
     /// Timestamp in an hour partition that its table's retention period has
     /// already expired (see `crate::retention`).
     Expired,
+    /// A number data point (gauge or sum) with neither `as_int` nor
+    /// `as_double`: storing it as 0 would invent a value.
+    MissingValue,
 }
 
 impl Rejection {
-    pub const ALL: [Rejection; 12] = [
+    pub const ALL: [Rejection; 13] = [
         Rejection::InvalidTraceId,
         Rejection::InvalidSpanId,
         Rejection::InvalidParentSpanId,
@@ -48,6 +51,7 @@ impl Rejection {
         Rejection::InvalidSeverityNumber,
         Rejection::ValueTooDeep,
         Rejection::Expired,
+        Rejection::MissingValue,
     ];
 
     fn index(self) -> usize {
@@ -77,6 +81,9 @@ impl Rejection {
             Rejection::InvalidSeverityNumber => "severity number outside 0..=24",
             Rejection::ValueTooDeep => {
                 "attribute or body value nested deeper than 30 levels of arrays and kvlists"
+            }
+            Rejection::MissingValue => {
+                "number data point without a value (neither as_int nor as_double)"
             }
             Rejection::Expired => {
                 "a timestamp in an hour already past its table's retention period"

@@ -216,18 +216,14 @@ struct NumberColumns {
 }
 
 impl NumberColumns {
-    fn push_value(&mut self, v: Option<&number_data_point::Value>) {
+    fn push_value(&mut self, v: &number_data_point::Value) {
         match v {
-            Some(number_data_point::Value::AsInt(i)) => {
+            number_data_point::Value::AsInt(i) => {
                 self.value.append_value(*i as f64);
                 self.value_int.append_value(*i);
             }
-            Some(number_data_point::Value::AsDouble(d)) => {
+            number_data_point::Value::AsDouble(d) => {
                 self.value.append_value(*d);
-                self.value_int.append_null();
-            }
-            None => {
-                self.value.append_value(0.0);
                 self.value_int.append_null();
             }
         }
@@ -452,6 +448,10 @@ pub fn convert_metrics(
                 match data {
                     Data::Gauge(g) => {
                         for p in &g.data_points {
+                            let Some(value) = p.value.as_ref() else {
+                                batch.reject(Rejection::MissingValue);
+                                continue;
+                            };
                             if let Err(r) = p.point().check_depth(&m) {
                                 batch.reject(r);
                                 continue;
@@ -459,7 +459,7 @@ pub fn convert_metrics(
                             batch.admit_point(p.time_unix_nano);
                             let c = &mut cols.gauge;
                             c.common.append(&m, &p.point());
-                            c.push_value(p.value.as_ref());
+                            c.push_value(value);
                         }
                     }
                     Data::Sum(s) => {
@@ -473,15 +473,18 @@ pub fn convert_metrics(
                             h.finish()
                         };
                         for p in &s.data_points {
+                            let Some(number) = p.value.as_ref() else {
+                                batch.reject(Rejection::MissingValue);
+                                continue;
+                            };
                             if let Err(r) = p.point().check_depth(&m) {
                                 batch.reject(r);
                                 continue;
                             }
                             if s.is_monotonic {
-                                let value = match p.value {
-                                    Some(number_data_point::Value::AsInt(i)) => i as f64,
-                                    Some(number_data_point::Value::AsDouble(d)) => d,
-                                    None => 0.0,
+                                let value = match *number {
+                                    number_data_point::Value::AsInt(i) => i as f64,
+                                    number_data_point::Value::AsDouble(d) => d,
                                 };
                                 let obs = CounterObservation {
                                     series: series_hash(base, &p.attributes),
@@ -498,7 +501,7 @@ pub fn convert_metrics(
                             }
                             let c = &mut cols.sum;
                             c.common.append(&m, &p.point());
-                            c.push_value(p.value.as_ref());
+                            c.push_value(number);
                             c.temporality.append_value(s.aggregation_temporality);
                             c.monotonic.append_value(s.is_monotonic);
                         }
