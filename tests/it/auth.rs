@@ -412,22 +412,11 @@ async fn a_key_carries_its_tenant_and_workspace() {
         &rows
     );
     // The operator reads any tenant it names; globex has nothing.
-    let rows = sql(
-        &s,
-        &operator,
-        Some("acme"),
-        "SELECT count(*) AS n FROM otel_traces",
-    )
-    .await;
-    assert_batches_sorted_eq!(["+---+", "| n |", "+---+", "| 1 |", "+---+"], &rows);
-    let rows = sql(
-        &s,
-        &operator,
-        Some("globex"),
-        "SELECT count(*) AS n FROM otel_traces",
-    )
-    .await;
-    assert_batches_sorted_eq!(["+---+", "| n |", "+---+", "| 0 |", "+---+"], &rows);
+    assert_eq!(spans_in(&s, &operator, "acme", None).await, count_table(1));
+    assert_eq!(
+        spans_in(&s, &operator, "globex", None).await,
+        count_table(0)
+    );
 }
 
 #[tokio::test]
@@ -515,15 +504,13 @@ async fn an_admin_key_manages_only_its_tenant_and_mints_nothing_broader() {
     );
 }
 
-/// Spans of `service` stored for tenant acme.
-async fn spans_of(s: &TestServer, operator: &str, service: &str) -> String {
-    let rows = sql(
-        s,
-        operator,
-        Some("acme"),
-        &format!("SELECT count(*) AS n FROM otel_traces WHERE service_name = '{service}'"),
-    )
-    .await;
+/// How many spans `tenant` has stored (of `service`, if named), as a table.
+async fn spans_in(s: &TestServer, key: &str, tenant: &str, service: Option<&str>) -> String {
+    let filter = service.map_or(String::new(), |svc| {
+        format!(" WHERE service_name = '{svc}'")
+    });
+    let sql_text = format!("SELECT count(*) AS n FROM otel_traces{filter}");
+    let rows = sql(s, key, Some(tenant), &sql_text).await;
     arrow::util::pretty::pretty_format_batches(&rows)
         .unwrap()
         .to_string()
@@ -590,9 +577,18 @@ async fn only_relay_keys_send_batch_keys_and_each_relay_has_its_own_marks() {
     assert_eq!(send(relay_a.clone(), "a", "edge/1-5").await, 200);
     assert_eq!(send(relay_a.clone(), "a", "edge/1-5").await, 200);
     assert_eq!(send(relay_a.clone(), "a", "edge/6-9").await, 200);
-    assert_eq!(spans_of(&s, &operator, "forged").await, count_table(0));
-    assert_eq!(spans_of(&s, &operator, "a").await, count_table(2));
-    assert_eq!(spans_of(&s, &operator, "b").await, count_table(1));
+    assert_eq!(
+        spans_in(&s, &operator, "acme", Some("forged")).await,
+        count_table(0)
+    );
+    assert_eq!(
+        spans_in(&s, &operator, "acme", Some("a")).await,
+        count_table(2)
+    );
+    assert_eq!(
+        spans_in(&s, &operator, "acme", Some("b")).await,
+        count_table(1)
+    );
     // A relay key cannot query.
     let r = call(
         &s,
@@ -1101,16 +1097,7 @@ async fn a_sidecar_forwards_many_tenants_with_a_relay_key() {
     for tenant in ["acme", "globex"] {
         let started = Instant::now();
         loop {
-            let rows = sql(
-                &central,
-                &operator,
-                Some(tenant),
-                &format!("SELECT count(*) AS n FROM otel_traces WHERE service_name = '{tenant}'"),
-            )
-            .await;
-            let text = arrow::util::pretty::pretty_format_batches(&rows)
-                .unwrap()
-                .to_string();
+            let text = spans_in(&central, &operator, tenant, Some(tenant)).await;
             if text == count_table(2) {
                 break;
             }
@@ -1228,14 +1215,10 @@ async fn a_workspace_admin_stays_in_its_workspace() {
         .await
         .unwrap();
     assert_eq!(resp.status(), 200);
-    let rows = sql(
-        &s,
-        &operator,
-        Some("globex"),
-        "SELECT count(*) AS n FROM otel_traces",
-    )
-    .await;
-    assert_batches_sorted_eq!(["+---+", "| n |", "+---+", "| 0 |", "+---+"], &rows);
+    assert_eq!(
+        spans_in(&s, &operator, "globex", None).await,
+        count_table(0)
+    );
 }
 
 /// Without keys, key management over HTTP is refused (anyone on the

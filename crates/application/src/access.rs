@@ -623,11 +623,6 @@ impl KeyRing {
         self.reindex();
         Ok(())
     }
-
-    /// How many keys the copy holds.
-    pub fn key_count(&self) -> usize {
-        self.index.read().as_ref().map_or(0, |i| i.keys.len())
-    }
 }
 
 /// Splits `tf_<id>_<secret>`.

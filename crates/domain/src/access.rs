@@ -293,19 +293,6 @@ pub enum Need {
     Operator,
 }
 
-impl Need {
-    pub fn name(self) -> &'static str {
-        match self {
-            Need::Open => "open",
-            Need::Key => "key",
-            Need::Ingest => "ingest",
-            Need::Query => "query",
-            Need::Admin => "admin",
-            Need::Operator => "operator",
-        }
-    }
-}
-
 /// Why a request with a valid key was refused (403, `PERMISSION_DENIED`).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Denied {
