@@ -20,6 +20,7 @@ use crate::application::compaction::Compactor;
 use crate::application::event_bus::EventBus;
 use crate::application::event_bus::EventHandler;
 use crate::application::forward::Forwarder;
+use crate::application::limits::TenantLimiter;
 use crate::application::pipeline::{IngestPressure, PartitionBuffer, SourceMarks, WritePath};
 use crate::application::ports::{
     DeliveryStore, Exporter, FileStore, IngestSink, SnapshotSource, WriteAheadLog,
@@ -337,7 +338,8 @@ pub async fn start_with_subscribers(
         documents,
     } = open_storage_with(&config, store, true, subscribers).await?;
     let events = Arc::new(EventBus::new());
-    let stats = Arc::new(IngestStats::default());
+    let stats = Arc::new(IngestStats::new(config.server.metrics_max_tenants.get()));
+    let tenant_limits = Arc::new(TenantLimiter::new(Arc::new(config.limit_rules())));
     let counters = Arc::new(ShardedCounterStore::new(
         config.ingest.max_counter_series.get(),
     ));
@@ -347,7 +349,8 @@ pub async fn start_with_subscribers(
             Arc::clone(&events) as _,
             Arc::clone(&stats),
         )
-        .with_retention(Arc::clone(&pipeline.buffer().config().retention)),
+        .with_retention(Arc::clone(&pipeline.buffer().config().retention))
+        .with_limits(Arc::clone(&tenant_limits)),
     );
     let receiver = Arc::new(OtlpReceiver::new(ingest, counters));
     let limits = config.query_limits();
@@ -445,6 +448,7 @@ pub async fn start_with_subscribers(
         compactor: Arc::clone(&compactor),
         retention: Arc::clone(&retention),
         gc_grace: Duration::from_secs(config.storage.gc_grace_secs),
+        tenant_limits: Arc::clone(&tenant_limits),
     };
     let metrics_task = metrics_listener.map(|listener| {
         let task = serve_http(

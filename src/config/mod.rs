@@ -27,6 +27,7 @@ macro_rules! try_from_string {
 use try_from_string;
 
 mod forward;
+mod limits;
 mod retention;
 mod sections;
 mod storage;
@@ -38,6 +39,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 pub use forward::{Forward, ForwardSettings};
+pub use limits::{LimitSettings, TenantLimitSettings};
 pub use retention::{Period, RetentionSettings, TableName, TenantName, TenantTable};
 pub use sections::{
     AuthMode, AuthSettings, BufferSettings, CompactionSettings, IngestSettings, LogFormat,
@@ -77,6 +79,7 @@ pub struct Config {
     pub query: QuerySettings,
     pub compaction: CompactionSettings,
     pub retention: RetentionSettings,
+    pub limits: LimitSettings,
     /// Upstream OTLP endpoints every accepted item is forwarded to
     /// (`[[forward]]`).
     pub forward: Vec<ForwardSettings>,

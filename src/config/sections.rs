@@ -39,6 +39,10 @@ pub struct ServerSettings {
     /// (PEM bundle): mutual TLS. Only with `tls_cert` and `tls_key`.
     #[serde(with = "optional_path")]
     pub tls_client_ca: Option<PathBuf>,
+    /// Tenants with counters of their own in `/metrics`; beyond them new
+    /// tenants share the `tenant="_other"` series (idle tenants drop out
+    /// after an hour and make room).
+    pub metrics_max_tenants: NonZeroUsize,
 }
 
 impl Default for ServerSettings {
@@ -53,6 +57,7 @@ impl Default for ServerSettings {
             tls_cert: None,
             tls_key: None,
             tls_client_ca: None,
+            metrics_max_tenants: NonZero::new(1000).unwrap(),
         }
     }
 }

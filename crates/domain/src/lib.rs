@@ -8,6 +8,7 @@
 pub mod access;
 pub mod delivery;
 pub mod events;
+pub mod limits;
 pub mod ports;
 pub mod retention;
 pub mod telemetry;
@@ -15,6 +16,7 @@ pub mod tenancy;
 
 pub use delivery::{Admission, OnFull, SourceBatch};
 pub use events::DomainEvent;
+pub use limits::{Limit, LimitExceeded, LimitRules, TenantLimits, TokenBucket};
 pub use retention::{RetentionPeriod, RetentionRules, TenantRetention};
 pub use telemetry::{Signal, Table};
 pub use tenancy::{NodeId, Principal, TenantContext, TenantId, WorkspaceId};

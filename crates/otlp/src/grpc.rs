@@ -36,6 +36,19 @@ pub fn to_status(e: ReceiveError) -> Status {
             return Status::invalid_argument(e.to_string());
         }
         ReceiveError::Convert(_) => return Status::internal(e.to_string()),
+        // RESOURCE_EXHAUSTED is retryable for OTLP clients only with the
+        // RetryInfo that says when.
+        ReceiveError::Limited(limit) => {
+            let after = std::time::Duration::from_secs(limit.retry_secs());
+            let msg = limit.to_string();
+            let details =
+                RpcStatus::new(code::RESOURCE_EXHAUSTED, msg.clone()).with_retry_after(after);
+            return Status::with_details(
+                tonic::Code::ResourceExhausted,
+                msg,
+                prost::Message::encode_to_vec(&details).into(),
+            );
+        }
         ReceiveError::Write(WriteError::Overloaded { retry_after, .. }) => *retry_after,
         ReceiveError::Write(_) => std::time::Duration::from_secs(1),
     };

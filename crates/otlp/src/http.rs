@@ -101,6 +101,17 @@ fn receive_error(e: ReceiveError, format: BodyFormat) -> Response {
             ),
             retry_after,
         ),
+        ReceiveError::Limited(e) => {
+            let after = Duration::from_secs(e.retry_secs());
+            retry_later(
+                error_response(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    RpcStatus::new(code::RESOURCE_EXHAUSTED, msg).with_retry_after(after),
+                    format,
+                ),
+                after,
+            )
+        }
         ReceiveError::Write(_) => retry_later(
             error_response(
                 StatusCode::SERVICE_UNAVAILABLE,

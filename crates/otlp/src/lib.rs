@@ -24,7 +24,7 @@ use tf_application::ports::WriteError;
 use tf_domain::delivery::BatchKeyError;
 use tf_domain::ports::CounterStore;
 use tf_domain::tenancy::IdError;
-use tf_domain::{Principal, SourceBatch, TenantContext, TenantId, WorkspaceId};
+use tf_domain::{LimitExceeded, Principal, SourceBatch, TenantContext, TenantId, WorkspaceId};
 
 /// Header (HTTP) / metadata key (gRPC) naming the tenant.
 pub const TENANT_HEADER: &str = "x-tenant-id";
@@ -49,6 +49,9 @@ pub enum ReceiveError {
     Convert(#[from] ConvertError),
     #[error(transparent)]
     Write(#[from] WriteError),
+    /// The tenant is over one of its limits: retryable after a while.
+    #[error(transparent)]
+    Limited(#[from] LimitExceeded),
 }
 
 pub type Result<T, E = ReceiveError> = std::result::Result<T, E>;
@@ -129,6 +132,11 @@ impl OtlpReceiver {
         source: Option<SourceBatch>,
         req: S::Request,
     ) -> Result<S::Response> {
+        if self.handler.limits_ingest(ctx.tenant()) {
+            let bytes = prost::Message::encoded_len(&req) as u64;
+            self.handler
+                .admit(ctx.tenant(), S::SIGNAL, S::items(&req), bytes)?;
+        }
         let Converted { summary, batches } = S::convert(&req, ctx, self.counters.as_ref())?;
         // The decoded request (several times its wire size) is not kept
         // while the WAL fsync is awaited.

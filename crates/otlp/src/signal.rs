@@ -44,6 +44,10 @@ pub trait OtlpSignal: Copy + Send + Sync + 'static {
         counters: &dyn CounterStore,
     ) -> Result<Converted, ConvertError>;
 
+    /// The items (spans, data points, log records) of a request: what the
+    /// tenant's ingest rate counts, before conversion.
+    fn items(req: &Self::Request) -> u64;
+
     /// Stored rows of the signal's tables back to a request (forwarding).
     fn from_rows(rows: &[TableBatch]) -> Result<Self::Request, ConvertError>;
 
@@ -97,6 +101,11 @@ impl OtlpSignal for Traces {
         convert::convert_traces(req, ctx)
     }
 
+    fn items(req: &Self::Request) -> u64 {
+        let spans = req.resource_spans.iter().flat_map(|r| &r.scope_spans);
+        spans.map(|s| s.spans.len() as u64).sum()
+    }
+
     fn from_rows(rows: &[TableBatch]) -> Result<Self::Request, ConvertError> {
         convert::spans_to_otlp(&record_batches(rows))
     }
@@ -146,6 +155,12 @@ impl OtlpSignal for Metrics {
         convert::convert_metrics(req, ctx, counters)
     }
 
+    fn items(req: &Self::Request) -> u64 {
+        let metrics = req.resource_metrics.iter().flat_map(|r| &r.scope_metrics);
+        let metrics = metrics.flat_map(|s| &s.metrics);
+        metrics.map(convert::data_points).sum()
+    }
+
     fn from_rows(rows: &[TableBatch]) -> Result<Self::Request, ConvertError> {
         convert::metrics_to_otlp(rows)
     }
@@ -193,6 +208,11 @@ impl OtlpSignal for Logs {
         _: &dyn CounterStore,
     ) -> Result<Converted, ConvertError> {
         convert::convert_logs(req, ctx)
+    }
+
+    fn items(req: &Self::Request) -> u64 {
+        let logs = req.resource_logs.iter().flat_map(|r| &r.scope_logs);
+        logs.map(|s| s.log_records.len() as u64).sum()
     }
 
     fn from_rows(rows: &[TableBatch]) -> Result<Self::Request, ConvertError> {

@@ -17,6 +17,8 @@ use tower_http::cors::{AllowOrigin, CorsLayer};
 use std::sync::Arc;
 
 use super::{ApiState, admin, keys, query};
+use crate::application::commands::IngestStats;
+use crate::application::limits::TenantLimiter;
 use crate::domain::access::Need;
 use crate::infrastructure::access::{http_guard, metrics_host_guard};
 use crate::infrastructure::otlp;
@@ -190,6 +192,38 @@ pub fn routes() -> Vec<Route> {
     ]
 }
 
+/// Holds one of the tenant's query slots (`limits.max_concurrent_queries`)
+/// while a query route answers; over the limit, 429 at once. The tenant is
+/// the request's after the access check (a key's own tenant).
+async fn query_slot(
+    State((limits, stats)): State<(Arc<TenantLimiter>, Arc<IngestStats>)>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let named = {
+        let header = |k: &str| request.headers().get(k).map(|v| v.as_bytes());
+        otlp::tenant_context(header(otlp::TENANT_HEADER), header(otlp::WORKSPACE_HEADER)).ok()
+    };
+    let Some(ctx) = named else {
+        // The route answers the bad header itself.
+        return next.run(request).await;
+    };
+    match limits.begin_query(ctx.tenant()) {
+        Ok(_slot) => next.run(request).await,
+        Err(e) => {
+            stats.limit_refused(ctx.tenant(), e.limit);
+            let mut resp = (
+                StatusCode::TOO_MANY_REQUESTS,
+                axum::Json(serde_json::json!({"error": e.to_string(), "error_type": "limit"})),
+            )
+                .into_response();
+            resp.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(e.retry_secs()));
+            resp
+        }
+    }
+}
+
 /// The HTTP router: every route behind the access check of its need.
 pub fn router(state: ApiState) -> Router {
     let access = Arc::clone(&state.access);
@@ -199,9 +233,18 @@ pub fn router(state: ApiState) -> Router {
     let limit = state.otlp.max_body_bytes;
     let origins = state.cors_allowed_origins.clone();
     let keys = access.keys().is_some();
+    let slots = (
+        Arc::clone(&state.tenant_limits),
+        Arc::clone(&state.metrics.ingest),
+    );
+    let query_slot = axum::middleware::from_fn_with_state(slots, query_slot);
     let mut router = Router::new();
     for route in routes() {
-        router = router.route(route.path, route.handler.route_layer(guard(route.need)));
+        let handler = match route.need {
+            Need::Query => route.handler.route_layer(query_slot.clone()),
+            _ => route.handler,
+        };
+        router = router.route(route.path, handler.route_layer(guard(route.need)));
     }
     let router = router
         .with_state(state)

@@ -16,6 +16,7 @@ pub use query::TRUNCATED_HEADER;
 
 use crate::application::access::KeyRing;
 use crate::application::compaction::Compactor;
+use crate::application::limits::TenantLimiter;
 use crate::application::queries::{MetricQueries, SqlHandler, TraceQueries};
 use crate::application::retention::Retention;
 use crate::infrastructure::access::AccessControl;
@@ -45,6 +46,8 @@ pub struct ApiState {
     pub retention: Arc<Retention>,
     /// `storage.gc_grace_secs`: replaced files are deleted after it.
     pub gc_grace: Duration,
+    /// The tenants' limits (query slots and memory).
+    pub tenant_limits: Arc<TenantLimiter>,
 }
 
 /// The query runtime the query routes run on, and how long one route may

@@ -4,4 +4,7 @@ pub(crate) mod counters;
 pub(crate) mod ingest;
 
 pub use counters::ShardedCounterStore;
-pub use ingest::{IngestCommand, IngestHandler, IngestOutcome, IngestStats};
+pub use ingest::{
+    IngestCommand, IngestHandler, IngestOutcome, IngestStats, OTHER_TENANTS, TENANT_IDLE,
+    TenantLabel,
+};

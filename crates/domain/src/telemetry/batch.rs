@@ -309,21 +309,28 @@ impl BatchSummary {
         &self.metric_names
     }
 
-    /// The OTLP partial-success message; empty when nothing was rejected.
     /// Rejects `n` accepted items whose hour partition has expired
     /// ([`Rejection::Expired`]): the retention rule, applied to the
     /// converted rows of the batch (it depends on the table an item is
     /// stored in, which the per-item rules do not know).
     pub fn expire(&mut self, n: u64) {
+        self.reject_accepted(Rejection::Expired, n);
+    }
+
+    /// Rejects `n` accepted items for reason `r` after conversion: for the
+    /// rules that apply to converted rows (retention, the active series
+    /// limit).
+    pub fn reject_accepted(&mut self, r: Rejection, n: u64) {
         let n = n.min(self.accepted);
         self.accepted -= n;
-        self.rejections.record_n(Rejection::Expired, n);
+        self.rejections.record_n(r, n);
         if self.accepted == 0 {
             self.time_range = None;
             self.metric_names.clear();
         }
     }
 
+    /// The OTLP partial-success message; empty when nothing was rejected.
     pub fn rejection_message(&self) -> String {
         self.rejections
             .message(self.signal.item_noun(), self.received)

@@ -35,10 +35,14 @@ pub enum Rejection {
     /// A number data point (gauge or sum) with neither `as_int` nor
     /// `as_double`: storing it as 0 would invent a value.
     MissingValue,
+    /// A point of a new metric series while the tenant's table already has
+    /// `limits.max_active_series` active series; points of series already
+    /// active keep flowing.
+    SeriesLimit,
 }
 
 impl Rejection {
-    pub const ALL: [Rejection; 13] = [
+    pub const ALL: [Rejection; 14] = [
         Rejection::InvalidTraceId,
         Rejection::InvalidSpanId,
         Rejection::InvalidParentSpanId,
@@ -52,6 +56,7 @@ impl Rejection {
         Rejection::ValueTooDeep,
         Rejection::Expired,
         Rejection::MissingValue,
+        Rejection::SeriesLimit,
     ];
 
     fn index(self) -> usize {
@@ -84,6 +89,9 @@ impl Rejection {
             }
             Rejection::MissingValue => {
                 "number data point without a value (neither as_int nor as_double)"
+            }
+            Rejection::SeriesLimit => {
+                "a new series beyond the tenant's active series limit (limits.max_active_series)"
             }
             Rejection::Expired => {
                 "a timestamp in an hour already past its table's retention period"

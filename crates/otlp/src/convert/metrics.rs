@@ -374,6 +374,14 @@ struct MetricColumns {
     summary: SummaryColumns,
 }
 
+/// The data points of a metric (a metric without data has none).
+pub fn data_points(metric: &Metric) -> u64 {
+    metric
+        .data
+        .as_ref()
+        .map_or(0, |d| data_point_count(d) as u64)
+}
+
 fn data_point_count(data: &Data) -> usize {
     match data {
         Data::Gauge(g) => g.data_points.len(),

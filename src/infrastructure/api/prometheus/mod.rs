@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use crate::application::commands::IngestStats;
+use crate::application::commands::{IngestStats, TenantLabel};
 use crate::application::compaction::{CompactionStats, Compactor};
 use crate::application::event_bus::EventBus;
 use crate::application::forward::{ForwardStats, Forwarder};
@@ -21,7 +21,7 @@ use crate::application::ports::WalStats;
 use crate::application::queries::MetricQueries;
 use crate::application::retention::{Retention, RetentionStats};
 use crate::domain::telemetry::Signal;
-use crate::domain::{Table, TenantId};
+use crate::domain::{Limit, Table, TenantId};
 use crate::infrastructure::access::AccessControl;
 use exposition::{Exposition, Labels, MetricDef};
 
@@ -43,6 +43,7 @@ pub struct MetricsSources {
 pub fn render(src: &MetricsSources) -> String {
     let mut out = Exposition::default();
     receiver(&mut out, &src.ingest.snapshot(), &src.ingest.duplicates());
+    limits(&mut out, &src.ingest.limit_refusals());
     if let Some(log) = src.pipeline.wal() {
         wal(&mut out, &log.stats());
     }
@@ -125,10 +126,10 @@ const RECEIVER_DUPLICATES: MetricDef = MetricDef::counter(
 );
 
 /// `IngestStats::snapshot`: (tenant, signal, accepted, rejected, refused).
-type ItemCounts = (TenantId, Signal, u64, u64, u64);
+type ItemCounts = (TenantLabel, Signal, u64, u64, u64);
 
 /// Items per tenant and signal; forwarded items received twice.
-fn receiver(out: &mut Exposition, items: &[ItemCounts], duplicates: &[(TenantId, Signal, u64)]) {
+fn receiver(out: &mut Exposition, items: &[ItemCounts], duplicates: &[(TenantLabel, Signal, u64)]) {
     let columns = [&RECEIVER_ACCEPTED, &RECEIVER_REJECTED, &RECEIVER_REFUSED];
     for (column, defs) in columns.into_iter().enumerate() {
         for (signal, def) in Signal::ALL.into_iter().zip(defs) {
@@ -141,6 +142,19 @@ fn receiver(out: &mut Exposition, items: &[ItemCounts], duplicates: &[(TenantId,
     let mut family = out.family(&RECEIVER_DUPLICATES);
     for (tenant, signal, n) in duplicates {
         family.labelled(&[("tenant", tenant), ("signal", &item(*signal))], n);
+    }
+}
+
+const LIMIT_REFUSALS: MetricDef = MetricDef::counter(
+    "telemetryflow_limit_refusals_total",
+    "Requests (or, for max_active_series, requests with points) refused by a tenant limit, by the limit's key.",
+);
+
+/// Refusals per tenant and limit.
+fn limits(out: &mut Exposition, refusals: &[(TenantLabel, Limit, u64)]) {
+    let mut family = out.family(&LIMIT_REFUSALS);
+    for (tenant, limit, n) in refusals {
+        family.labelled(&[("tenant", tenant), ("limit", &limit.key())], n);
     }
 }
 
@@ -530,20 +544,24 @@ mod tests {
         TenantId::parse("acme").unwrap()
     }
 
+    fn label(t: &str) -> TenantLabel {
+        TenantLabel::from(t)
+    }
+
     /// Every component's families, from readings of every shape: several
     /// tenants and signals, a table, a forwarder, WAL buckets.
     fn every_component() -> String {
         let mut out = Exposition::default();
-        let beta = TenantId::parse("beta").unwrap();
         receiver(
             &mut out,
             &[
-                (acme(), Signal::Traces, 3, 1, 0),
-                (beta.clone(), Signal::Traces, 5, 0, 0),
-                (acme(), Signal::Logs, 2, 0, 7),
+                (label("acme"), Signal::Traces, 3, 1, 0),
+                (label("beta"), Signal::Traces, 5, 0, 0),
+                (label("acme"), Signal::Logs, 2, 0, 7),
             ],
-            &[(beta, Signal::Metrics, 4)],
+            &[(label("beta"), Signal::Metrics, 4)],
         );
+        limits(&mut out, &[(label("_other"), Limit::IngestItemsPerSec, 2)]);
         let w = WalStats {
             fsyncs: 3,
             fsync_seconds_sum: 0.003,
@@ -628,6 +646,10 @@ mod tests {
             name(
                 &RECEIVER_DUPLICATES,
                 r#"{tenant="beta",signal="metric_points"} 4"#,
+            ),
+            name(
+                &LIMIT_REFUSALS,
+                r#"{tenant="_other",limit="ingest_items_per_sec"} 2"#,
             ),
             name(&MANIFEST_VERSION, r#"{tenant="acme",table="otel_logs"} 3"#),
             name(
