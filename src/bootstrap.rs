@@ -38,6 +38,7 @@ use crate::infrastructure::otlp::export::OtlpExporter;
 use crate::infrastructure::otlp::grpc::GrpcReceiver;
 use crate::infrastructure::otlp::http::HttpReceiver;
 use crate::infrastructure::query::DataFusionEngine;
+use crate::infrastructure::serve::{self, ConnectionLimits, grpc_body_timeout, limit_incoming};
 use crate::infrastructure::storage::{ObjectDocumentStore, ObjectFileStore, StorageLocation};
 use crate::infrastructure::tls::{ServerTls, TlsListener};
 use crate::infrastructure::wal::{ReplayReport, Wal, read_only_replay};
@@ -352,7 +353,9 @@ pub async fn start_with_subscribers(
         .with_retention(Arc::clone(&pipeline.buffer().config().retention))
         .with_limits(Arc::clone(&tenant_limits)),
     );
-    let receiver = Arc::new(OtlpReceiver::new(ingest, counters));
+    let receiver = Arc::new(
+        OtlpReceiver::new(ingest, counters).with_admission(Arc::clone(pipeline.admission())),
+    );
     let limits = config.query_limits();
     let read_model = Arc::clone(&engine) as Arc<dyn ReadModel>;
     let sql = Arc::new(SqlHandler::new(read_model, limits));
@@ -414,6 +417,7 @@ pub async fn start_with_subscribers(
         tls.clone(),
         &receiver,
         max,
+        config.server.connection_limits(),
         GrpcAccessLayer::new(Arc::clone(&access)),
         stop_rx.clone(),
     );
@@ -455,6 +459,7 @@ pub async fn start_with_subscribers(
             listener,
             tls.clone(),
             metrics_router(state.clone()),
+            config.server.connection_limits(),
             stop_rx.clone(),
         );
         tokio::spawn(async move {
@@ -465,7 +470,13 @@ pub async fn start_with_subscribers(
             }
         })
     });
-    let http_task = serve_http(http_listener, tls.clone(), router(state), stop_rx.clone());
+    let http_task = serve_http(
+        http_listener,
+        tls.clone(),
+        router(state),
+        config.server.connection_limits(),
+        stop_rx.clone(),
+    );
     let stop_rx_for_compaction = stop_rx.clone();
     let flusher = spawn_flusher(&config, &pipeline, stop_rx);
     let retention_task = spawn_retention(
@@ -557,6 +568,7 @@ fn serve_grpc(
     tls: Option<Arc<ServerTls>>,
     receiver: &Arc<OtlpReceiver>,
     max_request_bytes: usize,
+    limits: ConnectionLimits,
     access: GrpcAccessLayer,
     mut stop: watch::Receiver<bool>,
 ) -> JoinHandle<anyhow::Result<()>> {
@@ -564,7 +576,9 @@ fn serve_grpc(
         GrpcReceiver::new(Arc::clone(receiver)).services(max_request_bytes);
     tokio::spawn(async move {
         let router = tonic::transport::Server::builder()
+            .max_concurrent_streams(limits.max_concurrent_streams)
             .layer(crate::infrastructure::otlp::grpc::size_limit_status_layer())
+            .layer(grpc_body_timeout(limits.body_read_timeout))
             .layer(access)
             .add_service(traces)
             .add_service(metrics)
@@ -574,20 +588,18 @@ fn serve_grpc(
         };
         match tls {
             None => {
-                router
-                    .serve_with_incoming_shutdown(
-                        // Without TCP_NODELAY an answer's HTTP/2 frames wait
-                        // for the client's delayed ACK (Nagle): tens of ms.
-                        tonic::transport::server::TcpIncoming::from(listener)
-                            .with_nodelay(Some(true)),
-                        stopped,
-                    )
-                    .await
+                // Without TCP_NODELAY an answer's HTTP/2 frames wait for the
+                // client's delayed ACK (Nagle): tens of ms.
+                let incoming =
+                    tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
+                let incoming = limit_incoming(incoming, limits.max_connections);
+                router.serve_with_incoming_shutdown(incoming, stopped).await
             }
             Some(tls) => {
                 let incoming = TlsListener::new(listener, tls)
                     .context("gRPC listener")?
                     .into_incoming();
+                let incoming = limit_incoming(incoming, limits.max_connections);
                 router.serve_with_incoming_shutdown(incoming, stopped).await
             }
         }
@@ -601,11 +613,11 @@ fn serve_http(
     listener: TcpListener,
     tls: Option<Arc<ServerTls>>,
     app: axum::Router,
+    limits: ConnectionLimits,
     mut stop: watch::Receiver<bool>,
 ) -> JoinHandle<anyhow::Result<()>> {
     use axum::serve::ListenerExt as _;
 
-    let app = app.into_make_service_with_connect_info::<SocketAddr>();
     tokio::spawn(async move {
         let stopped = async move {
             let _ = stop.wait_for(|s| *s).await;
@@ -615,23 +627,14 @@ fn serve_http(
                 let listener = listener.tap_io(|tcp| {
                     let _ = tcp.set_nodelay(true);
                 });
-                axum::serve(listener, app)
-                    .with_graceful_shutdown(stopped)
-                    .await
+                serve::serve_http(listener, app, limits, stopped).await;
             }
-            // axum gives the address of a listener other than its own
-            // TcpListener to `ConnectInfo` through `TapIo`: the tap does
-            // nothing else.
             Some(tls) => {
-                let listener = TlsListener::new(listener, tls)
-                    .context("HTTP listener")?
-                    .tap_io(|_| {});
-                axum::serve(listener, app)
-                    .with_graceful_shutdown(stopped)
-                    .await
+                let listener = TlsListener::new(listener, tls).context("HTTP listener")?;
+                serve::serve_http(listener, app, limits, stopped).await;
             }
         }
-        .context("HTTP server")
+        Ok(())
     })
 }
 
@@ -970,7 +973,8 @@ mod tests {
             let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
             let addr = listener.local_addr().unwrap();
             let app = axum::Router::new().route("/peer", axum::routing::get(peer));
-            tasks.push(serve_http(listener, tls, app, stop_rx.clone()));
+            let limits = crate::config::ServerSettings::default().connection_limits();
+            tasks.push(serve_http(listener, tls, app, limits, stop_rx.clone()));
             let resp = client
                 .get(format!("{scheme}://{addr}/peer"))
                 .send()

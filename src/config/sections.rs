@@ -3,7 +3,7 @@
 //! and `[log]`, with what the server builds from them.
 
 use std::net::SocketAddr;
-use std::num::{NonZero, NonZeroU64, NonZeroUsize};
+use std::num::{NonZero, NonZeroU32, NonZeroU64, NonZeroUsize};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -43,6 +43,16 @@ pub struct ServerSettings {
     /// tenants share the `tenant="_other"` series (idle tenants drop out
     /// after an hour and make room).
     pub metrics_max_tenants: NonZeroUsize,
+    /// Open connections per listener; beyond them the listener stops
+    /// accepting until one closes.
+    pub max_connections: NonZeroUsize,
+    /// An HTTP/1 request's headers must arrive within this.
+    pub header_read_timeout_secs: NonZeroU64,
+    /// A request body idle for longer than this between two reads fails
+    /// (both listeners).
+    pub body_read_timeout_secs: NonZeroU64,
+    /// HTTP/2 streams (gRPC calls) one connection may have open at once.
+    pub max_concurrent_streams: NonZeroU32,
 }
 
 impl Default for ServerSettings {
@@ -58,6 +68,22 @@ impl Default for ServerSettings {
             tls_key: None,
             tls_client_ca: None,
             metrics_max_tenants: NonZero::new(1000).unwrap(),
+            max_connections: NonZero::new(4096).unwrap(),
+            header_read_timeout_secs: NonZero::new(10).unwrap(),
+            body_read_timeout_secs: NonZero::new(30).unwrap(),
+            max_concurrent_streams: NonZero::new(256).unwrap(),
+        }
+    }
+}
+
+impl ServerSettings {
+    /// What each listener allows one client.
+    pub fn connection_limits(&self) -> crate::infrastructure::serve::ConnectionLimits {
+        crate::infrastructure::serve::ConnectionLimits {
+            max_connections: self.max_connections.get(),
+            header_read_timeout: Duration::from_secs(self.header_read_timeout_secs.get()),
+            body_read_timeout: Duration::from_secs(self.body_read_timeout_secs.get()),
+            max_concurrent_streams: self.max_concurrent_streams.get(),
         }
     }
 }

@@ -4,6 +4,7 @@
 
 pub mod access;
 pub mod api;
+pub mod serve;
 pub mod tls;
 
 pub use tf_otlp as otlp;

@@ -281,3 +281,169 @@ async fn a_tenant_runs_at_most_max_concurrent_queries_and_others_are_not_held_up
         r#"telemetryflow_limit_refusals_total{tenant="acme",limit="max_concurrent_queries"} 1"#;
     assert!(text.lines().any(|l| l == line), "{line} not in\n{text}");
 }
+
+/// Opens a connection that sends the headers of an OTLP/HTTP request
+/// declaring `declared` bytes and a little of the body, then stalls.
+async fn stalled_request(s: &TestServer, declared: usize) -> tokio::net::TcpStream {
+    use tokio::io::AsyncWriteExt;
+    let addr = s.http.trim_start_matches("http://");
+    let mut tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let head = format!(
+        "POST /v1/traces HTTP/1.1\r\nhost: {addr}\r\ncontent-type: application/x-protobuf\r\ncontent-length: {declared}\r\n\r\n"
+    );
+    tcp.write_all(head.as_bytes()).await.unwrap();
+    tcp.write_all(&[0x0a; 100]).await.unwrap();
+    tcp
+}
+
+async fn in_flight(s: &TestServer) -> u64 {
+    crate::support::metric_value(&s.http, "telemetryflow_in_flight_request_bytes")
+        .await
+        .parse()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn bodies_in_flight_count_against_the_memory_budget_before_they_are_read() {
+    let s = TestServer::start_with(|c| {
+        c.buffer.max_buffered_bytes = NonZero::new(4 << 20).unwrap();
+        c.server.max_request_bytes = NonZero::new(8 << 20).unwrap();
+    })
+    .await;
+    // One request is always admitted, even one near the whole budget.
+    let stalled = stalled_request(&s, 3 << 20).await;
+    for _ in 0..100 {
+        if in_flight(&s).await >= 3 << 20 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert_eq!(in_flight(&s).await, 3 << 20);
+    // A second that declares 2 MB is refused before its body is read.
+    let big = traces(
+        "svc",
+        vec![{
+            let mut sp = span(1, 1, "big", T0);
+            sp.attributes = vec![kv_str("blob", &"x".repeat(2 << 20))];
+            sp
+        }],
+    )
+    .encode_to_vec();
+    let r = post(
+        &format!("{}/v1/traces", s.http),
+        "application/x-protobuf",
+        None,
+        big.clone(),
+        None,
+    )
+    .await;
+    assert_eq!(r.status, 429);
+    let status =
+        telemetryflow::infrastructure::otlp::status::RpcStatus::decode(&r.body[..]).unwrap();
+    assert_eq!(status.code, 14, "UNAVAILABLE: {}", status.message);
+    assert!(
+        status
+            .message
+            .contains("over the memory budget of 4194304 bytes (buffer.max_buffered_bytes)"),
+        "{}",
+        status.message
+    );
+    // gRPC, which declares no size: refused as its frames arrive.
+    let mut client = TraceServiceClient::connect(s.grpc.clone())
+        .await
+        .unwrap()
+        .max_encoding_message_size(16 << 20);
+    let req = traces(
+        "svc",
+        vec![{
+            let mut sp = span(1, 2, "big", T0);
+            sp.attributes = vec![kv_str("blob", &"x".repeat(2 << 20))];
+            sp
+        }],
+    );
+    let e = client.export(req.clone()).await.unwrap_err();
+    assert_eq!(e.code(), tonic::Code::Unavailable, "{e:?}");
+    assert!(e.message().contains("buffer.max_buffered_bytes"), "{e:?}");
+    // The stalled request gone, its reservation is returned: both pass.
+    drop(stalled);
+    for _ in 0..100 {
+        if in_flight(&s).await == 0 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert_eq!(in_flight(&s).await, 0);
+    let r = post(
+        &format!("{}/v1/traces", s.http),
+        "application/x-protobuf",
+        None,
+        big,
+        None,
+    )
+    .await;
+    assert_eq!(r.status, 200);
+    client.export(req).await.unwrap();
+    assert_eq!(in_flight(&s).await, 0);
+}
+
+#[tokio::test]
+async fn a_stalled_body_is_answered_408_and_its_reservation_returned_after_the_body_timeout() {
+    use tokio::io::AsyncReadExt;
+    let s = TestServer::start_with(|c| {
+        c.server.body_read_timeout_secs = NonZero::new(1).unwrap();
+    })
+    .await;
+    let mut stalled = stalled_request(&s, 1 << 20).await;
+    let mut answer = Vec::new();
+    let read = tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        stalled.read_to_end(&mut answer),
+    )
+    .await;
+    assert!(read.is_ok(), "the server answers within the body timeout");
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(answer.contains("server.body_read_timeout_secs"), "{answer}");
+    assert_eq!(in_flight(&s).await, 0);
+}
+
+#[tokio::test]
+async fn headers_that_never_finish_are_dropped_and_connections_beyond_the_limit_wait() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let s = TestServer::start_with(|c| {
+        c.server.header_read_timeout_secs = NonZero::new(1).unwrap();
+        c.server.max_connections = NonZero::new(2).unwrap();
+    })
+    .await;
+    let addr = s.http.trim_start_matches("http://").to_owned();
+    // Two connections that send half a request line hold both slots.
+    let mut slow = Vec::new();
+    for _ in 0..2 {
+        let mut tcp = tokio::net::TcpStream::connect(&addr).await.unwrap();
+        tcp.write_all(b"GET /healthz HT").await.unwrap();
+        slow.push(tcp);
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    // A third client is not served while they hold them...
+    let client = reqwest::Client::builder()
+        .timeout(std::time::Duration::from_millis(300))
+        .build()
+        .unwrap();
+    let url = format!("{}/healthz", s.http);
+    assert!(
+        client.get(&url).send().await.is_err(),
+        "served beyond max_connections"
+    );
+    // ...and is once the header timeout has closed them.
+    for tcp in &mut slow {
+        let mut rest = Vec::new();
+        let closed = tokio::time::timeout(
+            std::time::Duration::from_secs(5),
+            tcp.read_to_end(&mut rest),
+        )
+        .await;
+        assert!(closed.is_ok(), "the header timeout closes the connection");
+    }
+    let ok = reqwest::get(&url).await.unwrap();
+    assert_eq!(ok.status(), 200);
+}

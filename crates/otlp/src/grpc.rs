@@ -17,6 +17,7 @@ use tonic::codec::{Codec, CompressionEncoding, DecodeBuf, Decoder, EnabledCompre
 use tonic::{Request, Response, Status};
 use tonic_prost::{ProstDecoder, ProstEncoder};
 
+use super::admission::{ReservingBody, over_budget};
 use super::signal::{Logs, Metrics, OtlpSignal, Traces};
 use super::status::{RpcStatus, code};
 use super::{OtlpReceiver, ReceiveError, RelayedBy, export_context};
@@ -156,6 +157,11 @@ where
             return Box::pin(async { Ok(Status::unimplemented("unknown method").into_http()) });
         }
         let (compression, max) = (self.compression, self.max_message_bytes);
+        // The body counts against the memory budget as it is read.
+        let reservation = match self.receiver.reserve(0) {
+            Ok(r) => r,
+            Err(e) => return Box::pin(async move { Ok(over_budget(&e).into_http()) }),
+        };
         let export = Export::<S> {
             receiver: Arc::clone(&self.receiver),
             signal: PhantomData,
@@ -165,7 +171,15 @@ where
                 tonic::server::Grpc::new(OtlpCodec::<S::Response, S::Request>::default())
                     .apply_compression_config(compression, compression)
                     .apply_max_message_size_config(Some(max), None);
-            Ok(grpc.unary(export, req).await)
+            match reservation {
+                Some(r) => {
+                    let req = req.map(|b| ReservingBody::new(b, Arc::clone(&r)));
+                    let resp = grpc.unary(export, req).await;
+                    drop(r);
+                    Ok(resp)
+                }
+                None => Ok(grpc.unary(export, req).await),
+            }
         })
     }
 }

@@ -15,10 +15,12 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use prost::Message;
 
+use super::admission::{ReservingBody, refusal_in};
 use super::decode::{DecodeError, Encoding, decompress};
 use super::signal::{Logs, Metrics, OtlpSignal, Traces};
 use super::status::{RpcStatus, code};
 use super::{OtlpReceiver, ReceiveError, RelayedBy, export_context};
+use tf_application::pipeline::Reservation;
 use tf_application::ports::WriteError;
 
 /// Request body encodings of OTLP/HTTP.
@@ -133,7 +135,7 @@ impl HttpReceiver {
     /// A body whose `Content-Length` is over the limit is refused before
     /// any of it is read.
     pub fn routes(self) -> Router {
-        let declared = axum::middleware::from_fn_with_state(self.max_body_bytes, declared_size);
+        let declared = axum::middleware::from_fn_with_state(self.clone(), admit_body);
         Router::new()
             .route(Traces::HTTP_PATH, post(export::<Traces>))
             .route(Metrics::HTTP_PATH, post(export::<Metrics>))
@@ -145,12 +147,7 @@ impl HttpReceiver {
 
 /// The 413 of a body over `max` bytes, in the request's format.
 fn too_large(headers: &HeaderMap, size: &str, max: usize) -> Response {
-    let format = BodyFormat::from_content_type(
-        headers
-            .get(header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok()),
-    )
-    .unwrap_or(BodyFormat::Protobuf);
+    let format = request_format(headers);
     error_response(
         StatusCode::PAYLOAD_TOO_LARGE,
         RpcStatus::new(
@@ -163,27 +160,73 @@ fn too_large(headers: &HeaderMap, size: &str, max: usize) -> Response {
     )
 }
 
-/// Refuses a request whose declared `Content-Length` is over `max`.
-async fn declared_size(
-    State(max): State<usize>,
+/// Refuses a request whose declared `Content-Length` is over the limit,
+/// and reserves its body in the memory budget before any of it is read
+/// (the declared size at once, the rest as it arrives): over the budget,
+/// 429 with Retry-After. The reservation is held until the answer.
+async fn admit_body(
+    State(rx): State<HttpReceiver>,
     request: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> Response {
+    let max = rx.max_body_bytes;
     let declared = request
         .headers()
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.trim().parse::<u64>().ok());
-    match declared {
-        Some(len) if len > max as u64 => too_large(request.headers(), &format!("{len} bytes"), max),
-        _ => next.run(request).await,
+    if let Some(len) = declared
+        && len > max as u64
+    {
+        return too_large(request.headers(), &format!("{len} bytes"), max);
     }
+    let reservation = match rx.receiver.reserve(declared.unwrap_or(0) as usize) {
+        Ok(Some(r)) => r,
+        Ok(None) => return next.run(request).await,
+        Err(e) => return receive_error(e.into(), request_format(request.headers())),
+    };
+    let (mut parts, body) = request.into_parts();
+    parts.extensions.insert(Arc::clone(&reservation));
+    let body = axum::body::Body::new(ReservingBody::new(body, Arc::clone(&reservation)));
+    let response = next
+        .run(axum::extract::Request::from_parts(parts, body))
+        .await;
+    drop(reservation);
+    response
+}
+
+/// True when reading a body failed because it stalled (the listener's
+/// body-read timeout).
+fn body_timed_out(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cur = Some(e);
+    while let Some(err) = cur {
+        // tower-http's `TimeoutError`, as the listener wraps bodies.
+        if err
+            .to_string()
+            .contains("not received within the designated timeout")
+        {
+            return true;
+        }
+        cur = err.source();
+    }
+    false
+}
+
+/// The request's format by its `Content-Type` (protobuf when unknown).
+fn request_format(headers: &HeaderMap) -> BodyFormat {
+    BodyFormat::from_content_type(
+        headers
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok()),
+    )
+    .unwrap_or(BodyFormat::Protobuf)
 }
 
 /// `POST` of signal `S`: decode, ingest, answer in the request's format.
 async fn export<S: OtlpSignal>(
     State(rx): State<HttpReceiver>,
     relay: Option<Extension<RelayedBy>>,
+    reservation: Option<Extension<Arc<Reservation>>>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
@@ -192,6 +235,26 @@ async fn export<S: OtlpSignal>(
         Ok(body) => body,
         Err(BytesRejection::FailedToBufferBody(FailedToBufferBody::LengthLimitError(_))) => {
             return too_large(&headers, "more bytes", rx.max_body_bytes);
+        }
+        Err(BytesRejection::FailedToBufferBody(e))
+            if refusal_in(&e).is_some_and(|s| s.code() == tonic::Code::Unavailable) =>
+        {
+            let message = refusal_in(&e).map(|s| s.message().to_owned());
+            let e = WriteError::Overloaded {
+                reason: message.unwrap_or_default(),
+                retry_after: Duration::from_secs(1),
+            };
+            return receive_error(e.into(), request_format(&headers));
+        }
+        Err(BytesRejection::FailedToBufferBody(e)) if body_timed_out(&e) => {
+            return error_response(
+                StatusCode::REQUEST_TIMEOUT,
+                RpcStatus::new(
+                    code::DEADLINE_EXCEEDED,
+                    "the request body stalled longer than server.body_read_timeout_secs",
+                ),
+                request_format(&headers),
+            );
         }
         Err(e) => {
             return error_response(
@@ -204,10 +267,18 @@ async fn export<S: OtlpSignal>(
             );
         }
     };
+    let compressed = headers.contains_key(header::CONTENT_ENCODING);
     let (format, body) = match read_body(&headers, body, rx.max_body_bytes) {
         Ok(read) => read,
         Err((status, rpc, format)) => return error_response(status, rpc, format),
     };
+    // A decompressed body is held next to the compressed one.
+    if compressed
+        && let Some(Extension(r)) = &reservation
+        && let Err(e) = r.add(body.len())
+    {
+        return receive_error(e.into(), format);
+    }
     let relay = relay.map(|Extension(r)| r);
     let (ctx, source) =
         match export_context(|k| headers.get(k).map(|v| v.as_bytes()), relay.as_ref()) {

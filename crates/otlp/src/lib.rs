@@ -5,6 +5,7 @@
 //! in `json`, body decompression in `decode`. Each is written once for all
 //! three signals, generic over [`signal::OtlpSignal`].
 
+pub mod admission;
 pub mod convert;
 pub(crate) mod decode;
 pub mod export;
@@ -20,6 +21,7 @@ use std::sync::Arc;
 use convert::{ConvertError, Converted};
 use signal::{OtlpSignal, PartialSuccess};
 use tf_application::commands::{IngestCommand, IngestHandler};
+use tf_application::pipeline::{Admission, Reservation};
 use tf_application::ports::WriteError;
 use tf_domain::delivery::BatchKeyError;
 use tf_domain::ports::CounterStore;
@@ -117,11 +119,31 @@ pub(crate) fn export_context<'a>(
 pub struct OtlpReceiver {
     handler: Arc<IngestHandler>,
     counters: Arc<dyn CounterStore>,
+    admission: Option<Arc<Admission>>,
 }
 
 impl OtlpReceiver {
     pub fn new(handler: Arc<IngestHandler>, counters: Arc<dyn CounterStore>) -> Self {
-        Self { handler, counters }
+        Self {
+            handler,
+            counters,
+            admission: None,
+        }
+    }
+
+    /// Counts the bodies being read against the write path's memory budget.
+    pub fn with_admission(mut self, admission: Arc<Admission>) -> Self {
+        self.admission = Some(admission);
+        self
+    }
+
+    /// Reserves `declared` bytes for a request's body; `None` without
+    /// admission.
+    pub fn reserve(&self, declared: usize) -> Result<Option<Arc<Reservation>>, WriteError> {
+        match &self.admission {
+            Some(a) => Ok(Some(Arc::new(a.reserve(declared)?))),
+            None => Ok(None),
+        }
     }
 
     /// Converts and ingests one export request of signal `S`; answers

@@ -44,6 +44,7 @@ pub mod code {
     pub const PERMISSION_DENIED: i32 = 7;
     pub const UNAUTHENTICATED: i32 = 16;
     pub const NOT_FOUND: i32 = 5;
+    pub const DEADLINE_EXCEEDED: i32 = 4;
     pub const RESOURCE_EXHAUSTED: i32 = 8;
     pub const INTERNAL: i32 = 13;
     pub const UNAVAILABLE: i32 = 14;

@@ -7,6 +7,7 @@
 //! is full because storage is not keeping up, writes are refused with a
 //! retryable error — never accepted and then dropped.
 
+pub mod admission;
 pub(crate) mod buffer;
 pub mod pressure;
 pub mod sources;
@@ -19,6 +20,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
+pub use admission::{Admission, Reservation};
 pub use buffer::{BufferConfig, FlushStats, PartitionBuffer};
 pub use pressure::IngestPressure;
 pub use sources::SourceMarks;
@@ -43,6 +45,7 @@ pub struct WritePath {
     subscribers: Arc<Subscribers>,
     sources: Arc<SourceMarks>,
     pressure: Arc<IngestPressure>,
+    admission: Arc<Admission>,
 }
 
 /// Puts the write path together: what it persists, and who consumes its
@@ -103,6 +106,10 @@ impl WritePathBuilder {
             .synchronous(rows as Arc<dyn RecordSubscriber>)
             .extend(self.subscribers);
         WritePath {
+            admission: Arc::new(Admission::new(
+                Arc::clone(&self.buffer),
+                Arc::clone(&self.pressure),
+            )),
             buffer: self.buffer,
             wal: OnceLock::new(),
             closed: AtomicBool::new(false),
@@ -212,6 +219,11 @@ impl WritePath {
 
     pub fn is_ready(&self) -> bool {
         self.wal.get().is_some()
+    }
+
+    /// Where receivers reserve the bodies they read.
+    pub fn admission(&self) -> &Arc<Admission> {
+        &self.admission
     }
 
     pub fn buffer(&self) -> &Arc<PartitionBuffer> {

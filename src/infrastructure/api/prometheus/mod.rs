@@ -54,6 +54,8 @@ pub fn render(src: &MetricsSources) -> String {
         buffered.stats(),
         &buffered.manifest_versions(),
     );
+    out.family(&IN_FLIGHT_BYTES)
+        .value(src.pipeline.admission().in_flight());
     compaction(&mut out, src.compactor.stats());
     retention(&mut out, src.retention.stats());
     out.family(&DOMAIN_EVENTS).value(src.events.published());
@@ -213,6 +215,10 @@ fn wal(out: &mut Exposition, w: &WalStats) {
 const BUFFERED_BYTES: MetricDef = MetricDef::gauge(
     "telemetryflow_buffered_bytes",
     "Arrow bytes buffered, not yet in Parquet.",
+);
+const IN_FLIGHT_BYTES: MetricDef = MetricDef::gauge(
+    "telemetryflow_in_flight_request_bytes",
+    "Bytes of request bodies being read, decoded and written (counted with the buffered bytes against buffer.max_buffered_bytes).",
 );
 const FLUSHES: MetricDef = MetricDef::counter(
     "telemetryflow_flushes_total",
