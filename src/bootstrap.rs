@@ -441,6 +441,7 @@ pub async fn start_with_subscribers(
         offload: Offload {
             runtime: engine.executor(),
             timeout: limits.timeout * 2,
+            limits,
         },
         compactor: Arc::clone(&compactor),
         retention: Arc::clone(&retention),

@@ -16,6 +16,7 @@ pub use query::TRUNCATED_HEADER;
 
 use crate::application::access::KeyRing;
 use crate::application::compaction::Compactor;
+use crate::application::ports::QueryLimits;
 use crate::application::queries::{MetricQueries, SqlHandler, TraceQueries};
 use crate::application::retention::Retention;
 use crate::infrastructure::access::AccessControl;
@@ -47,10 +48,20 @@ pub struct ApiState {
     pub gc_grace: Duration,
 }
 
-/// The query runtime the query routes run on, and how long one route may
-/// take (its queries each have their own timeout within it).
+/// The query runtime the query routes run on, how long one route may take
+/// (its queries each have their own timeout within it), and the limits its
+/// queries run under.
 #[derive(Clone)]
 pub struct Offload {
     pub runtime: Arc<tf_query::executor::QueryExecutor>,
     pub timeout: Duration,
+    pub limits: QueryLimits,
+}
+
+impl Offload {
+    /// Bytes a route's rendered answer may take: the memory limit of the
+    /// queries it answers.
+    pub fn render_limit(&self) -> usize {
+        self.limits.memory_bytes
+    }
 }
