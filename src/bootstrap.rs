@@ -29,6 +29,7 @@ use crate::application::records::DurableSubscriber;
 use crate::application::retention::Retention;
 use crate::config::{AuthMode, Config};
 use crate::infrastructure::access::{AccessControl, GrpcAccessLayer, Mode};
+use crate::infrastructure::api::admin::AdminPasses;
 use crate::infrastructure::api::prometheus::MetricsSources;
 use crate::infrastructure::api::{ApiState, Offload, metrics_router, router};
 use crate::infrastructure::delivery::DeliveryFiles;
@@ -446,6 +447,7 @@ pub async fn start_with_subscribers(
         compactor: Arc::clone(&compactor),
         retention: Arc::clone(&retention),
         gc_grace: Duration::from_secs(config.storage.gc_grace_secs),
+        admin: AdminPasses::new(Duration::from_secs(config.query.admin_timeout_secs.get())),
     };
     let metrics_task = metrics_listener.map(|listener| {
         let task = serve_http(

@@ -46,6 +46,8 @@ pub struct ApiState {
     pub retention: Arc<Retention>,
     /// `storage.gc_grace_secs`: replaced files are deleted after it.
     pub gc_grace: Duration,
+    /// The admin routes' passes: one at a time, each within a timeout.
+    pub admin: admin::AdminPasses,
 }
 
 /// The query runtime the query routes run on, how long one route may take
