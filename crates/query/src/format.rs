@@ -348,7 +348,7 @@ mod tests {
             Field::new("s", DataType::Utf8, true),
         ]));
         let n = Int64Array::from_iter_values(0..rows as i64);
-        let s = StringArray::from_iter((0..rows).map(|i| (i % 2 == 0).then(|| "a\u{1}")));
+        let s = StringArray::from_iter((0..rows).map(|i| (i % 2 == 0).then_some("a\u{1}")));
         let batch = RecordBatch::try_new(
             schema.clone(),
             vec![std::sync::Arc::new(n), std::sync::Arc::new(s)],
