@@ -30,6 +30,7 @@ use crate::application::records::DurableSubscriber;
 use crate::application::retention::Retention;
 use crate::config::{AuthMode, Config};
 use crate::infrastructure::access::{AccessControl, GrpcAccessLayer, Mode};
+use crate::infrastructure::api::admin::AdminPasses;
 use crate::infrastructure::api::prometheus::MetricsSources;
 use crate::infrastructure::api::{ApiState, Offload, metrics_router, router};
 use crate::infrastructure::delivery::DeliveryFiles;
@@ -174,7 +175,8 @@ async fn open_storage_with(
             config.sql_limits(),
             config.query_executor(),
         )
-        .context("starting the query engine")?,
+        .context("starting the query engine")?
+        .with_tenant_limits(Arc::new(config.limit_rules())),
     );
     // Nor below anything a durable subscriber has seen (a pure sidecar
     // commits no files).
@@ -448,11 +450,13 @@ pub async fn start_with_subscribers(
         offload: Offload {
             runtime: engine.executor(),
             timeout: limits.timeout * 2,
+            limits,
         },
         compactor: Arc::clone(&compactor),
         retention: Arc::clone(&retention),
         gc_grace: Duration::from_secs(config.storage.gc_grace_secs),
         tenant_limits: Arc::clone(&tenant_limits),
+        admin: AdminPasses::new(Duration::from_secs(config.query.admin_timeout_secs.get())),
     };
     let metrics_task = metrics_listener.map(|listener| {
         let task = serve_http(

@@ -268,6 +268,8 @@ pub struct QuerySettings {
     /// 0: one per CPU.
     pub threads: usize,
     pub max_concurrent: NonZeroUsize,
+    /// How long a compaction or retention pass asked for over HTTP may run.
+    pub admin_timeout_secs: NonZeroU64,
 }
 
 impl Default for QuerySettings {
@@ -285,6 +287,7 @@ impl Default for QuerySettings {
             max_in_list: NonZero::new(sql.max_in_list).unwrap(),
             threads: executor.threads,
             max_concurrent: NonZero::new(executor.max_concurrent).unwrap(),
+            admin_timeout_secs: NonZero::new(600).unwrap(),
         }
     }
 }

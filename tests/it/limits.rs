@@ -447,3 +447,37 @@ async fn headers_that_never_finish_are_dropped_and_connections_beyond_the_limit_
     let ok = reqwest::get(&url).await.unwrap();
     assert_eq!(ok.status(), 200);
 }
+
+#[tokio::test]
+async fn a_tenant_query_memory_limit_holds_its_queries_below_the_servers() {
+    let s = TestServer::start_with(|c| {
+        c.limits.tenants = tenant_limits(
+            "acme",
+            TenantLimitSettings {
+                query_memory_mb: Some(1),
+                ..Default::default()
+            },
+        );
+    })
+    .await;
+    let sql = "SELECT length(repeat('x', 4000000)) AS n";
+    let (status, body) = s.sql_raw("acme", sql, "json").await;
+    assert_eq!(status, 422, "{}", String::from_utf8_lossy(&body));
+    let body = String::from_utf8_lossy(&body);
+    assert!(
+        body.contains("limits.tenants.acme.query_memory_mb = 1 MB"),
+        "{body}"
+    );
+    // The same query is within the server's limit for another tenant.
+    let rows = s.sql_as("beta", sql).await;
+    datafusion::assert_batches_eq!(
+        [
+            "+---------+",
+            "| n       |",
+            "+---------+",
+            "| 4000000 |",
+            "+---------+"
+        ],
+        &rows
+    );
+}

@@ -16,6 +16,7 @@ mod otlp_http;
 mod partial_success;
 mod power_cut;
 pub mod queries;
+mod query_memory;
 mod records;
 mod retention;
 mod sdk;

@@ -265,17 +265,6 @@ impl TenantLimiter {
             held: Some((Arc::clone(self), tenant.clone())),
         })
     }
-
-    /// The memory one query of `tenant` may use: its `query_memory_mb`,
-    /// never more than `global` (the server's per-query limit).
-    pub fn query_memory_bytes(&self, tenant: &TenantId, global: usize) -> usize {
-        match self.rules.for_tenant(tenant).bound(Limit::QueryMemoryMb) {
-            Some(mb) => {
-                global.min(usize::try_from(mb.saturating_mul(1 << 20)).unwrap_or(usize::MAX))
-            }
-            None => global,
-        }
-    }
 }
 
 /// A running query's slot (see [`TenantLimiter::begin_query`]).
@@ -416,7 +405,6 @@ mod tests {
     fn a_tenant_runs_at_most_its_queries_at_once() {
         let l = limiter(TenantLimits {
             max_concurrent_queries: 2,
-            query_memory_mb: 64,
             ..TenantLimits::UNLIMITED
         });
         let acme = tenant("acme");
@@ -429,8 +417,5 @@ mod tests {
             .collect();
         drop(a);
         let _c = l.begin_query(&acme).unwrap();
-        assert_eq!(l.query_memory_bytes(&acme, 1 << 30), 64 << 20);
-        assert_eq!(l.query_memory_bytes(&acme, 1 << 20), 1 << 20);
-        assert_eq!(l.query_memory_bytes(&tenant("beta"), 1 << 30), 1 << 30);
     }
 }

@@ -6,20 +6,24 @@
 //! URLs in `FROM` are refused, and so are statements beyond the size limits
 //! (`guard`). Each query has its own memory pool, a timeout (covering
 //! planning) and a row cap, and runs on the query runtime (`executor`), never
-//! on the caller's.
+//! on the caller's. The pool counts what DataFusion's operators hold, the
+//! results of the functions that amplify their inputs (`bounded`) and the
+//! answer's rows as they are collected.
 
 use std::sync::Arc;
 
+use arrow::record_batch::RecordBatch;
 use async_trait::async_trait;
 use datafusion::common::ScalarValue;
 use datafusion::error::DataFusionError;
-use datafusion::execution::memory_pool::GreedyMemoryPool;
+use datafusion::execution::memory_pool::{GreedyMemoryPool, MemoryConsumer, MemoryPool};
 use datafusion::execution::object_store::ObjectStoreUrl;
 use datafusion::execution::runtime_env::{RuntimeEnv, RuntimeEnvBuilder};
 use datafusion::prelude::{SQLOptions, SessionConfig, SessionContext};
 use futures::StreamExt;
 use object_store::ObjectStore;
 
+use super::bounded;
 pub use super::executor::ExecutorConfig;
 use super::executor::QueryExecutor;
 use super::guard::{SqlLimits, guard};
@@ -29,6 +33,7 @@ use tf_application::ports::{QueryError, QueryLimits, QueryResult, SnapshotSource
 use tf_application::queries::ReadModel;
 use tf_domain::Table;
 use tf_domain::TenantId;
+use tf_domain::{Limit, LimitRules};
 use tf_schema::table_schema;
 
 /// The URL under which the storage object store is registered with DataFusion.
@@ -41,6 +46,8 @@ const TRACE_FILTER_CACHE_BYTES: u64 = 256 << 20;
 pub struct DataFusionEngine {
     sessions: Arc<Sessions>,
     executor: Arc<QueryExecutor>,
+    /// Each tenant's `query_memory_mb` caps the memory of its queries.
+    tenant_limits: Arc<LimitRules>,
 }
 
 /// Builds per-query sessions and runs queries in them.
@@ -85,7 +92,15 @@ impl DataFusionEngine {
                 sql_limits,
             }),
             executor: Arc::new(executor),
+            tenant_limits: Arc::default(),
         })
+    }
+
+    /// Caps each tenant's queries at its `query_memory_mb` (never above the
+    /// limits a query is run with).
+    pub fn with_tenant_limits(mut self, rules: Arc<LimitRules>) -> Self {
+        self.tenant_limits = rules;
+        self
     }
 
     /// The query runtime, for the read side's work around queries.
@@ -129,8 +144,10 @@ impl Sessions {
         memory_bytes: usize,
     ) -> Result<SessionContext, QueryError> {
         let mut runtime = RuntimeEnv::clone(&self.runtime);
-        runtime.memory_pool = Arc::new(GreedyMemoryPool::new(memory_bytes));
+        let pool: Arc<dyn MemoryPool> = Arc::new(GreedyMemoryPool::new(memory_bytes));
+        runtime.memory_pool = Arc::clone(&pool);
         let ctx = SessionContext::new_with_config_rt(self.config.clone(), Arc::new(runtime));
+        bounded::register(&ctx, &pool).map_err(QueryError::internal)?;
         for (table, snapshot) in tables {
             let provider = TenantTable::new(
                 table_schema(table),
@@ -218,19 +235,32 @@ impl Sessions {
         let df = ctx.execute_logical_plan(plan).await.map_err(classify)?;
         let schema = Arc::new(df.schema().as_arrow().clone());
         let mut stream = df.execute_stream().await.map_err(classify)?;
+        // The answer's rows count against the query's pool as they are
+        // collected, beside what the operators still hold.
+        let answer = MemoryConsumer::new("query answer").register(&ctx.runtime_env().memory_pool);
         let mut batches = Vec::new();
         let mut rows = 0usize;
         let mut truncated = false;
         while let Some(batch) = stream.next().await {
-            let batch = batch.map_err(classify)?;
+            let mut batch = batch.map_err(classify)?;
             let room = limits.max_rows - rows;
             if batch.num_rows() > room {
-                batches.push(batch.slice(0, room));
+                batch = batch.slice(0, room);
                 truncated = true;
-                break;
             }
+            answer.try_grow(answer_bytes(&batch)).map_err(|e| {
+                QueryError::ResourcesExhausted(format!(
+                    "the answer's rows take more memory than the query may use \
+                     ({} rows collected): {}",
+                    rows,
+                    e.find_root()
+                ))
+            })?;
             rows += batch.num_rows();
             batches.push(batch);
+            if truncated {
+                break;
+            }
         }
         Ok(QueryResult {
             schema,
@@ -238,6 +268,20 @@ impl Sessions {
             truncated,
         })
     }
+}
+
+/// Bytes the rows of `batch` take: a slice counts its own rows, not the
+/// buffers it shares with rows outside it.
+fn answer_bytes(batch: &RecordBatch) -> usize {
+    batch
+        .columns()
+        .iter()
+        .map(|c| {
+            c.to_data()
+                .get_slice_memory_size()
+                .unwrap_or_else(|_| c.get_array_memory_size())
+        })
+        .sum()
 }
 
 impl DataFusionEngine {
@@ -268,8 +312,21 @@ impl DataFusionEngine {
         narrow: impl FnOnce(&mut [(Table, TableSnapshot)]) -> T + Send + 'static,
     ) -> Result<(QueryResult, T), QueryError> {
         let sessions = Arc::clone(&self.sessions);
-        let (tenant, sql, params, run_limits) =
+        let (tenant, sql, params, mut run_limits) =
             (tenant.clone(), sql.to_owned(), params.to_vec(), *limits);
+        let mut tenant_cap = None;
+        if let Some(mb) = self
+            .tenant_limits
+            .for_tenant(&tenant)
+            .bound(Limit::QueryMemoryMb)
+        {
+            let bytes = usize::try_from(mb.saturating_mul(1 << 20)).unwrap_or(usize::MAX);
+            if bytes < run_limits.memory_bytes {
+                run_limits.memory_bytes = bytes;
+                let key = self.tenant_limits.key_for(&tenant, Limit::QueryMemoryMb);
+                tenant_cap = Some(format!("; tenant {tenant} is held to {key} = {mb} MB"));
+            }
+        }
         self.executor
             .run(limits.timeout, async move {
                 sessions.sql_limits.check_text(&sql)?;
@@ -282,6 +339,12 @@ impl DataFusionEngine {
                 Ok((result, own))
             })
             .await
+            .map_err(|e| match (e, tenant_cap) {
+                (QueryError::ResourcesExhausted(m), Some(cap)) => {
+                    QueryError::ResourcesExhausted(m + &cap)
+                }
+                (e, _) => e,
+            })
     }
 }
 

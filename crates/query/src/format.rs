@@ -6,7 +6,9 @@ use std::str::FromStr;
 
 use arrow::csv::WriterBuilder as CsvWriterBuilder;
 use arrow::ipc::writer::StreamWriter;
-use arrow::json::writer::{JsonArray, WriterBuilder as JsonWriterBuilder};
+use arrow::json::writer::{
+    EncoderOptions, JsonArray, WriterBuilder as JsonWriterBuilder, make_encoder,
+};
 use arrow::record_batch::RecordBatch;
 use arrow::util::pretty::pretty_format_batches;
 use serde_json::{Map, Value, json};
@@ -14,10 +16,77 @@ use serde_json::{Map, Value, json};
 use tf_application::ports::QueryResult;
 
 #[derive(Debug, thiserror::Error)]
-#[error("formatting query result: {0}")]
-pub struct FormatError(#[from] arrow::error::ArrowError);
+pub enum FormatError {
+    #[error("formatting query result: {0}")]
+    Arrow(#[from] arrow::error::ArrowError),
+    /// The rendered answer would be larger than it may be.
+    #[error("the rendered answer is larger than {limit} bytes")]
+    TooLarge { limit: usize },
+}
 
 pub type Result<T, E = FormatError> = std::result::Result<T, E>;
+
+/// A byte buffer that refuses to grow beyond `limit` bytes: answers are
+/// rendered into it, so rendering one stops at the limit instead of growing
+/// the heap. Its capacity grows with what is written, never up front.
+#[derive(Debug)]
+pub struct Capped {
+    buf: Vec<u8>,
+    limit: usize,
+    over: bool,
+}
+
+impl Capped {
+    pub fn new(limit: usize) -> Self {
+        Self {
+            buf: Vec::new(),
+            limit,
+            over: false,
+        }
+    }
+
+    /// The bytes written; `TooLarge` if a write went past the limit.
+    pub fn finish(self) -> Result<Vec<u8>> {
+        if self.over {
+            return Err(FormatError::TooLarge { limit: self.limit });
+        }
+        Ok(self.buf)
+    }
+
+    /// `e` (from a writer over this buffer), or `TooLarge` if the buffer
+    /// refused a write.
+    fn error(&self, e: arrow::error::ArrowError) -> FormatError {
+        if self.over {
+            FormatError::TooLarge { limit: self.limit }
+        } else {
+            FormatError::Arrow(e)
+        }
+    }
+
+    /// Appends `bytes`; `TooLarge` past the limit.
+    pub fn put(&mut self, bytes: &[u8]) -> Result<()> {
+        std::io::Write::write_all(self, bytes)
+            .map_err(|_| FormatError::TooLarge { limit: self.limit })
+    }
+}
+
+impl std::io::Write for Capped {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        if self.over || self.buf.len().saturating_add(bytes.len()) > self.limit {
+            self.over = true;
+            return Err(std::io::Error::other(format!(
+                "the rendered answer is larger than {} bytes",
+                self.limit
+            )));
+        }
+        self.buf.extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
 
 /// How a query result is rendered: `telemetryflow sql --format` (clap's
 /// `value_enum`) and `POST /api/v2/sql?format=` ([`FromStr`]), by
@@ -66,13 +135,21 @@ impl Format {
     }
 
     pub fn render(self, result: &QueryResult) -> Result<Vec<u8>> {
+        self.render_within(result, usize::MAX)
+    }
+
+    /// Renders `result` into at most `limit` bytes (`TooLarge` beyond),
+    /// writing straight into the answer's buffer.
+    pub fn render_within(self, result: &QueryResult, limit: usize) -> Result<Vec<u8>> {
+        let mut out = Capped::new(limit);
         match self {
-            Format::Table => to_table(result).map(String::into_bytes),
-            Format::Json => to_json(result).map(|v| v.to_string().into_bytes()),
-            Format::Ndjson => to_ndjson(result),
-            Format::Csv => to_csv(result),
-            Format::Arrow => to_arrow_ipc(result),
+            Format::Table => out.put(to_table(result)?.as_bytes())?,
+            Format::Json => write_json(result, &mut out)?,
+            Format::Ndjson => write_ndjson(result, &mut out)?,
+            Format::Csv => write_csv(result, &mut out)?,
+            Format::Arrow => write_arrow_ipc(result, &mut out)?,
         }
+        out.finish()
     }
 }
 
@@ -101,78 +178,114 @@ impl clap::ValueEnum for Format {
 /// lists and structs as arrays and objects, timestamps as RFC 3339 strings,
 /// nulls explicit).
 pub fn to_objects(batches: &[RecordBatch]) -> Result<Vec<Map<String, Value>>> {
-    let mut out = Vec::new();
-    for batch in batches {
-        if batch.num_rows() == 0 {
-            continue;
-        }
-        let mut buf = Vec::new();
-        {
-            let mut w = JsonWriterBuilder::new()
-                .with_explicit_nulls(true)
-                .build::<_, JsonArray>(&mut buf);
-            w.write(batch)?;
-            w.finish()?;
-        }
-        let objects: Vec<Map<String, Value>> = serde_json::from_slice(&buf)
-            .map_err(|e| FormatError(arrow::error::ArrowError::JsonError(e.to_string())))?;
-        out.extend(objects);
-    }
-    Ok(out)
+    let mut out = Capped::new(usize::MAX);
+    write_objects(batches, &mut out)?;
+    serde_json::from_slice(&out.finish()?)
+        .map_err(|e| FormatError::Arrow(arrow::error::ArrowError::JsonError(e.to_string())))
 }
 
-/// `{"columns":[{"name","type"}],"rows":[[…]],"truncated":bool}`.
-pub fn to_json(result: &QueryResult) -> Result<Value> {
+/// The rows of `batches` as a JSON array of objects (as [`to_objects`]),
+/// written into `out`: no copy of the answer beside the rendered bytes.
+pub fn write_objects(batches: &[RecordBatch], out: &mut Capped) -> Result<()> {
+    let written = (|| {
+        let mut w = JsonWriterBuilder::new()
+            .with_explicit_nulls(true)
+            .build::<_, JsonArray>(&mut *out);
+        for batch in batches {
+            w.write(batch)?;
+        }
+        w.finish()
+    })();
+    written.map_err(|e| out.error(e))
+}
+
+/// Writes `{"columns":[{"name","type"}],"rows":[[…]],"truncated":bool}`.
+fn write_json(result: &QueryResult, out: &mut Capped) -> Result<()> {
     let columns: Vec<Value> = result
         .schema
         .fields()
         .iter()
         .map(|f| json!({"name": f.name(), "type": f.data_type().to_string()}))
         .collect();
-    let rows: Vec<Value> = to_objects(&result.batches)?
-        .into_iter()
-        .map(|mut obj| {
-            Value::Array(
-                result
-                    .schema
-                    .fields()
-                    .iter()
-                    .map(|f| obj.remove(f.name()).unwrap_or(Value::Null))
-                    .collect(),
-            )
-        })
-        .collect();
-    Ok(json!({"columns": columns, "rows": rows, "truncated": result.truncated}))
+    out.put(b"{\"columns\":")?;
+    out.put(Value::Array(columns).to_string().as_bytes())?;
+    out.put(b",\"rows\":[")?;
+    let options = EncoderOptions::default().with_explicit_nulls(true);
+    let mut row_bytes = Vec::new();
+    let mut first = true;
+    for batch in &result.batches {
+        let fields = batch.schema().fields().clone();
+        let mut encoders = fields
+            .iter()
+            .zip(batch.columns())
+            .map(|(f, c)| make_encoder(f, c.as_ref(), &options))
+            .collect::<std::result::Result<Vec<_>, _>>()?;
+        for row in 0..batch.num_rows() {
+            row_bytes.clear();
+            if !first {
+                row_bytes.push(b',');
+            }
+            first = false;
+            row_bytes.push(b'[');
+            for (i, e) in encoders.iter_mut().enumerate() {
+                if i > 0 {
+                    row_bytes.push(b',');
+                }
+                if e.is_null(row) {
+                    row_bytes.extend_from_slice(b"null");
+                } else {
+                    e.encode(row, &mut row_bytes);
+                }
+            }
+            row_bytes.push(b']');
+            out.put(&row_bytes)?;
+        }
+    }
+    out.put(format!("],\"truncated\":{}}}", result.truncated).as_bytes())
+}
+
+/// `{"columns":[{"name","type"}],"rows":[[…]],"truncated":bool}`.
+pub fn to_json(result: &QueryResult) -> Result<Value> {
+    let mut out = Capped::new(usize::MAX);
+    write_json(result, &mut out)?;
+    serde_json::from_slice(&out.finish()?)
+        .map_err(|e| FormatError::Arrow(arrow::error::ArrowError::JsonError(e.to_string())))
 }
 
 /// Newline-delimited JSON: one object per row.
-pub fn to_ndjson(result: &QueryResult) -> Result<Vec<u8>> {
-    let mut buf = Vec::new();
-    for b in &result.batches {
-        if b.num_rows() == 0 {
-            continue;
-        }
+fn write_ndjson(result: &QueryResult, out: &mut Capped) -> Result<()> {
+    let written = (|| {
         let mut w = JsonWriterBuilder::new()
             .with_explicit_nulls(true)
-            .build::<_, arrow::json::writer::LineDelimited>(&mut buf);
-        w.write(b)?;
-        w.finish()?;
-    }
-    Ok(buf)
+            .build::<_, arrow::json::writer::LineDelimited>(&mut *out);
+        for b in &result.batches {
+            w.write(b)?;
+        }
+        w.finish()
+    })();
+    written.map_err(|e| out.error(e))
 }
 
-pub fn to_csv(result: &QueryResult) -> Result<Vec<u8>> {
-    let mut buf = Vec::new();
-    {
-        let mut w = CsvWriterBuilder::new().with_header(true).build(&mut buf);
+pub fn to_ndjson(result: &QueryResult) -> Result<Vec<u8>> {
+    Format::Ndjson.render(result)
+}
+
+fn write_csv(result: &QueryResult, out: &mut Capped) -> Result<()> {
+    let written = (|| {
+        let mut w = CsvWriterBuilder::new().with_header(true).build(&mut *out);
         if result.batches.is_empty() {
             w.write(&RecordBatch::new_empty(result.schema.clone()))?;
         }
         for b in &result.batches {
             w.write(b)?;
         }
-    }
-    Ok(buf)
+        Ok(())
+    })();
+    written.map_err(|e| out.error(e))
+}
+
+pub fn to_csv(result: &QueryResult) -> Result<Vec<u8>> {
+    Format::Csv.render(result)
 }
 
 pub fn to_table(result: &QueryResult) -> Result<String> {
@@ -183,17 +296,20 @@ pub fn to_table(result: &QueryResult) -> Result<String> {
     Ok(pretty_format_batches(&result.batches)?.to_string())
 }
 
-/// Arrow IPC stream format.
-pub fn to_arrow_ipc(result: &QueryResult) -> Result<Vec<u8>> {
-    let mut buf = Vec::new();
-    {
-        let mut w = StreamWriter::try_new(&mut buf, &result.schema)?;
+fn write_arrow_ipc(result: &QueryResult, out: &mut Capped) -> Result<()> {
+    let written = (|| {
+        let mut w = StreamWriter::try_new(&mut *out, &result.schema)?;
         for b in &result.batches {
             w.write(b)?;
         }
-        w.finish()?;
-    }
-    Ok(buf)
+        w.finish()
+    })();
+    written.map_err(|e| out.error(e))
+}
+
+/// Arrow IPC stream format.
+pub fn to_arrow_ipc(result: &QueryResult) -> Result<Vec<u8>> {
+    Format::Arrow.render(result)
 }
 
 /// Reads an Arrow IPC stream back.
@@ -222,5 +338,74 @@ mod tests {
             );
         }
         assert!("xml".parse::<Format>().unwrap_err().contains("ndjson"));
+    }
+
+    fn result(rows: usize) -> QueryResult {
+        use arrow::array::{Int64Array, StringArray};
+        use arrow::datatypes::{DataType, Field, Schema};
+        let schema = std::sync::Arc::new(Schema::new(vec![
+            Field::new("n", DataType::Int64, false),
+            Field::new("s", DataType::Utf8, true),
+        ]));
+        let n = Int64Array::from_iter_values(0..rows as i64);
+        let s = StringArray::from_iter((0..rows).map(|i| (i % 2 == 0).then_some("a\u{1}")));
+        let batch = RecordBatch::try_new(
+            schema.clone(),
+            vec![std::sync::Arc::new(n), std::sync::Arc::new(s)],
+        )
+        .unwrap();
+        QueryResult {
+            schema,
+            batches: vec![
+                batch.slice(0, rows / 2),
+                batch.slice(rows / 2, rows - rows / 2),
+            ],
+            truncated: false,
+        }
+    }
+
+    #[test]
+    fn answers_render_as_before_and_within_their_limit() {
+        let r = result(3);
+        let json: Value = serde_json::from_slice(&Format::Json.render(&r).unwrap()).unwrap();
+        assert_eq!(
+            json,
+            json!({
+                "columns": [{"name": "n", "type": "Int64"}, {"name": "s", "type": "Utf8"}],
+                "rows": [[0, "a\u{1}"], [1, null], [2, "a\u{1}"]],
+                "truncated": false,
+            })
+        );
+        assert_eq!(
+            Value::Array(
+                to_objects(&r.batches)
+                    .unwrap()
+                    .into_iter()
+                    .map(Value::Object)
+                    .collect()
+            ),
+            json!([{"n": 0, "s": "a\u{1}"}, {"n": 1, "s": null}, {"n": 2, "s": "a\u{1}"}])
+        );
+        let empty = QueryResult {
+            batches: vec![],
+            ..r.clone()
+        };
+        assert!(to_objects(&empty.batches).unwrap().is_empty());
+        // Each format stops at its limit, whichever writer fills it.
+        let big = result(10_000);
+        for format in [
+            Format::Json,
+            Format::Ndjson,
+            Format::Csv,
+            Format::Arrow,
+            Format::Table,
+        ] {
+            let full = format.render(&big).unwrap();
+            assert_eq!(format.render_within(&big, full.len()).unwrap(), full);
+            let e = format.render_within(&big, full.len() - 1).unwrap_err();
+            assert!(matches!(e, FormatError::TooLarge { .. }), "{format:?}: {e}");
+        }
+        let mut out = Capped::new(10);
+        write_objects(&big.batches, &mut out).unwrap_err();
     }
 }

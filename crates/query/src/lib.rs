@@ -1,6 +1,7 @@
 //! The DataFusion query engine: the read model over Parquet files plus rows
 //! not yet flushed.
 
+mod bounded;
 pub mod engine;
 pub mod executor;
 pub mod format;

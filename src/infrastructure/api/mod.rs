@@ -17,6 +17,7 @@ pub use query::TRUNCATED_HEADER;
 use crate::application::access::KeyRing;
 use crate::application::compaction::Compactor;
 use crate::application::limits::TenantLimiter;
+use crate::application::ports::QueryLimits;
 use crate::application::queries::{MetricQueries, SqlHandler, TraceQueries};
 use crate::application::retention::Retention;
 use crate::infrastructure::access::AccessControl;
@@ -48,12 +49,24 @@ pub struct ApiState {
     pub gc_grace: Duration,
     /// The tenants' limits (query slots and memory).
     pub tenant_limits: Arc<TenantLimiter>,
+    /// The admin routes' passes: one at a time, each within a timeout.
+    pub admin: admin::AdminPasses,
 }
 
-/// The query runtime the query routes run on, and how long one route may
-/// take (its queries each have their own timeout within it).
+/// The query runtime the query routes run on, how long one route may take
+/// (its queries each have their own timeout within it), and the limits its
+/// queries run under.
 #[derive(Clone)]
 pub struct Offload {
     pub runtime: Arc<tf_query::executor::QueryExecutor>,
     pub timeout: Duration,
+    pub limits: QueryLimits,
+}
+
+impl Offload {
+    /// Bytes a route's rendered answer may take: the memory limit of the
+    /// queries it answers.
+    pub fn render_limit(&self) -> usize {
+        self.limits.memory_bytes
+    }
 }

@@ -2,7 +2,9 @@
 //! handlers. Each route decodes its query string into a typed parameter
 //! struct (an unknown or malformed parameter is a 400 naming it, so a typo
 //! never silently widens a query), builds a query object, and renders the
-//! answer as JSON.
+//! answer as JSON. Answers made of rows (SQL, a trace, logs) are rendered
+//! straight into a body of at most the query memory limit: a larger one is a
+//! 422 naming `query.memory_limit_mb`, not a heap that grows with it.
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -26,7 +28,7 @@ use crate::application::queries::{
 use crate::domain::TenantContext;
 use crate::infrastructure::otlp::convert::spans_to_otlp;
 use crate::infrastructure::otlp::{TENANT_HEADER, WORKSPACE_HEADER, json, tenant_context};
-use crate::infrastructure::query::format::{self, Format};
+use crate::infrastructure::query::format::{self, Capped, Format, FormatError};
 
 /// Set (to `true`) on SQL answers cut at the row cap.
 pub const TRUNCATED_HEADER: &str = "x-telemetryflow-truncated";
@@ -115,8 +117,13 @@ fn opt_label(name: &str, v: Option<&str>) -> Result<Option<String>, QueryError> 
     v.map(|v| params::label(name, v)).transpose()
 }
 
-fn json_ok(v: Value) -> Response {
-    (StatusCode::OK, axum::Json(v)).into_response()
+/// `v` as a JSON body of at most `limit` bytes.
+fn json_ok<T: serde::Serialize>(v: &T, limit: usize) -> Result<Response, QueryError> {
+    let mut out = Capped::new(limit);
+    let written = serde_json::to_writer(&mut out, v);
+    let body = out.finish().map_err(render_error)?;
+    written.map_err(QueryError::internal)?;
+    Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response())
 }
 
 /// Runs `f` with the tenant context, rendering errors.
@@ -140,8 +147,35 @@ where
     }
 }
 
-fn rows_json(result: &QueryResult) -> Result<Vec<serde_json::Map<String, Value>>, QueryError> {
-    format::to_objects(&result.batches).map_err(QueryError::internal)
+/// A rendering error: over the limit is the caller's (HTTP 422 naming
+/// `query.memory_limit_mb`), anything else ours.
+fn render_error(e: FormatError) -> QueryError {
+    match e {
+        FormatError::TooLarge { .. } => QueryError::ResourcesExhausted(e.to_string()),
+        FormatError::Arrow(_) => QueryError::internal(e),
+    }
+}
+
+/// `{"<key>": <value>, …, "<rows_key>": [<row objects>]}` rendered straight
+/// into a body of at most `limit` bytes.
+fn rows_body(
+    fields: &[(&str, Value)],
+    rows_key: &str,
+    result: &QueryResult,
+    limit: usize,
+) -> Result<Response, QueryError> {
+    let mut out = Capped::new(limit);
+    out.put(b"{").map_err(render_error)?;
+    for (key, value) in fields {
+        let field = format!("{}:{},", Value::from(*key), value);
+        out.put(field.as_bytes()).map_err(render_error)?;
+    }
+    out.put(format!("{}:", Value::from(rows_key)).as_bytes())
+        .map_err(render_error)?;
+    format::write_objects(&result.batches, &mut out).map_err(render_error)?;
+    out.put(b"}").map_err(render_error)?;
+    let body = out.finish().map_err(render_error)?;
+    Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response())
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -170,7 +204,7 @@ pub(super) async fn metrics_catalog(
             metric,
         };
         let metrics = state.metric_queries.catalog(&q).await?;
-        Ok(json_ok(json!({ "metrics": metrics })))
+        json_ok(&json!({ "metrics": metrics }), state.offload.render_limit())
     })
     .await
 }
@@ -223,9 +257,7 @@ pub(super) async fn timeseries(
                 .unwrap_or_default(),
         };
         let ts = state.metric_queries.time_series(&q).await?;
-        Ok(json_ok(
-            serde_json::to_value(&*ts).map_err(QueryError::internal)?,
-        ))
+        json_ok(&*ts, state.offload.render_limit())
     })
     .await
 }
@@ -259,14 +291,20 @@ pub(super) async fn trace(
             window: TimeWindow::parse_optional(p.start.as_deref(), p.end.as_deref(), now_ns())?,
         };
         let result = state.trace_queries.trace(&q).await?;
+        let limit = state.offload.render_limit();
         if otlp {
             let req = spans_to_otlp(&result.batches).map_err(QueryError::internal)?;
-            let body = json::encode_traces(&req);
+            drop(result);
+            let body = json::encode_traces_within(&req, limit)
+                .map_err(|e| QueryError::ResourcesExhausted(format!("the rendered trace {e}")))?;
             return Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response());
         }
-        Ok(json_ok(
-            json!({ "trace_id": q.trace_id, "spans": rows_json(&result)? }),
-        ))
+        rows_body(
+            &[("trace_id", Value::from(q.trace_id))],
+            "spans",
+            &result,
+            limit,
+        )
     })
     .await
 }
@@ -304,7 +342,7 @@ pub(super) async fn search_traces(
             limit: params::limit(p.limit.as_deref(), 20, 1000)?,
         };
         let traces = state.trace_queries.search(&q).await?;
-        Ok(json_ok(json!({ "traces": traces })))
+        json_ok(&json!({ "traces": traces }), state.offload.render_limit())
     })
     .await
 }
@@ -321,7 +359,10 @@ pub(super) async fn services(
             window: p.window()?,
         };
         let services = state.trace_queries.services(&q).await?;
-        Ok(json_ok(json!({ "services": services })))
+        json_ok(
+            &json!({ "services": services }),
+            state.offload.render_limit(),
+        )
     })
     .await
 }
@@ -340,9 +381,10 @@ pub(super) async fn operations(
             service: params::label("service", &service)?,
         };
         let operations = state.trace_queries.operations(&q).await?;
-        Ok(json_ok(
-            json!({ "service": q.service, "operations": operations }),
-        ))
+        json_ok(
+            &json!({ "service": q.service, "operations": operations }),
+            state.offload.render_limit(),
+        )
     })
     .await
 }
@@ -388,7 +430,7 @@ pub(super) async fn logs(
             limit: params::limit(p.limit.as_deref(), 100, 10_000)?,
         };
         let result = state.trace_queries.logs(&q).await?;
-        Ok(json_ok(json!({ "logs": rows_json(&result)? })))
+        rows_body(&[], "logs", &result, state.offload.render_limit())
     })
     .await
 }
@@ -457,7 +499,9 @@ pub(super) async fn sql(
             ))
         })?;
         let result = state.sql.handle(&SqlQuery { ctx, sql: body.sql }).await?;
-        let bytes = format.render(&result).map_err(QueryError::internal)?;
+        let bytes = format
+            .render_within(&result, state.offload.render_limit())
+            .map_err(render_error)?;
         let content_type = [(header::CONTENT_TYPE, format.content_type())];
         let mut resp = (StatusCode::OK, content_type, bytes).into_response();
         if result.truncated {

@@ -111,6 +111,27 @@ pub fn encode_traces(req: &ExportTraceServiceRequest) -> Vec<u8> {
     encode(req, 256 * req.resource_spans.len())
 }
 
+/// Encodes an `ExportTraceServiceRequest` as OTLP/JSON in at most `limit`
+/// bytes, or says it is larger.
+pub fn encode_traces_within(
+    req: &ExportTraceServiceRequest,
+    limit: usize,
+) -> Result<Vec<u8>, TooLarge> {
+    let mut w = Writer::new(Vec::new(), limit);
+    <ExportTraceServiceRequest as Codec>::encode(req, &mut w);
+    if w.over || w.buf.len() > limit {
+        return Err(TooLarge { limit });
+    }
+    Ok(w.buf)
+}
+
+/// An encoding larger than it may be.
+#[derive(Debug, thiserror::Error)]
+#[error("is larger than {limit} bytes")]
+pub struct TooLarge {
+    pub limit: usize,
+}
+
 /// Encodes an `ExportMetricsServiceRequest` as OTLP/JSON.
 pub fn encode_metrics(req: &ExportMetricsServiceRequest) -> Vec<u8> {
     encode(req, 256 * req.resource_metrics.len())
@@ -180,9 +201,7 @@ fn encode<C: Codec<T = C>>(v: &C, capacity: usize) -> Vec<u8> {
 }
 
 fn append(out: &mut String, write: impl FnOnce(&mut Writer)) {
-    let mut w = Writer {
-        buf: std::mem::take(out).into_bytes(),
-    };
+    let mut w = Writer::new(std::mem::take(out).into_bytes(), usize::MAX);
     write(&mut w);
     // The writer only ever writes UTF-8 (string values are `String`s).
     *out = String::from_utf8(w.buf)

@@ -6,13 +6,32 @@ use base64::Engine as _;
 
 pub(crate) struct Writer {
     pub(crate) buf: Vec<u8>,
+    /// Bytes the output may take: once a string (or bytes) value would go
+    /// past it, `over` is set and no further values are written (the fields
+    /// around them are a few bytes each).
+    limit: usize,
+    pub(crate) over: bool,
 }
 
 impl Writer {
     pub(crate) fn with_capacity(n: usize) -> Self {
+        Self::new(Vec::with_capacity(n), usize::MAX)
+    }
+
+    pub(crate) fn new(buf: Vec<u8>, limit: usize) -> Self {
         Self {
-            buf: Vec::with_capacity(n),
+            buf,
+            limit,
+            over: false,
         }
+    }
+
+    /// Whether `more` bytes may still be written (sets `over` if not).
+    fn room(&mut self, more: usize) -> bool {
+        if self.over || self.buf.len().saturating_add(more) > self.limit {
+            self.over = true;
+        }
+        !self.over
     }
 
     /// Writes `"key":`, preceded by a comma unless it is the object's first.
@@ -36,6 +55,9 @@ impl Writer {
 
     /// A JSON string literal, escaped as RFC 8259 requires.
     pub(crate) fn string(&mut self, s: &str) {
+        if !self.room(s.len() + 2) {
+            return;
+        }
         self.buf.push(b'"');
         let bytes = s.as_bytes();
         let mut run = 0;
@@ -97,6 +119,9 @@ impl Writer {
 
     /// Lowercase hex of an id.
     pub(crate) fn hex(&mut self, bytes: &[u8]) {
+        if !self.room(bytes.len() * 2 + 2) {
+            return;
+        }
         self.buf.push(b'"');
         for &b in bytes {
             self.buf.push(hex_digit(b >> 4));
@@ -107,6 +132,9 @@ impl Writer {
 
     /// Standard, padded base64.
     pub(crate) fn base64(&mut self, bytes: &[u8]) {
+        if !self.room(bytes.len().div_ceil(3) * 4 + 2) {
+            return;
+        }
         self.buf.push(b'"');
         let mut s = String::new();
         base64::engine::general_purpose::STANDARD.encode_string(bytes, &mut s);

@@ -707,3 +707,18 @@ fn any_values_round_trip_alone() {
         assert_eq!(back.encode_to_vec(), v.encode_to_vec(), "{}", kv.key);
     }
 }
+
+#[test]
+fn an_encoding_within_a_limit_is_the_same_or_refused() {
+    let r = full_traces();
+    let full = json::encode_traces(&r);
+    assert_eq!(json::encode_traces_within(&r, full.len()).unwrap(), full);
+    let e = json::encode_traces_within(&r, full.len() - 1).unwrap_err();
+    assert_eq!(e.limit, full.len() - 1);
+    // A large value stops the output at the limit, not after it.
+    let mut big = full_traces();
+    big.resource_spans[0].scope_spans[0].spans[0]
+        .attributes
+        .push(kv("blob", V::StringValue("\u{1}".repeat(1 << 20))));
+    assert!(json::encode_traces_within(&big, full.len() + 1000).is_err());
+}
