@@ -77,14 +77,28 @@ async fn a_tenant_over_its_ingest_rate_gets_429_naming_the_limit_and_others_flow
     );
     assert!(!e.details().is_empty(), "RetryInfo in the details");
 
+    // While acme's bucket is empty its requests are refused before their
+    // body is read: garbage gets the 429, not the 400 of decoding it.
+    let url = format!("{}/v1/traces", s.http);
+    let garbage = post(
+        &url,
+        "application/x-protobuf",
+        None,
+        vec![0xff; 64],
+        Some("acme"),
+    )
+    .await;
+    assert_eq!(garbage.status, 429);
     // Other tenants have no limit: the default is unlimited.
     for _ in 0..5 {
         assert_eq!(send_spans(&s, "beta", 100).await.status, 200);
     }
+    // Refused before they were read, their items are not counted: the
+    // refusals are.
     let text = metrics_text(&s).await;
     for line in [
-        r#"telemetryflow_limit_refusals_total{tenant="acme",limit="ingest_items_per_sec"} 2"#,
-        r#"telemetryflow_receiver_refused_spans_total{tenant="acme"} 11"#,
+        r#"telemetryflow_limit_refusals_total{tenant="acme",limit="ingest_items_per_sec"} 3"#,
+        r#"telemetryflow_receiver_refused_spans_total{tenant="acme"} 0"#,
         r#"telemetryflow_receiver_accepted_spans_total{tenant="acme"} 10"#,
         r#"telemetryflow_receiver_accepted_spans_total{tenant="beta"} 500"#,
     ] {

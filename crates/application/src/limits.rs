@@ -154,6 +154,33 @@ impl TenantLimiter {
         Ok(())
     }
 
+    /// Refuses a request of `tenant` before its body is read when its
+    /// ingest buckets hold less than one token (it is paying back a burst):
+    /// a flooding tenant's requests then cost no decoding.
+    pub fn precheck_ingest(&self, tenant: &TenantId) -> Result<(), LimitExceeded> {
+        let l = self.rules.for_tenant(tenant);
+        if l.ingest_items_per_sec == 0 && l.ingest_bytes_per_sec == 0 {
+            return Ok(());
+        }
+        let now = self.now_nanos();
+        let mut map = self.buckets.lock();
+        let Some(b) = map.get_mut(tenant) else {
+            return Ok(());
+        };
+        for (bucket, limit) in [
+            (&mut b.items, Limit::IngestItemsPerSec),
+            (&mut b.bytes, Limit::IngestBytesPerSec),
+        ] {
+            if let Some(bucket) = bucket {
+                let wait = bucket.wait_for(1, now);
+                if !wait.is_zero() {
+                    return Err(self.exceeded(tenant, limit, wait));
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// True when `tenant`'s new series are limited in metric tables.
     pub fn limits_series(&self, tenant: &TenantId) -> bool {
         self.rules
@@ -341,10 +368,17 @@ mod tests {
         assert_eq!(e.limit, Limit::IngestItemsPerSec);
         assert_eq!(e.key, "limits.tenants.acme.ingest_items_per_sec");
         assert!(e.retry_after > Duration::from_millis(100), "{e}");
+        // The bucket is not empty: a request may be read.
+        l.admit_ingest(&tenant("acme"), 0, 0).unwrap();
+        l.precheck_ingest(&tenant("acme")).unwrap();
         // Refused requests take nothing: 40 items are still there.
         l.admit_ingest(&tenant("acme"), 40, 10).unwrap();
         let e = l.admit_ingest(&tenant("acme"), 0, 990).unwrap_err();
         assert_eq!(e.limit, Limit::IngestBytesPerSec);
+        // Empty: the next request is refused before it is read.
+        let e = l.precheck_ingest(&tenant("acme")).unwrap_err();
+        assert_eq!(e.limit, Limit::IngestItemsPerSec);
+        l.precheck_ingest(&tenant("beta")).unwrap();
         for _ in 0..1000 {
             l.admit_ingest(&tenant("beta"), 1_000_000, 1 << 30).unwrap();
         }

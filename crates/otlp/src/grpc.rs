@@ -157,6 +157,13 @@ where
             return Box::pin(async { Ok(Status::unimplemented("unknown method").into_http()) });
         }
         let (compression, max) = (self.compression, self.max_message_bytes);
+        // A tenant over its rate is refused before its body is read.
+        if let Err(e) = self
+            .receiver
+            .precheck(|k| req.headers().get(k).map(|v| v.as_bytes()))
+        {
+            return Box::pin(async move { Ok(to_status(e).into_http()) });
+        }
         // The body counts against the memory budget as it is read.
         let reservation = match self.receiver.reserve(0) {
             Ok(r) => r,

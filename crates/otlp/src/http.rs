@@ -180,6 +180,12 @@ async fn admit_body(
     {
         return too_large(request.headers(), &format!("{len} bytes"), max);
     }
+    if let Err(e) = rx
+        .receiver
+        .precheck(|k| request.headers().get(k).map(|v| v.as_bytes()))
+    {
+        return receive_error(e, request_format(request.headers()));
+    }
     let reservation = match rx.receiver.reserve(declared.unwrap_or(0) as usize) {
         Ok(Some(r)) => r,
         Ok(None) => return next.run(request).await,

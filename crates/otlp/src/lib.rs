@@ -137,6 +137,16 @@ impl OtlpReceiver {
         self
     }
 
+    /// Refuses a request before its body is read when the tenant its
+    /// headers name (`header` reads one) has exhausted its ingest rate.
+    /// A header that does not parse is left for the export to answer.
+    pub fn precheck<'a>(&self, header: impl Fn(&str) -> Option<&'a [u8]>) -> Result<()> {
+        match tenant_context(header(TENANT_HEADER), header(WORKSPACE_HEADER)) {
+            Ok(ctx) => Ok(self.handler.precheck(ctx.tenant())?),
+            Err(_) => Ok(()),
+        }
+    }
+
     /// Reserves `declared` bytes for a request's body; `None` without
     /// admission.
     pub fn reserve(&self, declared: usize) -> Result<Option<Arc<Reservation>>, WriteError> {

@@ -283,6 +283,15 @@ impl IngestHandler {
         l.ingest_items_per_sec > 0 || l.ingest_bytes_per_sec > 0
     }
 
+    /// Refuses a request of `tenant` before its body is read while the
+    /// tenant's ingest rate is exhausted; counted like [`Self::admit`]
+    /// (its items unknown).
+    pub fn precheck(&self, tenant: &TenantId) -> Result<(), LimitExceeded> {
+        self.limits
+            .precheck_ingest(tenant)
+            .inspect_err(|e| self.stats.tenant(tenant).limits.add(e.limit))
+    }
+
     /// Admits a request of `items` items and `bytes` bytes under the
     /// tenant's ingest rate, before it is converted; a refusal is counted
     /// in the tenant's stats.
