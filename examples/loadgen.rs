@@ -86,6 +86,10 @@ struct Args {
     /// Skip the SQL check of stored items at the end.
     #[arg(long)]
     no_verify: bool,
+    /// Send on at the target rate when refused (429, UNAVAILABLE,
+    /// RESOURCE_EXHAUSTED) instead of pausing 50 ms: a client that floods.
+    #[arg(long)]
+    flood: bool,
     /// A PEM CA certificate that https endpoints (and --api) are verified
     /// against. The API key, if any, comes from TELEMETRYFLOW_API_KEY.
     #[arg(long)]
@@ -264,6 +268,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
         let endpoint = endpoint.clone();
         let tenant = tenant.clone();
         let (protocol, signal, gz, json) = (args.protocol, args.signal, args.gzip, args.json);
+        let flood = args.flood;
         let http = http_client.clone();
         let ca = ca.clone();
         let bearer = bearer.clone();
@@ -317,7 +322,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
                                 .partial_success
                                 .as_ref()
                                 .map_or(0, |p| p.rejected_spans)),
-                            Err(s) => Err(s.code() == tonic::Code::Unavailable),
+                            Err(s) => Err(matches!(
+                                s.code(),
+                                tonic::Code::Unavailable | tonic::Code::ResourceExhausted
+                            )),
                         }
                     }
                     (Some(ch), Payload::Metrics(req)) => {
@@ -335,7 +343,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
                                 .partial_success
                                 .as_ref()
                                 .map_or(0, |p| p.rejected_data_points)),
-                            Err(s) => Err(s.code() == tonic::Code::Unavailable),
+                            Err(s) => Err(matches!(
+                                s.code(),
+                                tonic::Code::Unavailable | tonic::Code::ResourceExhausted
+                            )),
                         }
                     }
                     (Some(ch), Payload::Logs(req)) => {
@@ -353,7 +364,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
                                 .partial_success
                                 .as_ref()
                                 .map_or(0, |p| p.rejected_log_records)),
-                            Err(s) => Err(s.code() == tonic::Code::Unavailable),
+                            Err(s) => Err(matches!(
+                                s.code(),
+                                tonic::Code::Unavailable | tonic::Code::ResourceExhausted
+                            )),
                         }
                     }
                     (None, _) => {
@@ -432,7 +446,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
                         totals
                             .refused_items
                             .fetch_add(count_items(pool[idx].as_ref()) as u64, Ordering::Relaxed);
-                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        if !flood {
+                            tokio::time::sleep(Duration::from_millis(50)).await;
+                        }
                     }
                     Err(false) => {
                         totals.errors.fetch_add(1, Ordering::Relaxed);

@@ -1,0 +1,59 @@
+#!/usr/bin/env bash
+# Tenant isolation under a flood, release build, one run: the server's
+# capacity C (OTLP/gRPC traces, load generator flat out), then tenant
+# "quiet" alone at C/4, then "quiet" at C/4 again while tenant "flood"
+# sends at 3C ignoring refusals, limited to C/2 by
+# [limits.tenants.flood] ingest_items_per_sec. Prints one JSON line per
+# load generator run, then the quiet tenant's p99 under flood / alone.
+# Usage: scripts/bench-isolation.sh [seconds]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+secs=${1:-15}
+[ -n "${NO_BUILD:-}" ] || cargo build --release --bin telemetryflow --example loadgen
+bin=${BIN:-target/release/telemetryflow}
+gen=${GEN:-target/release/examples/loadgen}
+dir=$(mktemp -d)
+trap 'kill $pid 2>/dev/null; rm -rf "$dir"' EXIT
+api=http://127.0.0.1:34318
+grpc=http://127.0.0.1:34317
+
+serve() { # config file
+  $bin serve --config "$1" --data-dir "$dir/data-$RANDOM" --grpc-addr 127.0.0.1:34317 \
+    --http-addr 127.0.0.1:34318 >>"$dir/server.log" 2>&1 &
+  pid=$!
+  until curl -sf "$api/readyz" >/dev/null; do sleep 0.1; done
+}
+stop() { kill -TERM $pid; wait $pid || true; }
+load() { # tenant rate seconds [extra args]
+  local t=$1 r=$2 s=$3; shift 3
+  $gen --protocol grpc --endpoint $grpc --api $api --tenant "$t" --signal traces \
+    --rate "$r" --duration "$s" "$@" 2>>"$dir/loadgen.err"
+}
+field() { sed -E "s/.*\"$2\":([0-9.]+).*/\1/" <<<"$1"; }
+
+: >"$dir/none.toml"
+serve "$dir/none.toml"
+cap=$(load capacity 0 "$secs" --concurrency 8)
+stop
+echo "$cap"
+c=$(printf '%.0f' "$(field "$cap" accepted_per_s)")
+quiet_rate=$((c / 4)) flood_rate=$((3 * c)) flood_limit=$((c / 2))
+cat >"$dir/limits.toml" <<TOML
+[limits.tenants.flood]
+ingest_items_per_sec = $flood_limit
+TOML
+serve "$dir/limits.toml"
+alone=$(load quiet $quiet_rate "$secs" --concurrency 4)
+echo "$alone"
+load flood $flood_rate $((secs + 4)) --concurrency 16 --flood --no-verify >"$dir/flood.json" &
+fpid=$!
+sleep 2
+under=$(load quiet $quiet_rate "$secs" --concurrency 4)
+echo "$under"
+wait $fpid
+cat "$dir/flood.json"
+refusal=$(grep -o 'tenant flood is over its limit[^"]*' "$dir/server.log" | head -1 || true)
+curl -s "$api/metrics" | grep -E '^telemetryflow_limit_refusals_total' || true
+stop
+p_alone=$(field "$alone" p99_ms) p_under=$(field "$under" p99_ms)
+echo "{\"capacity_per_s\":$c,\"flood_limit_per_s\":$flood_limit,\"quiet_p99_alone_ms\":$p_alone,\"quiet_p99_under_flood_ms\":$p_under,\"ratio\":$(awk "BEGIN{printf \"%.2f\", $p_under/$p_alone}"),\"quiet_refused\":$(field "$under" refused_items),\"flood_refused_requests\":$(field "$(cat "$dir/flood.json")" refused_requests)}"
