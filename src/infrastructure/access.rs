@@ -376,14 +376,15 @@ fn strip_token_param(parts: &mut Parts) {
     }
 }
 
-/// The id a header names; absent or blank is `None`.
+/// The id a header names; absent is `None`, and empty or blank is refused
+/// as the receivers refuse it.
 fn named<T>(
     parts: &Parts,
     header: &'static str,
     parse: fn(&str) -> Result<T, crate::domain::tenancy::IdError>,
 ) -> Result<Option<T>, Refusal> {
     match parts.headers.get(header).map(|v| v.as_bytes().trim_ascii()) {
-        None | Some([]) => Ok(None),
+        None => Ok(None),
         Some(bytes) => parse(&String::from_utf8_lossy(bytes))
             .map(Some)
             .map_err(|e| Refusal::BadRequest(format!("invalid {header} header: {e}"))),

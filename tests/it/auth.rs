@@ -58,7 +58,7 @@ async fn keyed_server() -> (TestServer, String) {
     keyed_server_with(|_| {}).await
 }
 
-async fn keyed_server_with(tweak: impl FnOnce(&mut Config)) -> (TestServer, String) {
+pub(crate) async fn keyed_server_with(tweak: impl FnOnce(&mut Config)) -> (TestServer, String) {
     let dir = tempfile::tempdir().unwrap();
     let mut config = test_config(dir.path());
     keyed(&mut config);
@@ -68,7 +68,7 @@ async fn keyed_server_with(tweak: impl FnOnce(&mut Config)) -> (TestServer, Stri
 }
 
 /// Makes a key through the API with `by`; returns it.
-async fn create(s: &TestServer, by: &str, body: Value) -> (u16, Value) {
+pub(crate) async fn create(s: &TestServer, by: &str, body: Value) -> (u16, Value) {
     let resp = reqwest::Client::new()
         .post(format!("{}/api/v2/admin/keys", s.http))
         .bearer_auth(by)
@@ -81,7 +81,7 @@ async fn create(s: &TestServer, by: &str, body: Value) -> (u16, Value) {
     (status, json_of(resp).await)
 }
 
-async fn key(s: &TestServer, operator: &str, tenant: &str, scopes: &str) -> String {
+pub(crate) async fn key(s: &TestServer, operator: &str, tenant: &str, scopes: &str) -> String {
     let (status, v) = create(s, operator, json!({"tenant": tenant, "scopes": scopes})).await;
     assert_eq!(status, 201, "{v}");
     v["key"].as_str().unwrap().to_owned()

@@ -59,8 +59,10 @@ pub enum ReceiveError {
 pub type Result<T, E = ReceiveError> = std::result::Result<T, E>;
 
 /// Builds the tenant context from the raw bytes of the two header values
-/// (absent or blank = `default`). A value that is not a valid id — bytes
-/// outside ASCII included — is an error, never a fallback to `default`.
+/// (absent = `default`). A value that is not a valid id — empty or blank,
+/// bytes outside ASCII included — is an error, never a fallback to
+/// `default`: a client whose tenant setting came out empty must not write
+/// into (or read) the default tenant.
 pub fn tenant_context(tenant: Option<&[u8]>, workspace: Option<&[u8]>) -> Result<TenantContext> {
     fn id<T>(
         raw: Option<&[u8]>,
@@ -71,7 +73,7 @@ pub fn tenant_context(tenant: Option<&[u8]>, workspace: Option<&[u8]>) -> Result
         // Only ASCII whitespace is trimmed; anything else that is not a valid
         // id (bytes outside ASCII included) is refused.
         match raw.map(<[u8]>::trim_ascii) {
-            None | Some([]) => Ok(default()),
+            None => Ok(default()),
             Some(bytes) => {
                 let text = String::from_utf8_lossy(bytes);
                 parse(&text).map_err(|source| ReceiveError::BadTenant { header, source })
@@ -185,5 +187,27 @@ impl OtlpReceiver {
             rejected: out.rejected as i64,
             error_message: out.message,
         })))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_absent_tenant_header_is_default_and_an_empty_one_is_refused() {
+        let ctx = tenant_context(None, None).unwrap();
+        assert_eq!(
+            (ctx.tenant().as_str(), ctx.workspace().as_str()),
+            ("default", "default")
+        );
+        for blank in [&b""[..], b"   ", b"\t"] {
+            let e = tenant_context(Some(blank), None).unwrap_err();
+            assert!(e.to_string().contains("x-tenant-id"), "{e}");
+            let e = tenant_context(None, Some(blank)).unwrap_err();
+            assert!(e.to_string().contains("x-workspace-id"), "{e}");
+        }
+        let ctx = tenant_context(Some(b" acme\t"), None).unwrap();
+        assert_eq!(ctx.tenant().as_str(), "acme");
     }
 }

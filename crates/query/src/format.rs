@@ -3,11 +3,16 @@
 //! [`Format`] that the command line and the HTTP API name them by.
 
 use std::str::FromStr;
+use std::sync::Arc;
 
+use arrow::array::{Array, AsArray, PrimitiveArray};
 use arrow::csv::WriterBuilder as CsvWriterBuilder;
+use arrow::datatypes::{ArrowPrimitiveType, DataType, FieldRef, Float32Type, Float64Type};
+use arrow::error::ArrowError;
 use arrow::ipc::writer::StreamWriter;
 use arrow::json::writer::{
-    EncoderOptions, JsonArray, WriterBuilder as JsonWriterBuilder, make_encoder,
+    Encoder, EncoderFactory, EncoderOptions, JsonArray, NullableEncoder,
+    WriterBuilder as JsonWriterBuilder, make_encoder,
 };
 use arrow::record_batch::RecordBatch;
 use arrow::util::pretty::pretty_format_batches;
@@ -174,9 +179,79 @@ impl clap::ValueEnum for Format {
     }
 }
 
+/// The JSON writer of the JSON formats: nulls explicit, non-finite floats
+/// as strings (see [`NonFiniteFloats`]).
+fn json_writer() -> JsonWriterBuilder {
+    JsonWriterBuilder::new()
+        .with_explicit_nulls(true)
+        .with_encoder_factory(Arc::new(NonFiniteFloats))
+}
+
+/// Floats (at any depth) as JSON numbers, but NaN, +Inf and -Inf as the
+/// strings `"NaN"`, `"Infinity"` and `"-Infinity"` (OTLP/JSON's spelling,
+/// proto3's JSON mapping): arrow-json writes them as `null`, so a stored
+/// NaN gauge would read back as a missing value.
+#[derive(Debug)]
+struct NonFiniteFloats;
+
+impl EncoderFactory for NonFiniteFloats {
+    fn make_default_encoder<'a>(
+        &self,
+        _field: &'a FieldRef,
+        array: &'a dyn Array,
+        _options: &'a EncoderOptions,
+    ) -> std::result::Result<Option<NullableEncoder<'a>>, ArrowError> {
+        let encoder: Box<dyn Encoder + 'a> = match array.data_type() {
+            DataType::Float64 => Box::new(Floats {
+                array: array.as_primitive::<Float64Type>(),
+                finite: |v, out| {
+                    let _ = serde_json::to_writer(out, &v);
+                },
+            }),
+            DataType::Float32 => Box::new(Floats {
+                array: array.as_primitive::<Float32Type>(),
+                finite: |v, out| {
+                    let _ = serde_json::to_writer(out, &v);
+                },
+            }),
+            _ => return Ok(None),
+        };
+        Ok(Some(NullableEncoder::new(encoder, array.nulls().cloned())))
+    }
+}
+
+/// A float column's values; `finite` writes a finite one (a JSON number,
+/// which it always is).
+struct Floats<'a, T: ArrowPrimitiveType> {
+    array: &'a PrimitiveArray<T>,
+    finite: fn(T::Native, &mut Vec<u8>),
+}
+
+impl<T> Encoder for Floats<'_, T>
+where
+    T: ArrowPrimitiveType,
+    T::Native: Into<f64>,
+{
+    fn encode(&mut self, idx: usize, out: &mut Vec<u8>) {
+        let v = self.array.value(idx);
+        let wide: f64 = v.into();
+        let text: &[u8] = if wide.is_nan() {
+            b"\"NaN\""
+        } else if wide == f64::INFINITY {
+            b"\"Infinity\""
+        } else if wide == f64::NEG_INFINITY {
+            b"\"-Infinity\""
+        } else {
+            (self.finite)(v, out);
+            return;
+        };
+        out.extend_from_slice(text);
+    }
+}
+
 /// Each row as a JSON object keyed by column name (maps as objects, nested
 /// lists and structs as arrays and objects, timestamps as RFC 3339 strings,
-/// nulls explicit).
+/// nulls explicit, non-finite floats as strings).
 pub fn to_objects(batches: &[RecordBatch]) -> Result<Vec<Map<String, Value>>> {
     let mut out = Capped::new(usize::MAX);
     write_objects(batches, &mut out)?;
@@ -188,9 +263,7 @@ pub fn to_objects(batches: &[RecordBatch]) -> Result<Vec<Map<String, Value>>> {
 /// written into `out`: no copy of the answer beside the rendered bytes.
 pub fn write_objects(batches: &[RecordBatch], out: &mut Capped) -> Result<()> {
     let written = (|| {
-        let mut w = JsonWriterBuilder::new()
-            .with_explicit_nulls(true)
-            .build::<_, JsonArray>(&mut *out);
+        let mut w = json_writer().build::<_, JsonArray>(&mut *out);
         for batch in batches {
             w.write(batch)?;
         }
@@ -210,7 +283,9 @@ fn write_json(result: &QueryResult, out: &mut Capped) -> Result<()> {
     out.put(b"{\"columns\":")?;
     out.put(Value::Array(columns).to_string().as_bytes())?;
     out.put(b",\"rows\":[")?;
-    let options = EncoderOptions::default().with_explicit_nulls(true);
+    let options = EncoderOptions::default()
+        .with_explicit_nulls(true)
+        .with_encoder_factory(Arc::new(NonFiniteFloats));
     let mut row_bytes = Vec::new();
     let mut first = true;
     for batch in &result.batches {
@@ -255,9 +330,7 @@ pub fn to_json(result: &QueryResult) -> Result<Value> {
 /// Newline-delimited JSON: one object per row.
 fn write_ndjson(result: &QueryResult, out: &mut Capped) -> Result<()> {
     let written = (|| {
-        let mut w = JsonWriterBuilder::new()
-            .with_explicit_nulls(true)
-            .build::<_, arrow::json::writer::LineDelimited>(&mut *out);
+        let mut w = json_writer().build::<_, arrow::json::writer::LineDelimited>(&mut *out);
         for b in &result.batches {
             w.write(b)?;
         }
@@ -407,5 +480,57 @@ mod tests {
         }
         let mut out = Capped::new(10);
         write_objects(&big.batches, &mut out).unwrap_err();
+    }
+
+    #[test]
+    fn non_finite_floats_are_strings_and_nulls_stay_null() {
+        use arrow::array::{ArrayRef, Float32Array, Float64Array, ListArray};
+        use arrow::datatypes::Float64Type;
+        let values = Float64Array::from(vec![
+            Some(1.5),
+            Some(f64::NAN),
+            Some(f64::INFINITY),
+            Some(f64::NEG_INFINITY),
+            None,
+        ]);
+        let narrow = Float32Array::from(vec![Some(0.1), Some(f32::NAN), None, None, None]);
+        let lists = ListArray::from_iter_primitive::<Float64Type, _, _>(vec![
+            Some(vec![Some(f64::NEG_INFINITY), Some(2.0)]),
+            None,
+            Some(vec![]),
+            Some(vec![Some(f64::NAN)]),
+            Some(vec![None]),
+        ]);
+        let batch = RecordBatch::try_from_iter([
+            ("v", Arc::new(values) as ArrayRef),
+            ("f", Arc::new(narrow) as ArrayRef),
+            ("l", Arc::new(lists) as ArrayRef),
+        ])
+        .unwrap();
+        let rows: Vec<Value> = to_objects(std::slice::from_ref(&batch))
+            .unwrap()
+            .into_iter()
+            .map(Value::Object)
+            .collect();
+        assert_eq!(
+            Value::Array(rows),
+            json!([
+                {"v": 1.5, "f": 0.1, "l": ["-Infinity", 2.0]},
+                {"v": "NaN", "f": "NaN", "l": null},
+                {"v": "Infinity", "f": null, "l": []},
+                {"v": "-Infinity", "f": null, "l": ["NaN"]},
+                {"v": null, "f": null, "l": [null]},
+            ])
+        );
+        let result = QueryResult {
+            schema: batch.schema(),
+            batches: vec![batch],
+            truncated: false,
+        };
+        let lines = String::from_utf8(Format::Ndjson.render(&result).unwrap()).unwrap();
+        assert_eq!(
+            lines.lines().nth(1),
+            Some(r#"{"v":"NaN","f":"NaN","l":null}"#)
+        );
     }
 }
