@@ -9,6 +9,7 @@ pub(crate) mod faults;
 mod fixtures;
 pub(crate) mod forward;
 mod hardening;
+mod hostile;
 mod limits;
 mod otlp_errors;
 mod otlp_grpc;
