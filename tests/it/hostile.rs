@@ -1261,8 +1261,9 @@ fn exp_histogram_metric(name: &str, scale: i32, positive: i32, negative: i32) ->
 }
 
 /// A histogram point of a million buckets is stored whole (and its
-/// percentiles answered); exponential histograms with scales -128 and 127
-/// and offsets i32::MIN and i32::MAX are stored as sent.
+/// percentiles answered); exponential histograms at the edges of OTLP's
+/// scale range (-10 and 20) with offsets i32::MIN and i32::MAX are stored
+/// as sent, and scales beyond it (-128, 127) rejected in partial success.
 #[tokio::test]
 async fn extreme_histograms_are_stored_as_sent() {
     let _alone = HEAVY.write().await;
@@ -1284,9 +1285,18 @@ async fn extreme_histograms_are_stored_as_sent() {
     .encode_to_vec();
     let r = post(&s, "/v1/metrics", &[PROTOBUF], body).await;
     assert_eq!(r.status, 200, "a million buckets: {}", r.text());
+    for (name, scale) in [("exp.below", -128), ("exp.above", 127)] {
+        let body = metrics("extreme", vec![exp_histogram_metric(name, scale, 0, 0)]).encode_to_vec();
+        let r = post(&s, "/v1/metrics", &[PROTOBUF], body).await;
+        assert_eq!(r.status, 200, "{name}: {}", r.text());
+        let answer = ExportMetricsServiceResponse::decode(&r.body[..]).unwrap();
+        let ps = answer.partial_success.expect(name);
+        assert_eq!(ps.rejected_data_points, 1, "{name}");
+        assert!(ps.error_message.contains("scale"), "{name}: {}", ps.error_message);
+    }
     for (name, scale, positive, negative) in [
-        ("exp.min", -128, i32::MIN, i32::MAX),
-        ("exp.max", 127, i32::MAX, i32::MIN),
+        ("exp.min", -10, i32::MIN, i32::MAX),
+        ("exp.max", 20, i32::MAX, i32::MIN),
     ] {
         let body = metrics(
             "extreme",
@@ -1329,8 +1339,8 @@ async fn extreme_histograms_are_stored_as_sent() {
             "+-------------+-------+-----------------+------------------------+-----------------+------------------------+",
             "| metric_name | scale | positive_offset | positive_bucket_counts | negative_offset | negative_bucket_counts |",
             "+-------------+-------+-----------------+------------------------+-----------------+------------------------+",
-            "| exp.max     | 127   | 2147483647      | [1, 2]                 | -2147483648     | [3]                    |",
-            "| exp.min     | -128  | -2147483648     | [1, 2]                 | 2147483647      | [3]                    |",
+            "| exp.max     | 20    | 2147483647      | [1, 2]                 | -2147483648     | [3]                    |",
+            "| exp.min     | -10   | -2147483648     | [1, 2]                 | 2147483647      | [3]                    |",
             "+-------------+-------+-----------------+------------------------+-----------------+------------------------+",
         ],
         &rows

@@ -23,6 +23,7 @@ mod retention;
 mod sdk;
 mod shared_store;
 mod shutdown;
+mod silent_changes;
 mod sql_api;
 mod storage;
 mod support;

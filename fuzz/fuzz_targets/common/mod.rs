@@ -11,13 +11,11 @@
 use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
-use tf_application::Table;
 use tf_application::commands::ShardedCounterStore;
+use tf_domain::Table;
 use tf_domain::TenantContext;
 use tf_domain::telemetry::BatchSummary;
-use tf_otlp::convert::{
-    Converted, convert_logs, convert_metrics, convert_traces,
-};
+use tf_otlp::convert::{Converted, convert_logs, convert_metrics, convert_traces};
 
 fn check_summary(what: &str, s: &BatchSummary) {
     assert_eq!(
@@ -54,13 +52,13 @@ fn check_single_table(what: &str, table: Table, c: &Converted) {
 pub fn check_traces(req: &ExportTraceServiceRequest) {
     let ctx = TenantContext::default();
     let c = convert_traces(req, &ctx).expect("convert_traces returned an error");
-    check_single_table("traces", Table::Traces, &c);
+    check_single_table("traces", Table::TRACES, &c);
 }
 
 pub fn check_logs(req: &ExportLogsServiceRequest) {
     let ctx = TenantContext::default();
     let c = convert_logs(req, &ctx).expect("convert_logs returned an error");
-    check_single_table("logs", Table::Logs, &c);
+    check_single_table("logs", Table::LOGS, &c);
 }
 
 pub fn check_metrics(req: &ExportMetricsServiceRequest) {

@@ -219,6 +219,14 @@ impl MetricBatch {
         self.tally.reject(r);
     }
 
+    /// Rejects a metric that carries no data point
+    /// ([`Rejection::NoDataPoints`]): counted as one rejected point, so the
+    /// client learns of it. Its name is not checked: there is nothing to
+    /// store under it.
+    pub fn reject_empty_metric(&mut self) {
+        self.tally.reject(Rejection::NoDataPoints);
+    }
+
     pub fn finish(self) -> BatchSummary {
         self.tally.finish(Signal::Metrics, self.names)
     }
@@ -419,6 +427,25 @@ mod tests {
         assert_eq!((s.received(), s.accepted(), s.rejected()), (6, 2, 4));
         assert_eq!(s.rejections().count(Rejection::InvalidMetricName), 3);
         assert_eq!(s.metric_names(), ["requests", "gauge.x"]);
+    }
+
+    #[test]
+    fn an_empty_metric_counts_as_one_rejected_point() {
+        let mut b = MetricBatch::new(TenantContext::default());
+        b.reject_empty_metric();
+        b.admit_metric("gauge.x", 1).unwrap();
+        b.admit_point(100);
+        let s = b.finish();
+        assert_eq!((s.received(), s.accepted(), s.rejected()), (2, 1, 1));
+        assert_eq!(s.rejections().count(Rejection::NoDataPoints), 1);
+        assert_eq!(s.metric_names(), ["gauge.x"]);
+        assert_eq!(
+            s.rejection_message(),
+            format!(
+                "rejected 1 of 2 data points: 1 with {}",
+                Rejection::NoDataPoints.describe()
+            )
+        );
     }
 
     #[test]

@@ -2,6 +2,7 @@
 
 pub(crate) mod batch;
 pub(crate) mod counters;
+pub mod histogram;
 pub(crate) mod ids;
 pub(crate) mod metric_name;
 pub(crate) mod rejection;
@@ -13,13 +14,14 @@ pub(crate) mod timestamp;
 
 pub use batch::{BatchSummary, LogBatch, MetricBatch, Signal, SpanBatch};
 pub use counters::{CounterObservation, CounterSeries, CounterStore};
+pub use histogram::{check_explicit_histogram, check_exponential_histogram, check_summary};
 pub use ids::{SpanId, TraceId};
 pub use metric_name::MetricName;
 pub use rejection::{Rejection, Rejections};
 pub use service_name::ServiceName;
 pub use span::{SpanKind, StatusCode};
 pub use table::{Table, TableError};
-pub use timestamp::{TimeRange, Timestamp};
+pub use timestamp::{MAX_STORED_UNIX_NANOS, TimeRange, Timestamp, check_timestamps};
 
 /// Deepest nesting of `AnyValue`s (an array or kvlist inside an array or
 /// kvlist …) accepted in any attribute or log body, over every protocol: a

@@ -39,10 +39,33 @@ pub enum Rejection {
     /// `limits.max_active_series` active series; points of series already
     /// active keep flowing.
     SeriesLimit,
+    /// A histogram whose bucket counts (and, exponential, zero count) do not
+    /// add up to its count, or add up beyond `u64` (see
+    /// [`super::histogram`]).
+    HistogramCountMismatch,
+    /// An explicit-bucket histogram whose `bucket_counts` are neither empty
+    /// (with no bounds) nor one more than its `explicit_bounds`.
+    HistogramBucketsMismatch,
+    /// An explicit-bucket histogram whose bounds are not strictly ascending
+    /// (a NaN bound included).
+    HistogramBoundsNotAscending,
+    /// An exponential histogram whose scale is outside the data model's
+    /// `-10..=20`.
+    ExponentialScaleOutOfRange,
+    /// A summary with a quantile outside `[0, 1]` (or NaN).
+    QuantileOutOfRange,
+    /// A timestamp after 2262-04-11, beyond what storage can hold (see
+    /// [`super::timestamp::check_timestamps`]).
+    TimestampOutOfRange,
+    /// A metric without data (no type) or whose data has no data points:
+    /// counted as one rejected data point, so that it is reported rather
+    /// than lost (OpenTelemetry Collector exporters refuse such metrics as
+    /// "empty data points" too).
+    NoDataPoints,
 }
 
 impl Rejection {
-    pub const ALL: [Rejection; 14] = [
+    pub const ALL: [Rejection; 21] = [
         Rejection::InvalidTraceId,
         Rejection::InvalidSpanId,
         Rejection::InvalidParentSpanId,
@@ -57,6 +80,13 @@ impl Rejection {
         Rejection::Expired,
         Rejection::MissingValue,
         Rejection::SeriesLimit,
+        Rejection::HistogramCountMismatch,
+        Rejection::HistogramBucketsMismatch,
+        Rejection::HistogramBoundsNotAscending,
+        Rejection::ExponentialScaleOutOfRange,
+        Rejection::QuantileOutOfRange,
+        Rejection::TimestampOutOfRange,
+        Rejection::NoDataPoints,
     ];
 
     fn index(self) -> usize {
@@ -95,6 +125,23 @@ impl Rejection {
             }
             Rejection::Expired => {
                 "a timestamp in an hour already past its table's retention period"
+            }
+            Rejection::HistogramCountMismatch => {
+                "histogram whose bucket counts (and zero count) do not add up to its count"
+            }
+            Rejection::HistogramBucketsMismatch => {
+                "histogram whose bucket_counts are not one more than its explicit_bounds (or both empty)"
+            }
+            Rejection::HistogramBoundsNotAscending => {
+                "histogram whose explicit_bounds are not strictly ascending (or NaN)"
+            }
+            Rejection::ExponentialScaleOutOfRange => "exponential histogram scale outside -10..=20",
+            Rejection::QuantileOutOfRange => "summary quantile outside [0, 1]",
+            Rejection::TimestampOutOfRange => {
+                "timestamp beyond 2262-04-11T23:47:16.854775807Z (the latest nanosecond timestamp storage holds)"
+            }
+            Rejection::NoDataPoints => {
+                "metric without data points (no gauge, sum, histogram, exponential histogram or summary, or one with an empty data_points list; counted as one)"
             }
         }
     }

@@ -1,4 +1,24 @@
-//! Points in time, as Unix nanoseconds (UTC), the OTLP representation.
+//! Points in time, as Unix nanoseconds (UTC), the OTLP representation, and
+//! the rule that every timestamp of a stored item fits the storage's.
+
+use super::rejection::Rejection;
+
+/// The latest instant a table can hold: stored timestamps are Arrow's (and
+/// Parquet's) `timestamp(ns)`, a signed 64-bit count, so
+/// 2262-04-11T23:47:16.854775807Z. OTLP's are unsigned.
+pub const MAX_STORED_UNIX_NANOS: u64 = i64::MAX as u64;
+
+/// The timestamp rule: an item is admitted only when every timestamp it
+/// carries (its own, its start or observed time, those of its events or
+/// exemplars) is at most [`MAX_STORED_UNIX_NANOS`]; a later one could only
+/// be stored altered. Zero, OTLP's "unknown", is a valid timestamp.
+pub fn check_timestamps(unix_nanos: impl IntoIterator<Item = u64>) -> Result<(), Rejection> {
+    if unix_nanos.into_iter().all(|t| t <= MAX_STORED_UNIX_NANOS) {
+        Ok(())
+    } else {
+        Err(Rejection::TimestampOutOfRange)
+    }
+}
 
 /// A point in time in nanoseconds since the Unix epoch, UTC.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
@@ -69,5 +89,18 @@ mod tests {
         assert_eq!((r.min().unix_nanos(), r.max().unix_nanos()), (10, 50));
         let t = Timestamp::from_unix_nanos(2 * Timestamp::NANOS_PER_HOUR + 17);
         assert_eq!(t.hour_start().unix_nanos(), 2 * Timestamp::NANOS_PER_HOUR);
+    }
+
+    #[test]
+    fn timestamps_beyond_2262_are_out_of_range() {
+        assert_eq!(check_timestamps([]), Ok(()));
+        assert_eq!(check_timestamps([0, 1, i64::MAX as u64]), Ok(()));
+        for late in [i64::MAX as u64 + 1, u64::MAX] {
+            assert_eq!(
+                check_timestamps([0, late]),
+                Err(Rejection::TimestampOutOfRange),
+                "{late}"
+            );
+        }
     }
 }

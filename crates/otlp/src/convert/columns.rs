@@ -120,7 +120,9 @@ pub(super) fn hex_id<'a>(bytes: &[u8], buf: &'a mut [u8; 64]) -> &'a str {
     std::str::from_utf8(&buf[..2 * n]).unwrap_or("")
 }
 
-/// Clamps OTLP's unsigned nanoseconds to Arrow's signed ones (year 2262).
+/// OTLP's unsigned nanoseconds as Arrow's signed ones. Admitted items have
+/// passed the timestamp rule (`check_timestamps`), so every value fits; the
+/// saturation only keeps this total.
 pub(super) fn nanos(t: u64) -> i64 {
     i64::try_from(t).unwrap_or(i64::MAX)
 }

@@ -15,7 +15,7 @@ use super::{Converted, Result};
 use tf_application::TableBatch;
 use tf_domain::Table;
 use tf_domain::TenantContext;
-use tf_domain::telemetry::{LogBatch, check_value_depth};
+use tf_domain::telemetry::{LogBatch, check_timestamps, check_value_depth};
 
 /// The time a log record is filed under: its event time, or when the
 /// collector observed it if the source set none (OpenTelemetry log data model).
@@ -109,7 +109,9 @@ pub fn convert_logs(req: &ExportLogsServiceRequest, tenant: &TenantContext) -> R
                     .map_or(0, |b| value_depth(b, 0))
                     .max(attributes_depth(&r.attributes))
                     .max(ctx.value_depth);
-                if let Err(e) = check_value_depth(depth) {
+                let rules = check_value_depth(depth)
+                    .and_then(|()| check_timestamps([r.time_unix_nano, r.observed_time_unix_nano]));
+                if let Err(e) = rules {
                     batch.reject(e);
                     continue;
                 }

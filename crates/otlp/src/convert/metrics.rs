@@ -13,7 +13,8 @@ use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequ
 use opentelemetry_proto::tonic::common::v1::KeyValue;
 use opentelemetry_proto::tonic::metrics::v1::{
     AggregationTemporality, Exemplar, ExponentialHistogramDataPoint, HistogramDataPoint, Metric,
-    NumberDataPoint, SummaryDataPoint, exemplar, metric::Data, number_data_point,
+    NumberDataPoint, SummaryDataPoint, exemplar, exponential_histogram_data_point, metric::Data,
+    number_data_point,
 };
 
 use super::columns::{
@@ -25,7 +26,8 @@ use tf_application::TableBatch;
 use tf_domain::Table;
 use tf_domain::TenantContext;
 use tf_domain::telemetry::{
-    CounterObservation, CounterStore, MetricBatch, Rejection, check_value_depth,
+    CounterObservation, CounterStore, MetricBatch, Rejection, check_explicit_histogram,
+    check_exponential_histogram, check_summary, check_timestamps, check_value_depth,
 };
 use tf_schema::{exemplar_fields, quantile_fields};
 
@@ -161,8 +163,10 @@ struct MetricCtx<'a> {
 }
 
 impl Point<'_> {
-    /// The nesting rule for this point in its metric's context.
-    fn check_depth(&self, m: &MetricCtx<'_>) -> Result<(), Rejection> {
+    /// The rules every data point follows, in its metric's context: the
+    /// nesting rule, and the timestamp rule for its time, start time and
+    /// exemplars.
+    fn check(&self, m: &MetricCtx<'_>) -> Result<(), Rejection> {
         let exemplars = self
             .exemplars
             .iter()
@@ -170,7 +174,11 @@ impl Point<'_> {
         check_value_depth(exemplars.fold(
             attributes_depth(self.attributes).max(m.value_depth),
             u32::max,
-        ))
+        ))?;
+        let times = [self.start, self.time]
+            .into_iter()
+            .chain(self.exemplars.iter().map(|e| e.time_unix_nano));
+        check_timestamps(times)
     }
 }
 
@@ -392,6 +400,11 @@ fn data_point_count(data: &Data) -> usize {
     }
 }
 
+/// The counts of an exponential histogram's bucket range; none when absent.
+fn bucket_counts(b: &Option<exponential_histogram_data_point::Buckets>) -> &[u64] {
+    b.as_ref().map_or(&[][..], |b| &b.bucket_counts[..])
+}
+
 fn series_hash(base: u64, attributes: &[KeyValue]) -> u64 {
     let mut h = std::collections::hash_map::DefaultHasher::new();
     h.write_u64(base);
@@ -441,9 +454,15 @@ pub fn convert_metrics(
                 &sm.schema_url,
             );
             for metric in &sm.metrics {
-                let Some(data) = &metric.data else { continue };
+                let data = match &metric.data {
+                    Some(data) if data_point_count(data) > 0 => data,
+                    _ => {
+                        batch.reject_empty_metric();
+                        continue;
+                    }
+                };
                 let points = data_point_count(data) as u64;
-                if batch.admit_metric(&metric.name, points).is_err() || points == 0 {
+                if batch.admit_metric(&metric.name, points).is_err() {
                     continue;
                 }
                 let m = MetricCtx {
@@ -460,7 +479,7 @@ pub fn convert_metrics(
                                 batch.reject(Rejection::MissingValue);
                                 continue;
                             };
-                            if let Err(r) = p.point().check_depth(&m) {
+                            if let Err(r) = p.point().check(&m) {
                                 batch.reject(r);
                                 continue;
                             }
@@ -485,7 +504,7 @@ pub fn convert_metrics(
                                 batch.reject(Rejection::MissingValue);
                                 continue;
                             };
-                            if let Err(r) = p.point().check_depth(&m) {
+                            if let Err(r) = p.point().check(&m) {
                                 batch.reject(r);
                                 continue;
                             }
@@ -516,7 +535,14 @@ pub fn convert_metrics(
                     }
                     Data::Histogram(hist) => {
                         for p in &hist.data_points {
-                            if let Err(r) = p.point().check_depth(&m) {
+                            let rules = p.point().check(&m).and_then(|()| {
+                                check_explicit_histogram(
+                                    p.count,
+                                    &p.bucket_counts,
+                                    &p.explicit_bounds,
+                                )
+                            });
+                            if let Err(r) = rules {
                                 batch.reject(r);
                                 continue;
                             }
@@ -536,7 +562,16 @@ pub fn convert_metrics(
                     }
                     Data::ExponentialHistogram(eh) => {
                         for p in &eh.data_points {
-                            if let Err(r) = p.point().check_depth(&m) {
+                            let rules = p.point().check(&m).and_then(|()| {
+                                check_exponential_histogram(
+                                    p.count,
+                                    p.scale,
+                                    p.zero_count,
+                                    bucket_counts(&p.positive),
+                                    bucket_counts(&p.negative),
+                                )
+                            });
+                            if let Err(r) = rules {
                                 batch.reject(r);
                                 continue;
                             }
@@ -567,7 +602,10 @@ pub fn convert_metrics(
                     }
                     Data::Summary(sum) => {
                         for p in &sum.data_points {
-                            if let Err(r) = p.point().check_depth(&m) {
+                            let rules = p.point().check(&m).and_then(|()| {
+                                check_summary(p.quantile_values.iter().map(|q| q.quantile))
+                            });
+                            if let Err(r) = rules {
                                 batch.reject(r);
                                 continue;
                             }

@@ -15,7 +15,7 @@ use super::{Converted, Result};
 use tf_application::TableBatch;
 use tf_domain::Table;
 use tf_domain::TenantContext;
-use tf_domain::telemetry::{SpanBatch, SpanKind, StatusCode, check_value_depth};
+use tf_domain::telemetry::{SpanBatch, SpanKind, StatusCode, check_timestamps, check_value_depth};
 use tf_schema::{event_fields, link_fields};
 
 #[derive(Default)]
@@ -194,7 +194,12 @@ pub fn convert_traces(
                 &ss.schema_url,
             );
             for span in &ss.spans {
-                if let Err(r) = check_value_depth(ctx.value_depth.max(span_value_depth(span))) {
+                let times = [span.start_time_unix_nano, span.end_time_unix_nano]
+                    .into_iter()
+                    .chain(span.events.iter().map(|e| e.time_unix_nano));
+                let rules = check_value_depth(ctx.value_depth.max(span_value_depth(span)))
+                    .and_then(|()| check_timestamps(times));
+                if let Err(r) = rules {
                     batch.reject(r);
                     continue;
                 }

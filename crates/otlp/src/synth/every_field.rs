@@ -229,6 +229,13 @@ pub fn metrics(seed: u64) -> ExportMetricsServiceRequest {
                                 offset: -3,
                                 bucket_counts: vec![1, 0, 7],
                             });
+                            // The count covers every bucket, the new ones too.
+                            p.count = p.zero_count
+                                + [&p.positive, &p.negative]
+                                    .into_iter()
+                                    .flatten()
+                                    .flat_map(|b| &b.bucket_counts)
+                                    .sum::<u64>();
                             p.min = Some(-2.0);
                             p.max = Some(9.5);
                         }

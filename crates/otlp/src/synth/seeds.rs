@@ -2,7 +2,8 @@
 //! committed: [`Synth`]'s realistic requests and [`every_field`]'s, as
 //! OTLP/JSON and as protobuf, plus the protobuf form of every shared fixture
 //! under `testdata/otlp-json/` (the fuzzers read that folder as a corpus
-//! too). The test fails when a committed seed is stale or missing;
+//! too); and whole OTLP/HTTP requests for the `http_router` target (see
+//! [`http_router`]). The test fails when a committed seed is stale or missing;
 //! `TF_UPDATE_SEEDS=1 cargo test -p tf-otlp fuzz_seeds` rewrites them.
 
 use std::collections::BTreeMap;
@@ -106,6 +107,133 @@ fn expected() -> BTreeMap<String, Vec<u8>> {
             put(format!("otlp_proto/{stem}.pb"), pb);
         }
     }
+    for (name, bytes) in http_router() {
+        put(format!("http_router/{name}"), bytes);
+    }
+    out
+}
+
+/// Seeds of the `http_router` target: the six selector bytes its input
+/// starts with (method, path, `Content-Type`, `Content-Encoding`,
+/// `Content-Length`, flags; `fuzz/fuzz_targets/http_router.rs` documents
+/// them), the raw header values they select, then the body.
+fn http_router() -> Vec<(String, Vec<u8>)> {
+    use std::io::Write as _;
+
+    const POST: u8 = 0;
+    const GET: u8 = 4;
+    const PROTOBUF: u8 = 0;
+    const JSON: u8 = 1;
+    const RAW: u8 = 7;
+    const GZIP: u8 = 2;
+    const ZSTD: u8 = 3;
+    const DEFLATE: u8 = 4;
+    /// The harness compresses the body with the selected encoding.
+    const COMPRESS: u8 = 8;
+    const TRUE_LENGTH: u8 = 1;
+    const BIG_LENGTH: u8 = 3;
+    const HEADERS: u8 = 1 | 2 | 4;
+    let answer = |a: u8| a << 3;
+    let (duplicate, overloaded, not_ready) = (answer(3), answer(4), answer(5));
+
+    let gzip = |b: &[u8]| {
+        let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        e.write_all(b).expect("gzip to memory");
+        e.finish().expect("gzip to memory")
+    };
+    let zstd = |b: &[u8]| zstd::encode_all(b, 3).expect("zstd to memory");
+    let seed = |head: [u8; 6], extra: &[&[u8]], body: &[u8]| {
+        let mut v = head.to_vec();
+        for raw in extra {
+            v.push(raw.len() as u8);
+            v.extend_from_slice(raw);
+        }
+        v.extend_from_slice(body);
+        v
+    };
+
+    let mut out = Vec::new();
+    let spec: BTreeMap<String, Vec<u8>> = fixtures()
+        .into_iter()
+        .filter(|(name, _)| name.starts_with("spec_"))
+        .collect();
+    for (path, signal) in [(0u8, "traces"), (2, "metrics"), (4, "logs")] {
+        let json_body = spec[&format!("spec_{signal}.json")].clone();
+        let proto = match signal {
+            "traces" => json::decode_traces(&json_body).map(|r| r.encode_to_vec()),
+            "metrics" => json::decode_metrics(&json_body).map(|r| r.encode_to_vec()),
+            _ => json::decode_logs(&json_body).map(|r| r.encode_to_vec()),
+        }
+        .expect("the specification's example decodes");
+        let mut put = |name: &str, bytes: Vec<u8>| out.push((format!("{signal}_{name}"), bytes));
+        let head = |ct, enc, len, flags| [POST, path, ct, enc, len, flags];
+        put(
+            "proto",
+            seed(head(PROTOBUF, 0, TRUE_LENGTH, 0), &[], &proto),
+        );
+        put("json", seed(head(JSON, 0, TRUE_LENGTH, 0), &[], &json_body));
+        put(
+            "proto_gzip",
+            seed(head(PROTOBUF, GZIP, 0, 0), &[], &gzip(&proto)),
+        );
+        put(
+            "json_zstd",
+            seed(head(JSON, ZSTD, TRUE_LENGTH, 0), &[], &zstd(&json_body)),
+        );
+        put(
+            "proto_deflate_by_harness",
+            seed(head(PROTOBUF, DEFLATE | COMPRESS, 0, 0), &[], &proto),
+        );
+        put(
+            "json_gzip_by_harness",
+            seed(head(JSON, GZIP | COMPRESS, 0, 0), &[], &json_body),
+        );
+        put(
+            "proto_zstd_by_harness",
+            seed(head(PROTOBUF, ZSTD | COMPRESS, 0, 0), &[], &proto),
+        );
+        put(
+            "proto_forwarded_duplicate",
+            seed(
+                head(PROTOBUF, 0, 0, HEADERS | duplicate),
+                &[b"acme", b"prod", b"node-a/1-5"],
+                &proto,
+            ),
+        );
+        put(
+            "json_overloaded",
+            seed(head(JSON, 0, 0, overloaded), &[], &json_body),
+        );
+        put(
+            "proto_not_ready",
+            seed(head(PROTOBUF, 0, 0, not_ready), &[], &proto),
+        );
+        let mut big = head(JSON, 0, BIG_LENGTH, 0).to_vec();
+        big.extend_from_slice(&u64::MAX.to_be_bytes());
+        big.extend_from_slice(&json_body);
+        put("json_big_length", big);
+        put(
+            "raw_content_type",
+            seed(
+                head(RAW, 0, 0, HEADERS),
+                &[
+                    b"application/x-protobuf; charset=\xff",
+                    b"",
+                    b"tenant-\xc3\xa9",
+                    b"/1-",
+                ],
+                &proto,
+            ),
+        );
+    }
+    out.push((
+        "get_traces".into(),
+        seed([GET, 0, PROTOBUF, 0, 0, 0], &[], b""),
+    ));
+    out.push((
+        "junk_path".into(),
+        seed([POST, 12, JSON, 0, 0, 0], &[], b"{}"),
+    ));
     out
 }
 
@@ -128,7 +256,7 @@ pub(crate) fn fixtures() -> Vec<(String, Vec<u8>)> {
 
 fn committed(seeds: &Path) -> BTreeMap<String, Vec<u8>> {
     let mut out = BTreeMap::new();
-    for dir in ["otlp_json", "otlp_proto"] {
+    for dir in ["otlp_json", "otlp_proto", "http_router"] {
         for e in std::fs::read_dir(seeds.join(dir)).into_iter().flatten() {
             let p = e.unwrap().path();
             let name = format!("{dir}/{}", p.file_name().unwrap().to_string_lossy());

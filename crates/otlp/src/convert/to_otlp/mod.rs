@@ -19,7 +19,8 @@
 //!   inside arrays and kvlists;
 //! * a `KeyValue`'s `key_strindex` (profiles only) is not stored;
 //! * span kinds and status codes outside the enums are stored as
-//!   `Unspecified` / `Unset`; timestamps past year 2262 are clamped;
+//!   `Unspecified` / `Unset` (timestamps past year 2262 are never stored:
+//!   the converters reject them);
 //! * identical resources (or scopes) in separate `Resource*` (`Scope*`)
 //!   messages of one request come back merged, and empty ones are not stored;
 //! * duplicate attribute keys (which OTLP forbids) with both string and
