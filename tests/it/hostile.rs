@@ -1286,13 +1286,18 @@ async fn extreme_histograms_are_stored_as_sent() {
     let r = post(&s, "/v1/metrics", &[PROTOBUF], body).await;
     assert_eq!(r.status, 200, "a million buckets: {}", r.text());
     for (name, scale) in [("exp.below", -128), ("exp.above", 127)] {
-        let body = metrics("extreme", vec![exp_histogram_metric(name, scale, 0, 0)]).encode_to_vec();
+        let body =
+            metrics("extreme", vec![exp_histogram_metric(name, scale, 0, 0)]).encode_to_vec();
         let r = post(&s, "/v1/metrics", &[PROTOBUF], body).await;
         assert_eq!(r.status, 200, "{name}: {}", r.text());
         let answer = ExportMetricsServiceResponse::decode(&r.body[..]).unwrap();
         let ps = answer.partial_success.expect(name);
         assert_eq!(ps.rejected_data_points, 1, "{name}");
-        assert!(ps.error_message.contains("scale"), "{name}: {}", ps.error_message);
+        assert!(
+            ps.error_message.contains("scale"),
+            "{name}: {}",
+            ps.error_message
+        );
     }
     for (name, scale, positive, negative) in [
         ("exp.min", -10, i32::MIN, i32::MAX),
