@@ -305,6 +305,7 @@ pub(crate) async fn run(args: RunArgs) -> anyhow::Result<()> {
             interval,
             aggregation: Aggregation::parse(agg)?,
             service: None,
+            filters: Vec::new(),
             group_by: if group {
                 vec![meta.group_by.clone()]
             } else {

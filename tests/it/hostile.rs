@@ -1167,7 +1167,7 @@ async fn non_finite_values_are_stored_faithfully_or_rejected_with_a_reason() {
 /// Timestamp 0 on a span, a log record (time and observed time) and a
 /// gauge point is the Unix epoch, stored as such.
 #[tokio::test]
-async fn zero_timestamps_are_stored_as_the_epoch() {
+async fn zero_timestamps_are_stored_as_the_epoch_and_a_log_without_times_at_receipt() {
     let _shared = HEAVY.read().await;
     let s = TestServer::start().await;
     write_baseline(&s, None, "default").await;
@@ -1201,21 +1201,37 @@ async fn zero_timestamps_are_stored_as_the_epoch() {
         None,
         "default",
         "SELECT 'span' AS what, timestamp FROM otel_traces WHERE service_name = 'zero' \
-         UNION ALL SELECT 'log', timestamp FROM otel_logs WHERE service_name = 'zero' \
-         UNION ALL SELECT 'log observed', observed_timestamp FROM otel_logs WHERE service_name = 'zero' \
          UNION ALL SELECT 'point', timestamp FROM otel_metrics_gauge WHERE service_name = 'zero'",
     )
     .await;
     assert_batches_sorted_eq!(
         [
-            "+--------------+----------------------+",
-            "| what         | timestamp            |",
-            "+--------------+----------------------+",
-            "| log          | 1970-01-01T00:00:00Z |",
-            "| log observed | 1970-01-01T00:00:00Z |",
-            "| point        | 1970-01-01T00:00:00Z |",
-            "| span         | 1970-01-01T00:00:00Z |",
-            "+--------------+----------------------+",
+            "+-------+----------------------+",
+            "| what  | timestamp            |",
+            "+-------+----------------------+",
+            "| point | 1970-01-01T00:00:00Z |",
+            "| span  | 1970-01-01T00:00:00Z |",
+            "+-------+----------------------+",
+        ],
+        &rows
+    );
+    // A log record with neither time was observed when it was received.
+    let rows = query(
+        &s,
+        None,
+        "default",
+        "SELECT timestamp_derived, timestamp = observed_timestamp AS observed, \
+         timestamp > now() - INTERVAL '10 minutes' AND timestamp <= now() AS received \
+         FROM otel_logs WHERE service_name = 'zero'",
+    )
+    .await;
+    assert_batches_sorted_eq!(
+        [
+            "+-------------------+----------+----------+",
+            "| timestamp_derived | observed | received |",
+            "+-------------------+----------+----------+",
+            "| true              | true     | true     |",
+            "+-------------------+----------+----------+",
         ],
         &rows
     );

@@ -20,6 +20,7 @@ pub mod queries;
 mod query_memory;
 mod records;
 mod retention;
+mod series_api;
 mod sdk;
 mod shared_store;
 mod shutdown;

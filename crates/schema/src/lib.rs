@@ -150,6 +150,7 @@ fn logs() -> Schema {
     let mut v = vec![
         f("timestamp", ts_type(), false),
         f("observed_timestamp", ts_type(), false),
+        f("timestamp_derived", DataType::Boolean, true),
         s("trace_id"),
         s("span_id"),
         f("trace_flags", DataType::UInt32, false),
@@ -356,7 +357,12 @@ pub fn markdown() -> String {
          (`int`, `double`, `bool`, `bytes`, `array`, `kvlist`, `empty`). Arrays and kvlists are \
          stored as OTLP/JSON. Metric `value` is Float64; integer points also keep `value_int` exactly. \
          `span_kind` is `Unspecified|Internal|Server|Client|Producer|Consumer`, `status_code` \
-         `Unset|Ok|Error`, `aggregation_temporality` 1 = delta, 2 = cumulative.\n",
+         `Unset|Ok|Error`, `aggregation_temporality` 1 = delta, 2 = cumulative. \
+         `metric_name` follows the OpenTelemetry instrument-name syntax \
+         `^[A-Za-z][A-Za-z0-9_./-]{0,254}$`. A log's `timestamp` is its event time as sent; when \
+         the record had none it is the observed time, and when it had neither both are the time \
+         the store received it: `timestamp_derived` says which (false: sent; true: derived; null \
+         in rows stored before the column existed).\n",
     );
     for t in Table::ALL {
         out.push_str(&format!(

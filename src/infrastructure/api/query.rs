@@ -20,9 +20,10 @@ use serde_json::{Value, json};
 use super::{ApiState, Offload};
 use crate::application::ports::{QueryError, QueryResult};
 use crate::application::queries::params::{self, Aggregation, Interval, TimeWindow, invalid};
+use crate::application::queries::matcher::parse_matchers;
 use crate::application::queries::traces::parse_status;
 use crate::application::queries::{
-    GetTraceQuery, MetricCatalogQuery, OperationsQuery, SearchLogsQuery, SearchTracesQuery,
+    GetTraceQuery, LabelMatcher, MetricCatalogQuery, OperationsQuery, SearchLogsQuery, SearchTracesQuery,
     ServicesQuery, SqlQuery, TimeSeriesQuery,
 };
 use crate::domain::TenantContext;
@@ -72,12 +73,23 @@ pub(super) struct Params<T>(T);
 /// More query parameters than any route takes is refused before decoding.
 const MAX_PARAMS: usize = 32;
 
-fn decode_params<T: DeserializeOwned>(query: &str) -> Result<T, QueryError> {
-    let bad = |e: &dyn std::fmt::Display| QueryError::Invalid(format!("query parameters: {e}"));
+fn bad_params(e: &dyn std::fmt::Display) -> QueryError {
+    QueryError::Invalid(format!("query parameters: {e}"))
+}
+
+fn query_pairs(query: &str) -> Result<Vec<(String, String)>, QueryError> {
     if query.split('&').count() > MAX_PARAMS {
-        return Err(bad(&format!("more than {MAX_PARAMS} parameters")));
+        return Err(bad_params(&format!("more than {MAX_PARAMS} parameters")));
     }
-    let pairs: Vec<(String, String)> = serde_urlencoded::from_str(query).map_err(|e| bad(&e))?;
+    serde_urlencoded::from_str(query).map_err(|e| bad_params(&e))
+}
+
+fn decode_params<T: DeserializeOwned>(query: &str) -> Result<T, QueryError> {
+    decode_pairs(query_pairs(query)?)
+}
+
+fn decode_pairs<T: DeserializeOwned>(pairs: Vec<(String, String)>) -> Result<T, QueryError> {
+    let bad = |e: &dyn std::fmt::Display| bad_params(e);
     let mut last: Vec<(String, String)> = Vec::with_capacity(pairs.len());
     for (k, v) in pairs {
         match last.iter_mut().find(|(seen, _)| *seen == k) {
@@ -96,6 +108,28 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for Params<T> {
         decode_params(parts.uri.query().unwrap_or(""))
             .map(Params)
             .map_err(query_error)
+    }
+}
+
+/// [`Params`] of a route that also takes label matchers: every `filter`
+/// parameter, in order (the one parameter that may repeat).
+pub(super) struct Filtered<T>(T, Vec<LabelMatcher>);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for Filtered<T> {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Response> {
+        let decode = || {
+            let (filters, rest): (Vec<_>, Vec<_>) = query_pairs(parts.uri.query().unwrap_or(""))?
+                .into_iter()
+                .partition(|(k, _)| k == "filter");
+            let filters: Vec<String> = filters.into_iter().map(|(_, v)| v).collect();
+            Ok::<_, QueryError>(Filtered(
+                decode_pairs(rest)?,
+                parse_matchers("filter", &filters)?,
+            ))
+        };
+        decode().map_err(query_error)
     }
 }
 
@@ -224,7 +258,7 @@ pub(super) struct TimeSeriesParams {
 /// `GET /api/v2/metrics/timeseries`
 pub(super) async fn timeseries(
     State(state): State<ApiState>,
-    Params(p): Params<TimeSeriesParams>,
+    Filtered(p, filters): Filtered<TimeSeriesParams>,
     headers: HeaderMap,
 ) -> Response {
     respond(state.offload.clone(), &headers, |ctx| async move {
@@ -249,6 +283,7 @@ pub(super) async fn timeseries(
                 .transpose()?
                 .unwrap_or(Aggregation::Avg),
             service: opt_label("service", p.service.as_deref())?,
+            filters,
             group_by: p
                 .group_by
                 .as_deref()
@@ -324,7 +359,7 @@ pub(super) struct SearchTracesParams {
 /// `GET /api/v2/traces`
 pub(super) async fn search_traces(
     State(state): State<ApiState>,
-    Params(p): Params<SearchTracesParams>,
+    Filtered(p, filters): Filtered<SearchTracesParams>,
     headers: HeaderMap,
 ) -> Response {
     respond(state.offload.clone(), &headers, |ctx| async move {
@@ -339,6 +374,7 @@ pub(super) async fn search_traces(
                 .map(|v| params::duration_ms("min_duration_ms", v))
                 .transpose()?,
             status: p.status.as_deref().map(parse_status).transpose()?,
+            filters,
             limit: params::limit(p.limit.as_deref(), 20, 1000)?,
         };
         let traces = state.trace_queries.search(&q).await?;
@@ -404,7 +440,7 @@ pub(super) struct LogsParams {
 /// `GET /api/v2/logs`
 pub(super) async fn logs(
     State(state): State<ApiState>,
-    Params(p): Params<LogsParams>,
+    Filtered(p, filters): Filtered<LogsParams>,
     headers: HeaderMap,
 ) -> Response {
     respond(state.offload.clone(), &headers, |ctx| async move {
@@ -427,6 +463,7 @@ pub(super) async fn logs(
                 .as_deref()
                 .map(|t| params::trace_id("trace_id", t))
                 .transpose()?,
+            filters,
             limit: params::limit(p.limit.as_deref(), 100, 10_000)?,
         };
         let result = state.trace_queries.logs(&q).await?;

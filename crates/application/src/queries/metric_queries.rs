@@ -9,6 +9,7 @@ use std::time::Duration;
 use parking_lot::Mutex;
 use serde::Serialize;
 
+use super::matcher::LabelMatcher;
 use super::params::{Aggregation, Interval, TimeWindow, invalid};
 use crate::event_bus::EventHandler;
 use crate::ports::{QueryError, QueryLimits};
@@ -146,6 +147,8 @@ pub struct TimeSeriesQuery {
     pub interval: Interval,
     pub aggregation: Aggregation,
     pub service: Option<String>,
+    /// A point matches every one (point attribute, else resource attribute).
+    pub filters: Vec<LabelMatcher>,
     pub group_by: Vec<String>,
 }
 
@@ -398,9 +401,10 @@ impl MetricQueries {
                     q.window.start_ns,
                     &mut inc,
                 ) {
-                    // A cumulative point's min/max cover its whole lifetime,
-                    // not this bucket: don't clamp with them.
-                    Some((&inc, None, None))
+                    // A cumulative point's min/max cover its whole lifetime:
+                    // wider than this bucket's observations, but still a
+                    // sound bound for every quantile of them.
+                    Some((&inc, h.min, h.max))
                 } else {
                     None
                 };

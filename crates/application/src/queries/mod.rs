@@ -10,6 +10,7 @@
 //! [`MetricReadModel`]: crate::queries::MetricReadModel
 //! [`ReadModel`]: crate::queries::ReadModel
 
+pub mod matcher;
 pub mod metric_queries;
 pub mod params;
 pub(crate) mod sql;
@@ -18,6 +19,7 @@ pub mod traces;
 #[cfg(test)]
 mod tests;
 
+pub use matcher::{LabelMatcher, MatchOp, MatcherError};
 pub use metric_queries::{MetricCatalogQuery, MetricQueries, MetricReadModel, TimeSeriesQuery};
 pub use sql::{ReadModel, SqlHandler, SqlQuery};
 pub use traces::{

@@ -199,19 +199,21 @@ impl Aggregation {
             "count" => Self::Count,
             "rate" => Self::Rate,
             "increase" => Self::Increase,
-            "p50" => Self::Percentile(50),
-            "p75" => Self::Percentile(75),
-            "p90" => Self::Percentile(90),
-            "p95" => Self::Percentile(95),
-            "p99" => Self::Percentile(99),
-            other => {
-                return Err(invalid(
-                    "aggregation",
-                    format!(
-                        "{other:?}: use avg, sum, min, max, count, rate, increase, p50, p75, p90, p95 or p99"
-                    ),
-                ));
-            }
+            other => match other
+                .strip_prefix('p')
+                .filter(|n| n.len() <= 2 && !n.starts_with('0'))
+                .and_then(|n| n.parse::<u8>().ok())
+            {
+                Some(p @ 1..=99) => Self::Percentile(p),
+                _ => {
+                    return Err(invalid(
+                        "aggregation",
+                        format!(
+                            "{other:?}: use avg, sum, min, max, count, rate, increase, or a percentile p1 to p99 (p50, p90, p99 …)"
+                        ),
+                    ));
+                }
+            },
         })
     }
 }
@@ -402,6 +404,13 @@ mod tests {
             Aggregation::Percentile(99)
         );
         assert!(Aggregation::parse("median").is_err());
+        assert_eq!(
+            Aggregation::parse("p1").unwrap(),
+            Aggregation::Percentile(1)
+        );
+        for bad in ["p0", "p100", "p05", "p", "p-1", "p999"] {
+            assert!(Aggregation::parse(bad).is_err(), "{bad}");
+        }
         assert!(
             metric_name("metric", "1abc")
                 .unwrap_err()

@@ -33,6 +33,7 @@ fn query(aggregation: Aggregation) -> TimeSeriesQuery {
         interval: Interval::parse("60s").unwrap(),
         aggregation,
         service: None,
+        filters: Vec::new(),
         group_by: Vec::new(),
     }
 }

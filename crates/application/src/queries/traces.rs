@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use serde::Serialize;
 
+use super::matcher::LabelMatcher;
 use super::params::TimeWindow;
 use crate::ports::{QueryError, QueryLimits, QueryResult};
 use async_trait::async_trait;
@@ -71,6 +72,8 @@ pub struct SearchTracesQuery {
     pub span_name: Option<String>,
     pub min_duration_ns: Option<i64>,
     pub status: Option<StatusCode>,
+    /// A span matches every one (span attribute, else resource attribute).
+    pub filters: Vec<LabelMatcher>,
     pub limit: usize,
 }
 
@@ -136,6 +139,8 @@ pub struct SearchLogsQuery {
     pub service: Option<String>,
     pub min_severity: Option<i32>,
     pub trace_id: Option<String>,
+    /// A record matches every one (log attribute, else resource attribute).
+    pub filters: Vec<LabelMatcher>,
     pub limit: usize,
 }
 

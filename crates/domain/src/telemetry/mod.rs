@@ -21,7 +21,7 @@ pub use rejection::{Rejection, Rejections};
 pub use service_name::ServiceName;
 pub use span::{SpanKind, StatusCode};
 pub use table::{Table, TableError};
-pub use timestamp::{MAX_STORED_UNIX_NANOS, TimeRange, Timestamp, check_timestamps};
+pub use timestamp::{LogTimes, MAX_STORED_UNIX_NANOS, TimeRange, Timestamp, check_timestamps};
 
 /// Deepest nesting of `AnyValue`s (an array or kvlist inside an array or
 /// kvlist …) accepted in any attribute or log body, over every protocol: a

@@ -20,6 +20,46 @@ pub fn check_timestamps(unix_nanos: impl IntoIterator<Item = u64>) -> Result<(),
     }
 }
 
+/// The times a log record is stored with (OpenTelemetry log data model):
+/// its event time, else the time it was observed; a record that carries
+/// neither was observed when the store received it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LogTimes {
+    /// The event time the record is filed and searched under.
+    pub timestamp: u64,
+    /// When a collector (or this store) observed the record.
+    pub observed: u64,
+    /// The event time was not sent: it is the observed or received time.
+    pub derived: bool,
+}
+
+impl LogTimes {
+    /// `time` and `observed` as sent (0: not set), `received_unix_nanos`
+    /// when the request arrived.
+    pub fn resolve(time: u64, observed: u64, received_unix_nanos: u64) -> Self {
+        let observed = if observed != 0 {
+            observed
+        } else if time == 0 {
+            received_unix_nanos
+        } else {
+            0
+        };
+        if time != 0 {
+            Self {
+                timestamp: time,
+                observed,
+                derived: false,
+            }
+        } else {
+            Self {
+                timestamp: observed,
+                observed,
+                derived: true,
+            }
+        }
+    }
+}
+
 /// A point in time in nanoseconds since the Unix epoch, UTC.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
 pub struct Timestamp(u64);
@@ -89,6 +129,20 @@ mod tests {
         assert_eq!((r.min().unix_nanos(), r.max().unix_nanos()), (10, 50));
         let t = Timestamp::from_unix_nanos(2 * Timestamp::NANOS_PER_HOUR + 17);
         assert_eq!(t.hour_start().unix_nanos(), 2 * Timestamp::NANOS_PER_HOUR);
+    }
+
+    #[test]
+    fn a_log_without_event_time_is_filed_under_its_observed_or_received_time() {
+        let t = |timestamp, observed, derived| LogTimes {
+            timestamp,
+            observed,
+            derived,
+        };
+        assert_eq!(LogTimes::resolve(5, 7, 9), t(5, 7, false));
+        // An event time without an observed time keeps observed unset.
+        assert_eq!(LogTimes::resolve(5, 0, 9), t(5, 0, false));
+        assert_eq!(LogTimes::resolve(0, 7, 9), t(7, 7, true));
+        assert_eq!(LogTimes::resolve(0, 0, 9), t(9, 9, true));
     }
 
     #[test]

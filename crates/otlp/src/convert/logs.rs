@@ -1,8 +1,9 @@
 //! Log records → `otel_logs`.
 
 use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
 
-use arrow::array::{ArrayRef, Int32Builder, StringBuilder, UInt32Builder};
+use arrow::array::{ArrayRef, BooleanBuilder, Int32Builder, StringBuilder, UInt32Builder};
 use arrow::record_batch::RecordBatch;
 use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
 use opentelemetry_proto::tonic::logs::v1::LogRecord;
@@ -15,22 +16,28 @@ use super::{Converted, Result};
 use tf_application::TableBatch;
 use tf_domain::Table;
 use tf_domain::TenantContext;
-use tf_domain::telemetry::{LogBatch, check_timestamps, check_value_depth};
+use tf_domain::telemetry::{LogBatch, LogTimes, check_timestamps, check_value_depth};
 
-/// The time a log record is filed under: its event time, or when the
-/// collector observed it if the source set none (OpenTelemetry log data model).
-pub(super) fn effective_time(r: &LogRecord) -> u64 {
-    if r.time_unix_nano != 0 {
-        r.time_unix_nano
-    } else {
-        r.observed_time_unix_nano
-    }
+/// The times a log record is stored with ([`LogTimes`]).
+fn times(r: &LogRecord, received_unix_nanos: u64) -> LogTimes {
+    LogTimes::resolve(
+        r.time_unix_nano,
+        r.observed_time_unix_nano,
+        received_unix_nanos,
+    )
+}
+
+fn now_unix_nanos() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64)
 }
 
 #[derive(Default)]
 struct LogColumns {
     ts: TsBuilder,
     observed: TsBuilder,
+    derived: BooleanBuilder,
     trace_id: StringBuilder,
     span_id: StringBuilder,
     flags: UInt32Builder,
@@ -47,10 +54,11 @@ struct LogColumns {
 }
 
 impl LogColumns {
-    fn append(&mut self, workspace: &str, ctx: &RowContext, r: &LogRecord) {
+    fn append(&mut self, workspace: &str, ctx: &RowContext, r: &LogRecord, t: LogTimes) {
         let mut buf = [0u8; 64];
-        self.ts.append(effective_time(r));
-        self.observed.append(r.observed_time_unix_nano);
+        self.ts.append(t.timestamp);
+        self.observed.append(t.observed);
+        self.derived.append_value(t.derived);
         self.trace_id.append_value(hex_id(&r.trace_id, &mut buf));
         self.span_id.append_value(hex_id(&r.span_id, &mut buf));
         self.flags.append_value(r.flags);
@@ -70,6 +78,7 @@ impl LogColumns {
         let mut c: Vec<ArrayRef> = vec![
             self.ts.finish(),
             self.observed.finish(),
+            Arc::new(self.derived.finish()),
             Arc::new(self.trace_id.finish()),
             Arc::new(self.span_id.finish()),
             Arc::new(self.flags.finish()),
@@ -86,8 +95,18 @@ impl LogColumns {
     }
 }
 
-/// Applies the log rules and converts the accepted records.
+/// Applies the log rules and converts the accepted records, received now.
 pub fn convert_logs(req: &ExportLogsServiceRequest, tenant: &TenantContext) -> Result<Converted> {
+    convert_logs_received(req, tenant, now_unix_nanos())
+}
+
+/// [`convert_logs`] of a request received at `received_unix_nanos`: a
+/// record without event and observed time is filed under it.
+pub fn convert_logs_received(
+    req: &ExportLogsServiceRequest,
+    tenant: &TenantContext,
+    received_unix_nanos: u64,
+) -> Result<Converted> {
     let mut batch = LogBatch::new(tenant.clone());
     let mut cols = LogColumns::default();
     let workspace = tenant.workspace().as_str();
@@ -115,16 +134,12 @@ pub fn convert_logs(req: &ExportLogsServiceRequest, tenant: &TenantContext) -> R
                     batch.reject(e);
                     continue;
                 }
+                let t = times(r, received_unix_nanos);
                 if batch
-                    .admit(
-                        &r.trace_id,
-                        &r.span_id,
-                        r.severity_number,
-                        effective_time(r),
-                    )
+                    .admit(&r.trace_id, &r.span_id, r.severity_number, t.timestamp)
                     .is_ok()
                 {
-                    cols.append(workspace, &ctx, r);
+                    cols.append(workspace, &ctx, r, t);
                 }
             }
         }

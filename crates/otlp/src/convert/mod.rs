@@ -13,7 +13,7 @@ mod to_otlp;
 mod traces;
 
 pub use columns::render_any_value;
-pub use logs::convert_logs;
+pub use logs::{convert_logs, convert_logs_received};
 pub use metrics::{convert_metrics, data_points};
 pub use to_otlp::{logs_to_otlp, metrics_to_otlp, spans_to_otlp};
 pub use traces::convert_traces;

@@ -8,7 +8,7 @@ use arrow::record_batch::RecordBatch;
 use arrow::util::display::FormatOptions;
 use async_trait::async_trait;
 
-use super::{rows, sql_string};
+use super::{Where, label_value, rows};
 use crate::engine::{DataFusionEngine, SqlParam};
 use tf_application::ports::{QueryError, QueryLimits, QueryResult};
 use tf_application::queries::MetricReadModel;
@@ -19,19 +19,15 @@ use tf_application::queries::metric_queries::{
 use tf_application::queries::params::Aggregation;
 use tf_domain::telemetry::series::CumulativePoint;
 
-/// `WHERE` over metric, window and service, binding `$1…$4`.
+/// `WHERE` over window, metric, service and label matchers.
 fn filter(q: &TimeSeriesQuery) -> (String, Vec<SqlParam>) {
-    let mut sql = "metric_name = $1 AND timestamp >= $2 AND timestamp < $3".to_owned();
-    let mut params = vec![
-        SqlParam::Utf8(q.metric.clone()),
-        SqlParam::TimestampNs(q.window.start_ns),
-        SqlParam::TimestampNs(q.window.end_ns),
-    ];
+    let mut w = Where::window(&q.window);
+    w.and("metric_name = ?", SqlParam::Utf8(q.metric.clone()));
     if let Some(s) = &q.service {
-        sql.push_str(" AND service_name = $4");
-        params.push(SqlParam::Utf8(s.clone()));
+        w.and("service_name = ?", SqlParam::Utf8(s.clone()));
     }
-    (sql, params)
+    w.matchers(&q.filters, "attributes");
+    (w.sql, w.params)
 }
 
 /// `g0, g1, …`: the group-by labels (point attribute, else resource
@@ -40,14 +36,7 @@ fn group_exprs(q: &TimeSeriesQuery) -> Vec<String> {
     q.group_by
         .iter()
         .enumerate()
-        .map(|(i, k)| {
-            if k == "service.name" {
-                format!("service_name AS g{i}")
-            } else {
-                let lit = sql_string(k);
-                format!("COALESCE(attributes[{lit}], resource_attributes[{lit}]) AS g{i}")
-            }
-        })
+        .map(|(i, k)| format!("{} AS g{i}", label_value(k, "attributes")))
         .collect()
 }
 

@@ -14,6 +14,7 @@ mod stored;
 mod traces;
 
 use tf_application::queries::params::TimeWindow;
+use tf_application::queries::{LabelMatcher, MatchOp};
 
 use crate::engine::SqlParam;
 
@@ -46,6 +47,37 @@ impl Where {
         self.sql.push_str(" AND ");
         self.sql.push_str(&clause.replace('?', &format!("${n}")));
     }
+
+    /// `AND` every matcher, over the item's own attribute map `attrs`
+    /// (else the resource's; `service.name` is the service column). An
+    /// absent label is the empty string, and regexes are fully anchored
+    /// ([`LabelMatcher`]'s semantics).
+    fn matchers(&mut self, filters: &[LabelMatcher], attrs: &str) {
+        for m in filters {
+            let (op, value) = match m.op() {
+                MatchOp::Equal => ("=", m.value().to_owned()),
+                MatchOp::NotEqual => ("<>", m.value().to_owned()),
+                MatchOp::Regex => ("~", m.anchored_pattern().unwrap_or_default()),
+                MatchOp::NotRegex => ("!~", m.anchored_pattern().unwrap_or_default()),
+            };
+            self.params.push(SqlParam::Utf8(value));
+            let n = self.params.len();
+            let label = label_value(m.key(), attrs);
+            self.sql
+                .push_str(&format!(" AND COALESCE({label}, '') {op} ${n}"));
+        }
+    }
+}
+
+/// The value of label `key` of an item: its own attribute `attrs[key]`,
+/// else the resource's; `service.name` is the service column. Null when
+/// neither has it.
+fn label_value(key: &str, attrs: &str) -> String {
+    if key == "service.name" {
+        return "service_name".to_owned();
+    }
+    let lit = sql_string(key);
+    format!("COALESCE({attrs}[{lit}], resource_attributes[{lit}])")
 }
 
 #[cfg(test)]

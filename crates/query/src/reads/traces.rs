@@ -87,6 +87,7 @@ impl TraceReadModel for DataFusionEngine {
         if let Some(s) = q.status {
             w.and("status_code = ?", SqlParam::Utf8(s.name().into()));
         }
+        w.matchers(&q.filters, "span_attributes");
         let sql = format!(
             "WITH hits AS (\
                SELECT trace_id, max(timestamp) AS last_seen FROM otel_traces WHERE {filter} \
@@ -235,6 +236,7 @@ impl TraceReadModel for DataFusionEngine {
                 SqlParam::Utf8(text.to_lowercase()),
             );
         }
+        w.matchers(&q.filters, "log_attributes");
         let sql = format!(
             "SELECT * FROM otel_logs WHERE {} ORDER BY timestamp DESC LIMIT {}",
             w.sql, q.limit

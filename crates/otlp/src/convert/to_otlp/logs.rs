@@ -1,6 +1,6 @@
 //! `otel_logs` rows → log records.
 
-use arrow::array::{Int32Array, StringArray, TimestampNanosecondArray, UInt32Array};
+use arrow::array::{Array, BooleanArray, Int32Array, StringArray, TimestampNanosecondArray, UInt32Array};
 use opentelemetry_proto::tonic::logs::v1::LogRecord;
 
 use super::Rows;
@@ -14,6 +14,8 @@ use tf_domain::Table;
 pub(super) struct LogRows {
     ts: TimestampNanosecondArray,
     observed: TimestampNanosecondArray,
+    /// Absent in rows written before the column existed.
+    derived: Option<BooleanArray>,
     trace_id: StringArray,
     span_id: StringArray,
     flags: UInt32Array,
@@ -33,6 +35,7 @@ impl Rows for LogRows {
         Ok(Self {
             ts: c.prims("timestamp")?,
             observed: c.prims("observed_timestamp")?,
+            derived: c.opt_bools("timestamp_derived")?,
             trace_id: c.strings("trace_id")?,
             span_id: c.strings("span_id")?,
             flags: c.prims("trace_flags")?,
@@ -55,8 +58,19 @@ impl Rows for LogRows {
                     .map_err(|m| bad("body", format!("body of type `{ty}`: {m}")))?,
             ),
         };
+        // A derived event time was not sent: the record goes on without
+        // one, and its receiver derives it again from the observed time.
+        let derived = self
+            .derived
+            .as_ref()
+            .is_some_and(|d| row < d.len() && d.is_valid(row) && d.value(row));
+        let time_unix_nano = if derived {
+            0
+        } else {
+            unix_nanos(prim(&self.ts, row, "timestamp")?, "timestamp")?
+        };
         Ok(LogRecord {
-            time_unix_nano: unix_nanos(prim(&self.ts, row, "timestamp")?, "timestamp")?,
+            time_unix_nano,
             observed_time_unix_nano: unix_nanos(
                 prim(&self.observed, row, "observed_timestamp")?,
                 "observed_timestamp",

@@ -330,6 +330,19 @@ impl<'b> Columns<'b> {
         as_prims(&self.col(name)?, name)
     }
 
+    /// A boolean column the batch may lack (one added to the schema later).
+    pub(super) fn opt_bools(&self, name: &str) -> Result<Option<arrow::array::BooleanArray>> {
+        if self.batch.column_by_name(name).is_none() {
+            return Ok(None);
+        }
+        let c = self.col(name)?;
+        c.as_any()
+            .downcast_ref::<arrow::array::BooleanArray>()
+            .cloned()
+            .map(Some)
+            .ok_or_else(|| ConvertError::Arrow(arrow::error::ArrowError::SchemaError(format!("column {name} is not boolean"))))
+    }
+
     /// `{prefix}attributes` with `{prefix}attribute_types`.
     pub(super) fn attrs(&self, prefix: &str) -> Result<AttrCols> {
         let (n, t) = (

@@ -1,0 +1,351 @@
+//! What a new user of the time-series, trace and log searches relies on:
+//! label matchers (`filter`) with PromQL's semantics on all three, metric
+//! names as the OpenTelemetry API allows them, and log times that say where
+//! they came from.
+
+use std::collections::BTreeSet;
+
+use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
+use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+use opentelemetry_proto::tonic::common::v1::KeyValue;
+use opentelemetry_proto::tonic::logs::v1::{LogRecord, ResourceLogs, ScopeLogs};
+use opentelemetry_proto::tonic::metrics::v1::{
+    ResourceMetrics, ScopeMetrics, number_data_point::Value as NV,
+};
+use opentelemetry_proto::tonic::resource::v1::Resource;
+use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans};
+use prost::Message;
+use serde_json::Value;
+
+use crate::fixtures::*;
+use crate::queries::send;
+use crate::support::TestServer;
+
+const TENANT: &str = "acme";
+/// One hour from T0 (an hour boundary): one `interval=1h` bucket.
+const WINDOW: [(&str, &str); 2] = [
+    ("start", "2026-11-26T10:00:00Z"),
+    ("end", "2026-11-26T11:00:00Z"),
+];
+
+/// Item `i` of the matcher data set: its service, region (resource) and
+/// own attributes. Item `i` has the value `2^i` (metrics), is trace
+/// `i + 1` (traces) and has the body `log<i>` (logs).
+fn items() -> Vec<(&'static str, &'static str, Vec<KeyValue>)> {
+    vec![
+        ("svc1", "eu", vec![kv_str("route", "/a")]),
+        ("svc1", "eu", vec![kv_str("route", "/b")]),
+        ("svc2", "us", vec![kv_str("route", "/api/v1")]),
+        ("svc2", "us", vec![kv_str("k=x", "1")]),
+        (
+            "svc1",
+            "eu",
+            vec![kv_str("route", "/q?a=b"), kv_str("region", "ap")],
+        ),
+    ]
+}
+
+fn resource_of(service: &str, region: &str) -> Option<Resource> {
+    Some(Resource {
+        attributes: vec![
+            kv_str("service.name", service),
+            kv_str("region", region),
+        ],
+        ..Default::default()
+    })
+}
+
+async fn load_matcher_data(s: &TestServer) {
+    let mut m = ExportMetricsServiceRequest::default();
+    let mut t = ExportTraceServiceRequest::default();
+    let mut l = ExportLogsServiceRequest::default();
+    for (i, (service, region, attrs)) in items().into_iter().enumerate() {
+        let at = T0 + i as u64 * SEC;
+        let point = number_point(at, at, NV::AsDouble((1u64 << i) as f64), attrs.clone());
+        m.resource_metrics.push(ResourceMetrics {
+            resource: resource_of(service, region),
+            scope_metrics: vec![ScopeMetrics {
+                metrics: vec![gauge("matched", vec![point])],
+                ..Default::default()
+            }],
+            ..Default::default()
+        });
+        let mut sp = span(i as u8 + 1, 1, "op", at);
+        sp.attributes = attrs.clone();
+        t.resource_spans.push(ResourceSpans {
+            resource: resource_of(service, region),
+            scope_spans: vec![ScopeSpans {
+                spans: vec![sp],
+                ..Default::default()
+            }],
+            ..Default::default()
+        });
+        let mut rec = log(at, 9, &format!("log{i}"));
+        rec.attributes = attrs;
+        l.resource_logs.push(ResourceLogs {
+            resource: resource_of(service, region),
+            scope_logs: vec![ScopeLogs {
+                log_records: vec![rec],
+                ..Default::default()
+            }],
+            ..Default::default()
+        });
+    }
+    send(s, "metrics", m.encode_to_vec(), TENANT).await;
+    send(s, "traces", t.encode_to_vec(), TENANT).await;
+    send(s, "logs", l.encode_to_vec(), TENANT).await;
+}
+
+/// GET `path` with `params` (URL-encoded here) as [`TENANT`].
+async fn get(s: &TestServer, path: &str, params: &[(&str, &str)]) -> (u16, Value) {
+    let resp = reqwest::Client::new()
+        .get(format!("{}{path}", s.http))
+        .query(params)
+        .header("x-tenant-id", TENANT)
+        .send()
+        .await
+        .unwrap();
+    let status = resp.status().as_u16();
+    let body = resp.bytes().await.unwrap();
+    let v = serde_json::from_slice(&body)
+        .unwrap_or_else(|e| panic!("{path}: not JSON ({e}): {body:?}"));
+    (status, v)
+}
+
+#[derive(Clone, Copy, Debug)]
+enum Api {
+    TimeSeries,
+    Traces,
+    Logs,
+}
+
+/// The items an API returns for `filters`.
+async fn matched(s: &TestServer, api: Api, filters: &[&str]) -> BTreeSet<usize> {
+    let mut params: Vec<(&str, &str)> = WINDOW.to_vec();
+    params.extend(filters.iter().map(|f| ("filter", *f)));
+    let path = match api {
+        Api::TimeSeries => {
+            params.extend([
+                ("metric", "matched"),
+                ("interval", "1h"),
+                ("aggregation", "sum"),
+            ]);
+            "/api/v2/metrics/timeseries"
+        }
+        Api::Traces => {
+            params.push(("limit", "100"));
+            "/api/v2/traces"
+        }
+        Api::Logs => "/api/v2/logs",
+    };
+    let (status, v) = get(s, path, &params).await;
+    assert_eq!(status, 200, "{api:?} {filters:?}: {v}");
+    match api {
+        Api::TimeSeries => {
+            let series = v["series"].as_array().unwrap();
+            let Some(one) = series.first() else {
+                return BTreeSet::new();
+            };
+            assert_eq!(series.len(), 1, "{v}");
+            let bits = one["points"][0]["value"].as_f64().unwrap() as u64;
+            (0..64).filter(|i| bits & (1 << i) != 0).collect()
+        }
+        Api::Traces => v["traces"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| {
+                let id = t["trace_id"].as_str().unwrap();
+                usize::from_str_radix(&id[30..], 16).unwrap() - 1
+            })
+            .collect(),
+        Api::Logs => v["logs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["body"].as_str().unwrap()[3..].parse().unwrap())
+            .collect(),
+    }
+}
+
+#[tokio::test]
+async fn filters_match_labels_the_same_way_on_series_traces_and_logs() {
+    let s = TestServer::start().await;
+    load_matcher_data(&s).await;
+    let cases: &[(&[&str], &[usize])] = &[
+        (&[], &[0, 1, 2, 3, 4]),
+        (&["route=/a"], &[0]),
+        // An absent label is empty: `!=` matches items without it.
+        (&["route!=/a"], &[1, 2, 3, 4]),
+        (&["route="], &[3]),
+        // Regexes are fully anchored.
+        (&["route=~/a.*"], &[0, 2]),
+        (&["route=~a"], &[]),
+        (&["route!~/a.*"], &[1, 3, 4]),
+        // The key ends at the first operator; the value may hold `=` and `?`.
+        (&["route=/q?a=b"], &[4]),
+        // A key holding `=` is quoted.
+        (&[r#""k=x"=1"#], &[3]),
+        // The item's own attribute first, then the resource's.
+        (&["region=eu"], &[0, 1]),
+        (&["region=ap"], &[4]),
+        (&["region=~eu|us"], &[0, 1, 2, 3]),
+        // `service.name` is the service.
+        (&["service.name=svc2"], &[2, 3]),
+        // Several matchers all hold.
+        (&["service.name=svc1", "route!=/a"], &[1, 4]),
+    ];
+    for api in [Api::TimeSeries, Api::Traces, Api::Logs] {
+        for (filters, want) in cases {
+            let want: BTreeSet<usize> = want.iter().copied().collect();
+            assert_eq!(matched(&s, api, filters).await, want, "{api:?} {filters:?}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_bad_matcher_is_a_400_naming_it() {
+    let s = TestServer::start().await;
+    for path in [
+        "/api/v2/metrics/timeseries",
+        "/api/v2/traces",
+        "/api/v2/logs",
+    ] {
+        for (filter, says) in [
+            ("route=~(unclosed", "(unclosed"),
+            ("no-operator", "no operator"),
+            ("=v", "key is empty"),
+        ] {
+            let (status, v) = get(
+                &s,
+                path,
+                &[("metric", "m"), ("filter", "route=/a"), ("filter", filter)],
+            )
+            .await;
+            let msg = v["error"].as_str().unwrap_or_default();
+            assert_eq!(status, 400, "{path} {filter}: {v}");
+            assert!(
+                msg.contains("parameter `filter`") && msg.contains(says),
+                "{path} {filter}: {msg}"
+            );
+        }
+    }
+    // A route without matchers still refuses `filter` as unknown.
+    let (status, v) = get(&s, "/api/v2/services", &[("filter", "a=b")]).await;
+    assert_eq!(status, 400, "{v}");
+}
+
+#[tokio::test]
+async fn a_metric_named_with_a_slash_is_stored_and_queryable() {
+    let s = TestServer::start().await;
+    let p = number_point(T0 + SEC, T0, NV::AsInt(7), vec![]);
+    let body = metrics("web", vec![counter("app/requests", vec![p])]);
+    // `send` asserts nothing was rejected.
+    send(&s, "metrics", body.encode_to_vec(), TENANT).await;
+    let mut params = WINDOW.to_vec();
+    params.extend([
+        ("metric", "app/requests"),
+        ("interval", "1h"),
+        ("aggregation", "max"),
+    ]);
+    let (status, v) = get(&s, "/api/v2/metrics/timeseries", &params).await;
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(v["type"], "sum", "{v}");
+    assert_eq!(v["series"][0]["points"][0]["value"], 7.0, "{v}");
+    let (_, catalog) = get(&s, "/api/v2/metrics", &WINDOW).await;
+    let names: Vec<&str> = catalog["metrics"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["app/requests"], "{catalog}");
+}
+
+/// A log record of service `times` with the given times (0: not sent).
+fn timed_log(body: &str, time: u64, observed: u64) -> LogRecord {
+    let mut r = log(time, 9, body);
+    r.observed_time_unix_nano = observed;
+    r
+}
+
+#[tokio::test]
+async fn log_times_say_whether_they_were_sent_or_derived() {
+    let s = TestServer::start().await;
+    let before = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64;
+    let body = logs(
+        "times",
+        vec![
+            timed_log("sent", T0 + SEC, T0 + 2 * SEC),
+            timed_log("observed only", 0, T0 + 3 * SEC),
+            timed_log("neither", 0, 0),
+        ],
+    );
+    send(&s, "logs", body.encode_to_vec(), TENANT).await;
+    let after = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64;
+    let rows = s
+        .sql_as(
+            TENANT,
+            "SELECT body, timestamp_derived, \
+             CAST(timestamp AS BIGINT) AS t, CAST(observed_timestamp AS BIGINT) AS o \
+             FROM otel_logs ORDER BY body",
+        )
+        .await;
+    let mut got = Vec::new();
+    for b in &rows {
+        use arrow::array::{AsArray, BooleanArray};
+        use arrow::datatypes::Int64Type;
+        let body = arrow::compute::cast(b.column(0), &arrow::datatypes::DataType::Utf8).unwrap();
+        let body = body.as_string::<i32>();
+        let derived: &BooleanArray = b.column(1).as_boolean();
+        let t = b.column(2).as_primitive::<Int64Type>();
+        let o = b.column(3).as_primitive::<Int64Type>();
+        for r in 0..b.num_rows() {
+            got.push((
+                body.value(r).to_owned(),
+                derived.value(r),
+                t.value(r) as u64,
+                o.value(r) as u64,
+            ));
+        }
+    }
+    assert_eq!(got.len(), 3, "{got:?}");
+    let (_, derived, t, o) = &got[0];
+    assert_eq!(got[0].0, "neither");
+    assert!(*derived, "{got:?}");
+    assert_eq!(t, o, "filed under the time it was received");
+    assert!((before..=after).contains(t), "{before} <= {t} <= {after}");
+    assert_eq!(
+        got[1],
+        ("observed only".into(), true, T0 + 3 * SEC, T0 + 3 * SEC)
+    );
+    assert_eq!(got[2], ("sent".into(), false, T0 + SEC, T0 + 2 * SEC));
+
+    // The log search shows the flag; the record without times is found in
+    // the default window (the last hour).
+    let (status, v) = get(&s, "/api/v2/logs", &[]).await;
+    assert_eq!(status, 200, "{v}");
+    let found = v["logs"].as_array().unwrap();
+    assert_eq!(found.len(), 1, "{v}");
+    assert_eq!(found[0]["body"], "neither");
+    assert_eq!(found[0]["timestamp_derived"], true);
+    let (_, v) = get(&s, "/api/v2/logs", &WINDOW).await;
+    let flags: Vec<(&str, &Value)> = v["logs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| (r["body"].as_str().unwrap(), &r["timestamp_derived"]))
+        .collect();
+    assert_eq!(
+        flags,
+        [("observed only", &Value::Bool(true)), ("sent", &Value::Bool(false))],
+        "{v}"
+    );
+}
