@@ -1,9 +1,13 @@
 //! Read-side quantile rules for the distributions beside explicit-bucket
 //! histograms: OTLP exponential histograms (bucket bounds, downscaling, the
-//! increase between cumulative points, the quantile of merged buckets). Pure
-//! functions; nothing here panics, whatever the input.
+//! increase between cumulative points, the quantile of merged buckets) and
+//! summaries (a quantile from the quantiles a point sent). Pure functions;
+//! nothing here panics, whatever the input.
 
 use super::series::{CumulativePoint, merge};
+
+/// Two sent quantiles closer than this are the same quantile.
+const SAME_QUANTILE: f64 = 1e-9;
 
 /// `base^exponent` at exponential histogram scale `scale`, where
 /// `base = 2^(2^-scale)`; computed as `2^(exponent · 2^-scale)`, so a power
@@ -403,6 +407,54 @@ fn merge_side(held: &mut Vec<(i64, u64)>, offset: i32, counts: &[u64], by: u32) 
     *held = out;
 }
 
+/// The `q`-quantile (0 ≤ q ≤ 1) of an OTLP summary point from the
+/// `(quantile, value)` pairs it sent, in any order:
+///
+/// * a sent quantile within 1e-9 of `q` (the nearest one): its value, exactly;
+/// * between two sent quantiles: linear interpolation between the values of
+///   the nearest one below and the nearest one above;
+/// * below the lowest or above the highest sent quantile: the value of that
+///   nearest sent quantile (a summary says nothing beyond its quantiles).
+///
+/// Pairs with a NaN quantile are ignored; values are used as sent (a NaN
+/// value gives NaN). `None` when no pair is usable, or when `q` is NaN or
+/// outside [0, 1].
+pub fn summary_quantile(sent: &[(f64, f64)], q: f64) -> Option<f64> {
+    if !(0.0..=1.0).contains(&q) {
+        return None;
+    }
+    let mut exact: Option<(f64, f64)> = None;
+    let mut below: Option<(f64, f64)> = None;
+    let mut above: Option<(f64, f64)> = None;
+    for &(sq, v) in sent {
+        if sq.is_nan() {
+            continue;
+        }
+        let distance = (sq - q).abs();
+        if distance <= SAME_QUANTILE {
+            if exact.is_none_or(|(d, _)| distance < d) {
+                exact = Some((distance, v));
+            }
+        } else if sq < q {
+            if below.is_none_or(|(b, _)| sq > b) {
+                below = Some((sq, v));
+            }
+        } else if above.is_none_or(|(a, _)| sq < a) {
+            above = Some((sq, v));
+        }
+    }
+    match (exact, below, above) {
+        (Some((_, v)), _, _) => Some(v),
+        (None, Some((qb, vb)), Some((qa, va))) => {
+            // qa - qb > 2e-9, or infinite (then the fraction is 0).
+            let frac = (q - qb) / (qa - qb);
+            Some(vb + (va - vb) * frac)
+        }
+        (None, Some((_, v)), None) | (None, None, Some((_, v))) => Some(v),
+        (None, None, None) => None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -720,6 +772,27 @@ mod tests {
             cumulative_exp_increase(Some((p(1, 1), &prev)), p(1, 2), &cur, 0),
             Some(cur.clone())
         );
+    }
+
+    #[test]
+    fn summary_quantiles_are_exact_interpolated_or_nearest() {
+        let sent = [(0.9, 20.0), (0.5, 10.0), (f64::NAN, 99.0), (0.99, 50.0)];
+        assert_eq!(summary_quantile(&sent, 0.5), Some(10.0));
+        assert_eq!(summary_quantile(&sent, 0.5 + 1e-12), Some(10.0));
+        assert_eq!(summary_quantile(&sent, 0.99), Some(50.0));
+        close(summary_quantile(&sent, 0.7), 15.0);
+        close(summary_quantile(&sent, 0.95), 20.0 + 30.0 * (0.05 / 0.09));
+        // Outside the sent quantiles: the nearest one's value.
+        assert_eq!(summary_quantile(&sent, 0.1), Some(10.0));
+        assert_eq!(summary_quantile(&sent, 0.0), Some(10.0));
+        assert_eq!(summary_quantile(&sent, 1.0), Some(50.0));
+        for q in [-0.1, 1.5, f64::NAN] {
+            assert_eq!(summary_quantile(&sent, q), None, "{q}");
+        }
+        assert_eq!(summary_quantile(&[], 0.5), None);
+        assert_eq!(summary_quantile(&[(f64::NAN, 1.0)], 0.5), None);
+        // Min and max as quantiles 0 and 1.
+        assert_eq!(summary_quantile(&[(1.0, 7.0), (0.0, 1.0)], 0.5), Some(4.0));
     }
 
     #[test]
