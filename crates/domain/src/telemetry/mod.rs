@@ -5,6 +5,7 @@ pub(crate) mod counters;
 pub mod histogram;
 pub(crate) mod ids;
 pub(crate) mod metric_name;
+pub mod quantile;
 pub(crate) mod rejection;
 pub mod series;
 pub(crate) mod service_name;

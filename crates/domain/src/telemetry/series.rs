@@ -146,7 +146,8 @@ impl MergedHistogram {
     }
 }
 
-fn merge(a: Option<f64>, b: Option<f64>, f: fn(f64, f64) -> f64) -> Option<f64> {
+/// Combines two optional extremes with `f`; a missing one leaves the other.
+pub(super) fn merge(a: Option<f64>, b: Option<f64>, f: fn(f64, f64) -> f64) -> Option<f64> {
     match (a, b) {
         (Some(x), Some(y)) => Some(f(x, y)),
         (x, None) => x,
