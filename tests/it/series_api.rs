@@ -217,12 +217,11 @@ async fn a_bad_matcher_is_a_400_naming_it() {
             ("no-operator", "no operator"),
             ("=v", "key is empty"),
         ] {
-            let (status, v) = get(
-                &s,
-                path,
-                &[("metric", "m"), ("filter", "route=/a"), ("filter", filter)],
-            )
-            .await;
+            let mut params = vec![("filter", "route=/a"), ("filter", filter)];
+            if path.contains("metrics") {
+                params.push(("metric", "m"));
+            }
+            let (status, v) = get(&s, path, &params).await;
             let msg = v["error"].as_str().unwrap_or_default();
             assert_eq!(status, 400, "{path} {filter}: {v}");
             assert!(
@@ -348,4 +347,214 @@ async fn log_times_say_whether_they_were_sent_or_derived() {
         [("observed only", &Value::Bool(true)), ("sent", &Value::Bool(false))],
         "{v}"
     );
+}
+
+/// `p<nn>` of `metric` over the window in one 1h bucket, per `group_by`.
+async fn percentile(s: &TestServer, metric: &str, p: &str, group_by: Option<&str>) -> Value {
+    let mut params = WINDOW.to_vec();
+    params.extend([("metric", metric), ("interval", "1h"), ("aggregation", p)]);
+    if let Some(g) = group_by {
+        params.push(("group_by", g));
+    }
+    let (status, v) = get(s, "/api/v2/metrics/timeseries", &params).await;
+    assert_eq!(status, 200, "{metric} {p}: {v}");
+    v
+}
+
+fn only_value(v: &Value) -> f64 {
+    let series = v["series"].as_array().unwrap();
+    assert_eq!(series.len(), 1, "{v}");
+    let points = series[0]["points"].as_array().unwrap();
+    assert_eq!(points.len(), 1, "{v}");
+    points[0]["value"].as_f64().unwrap()
+}
+
+#[tokio::test]
+async fn a_cumulative_histograms_quantiles_stay_within_its_min_and_max() {
+    use opentelemetry_proto::tonic::metrics::v1::{Histogram, HistogramDataPoint, Metric, metric};
+    let s = TestServer::start().await;
+    // Observations between 150 and 300, in the bucket (100, 1000]: linear
+    // interpolation alone would put p99 at 991.
+    let point = |at: u64, n: u64| HistogramDataPoint {
+        start_time_unix_nano: T0 + SEC,
+        time_unix_nano: at,
+        count: n,
+        sum: Some(200.0 * n as f64),
+        bucket_counts: vec![0, n, 0],
+        explicit_bounds: vec![100.0, 1000.0],
+        min: Some(150.0),
+        max: Some(300.0),
+        ..Default::default()
+    };
+    let m = Metric {
+        name: "latency".into(),
+        data: Some(metric::Data::Histogram(Histogram {
+            data_points: vec![point(T0 + 10 * SEC, 10), point(T0 + 70 * SEC, 25)],
+            aggregation_temporality: 2,
+        })),
+        ..Default::default()
+    };
+    send(&s, "metrics", metrics("web", vec![m]).encode_to_vec(), TENANT).await;
+    let v = percentile(&s, "latency", "p99", None).await;
+    assert_eq!(only_value(&v), 300.0, "{v}");
+    for p in ["p1", "p50", "p90"] {
+        let v = only_value(&percentile(&s, "latency", p, None).await);
+        assert!((150.0..=300.0).contains(&v), "{p}: {v}");
+    }
+}
+
+/// An exponential histogram point as the test describes it: scale, zero
+/// count, positive (offset, counts), negative (offset, counts).
+type Exp = (i32, u64, (i32, Vec<u64>), (i32, Vec<u64>));
+
+/// The documented quantile of exponential-histogram points, computed here
+/// from their buckets: every bucket brought to the coarsest scale
+/// (index `i` at scale `s` is `i >> (s - coarsest)`), then walked from the
+/// most negative value up, interpolating exponentially within the bucket
+/// holding rank `q · count` (base^(i + f) for positive bucket `i`,
+/// -base^(i + 1 - f) for negative bucket `i`, 0 in the zero bucket).
+fn reference_quantile(points: &[Exp], q: f64) -> f64 {
+    use std::collections::BTreeMap;
+    let coarsest = points.iter().map(|p| p.0).min().unwrap();
+    let (mut pos, mut neg, mut zero) = (BTreeMap::new(), BTreeMap::new(), 0u64);
+    for (scale, z, (po, pc), (no, nc)) in points {
+        let shift = scale - coarsest;
+        zero += z;
+        for (j, c) in pc.iter().enumerate() {
+            *pos.entry((po + j as i32) >> shift).or_insert(0u64) += c;
+        }
+        for (j, c) in nc.iter().enumerate() {
+            *neg.entry((no + j as i32) >> shift).or_insert(0u64) += c;
+        }
+    }
+    let base = 2f64.powf(2f64.powi(-coarsest));
+    // (count, value at fraction f) in value order.
+    let mut walk: Vec<(u64, Box<dyn Fn(f64) -> f64>)> = Vec::new();
+    for (&i, &c) in neg.iter().rev() {
+        walk.push((c, Box::new(move |f| -base.powf(f64::from(i) + 1.0 - f))));
+    }
+    walk.push((zero, Box::new(|_| 0.0)));
+    for (&i, &c) in &pos {
+        walk.push((c, Box::new(move |f| base.powf(f64::from(i) + f))));
+    }
+    let total: u64 = walk.iter().map(|(c, _)| c).sum();
+    let rank = q * total as f64;
+    let mut below = 0u64;
+    for (c, at) in &walk {
+        if *c > 0 && (below + c) as f64 >= rank {
+            return at((rank - below as f64) / *c as f64);
+        }
+        below += c;
+    }
+    unreachable!()
+}
+
+#[tokio::test]
+async fn exponential_histogram_quantiles_match_their_buckets() {
+    use opentelemetry_proto::tonic::metrics::v1::{
+        ExponentialHistogram, ExponentialHistogramDataPoint, Metric, exponential_histogram_data_point::Buckets,
+        metric,
+    };
+    let s = TestServer::start().await;
+    // Two delta series at scales 1 and 0, with negative values and zeros.
+    let a: Exp = (1, 1, (2, vec![3, 5, 2]), (0, vec![4]));
+    let b: Exp = (0, 0, (1, vec![6]), (1, vec![2, 1]));
+    let point = |(scale, zero, (po, pc), (no, nc)): &Exp, host: &str| {
+        ExponentialHistogramDataPoint {
+            attributes: vec![kv_str("host", host)],
+            start_time_unix_nano: T0,
+            time_unix_nano: T0 + 10 * SEC,
+            count: zero + pc.iter().sum::<u64>() + nc.iter().sum::<u64>(),
+            scale: *scale,
+            zero_count: *zero,
+            positive: Some(Buckets {
+                offset: *po,
+                bucket_counts: pc.clone(),
+            }),
+            negative: Some(Buckets {
+                offset: *no,
+                bucket_counts: nc.clone(),
+            }),
+            ..Default::default()
+        }
+    };
+    let m = Metric {
+        name: "rtt".into(),
+        data: Some(metric::Data::ExponentialHistogram(ExponentialHistogram {
+            data_points: vec![point(&a, "a"), point(&b, "b")],
+            aggregation_temporality: 1,
+        })),
+        ..Default::default()
+    };
+    send(&s, "metrics", metrics("net", vec![m]).encode_to_vec(), TENANT).await;
+    for p in [1u8, 10, 25, 30, 50, 75, 90, 99] {
+        let q = f64::from(p) / 100.0;
+        let got = only_value(&percentile(&s, "rtt", &format!("p{p}"), None).await);
+        let want = reference_quantile(&[a.clone(), b.clone()], q);
+        assert!((got - want).abs() < 1e-9, "p{p}: {got} vs {want}");
+        // Each series alone, at its own scale.
+        let v = percentile(&s, "rtt", &format!("p{p}"), Some("host")).await;
+        for (i, own) in [&a, &b].into_iter().enumerate() {
+            let got = v["series"][i]["points"][0]["value"].as_f64().unwrap();
+            let want = reference_quantile(std::slice::from_ref(own), q);
+            assert!((got - want).abs() < 1e-9, "p{p} series {i}: {got} vs {want}: {v}");
+        }
+    }
+    // The median of the merged series lies in (2, 4]; p10 is negative.
+    let p50 = only_value(&percentile(&s, "rtt", "p50", None).await);
+    assert!(p50 > 2.0 && p50 <= 4.0, "{p50}");
+    assert!(only_value(&percentile(&s, "rtt", "p10", None).await) < 0.0);
+}
+
+#[tokio::test]
+async fn summary_quantiles_are_exact_when_sent_and_interpolated_otherwise() {
+    use opentelemetry_proto::tonic::metrics::v1::{
+        Metric, Summary, SummaryDataPoint, metric, summary_data_point::ValueAtQuantile,
+    };
+    let s = TestServer::start().await;
+    let point = |host: &str, at: u64, count: u64, qs: &[(f64, f64)]| SummaryDataPoint {
+        attributes: vec![kv_str("host", host)],
+        start_time_unix_nano: T0,
+        time_unix_nano: at,
+        count,
+        sum: 1000.0,
+        quantile_values: qs
+            .iter()
+            .map(|&(quantile, value)| ValueAtQuantile { quantile, value })
+            .collect(),
+        ..Default::default()
+    };
+    let m = Metric {
+        name: "gc.pause".into(),
+        data: Some(metric::Data::Summary(Summary {
+            data_points: vec![
+                // An older point of series a: the latest one counts.
+                point("a", T0 + 5 * SEC, 50, &[(0.5, 1.0), (0.9, 2.0), (0.99, 3.0)]),
+                point("a", T0 + 10 * SEC, 100, &[(0.5, 10.0), (0.9, 50.0), (0.99, 90.0)]),
+                point("b", T0 + 10 * SEC, 300, &[(0.5, 20.0), (0.99, 40.0)]),
+            ],
+        })),
+        ..Default::default()
+    };
+    send(&s, "metrics", metrics("jvm", vec![m]).encode_to_vec(), TENANT).await;
+    let per_host = |v: &Value| -> Vec<f64> {
+        (0..2)
+            .map(|i| v["series"][i]["points"][0]["value"].as_f64().unwrap())
+            .collect()
+    };
+    // Sent: exact.
+    let v = percentile(&s, "gc.pause", "p50", Some("host")).await;
+    assert_eq!(per_host(&v), [10.0, 20.0], "{v}");
+    let v = percentile(&s, "gc.pause", "p99", Some("host")).await;
+    assert_eq!(per_host(&v), [90.0, 40.0], "{v}");
+    // Not sent: linear between the neighbours; below the lowest, the lowest.
+    let v = percentile(&s, "gc.pause", "p95", Some("host")).await;
+    let [pa, pb] = per_host(&v)[..] else { panic!() };
+    assert!((pa - (50.0 + 40.0 * 5.0 / 9.0)).abs() < 1e-9, "{v}");
+    assert!((pb - (20.0 + 20.0 * 45.0 / 49.0)).abs() < 1e-9, "{v}");
+    let v = percentile(&s, "gc.pause", "p10", Some("host")).await;
+    assert_eq!(per_host(&v), [10.0, 20.0], "{v}");
+    // Grouped together: weighted by count (100 and 300).
+    let v = percentile(&s, "gc.pause", "p50", None).await;
+    assert_eq!(only_value(&v), (100.0 * 10.0 + 300.0 * 20.0) / 400.0, "{v}");
 }

@@ -44,7 +44,8 @@ use super::ports::{
 };
 use super::queries::MetricReadModel;
 use super::queries::metric_queries::{
-    HistogramPoint, MetricCatalogQuery, MetricInfo, MetricKind, RawSeries, Series, TimeSeriesQuery,
+    ExpHistogramPoint, HistogramPoint, MetricCatalogQuery, MetricInfo, MetricKind, RawSeries,
+    Series, SummaryPoint, TimeSeriesQuery,
 };
 use tf_domain::Table;
 use tf_domain::TenantId;
@@ -430,6 +431,8 @@ pub struct MetricAnswers {
     pub bucketed: Vec<Series>,
     pub sums: RawSeries<f64>,
     pub histograms: RawSeries<HistogramPoint>,
+    pub exp_histograms: RawSeries<ExpHistogramPoint>,
+    pub summaries: RawSeries<SummaryPoint>,
 }
 
 impl Default for MetricAnswers {
@@ -443,6 +446,14 @@ impl Default for MetricAnswers {
                 truncated: false,
             },
             histograms: RawSeries {
+                series: Vec::new(),
+                truncated: false,
+            },
+            exp_histograms: RawSeries {
+                series: Vec::new(),
+                truncated: false,
+            },
+            summaries: RawSeries {
                 series: Vec::new(),
                 truncated: false,
             },
@@ -522,6 +533,22 @@ impl MetricReadModel for MemoryMetrics {
         _: &QueryLimits,
     ) -> Result<RawSeries<HistogramPoint>, QueryError> {
         Ok(self.answers().histograms)
+    }
+
+    async fn exp_histogram_points(
+        &self,
+        _: &TimeSeriesQuery,
+        _: &QueryLimits,
+    ) -> Result<RawSeries<ExpHistogramPoint>, QueryError> {
+        Ok(self.answers().exp_histograms)
+    }
+
+    async fn summary_points(
+        &self,
+        _: &TimeSeriesQuery,
+        _: &QueryLimits,
+    ) -> Result<RawSeries<SummaryPoint>, QueryError> {
+        Ok(self.answers().summaries)
     }
 }
 

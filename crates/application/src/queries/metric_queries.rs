@@ -15,6 +15,9 @@ use crate::event_bus::EventHandler;
 use crate::ports::{QueryError, QueryLimits};
 use async_trait::async_trait;
 use tf_domain::Table;
+use tf_domain::telemetry::quantile::{
+    ExpBuckets, MergedExpHistogram, cumulative_exp_increase, summary_quantile,
+};
 use tf_domain::telemetry::series::{
     CumulativePoint, MergedHistogram, bucket_start, cumulative_bucket_increase, cumulative_increase,
 };
@@ -63,6 +66,22 @@ pub trait MetricReadModel: Send + Sync {
         q: &TimeSeriesQuery,
         limits: &QueryLimits,
     ) -> Result<RawSeries<HistogramPoint>, QueryError>;
+
+    /// Every point of the exponential histogram's series in the window,
+    /// each series in time order.
+    async fn exp_histogram_points(
+        &self,
+        q: &TimeSeriesQuery,
+        limits: &QueryLimits,
+    ) -> Result<RawSeries<ExpHistogramPoint>, QueryError>;
+
+    /// Every point of the summary's series in the window, each series in
+    /// time order.
+    async fn summary_points(
+        &self,
+        q: &TimeSeriesQuery,
+        limits: &QueryLimits,
+    ) -> Result<RawSeries<SummaryPoint>, QueryError>;
 }
 
 /// The OTLP metric types, as stored (one table each).
@@ -279,12 +298,19 @@ impl MetricQueries {
             (Some(MetricKind::Histogram), Aggregation::Percentile(p)) => {
                 self.percentile(q, f64::from(p) / 100.0).await?
             }
+            (Some(MetricKind::ExponentialHistogram), Aggregation::Percentile(p)) => {
+                self.exp_percentile(q, f64::from(p) / 100.0).await?
+            }
+            (Some(MetricKind::Summary), Aggregation::Percentile(p)) => {
+                self.summary_percentile(q, f64::from(p) / 100.0).await?
+            }
             (Some(kind), agg) => {
                 let hint = match kind {
                     MetricKind::Gauge => "avg, sum, min, max or count",
                     MetricKind::Sum => "avg, sum, min, max, count, rate or increase",
-                    MetricKind::Histogram => "p50, p75, p90, p95 or p99",
-                    _ => "SQL (POST /api/v2/sql)",
+                    MetricKind::Histogram
+                    | MetricKind::ExponentialHistogram
+                    | MetricKind::Summary => "a percentile, p1 to p99 (p50, p90, p99 …)",
                 };
                 return Err(invalid(
                     "aggregation",
@@ -439,6 +465,123 @@ impl MetricQueries {
     }
 }
 
+impl MetricQueries {
+    /// `pNN` of an exponential histogram: as [`Self::percentile`], with the
+    /// buckets merged at the coarsest scale among them and interpolated
+    /// exponentially within a bucket.
+    async fn exp_percentile(
+        &self,
+        q: &TimeSeriesQuery,
+        quantile: f64,
+    ) -> Result<Vec<Series>, QueryError> {
+        let series = Self::check_raw(
+            self.read_model
+                .exp_histogram_points(q, &self.unlimited())
+                .await?,
+        )?;
+        let interval = q.interval.nanos();
+        let mut merged: BTreeMap<BTreeMap<String, String>, BTreeMap<i64, MergedExpHistogram>> =
+            BTreeMap::new();
+        for s in series {
+            let buckets = merged.entry(s.labels).or_default();
+            let mut prev: Option<(CumulativePoint, ExpBuckets)> = None;
+            for pt in s.points {
+                let h = pt.value;
+                let bucket = buckets
+                    .entry(bucket_start(pt.at.ts_ns, interval))
+                    .or_default();
+                if pt.delta {
+                    bucket.add(&h.buckets, h.min, h.max);
+                    continue;
+                }
+                // Cumulative: the increase over the previous point, bounded
+                // by the point's lifetime min/max.
+                if let Some(inc) = cumulative_exp_increase(
+                    prev.as_ref().map(|(p, b)| (*p, b)),
+                    pt.at,
+                    &h.buckets,
+                    q.window.start_ns,
+                ) {
+                    bucket.add(&inc, h.min, h.max);
+                }
+                prev = Some((pt.at, h.buckets));
+            }
+        }
+        Ok(finish(
+            merged
+                .into_iter()
+                .map(|(labels, buckets)| {
+                    let points = buckets
+                        .into_iter()
+                        .filter_map(|(t, h)| {
+                            h.quantile(quantile).map(|v| Point {
+                                timestamp: t / 1_000_000,
+                                value: v,
+                            })
+                        })
+                        .collect();
+                    (labels, points)
+                })
+                .collect(),
+        ))
+    }
+
+    /// `pNN` of a summary. Its quantiles were computed by the sender and
+    /// cannot be merged: per time bucket, each series' latest point gives
+    /// its quantile ([`summary_quantile`]: exact when sent, else
+    /// interpolated between the sent ones), and the series of one group
+    /// are averaged, weighted by their points' counts (equally when every
+    /// count is zero).
+    async fn summary_percentile(
+        &self,
+        q: &TimeSeriesQuery,
+        quantile: f64,
+    ) -> Result<Vec<Series>, QueryError> {
+        let series = Self::check_raw(self.read_model.summary_points(q, &self.unlimited()).await?)?;
+        let interval = q.interval.nanos();
+        // Per group and bucket: (Σ count·value, Σ count, Σ value, series).
+        type Acc = (f64, f64, f64, u32);
+        let mut groups: BTreeMap<BTreeMap<String, String>, BTreeMap<i64, Acc>> = BTreeMap::new();
+        for s in series {
+            let buckets = groups.entry(s.labels).or_default();
+            let mut latest: BTreeMap<i64, &SummaryPoint> = BTreeMap::new();
+            for pt in &s.points {
+                // Points are in time order: the last one of a bucket wins.
+                latest.insert(bucket_start(pt.at.ts_ns, interval), &pt.value);
+            }
+            for (t, p) in latest {
+                let Some(v) = summary_quantile(&p.quantiles, quantile) else {
+                    continue;
+                };
+                let acc = buckets.entry(t).or_insert((0.0, 0.0, 0.0, 0));
+                acc.0 += p.count as f64 * v;
+                acc.1 += p.count as f64;
+                acc.2 += v;
+                acc.3 += 1;
+            }
+        }
+        Ok(finish(
+            groups
+                .into_iter()
+                .map(|(labels, buckets)| {
+                    let points = buckets
+                        .into_iter()
+                        .map(|(t, (weighted, counts, plain, n))| Point {
+                            timestamp: t / 1_000_000,
+                            value: if counts > 0.0 {
+                                weighted / counts
+                            } else {
+                                plain / f64::from(n)
+                            },
+                        })
+                        .collect();
+                    (labels, points)
+                })
+                .collect(),
+        ))
+    }
+}
+
 /// One raw point of a series, as read for rate/increase/percentiles.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RawPoint<P> {
@@ -471,6 +614,21 @@ pub struct HistogramPoint {
     pub bounds: Vec<f64>,
     pub min: Option<f64>,
     pub max: Option<f64>,
+}
+
+/// An exponential histogram point's buckets.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ExpHistogramPoint {
+    pub buckets: ExpBuckets,
+    pub min: Option<f64>,
+    pub max: Option<f64>,
+}
+
+/// A summary point: its count and the (quantile, value) pairs it sent.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SummaryPoint {
+    pub count: u64,
+    pub quantiles: Vec<(f64, f64)>,
 }
 
 fn finish(map: BTreeMap<BTreeMap<String, String>, Vec<Point>>) -> Vec<Series> {

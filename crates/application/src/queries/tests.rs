@@ -162,7 +162,7 @@ async fn aggregations_that_do_not_apply_say_what_does() {
         ..MetricAnswers::default()
     });
     match q.time_series(&query(Aggregation::Rate)).await {
-        Err(QueryError::Invalid(m)) => assert!(m.contains("p50, p75, p90, p95 or p99"), "{m}"),
+        Err(QueryError::Invalid(m)) => assert!(m.contains("a percentile, p1 to p99"), "{m}"),
         other => panic!("{other:?}"),
     }
     // An unknown metric is an empty answer, not an error.

@@ -13,10 +13,11 @@ use crate::engine::{DataFusionEngine, SqlParam};
 use tf_application::ports::{QueryError, QueryLimits, QueryResult};
 use tf_application::queries::MetricReadModel;
 use tf_application::queries::metric_queries::{
-    HistogramPoint, MetricCatalogQuery, MetricInfo, MetricKind, Point, RawPoint, RawSeries, Series,
+    ExpHistogramPoint, HistogramPoint, SummaryPoint, MetricCatalogQuery, MetricInfo, MetricKind, Point, RawPoint, RawSeries, Series,
     SeriesPoints, TimeSeriesQuery,
 };
 use tf_application::queries::params::Aggregation;
+use tf_domain::telemetry::quantile::ExpBuckets;
 use tf_domain::telemetry::series::CumulativePoint;
 
 /// `WHERE` over window, metric, service and label matchers.
@@ -86,7 +87,7 @@ fn group_series<C, P>(
     q: &TimeSeriesQuery,
     result: &QueryResult,
     columns: impl Fn(&RecordBatch) -> Result<C, QueryError>,
-    value: impl Fn(&C, usize) -> P,
+    mut value: impl FnMut(&C, usize) -> Result<P, QueryError>,
 ) -> Result<RawSeries<P>, QueryError> {
     let options = FormatOptions::default();
     let mut index: HashMap<String, usize> = HashMap::new();
@@ -128,7 +129,7 @@ fn group_series<C, P>(
                     ts_ns: ts.value(r),
                 },
                 delta: temporality.value(r) == 1,
-                value: value(&cols, r),
+                value: value(&cols, r)?,
             });
         }
     }
@@ -318,7 +319,7 @@ impl MetricReadModel for DataFusionEngine {
             q,
             &result,
             |b| rows::float64s(b, "value"),
-            |v, r| v.value(r),
+            |v, r| Ok(v.value(r)),
         )
     }
 
@@ -355,8 +356,94 @@ impl MetricReadModel for DataFusionEngine {
                 };
                 rows::list_u64(counts, r, &mut h.counts);
                 rows::list_f64(bounds, r, &mut h.bounds);
-                h
+                Ok(h)
             },
         )
+    }
+
+    async fn exp_histogram_points(
+        &self,
+        q: &TimeSeriesQuery,
+        limits: &QueryLimits,
+    ) -> Result<RawSeries<ExpHistogramPoint>, QueryError> {
+        let result = self
+            .raw(
+                q,
+                MetricKind::ExponentialHistogram,
+                "scale, zero_count, zero_threshold, positive_offset, positive_bucket_counts, \
+                 negative_offset, negative_bucket_counts, min, max",
+                limits,
+            )
+            .await?;
+        group_series(
+            q,
+            &result,
+            |b| {
+                Ok((
+                    (
+                        rows::int32s(b, "scale")?,
+                        rows::uint64s(b, "zero_count")?,
+                        rows::float64s(b, "zero_threshold")?,
+                    ),
+                    (
+                        rows::int32s(b, "positive_offset")?,
+                        rows::u64_lists(b, "positive_bucket_counts")?,
+                        rows::int32s(b, "negative_offset")?,
+                        rows::u64_lists(b, "negative_bucket_counts")?,
+                    ),
+                    (rows::float64s(b, "min")?, rows::float64s(b, "max")?),
+                ))
+            },
+            |((scale, zero_count, zero_threshold), (p_off, p, n_off, n), (min, max)), r| {
+                let mut buckets = ExpBuckets {
+                    scale: scale.value(r),
+                    zero_count: zero_count.value(r),
+                    zero_threshold: zero_threshold.value(r),
+                    positive_offset: p_off.value(r),
+                    positive: Vec::new(),
+                    negative_offset: n_off.value(r),
+                    negative: Vec::new(),
+                };
+                rows::list_u64(p, r, &mut buckets.positive);
+                rows::list_u64(n, r, &mut buckets.negative);
+                Ok(ExpHistogramPoint {
+                    buckets,
+                    min: rows::opt_f64(min, r),
+                    max: rows::opt_f64(max, r),
+                })
+            },
+        )
+    }
+
+    async fn summary_points(
+        &self,
+        q: &TimeSeriesQuery,
+        limits: &QueryLimits,
+    ) -> Result<RawSeries<SummaryPoint>, QueryError> {
+        // Summaries have no temporality column: each point stands alone.
+        let (filter, params) = filter(q);
+        let groups: String = group_exprs(q).iter().map(|g| format!(", {g}")).collect();
+        let sql = format!(
+            "SELECT service_name, resource_attributes, scope_name, attributes, \
+             CAST(start_timestamp AS BIGINT) AS start_ns, CAST(timestamp AS BIGINT) AS ts_ns, \
+             CAST(2 AS BIGINT) AS aggregation_temporality, \"count\", quantiles{groups} \
+             FROM {table} WHERE {filter}",
+            table = MetricKind::Summary.table().name(),
+        );
+        let result = self.query_with(&q.tenant, &sql, &params, limits).await?;
+        let mut pairs = Vec::new();
+        let series = group_series(
+            q,
+            &result,
+            |b| Ok((rows::uint64s(b, "count")?, rows::struct_lists(b, "quantiles")?)),
+            |(count, quantiles), r| {
+                rows::list_f64_pairs(quantiles, r, ("quantile", "value"), &mut pairs)?;
+                Ok(SummaryPoint {
+                    count: count.value(r),
+                    quantiles: pairs.clone(),
+                })
+            },
+        )?;
+        Ok(series)
     }
 }

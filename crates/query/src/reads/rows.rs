@@ -4,10 +4,11 @@
 use std::sync::Arc;
 
 use arrow::array::{
-    Array, ArrayRef, AsArray, BooleanArray, Float64Array, Int64Array, ListArray, StringArray,
+    Array, ArrayRef, AsArray, BooleanArray, Float64Array, Int32Array, Int64Array, ListArray,
+    StringArray, UInt64Array,
 };
 use arrow::compute::cast;
-use arrow::datatypes::{DataType, Field, Float64Type, Int64Type, UInt64Type};
+use arrow::datatypes::{DataType, Field, Float64Type, Int32Type, Int64Type, UInt64Type};
 use arrow::record_batch::RecordBatch;
 use arrow::util::display::{ArrayFormatter, FormatOptions};
 
@@ -33,6 +34,57 @@ pub(super) fn int64s(batch: &RecordBatch, name: &str) -> Result<Int64Array, Quer
     Ok(column(batch, name, &DataType::Int64)?
         .as_primitive::<Int64Type>()
         .clone())
+}
+
+pub(super) fn uint64s(batch: &RecordBatch, name: &str) -> Result<UInt64Array, QueryError> {
+    Ok(column(batch, name, &DataType::UInt64)?
+        .as_primitive::<UInt64Type>()
+        .clone())
+}
+
+pub(super) fn int32s(batch: &RecordBatch, name: &str) -> Result<Int32Array, QueryError> {
+    Ok(column(batch, name, &DataType::Int32)?
+        .as_primitive::<Int32Type>()
+        .clone())
+}
+
+/// A list-of-struct column as it is (its item fields are read by name).
+pub(super) fn struct_lists(batch: &RecordBatch, name: &str) -> Result<ListArray, QueryError> {
+    let c = batch
+        .column_by_name(name)
+        .ok_or_else(|| QueryError::internal(format!("result has no column {name}")))?;
+    c.as_list_opt::<i32>()
+        .cloned()
+        .ok_or_else(|| QueryError::internal(format!("column {name} is not a list")))
+}
+
+/// Row `row` of a `List<Struct<{a}: Float64, {b}: Float64>>` column as pairs.
+pub(super) fn list_f64_pairs(
+    list: &ListArray,
+    row: usize,
+    (a, b): (&str, &str),
+    out: &mut Vec<(f64, f64)>,
+) -> Result<(), QueryError> {
+    out.clear();
+    if !list.is_valid(row) {
+        return Ok(());
+    }
+    let items = list.value(row);
+    let items = items
+        .as_struct_opt()
+        .ok_or_else(|| QueryError::internal("list items are not structs"))?;
+    let field = |n: &str| -> Result<Float64Array, QueryError> {
+        let c = items
+            .column_by_name(n)
+            .ok_or_else(|| QueryError::internal(format!("list items have no field {n}")))?;
+        Ok(cast(c, &DataType::Float64)
+            .map_err(QueryError::internal)?
+            .as_primitive::<Float64Type>()
+            .clone())
+    };
+    let (xs, ys) = (field(a)?, field(b)?);
+    out.extend((0..items.len()).map(|i| (xs.value(i), ys.value(i))));
+    Ok(())
 }
 
 pub(super) fn float64s(batch: &RecordBatch, name: &str) -> Result<Float64Array, QueryError> {
