@@ -48,10 +48,7 @@ fn items() -> Vec<(&'static str, &'static str, Vec<KeyValue>)> {
 
 fn resource_of(service: &str, region: &str) -> Option<Resource> {
     Some(Resource {
-        attributes: vec![
-            kv_str("service.name", service),
-            kv_str("region", region),
-        ],
+        attributes: vec![kv_str("service.name", service), kv_str("region", region)],
         ..Default::default()
     })
 }
@@ -99,18 +96,8 @@ async fn load_matcher_data(s: &TestServer) {
 
 /// GET `path` with `params` (URL-encoded here) as [`TENANT`].
 async fn get(s: &TestServer, path: &str, params: &[(&str, &str)]) -> (u16, Value) {
-    let resp = reqwest::Client::new()
-        .get(format!("{}{path}", s.http))
-        .query(params)
-        .header("x-tenant-id", TENANT)
-        .send()
-        .await
-        .unwrap();
-    let status = resp.status().as_u16();
-    let body = resp.bytes().await.unwrap();
-    let v = serde_json::from_slice(&body)
-        .unwrap_or_else(|e| panic!("{path}: not JSON ({e}): {body:?}"));
-    (status, v)
+    let query = serde_urlencoded::to_string(params).unwrap();
+    crate::queries::get(s, &format!("{path}?{query}"), TENANT).await
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -344,7 +331,10 @@ async fn log_times_say_whether_they_were_sent_or_derived() {
         .collect();
     assert_eq!(
         flags,
-        [("observed only", &Value::Bool(true)), ("sent", &Value::Bool(false))],
+        [
+            ("observed only", &Value::Bool(true)),
+            ("sent", &Value::Bool(false))
+        ],
         "{v}"
     );
 }
@@ -394,7 +384,13 @@ async fn a_cumulative_histograms_quantiles_stay_within_its_min_and_max() {
         })),
         ..Default::default()
     };
-    send(&s, "metrics", metrics("web", vec![m]).encode_to_vec(), TENANT).await;
+    send(
+        &s,
+        "metrics",
+        metrics("web", vec![m]).encode_to_vec(),
+        TENANT,
+    )
+    .await;
     let v = percentile(&s, "latency", "p99", None).await;
     assert_eq!(only_value(&v), 300.0, "{v}");
     for p in ["p1", "p50", "p90"] {
@@ -428,21 +424,21 @@ fn reference_quantile(points: &[Exp], q: f64) -> f64 {
         }
     }
     let base = 2f64.powf(2f64.powi(-coarsest));
-    // (count, value at fraction f) in value order.
-    let mut walk: Vec<(u64, Box<dyn Fn(f64) -> f64>)> = Vec::new();
-    for (&i, &c) in neg.iter().rev() {
-        walk.push((c, Box::new(move |f| -base.powf(f64::from(i) + 1.0 - f))));
-    }
-    walk.push((zero, Box::new(|_| 0.0)));
-    for (&i, &c) in &pos {
-        walk.push((c, Box::new(move |f| base.powf(f64::from(i) + f))));
-    }
-    let total: u64 = walk.iter().map(|(c, _)| c).sum();
+    // (count, sign, bucket index) in value order; sign 0 is the zero bucket.
+    let mut walk: Vec<(u64, i8, i32)> = neg.iter().rev().map(|(&i, &c)| (c, -1, i)).collect();
+    walk.push((zero, 0, 0));
+    walk.extend(pos.iter().map(|(&i, &c)| (c, 1, i)));
+    let total: u64 = walk.iter().map(|(c, _, _)| c).sum();
     let rank = q * total as f64;
     let mut below = 0u64;
-    for (c, at) in &walk {
-        if *c > 0 && (below + c) as f64 >= rank {
-            return at((rank - below as f64) / *c as f64);
+    for &(c, sign, i) in &walk {
+        if c > 0 && (below + c) as f64 >= rank {
+            let f = (rank - below as f64) / c as f64;
+            return match sign {
+                -1 => -base.powf(f64::from(i) + 1.0 - f),
+                0 => 0.0,
+                _ => base.powf(f64::from(i) + f),
+            };
         }
         below += c;
     }
@@ -452,15 +448,15 @@ fn reference_quantile(points: &[Exp], q: f64) -> f64 {
 #[tokio::test]
 async fn exponential_histogram_quantiles_match_their_buckets() {
     use opentelemetry_proto::tonic::metrics::v1::{
-        ExponentialHistogram, ExponentialHistogramDataPoint, Metric, exponential_histogram_data_point::Buckets,
-        metric,
+        ExponentialHistogram, ExponentialHistogramDataPoint, Metric,
+        exponential_histogram_data_point::Buckets, metric,
     };
     let s = TestServer::start().await;
     // Two delta series at scales 1 and 0, with negative values and zeros.
     let a: Exp = (1, 1, (2, vec![3, 5, 2]), (0, vec![4]));
     let b: Exp = (0, 0, (1, vec![6]), (1, vec![2, 1]));
-    let point = |(scale, zero, (po, pc), (no, nc)): &Exp, host: &str| {
-        ExponentialHistogramDataPoint {
+    let point =
+        |(scale, zero, (po, pc), (no, nc)): &Exp, host: &str| ExponentialHistogramDataPoint {
             attributes: vec![kv_str("host", host)],
             start_time_unix_nano: T0,
             time_unix_nano: T0 + 10 * SEC,
@@ -476,8 +472,7 @@ async fn exponential_histogram_quantiles_match_their_buckets() {
                 bucket_counts: nc.clone(),
             }),
             ..Default::default()
-        }
-    };
+        };
     let m = Metric {
         name: "rtt".into(),
         data: Some(metric::Data::ExponentialHistogram(ExponentialHistogram {
@@ -486,7 +481,13 @@ async fn exponential_histogram_quantiles_match_their_buckets() {
         })),
         ..Default::default()
     };
-    send(&s, "metrics", metrics("net", vec![m]).encode_to_vec(), TENANT).await;
+    send(
+        &s,
+        "metrics",
+        metrics("net", vec![m]).encode_to_vec(),
+        TENANT,
+    )
+    .await;
     for p in [1u8, 10, 25, 30, 50, 75, 90, 99] {
         let q = f64::from(p) / 100.0;
         let got = only_value(&percentile(&s, "rtt", &format!("p{p}"), None).await);
@@ -497,7 +498,10 @@ async fn exponential_histogram_quantiles_match_their_buckets() {
         for (i, own) in [&a, &b].into_iter().enumerate() {
             let got = v["series"][i]["points"][0]["value"].as_f64().unwrap();
             let want = reference_quantile(std::slice::from_ref(own), q);
-            assert!((got - want).abs() < 1e-9, "p{p} series {i}: {got} vs {want}: {v}");
+            assert!(
+                (got - want).abs() < 1e-9,
+                "p{p} series {i}: {got} vs {want}: {v}"
+            );
         }
     }
     // The median of the merged series lies in (2, 4]; p10 is negative.
@@ -529,14 +533,30 @@ async fn summary_quantiles_are_exact_when_sent_and_interpolated_otherwise() {
         data: Some(metric::Data::Summary(Summary {
             data_points: vec![
                 // An older point of series a: the latest one counts.
-                point("a", T0 + 5 * SEC, 50, &[(0.5, 1.0), (0.9, 2.0), (0.99, 3.0)]),
-                point("a", T0 + 10 * SEC, 100, &[(0.5, 10.0), (0.9, 50.0), (0.99, 90.0)]),
+                point(
+                    "a",
+                    T0 + 5 * SEC,
+                    50,
+                    &[(0.5, 1.0), (0.9, 2.0), (0.99, 3.0)],
+                ),
+                point(
+                    "a",
+                    T0 + 10 * SEC,
+                    100,
+                    &[(0.5, 10.0), (0.9, 50.0), (0.99, 90.0)],
+                ),
                 point("b", T0 + 10 * SEC, 300, &[(0.5, 20.0), (0.99, 40.0)]),
             ],
         })),
         ..Default::default()
     };
-    send(&s, "metrics", metrics("jvm", vec![m]).encode_to_vec(), TENANT).await;
+    send(
+        &s,
+        "metrics",
+        metrics("jvm", vec![m]).encode_to_vec(),
+        TENANT,
+    )
+    .await;
     let per_host = |v: &Value| -> Vec<f64> {
         (0..2)
             .map(|i| v["series"][i]["points"][0]["value"].as_f64().unwrap())

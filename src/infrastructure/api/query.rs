@@ -19,12 +19,12 @@ use serde_json::{Value, json};
 
 use super::{ApiState, Offload};
 use crate::application::ports::{QueryError, QueryResult};
-use crate::application::queries::params::{self, Aggregation, Interval, TimeWindow, invalid};
 use crate::application::queries::matcher::parse_matchers;
+use crate::application::queries::params::{self, Aggregation, Interval, TimeWindow, invalid};
 use crate::application::queries::traces::parse_status;
 use crate::application::queries::{
-    GetTraceQuery, LabelMatcher, MetricCatalogQuery, OperationsQuery, SearchLogsQuery, SearchTracesQuery,
-    ServicesQuery, SqlQuery, TimeSeriesQuery,
+    GetTraceQuery, LabelMatcher, MetricCatalogQuery, OperationsQuery, SearchLogsQuery,
+    SearchTracesQuery, ServicesQuery, SqlQuery, TimeSeriesQuery,
 };
 use crate::domain::TenantContext;
 use crate::infrastructure::otlp::convert::spans_to_otlp;

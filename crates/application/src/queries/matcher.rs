@@ -270,13 +270,19 @@ mod tests {
     #[test]
     fn the_key_ends_at_the_first_operator() {
         let x = m("http.route=/a=b");
-        assert_eq!((x.key(), x.op(), x.value()), ("http.route", MatchOp::Equal, "/a=b"));
+        assert_eq!(
+            (x.key(), x.op(), x.value()),
+            ("http.route", MatchOp::Equal, "/a=b")
+        );
         let x = m("k!=v");
         assert_eq!((x.key(), x.op(), x.value()), ("k", MatchOp::NotEqual, "v"));
         let x = m("k=~a|b");
         assert_eq!((x.key(), x.op(), x.value()), ("k", MatchOp::Regex, "a|b"));
         let x = m("k!~a.*");
-        assert_eq!((x.key(), x.op(), x.value()), ("k", MatchOp::NotRegex, "a.*"));
+        assert_eq!(
+            (x.key(), x.op(), x.value()),
+            ("k", MatchOp::NotRegex, "a.*")
+        );
         // `!` alone is part of the key; an empty value is allowed.
         let x = m("a!b=");
         assert_eq!((x.key(), x.op(), x.value()), ("a!b", MatchOp::Equal, ""));
@@ -304,8 +310,14 @@ mod tests {
 
     #[test]
     fn bad_matchers_say_why() {
-        assert_eq!(LabelMatcher::parse("novalue").unwrap_err(), MatcherError::NoOperator);
-        assert_eq!(LabelMatcher::parse("=v").unwrap_err(), MatcherError::EmptyKey);
+        assert_eq!(
+            LabelMatcher::parse("novalue").unwrap_err(),
+            MatcherError::NoOperator
+        );
+        assert_eq!(
+            LabelMatcher::parse("=v").unwrap_err(),
+            MatcherError::EmptyKey
+        );
         let e = LabelMatcher::parse("k=~(unclosed").unwrap_err();
         assert!(matches!(&e, MatcherError::BadRegex { pattern, .. } if pattern == "(unclosed"));
         // A pattern whose compiled program is huge is refused, not built.

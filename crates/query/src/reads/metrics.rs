@@ -13,8 +13,8 @@ use crate::engine::{DataFusionEngine, SqlParam};
 use tf_application::ports::{QueryError, QueryLimits, QueryResult};
 use tf_application::queries::MetricReadModel;
 use tf_application::queries::metric_queries::{
-    ExpHistogramPoint, HistogramPoint, SummaryPoint, MetricCatalogQuery, MetricInfo, MetricKind, Point, RawPoint, RawSeries, Series,
-    SeriesPoints, TimeSeriesQuery,
+    ExpHistogramPoint, HistogramPoint, MetricCatalogQuery, MetricInfo, MetricKind, Point, RawPoint,
+    RawSeries, Series, SeriesPoints, SummaryPoint, TimeSeriesQuery,
 };
 use tf_application::queries::params::Aggregation;
 use tf_domain::telemetry::quantile::ExpBuckets;
@@ -435,7 +435,12 @@ impl MetricReadModel for DataFusionEngine {
         let series = group_series(
             q,
             &result,
-            |b| Ok((rows::uint64s(b, "count")?, rows::struct_lists(b, "quantiles")?)),
+            |b| {
+                Ok((
+                    rows::uint64s(b, "count")?,
+                    rows::struct_lists(b, "quantiles")?,
+                ))
+            },
             |(count, quantiles), r| {
                 rows::list_f64_pairs(quantiles, r, ("quantile", "value"), &mut pairs)?;
                 Ok(SummaryPoint {

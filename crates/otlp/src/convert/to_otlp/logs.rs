@@ -1,6 +1,8 @@
 //! `otel_logs` rows → log records.
 
-use arrow::array::{Array, BooleanArray, Int32Array, StringArray, TimestampNanosecondArray, UInt32Array};
+use arrow::array::{
+    Array, BooleanArray, Int32Array, StringArray, TimestampNanosecondArray, UInt32Array,
+};
 use opentelemetry_proto::tonic::logs::v1::LogRecord;
 
 use super::Rows;

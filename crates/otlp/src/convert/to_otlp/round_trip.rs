@@ -82,9 +82,6 @@ fn canonical_logs(mut req: ExportLogsServiceRequest) -> ExportLogsServiceRequest
         );
         for r in rl.scope_logs.iter_mut().flat_map(|s| &mut s.log_records) {
             canonical_attrs(&mut r.attributes);
-            if r.time_unix_nano == 0 {
-                r.time_unix_nano = r.observed_time_unix_nano;
-            }
             match &mut r.body {
                 Some(AnyValue { value: None }) => r.body = None,
                 Some(b) => canonical_value(b),

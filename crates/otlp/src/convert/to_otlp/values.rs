@@ -340,7 +340,11 @@ impl<'b> Columns<'b> {
             .downcast_ref::<arrow::array::BooleanArray>()
             .cloned()
             .map(Some)
-            .ok_or_else(|| ConvertError::Arrow(arrow::error::ArrowError::SchemaError(format!("column {name} is not boolean"))))
+            .ok_or_else(|| {
+                ConvertError::Arrow(arrow::error::ArrowError::SchemaError(format!(
+                    "column {name} is not boolean"
+                )))
+            })
     }
 
     /// `{prefix}attributes` with `{prefix}attribute_types`.
