@@ -38,11 +38,13 @@ pid=$!
 until curl -sf "$api/readyz" >/dev/null; do sleep 0.1; done
 hwm() { echo "$1: VmHWM $(grep VmHWM /proc/$pid/status | awk '{print $2/1024 " MiB"}')"; }
 hwm idle
+sends=()
 for i in 0 1 2; do
   curl -s -o /dev/null -w "request $i: %{http_code}\n" -H 'content-type: application/x-protobuf' \
     --data-binary @"$dir/req$i.pb" $api/v1/traces &
+  sends+=($!)
 done
-wait
+wait "${sends[@]}"
 hwm "three concurrent 60 MB requests"
 sql() {
   curl -s -o /dev/null -w "$1: %{http_code}\n" -H 'content-type: application/json' \
@@ -52,8 +54,11 @@ sql "SELECT length(repeat('x', 1000000000))"
 sql "SELECT length(lpad('x', 1000000000))"
 sql "SELECT cardinality(array_repeat(1, 200000000))"
 hwm "amplifying SQL"
-for f in otlp json; do
-  curl -s -o /dev/null -w "trace as $f: %{http_code} %{size_download} bytes\n" \
-    "$api/api/v2/traces/01010101010101010101010101010101?format=$f"
+# The accepted requests' traces (a refused one answers 404).
+for id in 01 02 03; do
+  for f in otlp json; do
+    curl -s -o /dev/null -w "trace $id… as $f: %{http_code} %{size_download} bytes\n" \
+      "$api/api/v2/traces/$(printf "$id%.0s" {1..16})?format=$f"
+  done
 done
 hwm "60 MB span rendered"

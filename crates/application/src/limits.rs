@@ -110,7 +110,11 @@ impl TenantLimiter {
 
     /// Takes `items` and `bytes` from the tenant's ingest buckets, or says
     /// which rate the request is over and when to retry (then nothing is
-    /// taken).
+    /// taken). The request passed [`Self::precheck_ingest`] at its headers,
+    /// so it is charged in full on credit of up to one burst
+    /// ([`TokenBucket::lend_wait`]): concurrent requests let in together
+    /// are not refused after being read and decoded, and the debt keeps the
+    /// tenant's next requests out at their headers until it is paid back.
     pub fn admit_ingest(
         &self,
         tenant: &TenantId,
@@ -139,7 +143,7 @@ impl TenantLimiter {
             (&mut b.bytes, bytes, Limit::IngestBytesPerSec),
         ] {
             if let Some(bucket) = bucket {
-                let wait = bucket.wait_for(cost, now);
+                let wait = bucket.lend_wait(cost, now);
                 if !wait.is_zero() {
                     return Err(self.exceeded(tenant, limit, wait));
                 }
@@ -364,20 +368,22 @@ mod tests {
             ..TenantLimits::UNLIMITED
         });
         l.admit_ingest(&tenant("acme"), 60, 10).unwrap();
+        // Let in at their headers, requests are charged in full on credit
+        // of up to one burst (100 items).
+        l.admit_ingest(&tenant("acme"), 60, 10).unwrap();
+        l.admit_ingest(&tenant("acme"), 60, 10).unwrap();
         let e = l.admit_ingest(&tenant("acme"), 60, 10).unwrap_err();
         assert_eq!(e.limit, Limit::IngestItemsPerSec);
         assert_eq!(e.key, "limits.tenants.acme.ingest_items_per_sec");
-        assert!(e.retry_after > Duration::from_millis(100), "{e}");
-        // The bucket is not empty: a request may be read.
-        l.admit_ingest(&tenant("acme"), 0, 0).unwrap();
-        l.precheck_ingest(&tenant("acme")).unwrap();
-        // Refused requests take nothing: 40 items are still there.
-        l.admit_ingest(&tenant("acme"), 40, 10).unwrap();
-        let e = l.admit_ingest(&tenant("acme"), 0, 990).unwrap_err();
+        assert!(e.retry_after > Duration::from_millis(300), "{e}");
+        // Refused requests take nothing: 20 more items still fit.
+        l.admit_ingest(&tenant("acme"), 20, 10).unwrap();
+        let e = l.admit_ingest(&tenant("acme"), 0, 2000).unwrap_err();
         assert_eq!(e.limit, Limit::IngestBytesPerSec);
-        // Empty: the next request is refused before it is read.
+        // In debt: the next request is refused before it is read.
         let e = l.precheck_ingest(&tenant("acme")).unwrap_err();
         assert_eq!(e.limit, Limit::IngestItemsPerSec);
+        assert!(e.retry_after > Duration::from_millis(900), "{e}");
         l.precheck_ingest(&tenant("beta")).unwrap();
         for _ in 0..1000 {
             l.admit_ingest(&tenant("beta"), 1_000_000, 1 << 30).unwrap();

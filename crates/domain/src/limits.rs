@@ -216,8 +216,26 @@ impl TokenBucket {
         Duration::from_secs_f64(((need - self.tokens) / self.rate).min(86_400.0))
     }
 
+    /// How long until `cost` could be lent: zero while taking it leaves at
+    /// most one burst of debt (a request costing more than two bursts needs
+    /// a full bucket). For a request that was already let in on credit (its
+    /// tenant's bucket held a token when its headers arrived): charging it
+    /// in full, rather than refusing it for tokens that concurrent requests
+    /// took meanwhile, keeps a tenant's refusals at its headers, where they
+    /// cost nothing to decode. The debt is paid back at `rate` before the
+    /// next request passes [`Self::wait_for`]`(1)`.
+    pub fn lend_wait(&mut self, cost: u64, now_nanos: u64) -> Duration {
+        self.refill(now_nanos);
+        let need = (cost as f64).min(2.0 * self.capacity) - self.capacity;
+        if self.tokens >= need || self.rate <= 0.0 {
+            return Duration::ZERO;
+        }
+        Duration::from_secs_f64(((need - self.tokens) / self.rate).min(86_400.0))
+    }
+
     /// Takes `cost` tokens (possibly into debt); call after [`Self::wait_for`]
-    /// answered zero for every bucket the request needs.
+    /// or [`Self::lend_wait`] answered zero for every bucket the request
+    /// needs.
     pub fn take(&mut self, cost: u64) {
         self.tokens -= cost as f64;
     }
@@ -266,6 +284,27 @@ mod tests {
         // 990 tokens of debt plus 1 for the next item: 99.1 s at 10/s.
         assert_eq!(b.wait_for(1, 0), Duration::from_millis(99_100));
         assert_eq!(b.wait_for(1, 100 * S), Duration::ZERO);
+    }
+
+    #[test]
+    fn a_request_let_in_is_lent_up_to_one_burst() {
+        let mut b = TokenBucket::new(100, 1, 0);
+        // 16 requests of 60 let in together: a full bucket lends 100 more.
+        for _ in 0..3 {
+            assert_eq!(b.lend_wait(60, 0), Duration::ZERO);
+            b.take(60);
+        }
+        assert_eq!(b.lend_wait(20, 0), Duration::ZERO);
+        b.take(20);
+        // 100 tokens of debt: nothing more, and the header check waits for
+        // the debt to be paid back.
+        assert_eq!(b.lend_wait(1, 0), Duration::from_millis(10));
+        assert_eq!(b.wait_for(1, 0), Duration::from_millis(1010));
+        assert_eq!(b.wait_for(1, S + S / 100), Duration::ZERO);
+        // Larger than two bursts: only on a full bucket.
+        assert_eq!(b.lend_wait(250, 3 * S), Duration::ZERO);
+        b.take(250);
+        assert_eq!(b.lend_wait(250, 3 * S), Duration::from_millis(2500));
     }
 
     #[test]

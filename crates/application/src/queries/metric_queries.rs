@@ -445,23 +445,7 @@ impl MetricQueries {
                 }
             }
         }
-        Ok(finish(
-            merged
-                .into_iter()
-                .map(|(labels, buckets)| {
-                    let points = buckets
-                        .into_iter()
-                        .filter_map(|(t, h)| {
-                            h.quantile(quantile).map(|v| Point {
-                                timestamp: t / 1_000_000,
-                                value: v,
-                            })
-                        })
-                        .collect();
-                    (labels, points)
-                })
-                .collect(),
-        ))
+        Ok(quantile_series(merged, |h| h.quantile(quantile)))
     }
 }
 
@@ -507,23 +491,7 @@ impl MetricQueries {
                 prev = Some((pt.at, h.buckets));
             }
         }
-        Ok(finish(
-            merged
-                .into_iter()
-                .map(|(labels, buckets)| {
-                    let points = buckets
-                        .into_iter()
-                        .filter_map(|(t, h)| {
-                            h.quantile(quantile).map(|v| Point {
-                                timestamp: t / 1_000_000,
-                                value: v,
-                            })
-                        })
-                        .collect();
-                    (labels, points)
-                })
-                .collect(),
-        ))
+        Ok(quantile_series(merged, |h| h.quantile(quantile)))
     }
 
     /// `pNN` of a summary. Its quantiles were computed by the sender and
@@ -629,6 +597,31 @@ pub struct ExpHistogramPoint {
 pub struct SummaryPoint {
     pub count: u64,
     pub quantiles: Vec<(f64, f64)>,
+}
+
+/// One point per time bucket holding a quantile (`quantile` of its merged
+/// histogram `H`), per label set.
+fn quantile_series<H>(
+    merged: BTreeMap<BTreeMap<String, String>, BTreeMap<i64, H>>,
+    quantile: impl Fn(&H) -> Option<f64>,
+) -> Vec<Series> {
+    finish(
+        merged
+            .into_iter()
+            .map(|(labels, buckets)| {
+                let points = buckets
+                    .into_iter()
+                    .filter_map(|(t, h)| {
+                        quantile(&h).map(|value| Point {
+                            timestamp: t / 1_000_000,
+                            value,
+                        })
+                    })
+                    .collect();
+                (labels, points)
+            })
+            .collect(),
+    )
 }
 
 fn finish(map: BTreeMap<BTreeMap<String, String>, Vec<Point>>) -> Vec<Series> {

@@ -218,7 +218,7 @@ const BUFFERED_BYTES: MetricDef = MetricDef::gauge(
 );
 const IN_FLIGHT_BYTES: MetricDef = MetricDef::gauge(
     "telemetryflow_in_flight_request_bytes",
-    "Bytes of request bodies being read, decoded and written (counted with the buffered bytes against buffer.max_buffered_bytes).",
+    "Bytes held for requests being read, decoded and written: four times their bodies, their working set (counted with the buffered bytes against buffer.max_buffered_bytes).",
 );
 const FLUSHES: MetricDef = MetricDef::counter(
     "telemetryflow_flushes_total",
