@@ -11,6 +11,8 @@
 //! * `json_decode_convert`  the same plus conversion;
 //! * `parquet_encode`       sort + encode 64 requests' rows as one Parquet file
 //!   (what a flush does), items/s of rows written;
+//! * `sort_take_arrow`, `sort_take_gather`  the rows of that file put in
+//!   sort order, by arrow's `take` and by `tf_application::gather`;
 //! * `wal_append_fsync`     one request's batches appended to the WAL and
 //!   fsync'd (one writer, so no group commit helps);
 //! * `ingest_end_to_end`    decode + convert + WAL append + fsync + buffer insert,
@@ -40,7 +42,9 @@ use std::sync::Arc;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use prost::Message;
+use datafusion::arrow::compute::take_record_batch;
 use telemetryflow::application::TableBatch;
+use telemetryflow::application::gather::take_rows;
 use telemetryflow::application::commands::{IngestHandler, IngestStats, ShardedCounterStore};
 use telemetryflow::application::event_bus::EventBus;
 use telemetryflow::application::ports::{IngestSink, WriteAheadLog};
@@ -49,7 +53,7 @@ use telemetryflow::infrastructure::otlp::OtlpReceiver;
 use telemetryflow::infrastructure::otlp::convert::Converted;
 use telemetryflow::infrastructure::otlp::json;
 use telemetryflow::infrastructure::otlp::signal::{Logs, Metrics, OtlpSignal, Traces};
-use telemetryflow::infrastructure::storage::parquet::{FileLayout, encode};
+use telemetryflow::infrastructure::storage::parquet::{FileLayout, encode, sort_indices};
 use telemetryflow::infrastructure::wal::Wal;
 use telemetryflow::synth::Synth;
 
@@ -309,6 +313,29 @@ where
     }
     g.throughput(Throughput::Elements(file_rows as u64));
     g.sample_size(10);
+    // The flush's sort alone: the sort indices once, then the rows
+    // reordered by arrow's `take` and by ours.
+    let sorted: Vec<_> = file
+        .iter()
+        .filter_map(|t| {
+            let idx = sort_indices(t.table, &t.batch).expect("sorts")?;
+            Some((&t.batch, idx))
+        })
+        .collect();
+    g.bench_function("sort_take_arrow", |b| {
+        b.iter(|| {
+            for (batch, idx) in &sorted {
+                black_box(take_record_batch(batch, idx).expect("takes"));
+            }
+        })
+    });
+    g.bench_function("sort_take_gather", |b| {
+        b.iter(|| {
+            for (batch, idx) in &sorted {
+                black_box(take_rows(batch, idx).expect("takes"));
+            }
+        })
+    });
     g.bench_function("parquet_encode", |b| {
         b.iter(|| {
             for t in &file {

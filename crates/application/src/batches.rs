@@ -4,7 +4,6 @@
 use std::collections::{HashMap, HashSet};
 
 use arrow::array::{Array, ArrayData, TimestampNanosecondArray, UInt32Array};
-use arrow::compute::take_record_batch;
 use arrow::record_batch::RecordBatch;
 use tf_domain::Table;
 use tf_domain::telemetry::Timestamp;
@@ -81,7 +80,7 @@ pub(crate) fn split_by_hour(batch: &RecordBatch) -> Result<Vec<(u64, RecordBatch
     let mut out: Vec<(u64, RecordBatch)> = groups
         .into_iter()
         .map(|(h, idx)| {
-            take_record_batch(batch, &UInt32Array::from(idx))
+            crate::gather::take_rows(batch, &UInt32Array::from(idx))
                 .map(|b| (h, b))
                 .map_err(BoxError::from)
         })

@@ -14,6 +14,7 @@ pub mod event_bus;
 #[cfg(any(test, feature = "fakes"))]
 pub mod fakes;
 pub mod forward;
+pub mod gather;
 pub mod limits;
 pub mod pipeline;
 pub mod ports;

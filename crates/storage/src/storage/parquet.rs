@@ -1,7 +1,8 @@
 //! Parquet encoding of a table's rows: sorted for the common filters, zstd,
 //! page statistics, bloom filters on trace ids.
 
-use arrow::compute::{SortColumn, lexsort_to_indices, take_record_batch};
+use arrow::array::UInt32Array;
+use arrow::compute::{SortColumn, lexsort_to_indices};
 use arrow::datatypes::SchemaRef;
 use arrow::record_batch::RecordBatch;
 use bytes::Bytes;
@@ -12,6 +13,7 @@ use parquet::file::properties::{EnabledStatistics, WriterProperties};
 use parquet::schema::types::ColumnPath;
 
 use super::schema::sort_columns;
+use tf_application::gather::take_rows;
 use tf_domain::Table;
 
 #[derive(Debug, thiserror::Error)]
@@ -91,8 +93,9 @@ pub(crate) fn writer_properties(
     props.build()
 }
 
-/// Sorts `batch` by the table's sort columns.
-pub fn sort_rows(table: Table, batch: &RecordBatch) -> Result<RecordBatch> {
+/// The order of `batch`'s rows by the table's sort columns; `None` when
+/// there is nothing to sort.
+pub fn sort_indices(table: Table, batch: &RecordBatch) -> Result<Option<UInt32Array>> {
     let cols: Vec<SortColumn> = sort_columns(table)
         .iter()
         .filter_map(|c| batch.column_by_name(c))
@@ -102,10 +105,19 @@ pub fn sort_rows(table: Table, batch: &RecordBatch) -> Result<RecordBatch> {
         })
         .collect();
     if cols.is_empty() || batch.num_rows() < 2 {
-        return Ok(batch.clone());
+        return Ok(None);
     }
-    let idx = lexsort_to_indices(&cols, None).map_err(EncodeError::Sort)?;
-    take_record_batch(batch, &idx).map_err(EncodeError::Sort)
+    lexsort_to_indices(&cols, None)
+        .map(Some)
+        .map_err(EncodeError::Sort)
+}
+
+/// Sorts `batch` by the table's sort columns.
+pub fn sort_rows(table: Table, batch: &RecordBatch) -> Result<RecordBatch> {
+    match sort_indices(table, batch)? {
+        Some(idx) => take_rows(batch, &idx).map_err(EncodeError::Sort),
+        None => Ok(batch.clone()),
+    }
 }
 
 /// Encodes a table's rows as one Parquet file.
