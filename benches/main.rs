@@ -41,12 +41,12 @@ use std::hint::black_box;
 use std::sync::Arc;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use prost::Message;
 use datafusion::arrow::compute::take_record_batch;
+use prost::Message;
 use telemetryflow::application::TableBatch;
-use telemetryflow::application::gather::take_rows;
 use telemetryflow::application::commands::{IngestHandler, IngestStats, ShardedCounterStore};
 use telemetryflow::application::event_bus::EventBus;
+use telemetryflow::application::gather::take_rows;
 use telemetryflow::application::ports::{IngestSink, WriteAheadLog};
 use telemetryflow::domain::{TenantContext, TenantId};
 use telemetryflow::infrastructure::otlp::OtlpReceiver;

@@ -143,9 +143,7 @@ fn take_nulls(nulls: Option<&NullBuffer>, indices: &UInt32Array) -> Option<NullB
 
 #[cfg(test)]
 mod tests {
-    use arrow::array::{
-        Int64Array, ListBuilder, MapBuilder, StringArray, StringBuilder, StructBuilder,
-    };
+    use arrow::array::{Int64Array, ListArray, MapBuilder, StringArray, StringBuilder};
     use arrow::datatypes::{Field, Fields, Schema};
 
     use super::*;
@@ -154,25 +152,11 @@ mod tests {
     /// are), a plain column; nulls in each.
     fn batch(rows: usize) -> RecordBatch {
         let mut map = MapBuilder::new(None, StringBuilder::new(), StringBuilder::new());
-        let event_fields = Fields::from(vec![
-            Field::new("name", DataType::Utf8, true),
-            Field::new(
-                "attributes",
-                DataType::Map(
-                    Arc::new(Field::new(
-                        "entries",
-                        DataType::Struct(Fields::from(vec![
-                            Field::new("keys", DataType::Utf8, false),
-                            Field::new("values", DataType::Utf8, true),
-                        ])),
-                        false,
-                    )),
-                    false,
-                ),
-                true,
-            ),
-        ]);
-        let mut events = ListBuilder::new(StructBuilder::from_fields(event_fields, 0));
+        // Events: a name and a map per event, a list of them per row.
+        let mut event_names = StringBuilder::new();
+        let mut event_attrs = MapBuilder::new(None, StringBuilder::new(), StringBuilder::new());
+        let mut event_offsets = vec![0i32];
+        let mut event_valid = Vec::new();
         let mut plain = Vec::new();
         for r in 0..rows {
             if r % 7 == 3 {
@@ -188,30 +172,42 @@ mod tests {
                 }
                 map.append(true).unwrap();
             }
-            if r % 5 == 2 {
-                events.append(false);
-            } else {
+            let mut events = 0;
+            if r % 5 != 2 {
                 for e in 0..r % 3 {
-                    let s = events.values();
-                    s.field_builder::<StringBuilder>(0)
-                        .unwrap()
-                        .append_value(format!("e{r}.{e}"));
-                    let m = s
-                        .field_builder::<MapBuilder<StringBuilder, StringBuilder>>(1)
-                        .unwrap();
+                    event_names.append_value(format!("e{r}.{e}"));
                     for k in 0..(r + e) % 3 {
-                        m.keys().append_value(format!("a{k}"));
-                        m.values().append_value(format!("x{r}.{e}.{k}"));
+                        event_attrs.keys().append_value(format!("a{k}"));
+                        event_attrs.values().append_value(format!("x{r}.{e}.{k}"));
                     }
-                    m.append(e % 2 == 0).unwrap();
-                    s.append(true);
+                    event_attrs.append(e % 2 == 0).unwrap();
+                    events += 1;
                 }
-                events.append(true);
             }
+            event_valid.push(r % 5 != 2);
+            event_offsets.push(event_offsets.last().unwrap() + events);
             plain.push((r % 9 != 4).then_some(r as i64));
         }
+        let event_attrs = Arc::new(event_attrs.finish()) as ArrayRef;
+        let event_struct = StructArray::try_new(
+            Fields::from(vec![
+                Field::new("name", DataType::Utf8, true),
+                Field::new("attributes", event_attrs.data_type().clone(), true),
+            ]),
+            vec![Arc::new(event_names.finish()) as ArrayRef, event_attrs],
+            None,
+        )
+        .unwrap();
+        let events = Arc::new(
+            ListArray::try_new(
+                Arc::new(Field::new("item", event_struct.data_type().clone(), true)),
+                OffsetBuffer::new(event_offsets.into()),
+                Arc::new(event_struct),
+                Some(NullBuffer::from(event_valid)),
+            )
+            .unwrap(),
+        ) as ArrayRef;
         let map = Arc::new(map.finish()) as ArrayRef;
-        let events = Arc::new(events.finish()) as ArrayRef;
         let plain = Arc::new(Int64Array::from(plain)) as ArrayRef;
         let names = Arc::new(StringArray::from_iter(
             (0..rows).map(|r| (r % 6 != 1).then(|| format!("n{r}"))),
