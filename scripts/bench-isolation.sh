@@ -2,7 +2,7 @@
 # Tenant isolation under a flood, release build, one run: the server's
 # capacity C (OTLP/gRPC traces, load generator flat out), then tenant
 # "quiet" alone at C/4, then "quiet" at C/4 again while tenant "flood"
-# sends at 3C ignoring refusals, limited to C/2 by
+# sends at 3C ignoring refusals, limited to C/4 (C/FLOOD_SHARE) by
 # [limits.tenants.flood] ingest_items_per_sec. Prints one JSON line per
 # load generator run, then the quiet tenant's p99 under flood / alone.
 # Usage: scripts/bench-isolation.sh [seconds]
@@ -13,7 +13,7 @@ secs=${1:-15}
 bin=${BIN:-target/release/telemetryflow}
 gen=${GEN:-target/release/examples/loadgen}
 dir=$(mktemp -d)
-trap 'kill $pid 2>/dev/null; rm -rf "$dir"' EXIT
+trap 'kill $pid 2>/dev/null; rm -rf "$dir"; true' EXIT
 api=http://127.0.0.1:34318
 grpc=http://127.0.0.1:34317
 
@@ -37,7 +37,7 @@ cap=$(load capacity 0 "$secs" --concurrency 8)
 stop
 echo "$cap"
 c=$(printf '%.0f' "$(field "$cap" accepted_per_s)")
-quiet_rate=$((c / 4)) flood_rate=$((3 * c)) flood_limit=$((c / 2))
+quiet_rate=$((c / 4)) flood_rate=$((3 * c)) flood_limit=$((c / ${FLOOD_SHARE:-4}))
 cat >"$dir/limits.toml" <<TOML
 [limits.tenants.flood]
 ingest_items_per_sec = $flood_limit

@@ -11,7 +11,7 @@ cd "$(dirname "$0")/.."
 [ -n "${NO_BUILD:-}" ] || cargo build --release --bin telemetryflow
 bin=${BIN:-target/release/telemetryflow}
 dir=$(mktemp -d)
-trap 'kill $pid 2>/dev/null; rm -rf "$dir"' EXIT
+trap 'kill $pid 2>/dev/null; rm -rf "$dir"; true' EXIT
 api=http://127.0.0.1:34318
 python3 - "$dir" <<'PY'
 import struct, sys
