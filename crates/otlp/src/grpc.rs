@@ -158,14 +158,15 @@ where
         }
         let (compression, max) = (self.compression, self.max_message_bytes);
         // A tenant over its rate is refused before its body is read.
-        if let Err(e) = self
+        let tenant = match self
             .receiver
             .precheck(|k| req.headers().get(k).map(|v| v.as_bytes()))
         {
-            return Box::pin(async move { Ok(to_status(e).into_http()) });
-        }
+            Ok(t) => t,
+            Err(e) => return Box::pin(async move { Ok(to_status(e).into_http()) }),
+        };
         // The body counts against the memory budget as it is read.
-        let reservation = match self.receiver.reserve(0) {
+        let reservation = match self.receiver.reserve(tenant, 0) {
             Ok(r) => r,
             Err(e) => return Box::pin(async move { Ok(over_budget(&e).into_http()) }),
         };

@@ -180,13 +180,14 @@ async fn admit_body(
     {
         return too_large(request.headers(), &format!("{len} bytes"), max);
     }
-    if let Err(e) = rx
+    let tenant = match rx
         .receiver
         .precheck(|k| request.headers().get(k).map(|v| v.as_bytes()))
     {
-        return receive_error(e, request_format(request.headers()));
-    }
-    let reservation = match rx.receiver.reserve(declared.unwrap_or(0) as usize) {
+        Ok(t) => t,
+        Err(e) => return receive_error(e, request_format(request.headers())),
+    };
+    let reservation = match rx.receiver.reserve(tenant, declared.unwrap_or(0) as usize) {
         Ok(Some(r)) => r,
         Ok(None) => return next.run(request).await,
         Err(e) => return receive_error(e.into(), request_format(request.headers())),

@@ -142,18 +142,27 @@ impl OtlpReceiver {
     /// Refuses a request before its body is read when the tenant its
     /// headers name (`header` reads one) has exhausted its ingest rate.
     /// A header that does not parse is left for the export to answer.
-    pub fn precheck<'a>(&self, header: impl Fn(&str) -> Option<&'a [u8]>) -> Result<()> {
+    /// Answers the tenant the headers name (the default one for a header
+    /// that does not parse: the export answers that).
+    pub fn precheck<'a>(&self, header: impl Fn(&str) -> Option<&'a [u8]>) -> Result<TenantId> {
         match tenant_context(header(TENANT_HEADER), header(WORKSPACE_HEADER)) {
-            Ok(ctx) => Ok(self.handler.precheck(ctx.tenant())?),
-            Err(_) => Ok(()),
+            Ok(ctx) => {
+                self.handler.precheck(ctx.tenant())?;
+                Ok(ctx.tenant().clone())
+            }
+            Err(_) => Ok(TenantId::default_id()),
         }
     }
 
-    /// Reserves `declared` bytes for a request's body; `None` without
-    /// admission.
-    pub fn reserve(&self, declared: usize) -> Result<Option<Arc<Reservation>>, WriteError> {
+    /// Reserves `declared` bytes for a request's body of `tenant`; `None`
+    /// without admission.
+    pub fn reserve(
+        &self,
+        tenant: TenantId,
+        declared: usize,
+    ) -> Result<Option<Arc<Reservation>>, WriteError> {
         match &self.admission {
-            Some(a) => Ok(Some(Arc::new(a.reserve(declared)?))),
+            Some(a) => Ok(Some(Arc::new(a.reserve(tenant, declared)?))),
             None => Ok(None),
         }
     }

@@ -315,7 +315,9 @@ impl WritePath {
         if buffered > budget / 2 {
             self.pressure.mark();
         }
-        if buffered > budget {
+        // Admission let the request's body in under the budget, or up to
+        // the hard limit for a tenant below its share.
+        if buffered > admission::hard_limit(budget) {
             return Err(WriteError::Overloaded {
                 reason: format!("{buffered} bytes buffered, over the memory budget of {budget}"),
                 retry_after: Duration::from_secs(1),
