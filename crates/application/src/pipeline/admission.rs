@@ -176,7 +176,12 @@ impl Admission {
         }
         let mut shares = self.shares.lock();
         shares.roll(Instant::now());
-        *shares.current.entry(tenant.clone()).or_insert(0) += delta as u64;
+        match shares.current.get_mut(tenant) {
+            Some(bytes) => *bytes += delta as u64,
+            None => {
+                shares.current.insert(tenant.clone(), delta as u64);
+            }
+        }
         Ok(())
     }
 }
