@@ -89,7 +89,6 @@ fn decode_params<T: DeserializeOwned>(query: &str) -> Result<T, QueryError> {
 }
 
 fn decode_pairs<T: DeserializeOwned>(pairs: Vec<(String, String)>) -> Result<T, QueryError> {
-    let bad = |e: &dyn std::fmt::Display| bad_params(e);
     let mut last: Vec<(String, String)> = Vec::with_capacity(pairs.len());
     for (k, v) in pairs {
         match last.iter_mut().find(|(seen, _)| *seen == k) {
@@ -97,8 +96,8 @@ fn decode_pairs<T: DeserializeOwned>(pairs: Vec<(String, String)>) -> Result<T, 
             None => last.push((k, v)),
         }
     }
-    let canonical = serde_urlencoded::to_string(&last).map_err(|e| bad(&e))?;
-    serde_urlencoded::from_str(&canonical).map_err(|e| bad(&e))
+    let canonical = serde_urlencoded::to_string(&last).map_err(|e| bad_params(&e))?;
+    serde_urlencoded::from_str(&canonical).map_err(|e| bad_params(&e))
 }
 
 impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for Params<T> {

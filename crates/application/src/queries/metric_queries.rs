@@ -447,9 +447,7 @@ impl MetricQueries {
         }
         Ok(quantile_series(merged, |h| h.quantile(quantile)))
     }
-}
 
-impl MetricQueries {
     /// `pNN` of an exponential histogram: as [`Self::percentile`], with the
     /// buckets merged at the coarsest scale among them and interpolated
     /// exponentially within a bucket.

@@ -1,7 +1,6 @@
 //! Log records → `otel_logs`.
 
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use arrow::array::{ArrayRef, BooleanBuilder, Int32Builder, StringBuilder, UInt32Builder};
 use arrow::record_batch::RecordBatch;
@@ -25,12 +24,6 @@ fn times(r: &LogRecord, received_unix_nanos: u64) -> LogTimes {
         r.observed_time_unix_nano,
         received_unix_nanos,
     )
-}
-
-fn now_unix_nanos() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos() as u64)
 }
 
 #[derive(Default)]
@@ -97,7 +90,7 @@ impl LogColumns {
 
 /// Applies the log rules and converts the accepted records, received now.
 pub fn convert_logs(req: &ExportLogsServiceRequest, tenant: &TenantContext) -> Result<Converted> {
-    convert_logs_received(req, tenant, now_unix_nanos())
+    convert_logs_received(req, tenant, tf_application::wall_clock().unix_nanos())
 }
 
 /// [`convert_logs`] of a request received at `received_unix_nanos`: a
