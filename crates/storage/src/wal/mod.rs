@@ -162,7 +162,9 @@ fn segment_names(dir: &Path) -> std::io::Result<Vec<(u64, PathBuf)>> {
 /// Reads the records `from..=through` back (see [`WriteAheadLog::read`]).
 /// Segments are append-only and deleted whole, so this needs no lock: a
 /// record past the last complete one is not read, and a segment deleted
-/// meanwhile held only released records.
+/// meanwhile held only released records. Records before `from` are skipped
+/// by their headers, unread: a forwarder reading a batch back costs the
+/// batch, not the segment.
 fn read_range(
     dir: &Path,
     from: u64,
@@ -181,33 +183,77 @@ fn read_range(
         if *first > through || bytes > max_bytes {
             break;
         }
-        let data = match fs::read(path) {
-            Ok(d) => d,
+        let file = match File::open(path) {
+            Ok(f) => f,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
             Err(e) => return Err(e),
         };
-        let (records, _) = read_records(&data);
-        for r in records {
-            if r.seq < from {
-                continue;
-            }
-            if r.seq > through || bytes > max_bytes {
-                break;
-            }
-            bytes += r.payload.len();
-            let record = match decode_payload(r.seq, r.payload) {
-                Ok(record) => record,
+        let done = read_segment_range(file, from, through, |seq, payload| {
+            bytes += payload.len();
+            match decode_payload(seq, payload) {
+                Ok(record) => out.push(record),
                 Err(e @ RecordError::Incompatible(_)) => return Err(std::io::Error::other(e)),
+                // As replay does: the record cannot be used, the rest can.
                 Err(e) => {
-                    // As replay does: the record cannot be used, the rest can.
-                    tracing::error!(seq = r.seq, error = %e, "undecodable WAL record skipped");
-                    continue;
+                    tracing::error!(seq, error = %e, "undecodable WAL record skipped")
                 }
-            };
-            out.push(record);
+            }
+            Ok(bytes <= max_bytes)
+        })?;
+        if done {
+            break;
         }
     }
     Ok(out)
+}
+
+/// Walks one segment's records from `from` through `through`, handing each
+/// complete, intact one to `take` until it answers `false`; stops at a torn
+/// or corrupt record (as replay does). Returns whether the range is done.
+fn read_segment_range(
+    file: File,
+    from: u64,
+    through: u64,
+    mut take: impl FnMut(u64, &[u8]) -> std::io::Result<bool>,
+) -> std::io::Result<bool> {
+    use std::io::{BufReader, Read};
+    use record::{HEADER_LEN, Header, MAX_RECORD_LEN};
+    let mut r = BufReader::with_capacity(64 << 10, file);
+    let mut head = [0u8; HEADER_LEN];
+    let mut payload = Vec::new();
+    loop {
+        match r.read_exact(&mut head) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(false),
+            Err(e) => return Err(e),
+        }
+        let Some(Header { len, crc, seq }) = Header::parse(&head) else {
+            return Ok(false);
+        };
+        if len > MAX_RECORD_LEN {
+            return Ok(false);
+        }
+        if seq > through {
+            return Ok(true);
+        }
+        if seq < from {
+            // Past the payload unread; a torn one ends at the next header.
+            r.seek_relative(len as i64)?;
+            continue;
+        }
+        payload.resize(len, 0);
+        match r.read_exact(&mut payload) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(false),
+            Err(e) => return Err(e),
+        }
+        if !Header::checks(crc, seq, &payload) {
+            return Ok(false);
+        }
+        if !take(seq, &payload)? {
+            return Ok(true);
+        }
+    }
 }
 
 fn replay(
@@ -696,5 +742,44 @@ mod tests {
         let after = read_range(dir.path(), 1, 20, usize::MAX).expect("read");
         assert!(after.first().is_some_and(|r| r.seq > 1 && r.seq <= 10));
         assert_eq!(after.last().map(|r| r.seq), Some(20));
+    }
+
+    #[test]
+    fn reading_back_skips_earlier_records_and_stops_at_a_damaged_one() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let config = WalConfig {
+            dir: dir.path().to_owned(),
+            segment_bytes: u64::MAX,
+            fsync: false,
+            max_bytes: u64::MAX,
+            queue_capacity: 16,
+        };
+        let (wal, _) = Wal::open(config, 1, |_| {}).expect("opened");
+        for n in 1..=10 {
+            append(&wal, n, None);
+        }
+        wal.close();
+        let seqs = |from, through| {
+            read_range(dir.path(), from, through, usize::MAX)
+                .expect("read")
+                .iter()
+                .map(|r| r.seq)
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(seqs(4, 6), vec![4, 5, 6]);
+        assert_eq!(seqs(10, 99), vec![10]);
+        // Damage record 8's payload: 7 is the last one read, even for a
+        // range that starts past it.
+        let (_, path) = segment_names(dir.path()).expect("listed").remove(0);
+        let mut data = std::fs::read(&path).expect("segment");
+        let (records, _) = read_records(&data);
+        let at = records[7].payload.as_ptr() as usize - data.as_ptr() as usize;
+        data[at + 3] ^= 0xff;
+        std::fs::write(&path, &data).expect("damaged");
+        assert_eq!(seqs(5, 10), vec![5, 6, 7]);
+        assert_eq!(seqs(8, 10), Vec::<u64>::new());
+        // A torn tail: the record cut short is not read.
+        std::fs::write(&path, &data[..at - 20]).expect("torn");
+        assert_eq!(seqs(1, 10), (1..=6).collect::<Vec<_>>());
     }
 }

@@ -254,6 +254,34 @@ pub fn write_record(out: &mut Vec<u8>, seq: u64, payload: &[u8], payload_crc: &c
     out.extend_from_slice(payload);
 }
 
+/// A record's header: payload length, CRC, sequence number.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Header {
+    pub len: usize,
+    pub crc: u32,
+    pub seq: u64,
+}
+
+impl Header {
+    /// The header at the start of `data`; `None` when it is shorter.
+    pub fn parse(data: &[u8]) -> Option<Self> {
+        let h: &[u8; HEADER_LEN] = data.get(..HEADER_LEN)?.try_into().ok()?;
+        let [l0, l1, l2, l3, c0, c1, c2, c3, s @ ..] = *h;
+        Some(Self {
+            len: u32::from_le_bytes([l0, l1, l2, l3]) as usize,
+            crc: u32::from_le_bytes([c0, c1, c2, c3]),
+            seq: u64::from_le_bytes(s),
+        })
+    }
+
+    /// Whether `payload` is what a record with this `crc` and `seq` holds.
+    pub fn checks(crc: u32, seq: u64, payload: &[u8]) -> bool {
+        let mut h = crc32fast::Hasher::new();
+        h.update(payload);
+        record_crc(seq, &h) == crc
+    }
+}
+
 /// One record read back.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RawRecord<'a> {
@@ -279,14 +307,9 @@ pub fn read_records(data: &[u8]) -> (Vec<RawRecord<'_>>, Tail) {
     let mut off = 0usize;
     while off < data.len() {
         let rest = &data[off..];
-        if rest.len() < HEADER_LEN {
+        let Some(Header { len, crc, seq }) = Header::parse(rest) else {
             return (out, Tail::Torn { offset: off });
-        }
-        let len = u32::from_le_bytes([rest[0], rest[1], rest[2], rest[3]]) as usize;
-        let crc = u32::from_le_bytes([rest[4], rest[5], rest[6], rest[7]]);
-        let mut seq_bytes = [0u8; 8];
-        seq_bytes.copy_from_slice(&rest[8..16]);
-        let seq = u64::from_le_bytes(seq_bytes);
+        };
         if len > MAX_RECORD_LEN {
             return (out, Tail::Corrupt { offset: off });
         }
@@ -294,9 +317,7 @@ pub fn read_records(data: &[u8]) -> (Vec<RawRecord<'_>>, Tail) {
             return (out, Tail::Torn { offset: off });
         }
         let payload = &rest[HEADER_LEN..HEADER_LEN + len];
-        let mut h = crc32fast::Hasher::new();
-        h.update(payload);
-        if record_crc(seq, &h) != crc {
+        if !Header::checks(crc, seq, payload) {
             return (out, Tail::Corrupt { offset: off });
         }
         out.push(RawRecord { seq, payload });
