@@ -198,6 +198,28 @@ impl ContextCols {
     }
 }
 
+impl ContextCols {
+    /// Whether rows `i` and `j` have the same resource and scope (`false`
+    /// when a value is null: the full path reports it).
+    fn same_context(&self, i: usize, j: usize) -> bool {
+        let eq = |a: &arrow::array::StringArray| {
+            matches!((string(a, i, ""), string(a, j, "")), (Ok(x), Ok(y)) if x == y)
+        };
+        let eq_u32 = |a: &arrow::array::UInt32Array| {
+            matches!((prim(a, i, ""), prim(a, j, "")), (Ok(x), Ok(y)) if x == y)
+        };
+        eq_u32(&self.resource_dropped)
+            && eq_u32(&self.scope_dropped)
+            && eq(&self.scope_name)
+            && eq(&self.scope_version)
+            && eq(&self.resource_schema_url)
+            && eq(&self.scope_schema_url)
+            && eq(&self.resource_entity_refs)
+            && self.resource_attrs.same(i, j)
+            && self.scope_attrs.same(i, j)
+    }
+}
+
 /// What identifies a resource: attributes, their types, dropped count,
 /// schema URL, entity refs.
 type ResourceKey<'a> = (Entries<'a>, Entries<'a>, u32, &'a str, &'a str);
@@ -207,6 +229,9 @@ type ResourceKey<'a> = (Entries<'a>, Entries<'a>, u32, &'a str, &'a str);
 type ScopeKey<'a> = (&'a str, &'a str, Entries<'a>, Entries<'a>, u32, &'a str);
 
 struct Grouper<'a, I> {
+    /// The previous row's columns, row, resource and scope: consecutive rows
+    /// of one request mostly share both, found without building a key.
+    last: Option<(&'a ContextCols, usize, usize, usize)>,
     resources: Vec<Resourced<I>>,
     resource_index: HashMap<ResourceKey<'a>, usize>,
     /// Per resource: scope → index in that resource's `scopes`.
@@ -216,6 +241,7 @@ struct Grouper<'a, I> {
 impl<'a, I> Grouper<'a, I> {
     fn new() -> Self {
         Self {
+            last: None,
             resources: Vec::new(),
             resource_index: HashMap::new(),
             scope_index: Vec::new(),
@@ -223,6 +249,15 @@ impl<'a, I> Grouper<'a, I> {
     }
 
     fn push(&mut self, c: &'a ContextCols, row: usize, item: I) -> Result<(), Bad> {
+        if let Some((last_c, last_row, r, s)) = self.last
+            && std::ptr::eq(last_c, c)
+            && c.same_context(last_row, row)
+            && let Some(scope) = self.resources.get_mut(r).and_then(|x| x.scopes.get_mut(s))
+        {
+            scope.items.push(item);
+            self.last = Some((c, row, r, s));
+            return Ok(());
+        }
         let rkey: ResourceKey<'a> = (
             c.resource_attrs.entries(row)?,
             c.resource_attrs.type_entries(row)?,
@@ -291,6 +326,7 @@ impl<'a, I> Grouper<'a, I> {
             Some(scope) => scope.items.push(item),
             None => return Err(values::bad("scope", "grouping index out of step")),
         }
+        self.last = Some((c, row, r, s));
         Ok(())
     }
 }

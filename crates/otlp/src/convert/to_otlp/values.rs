@@ -143,6 +143,12 @@ impl AttrCols {
         })
     }
 
+    /// Whether rows `i` and `j` hold the same attributes and types
+    /// (`false` when either is null or out of range), without allocating.
+    pub(super) fn same(&self, i: usize, j: usize) -> bool {
+        same_entries(&self.values, i, j) && same_entries(&self.types, i, j)
+    }
+
     pub(super) fn entries(&self, i: usize) -> Result<Entries<'_>, Bad> {
         map_entries(&self.values, i, &self.name)
     }
@@ -154,6 +160,28 @@ impl AttrCols {
     pub(super) fn attributes(&self, i: usize) -> Result<Vec<KeyValue>, Bad> {
         attributes(&self.entries(i)?, &self.type_entries(i)?, &self.name)
     }
+}
+
+fn same_entries(m: &MapArray, i: usize, j: usize) -> bool {
+    if i >= m.len() || j >= m.len() || m.is_null(i) || m.is_null(j) {
+        return false;
+    }
+    let (Some(keys), Some(values)) = (
+        m.keys().as_string_opt::<i32>(),
+        m.values().as_string_opt::<i32>(),
+    ) else {
+        return false;
+    };
+    let (Ok(a), Ok(b)) = (
+        child_range(m.value_offsets(), i, ""),
+        child_range(m.value_offsets(), j, ""),
+    ) else {
+        return false;
+    };
+    let same = |a: usize, b: usize, s: &StringArray| {
+        a < s.len() && b < s.len() && s.is_valid(a) && s.is_valid(b) && s.value(a) == s.value(b)
+    };
+    a.len() == b.len() && a.zip(b).all(|(a, b)| same(a, b, keys) && same(a, b, values))
 }
 
 pub(super) fn map_entries<'a>(m: &'a MapArray, i: usize, column: &str) -> Result<Entries<'a>, Bad> {
