@@ -37,7 +37,7 @@ use parking_lot::Mutex;
 
 use super::documents::{Collection, DocumentStore, PutOutcome, Versioned};
 use super::ports::{
-    CommitOutcome, DeliveryStore, DurableCallback, ExportBatch, ExportError, Exported, Exporter,
+    CommitOutcome, DeliveryStore, DurableCallback, Encoded, ExportBatch, ExportError, Exported, Exporter,
     FileMeta, FileStore, ForwardCursor, GarbageCollected, Origin, QueryError, QueryLimits,
     SourceStream, StoreError, TableBatch, TableCatalog, WalError, WalRecord, WalStats,
     WriteAheadLog,
@@ -622,7 +622,11 @@ impl ScriptedExporter {
 
 #[async_trait]
 impl Exporter for ScriptedExporter {
-    async fn export(&self, batch: &ExportBatch) -> Result<Exported, ExportError> {
+    fn encode(&self, _batch: &ExportBatch) -> Result<Encoded, ExportError> {
+        Ok(Encoded::default())
+    }
+
+    async fn send(&self, batch: &ExportBatch, _: &Encoded) -> Result<Exported, ExportError> {
         self.attempts.fetch_add(1, Ordering::SeqCst);
         if self.down.load(Ordering::SeqCst) {
             return Err(ExportError::Retryable {

@@ -449,11 +449,23 @@ pub enum ExportError {
     Permanent { reason: String },
 }
 
-/// Sends OTLP upstream.
+/// A request in its upstream's wire form: encoded once, on a blocking
+/// thread, and sent as often as retries need.
+#[derive(Debug, Clone, Default)]
+pub struct Encoded(pub bytes::Bytes);
+
+/// Sends OTLP upstream, in two halves: [`Exporter::encode`] is CPU work
+/// (rows → OTLP → protobuf, compression), run off the async runtime;
+/// [`Exporter::send`] is the round trip.
 #[async_trait]
 pub trait Exporter: Send + Sync {
-    /// Sends one request and waits for the upstream's answer.
-    async fn export(&self, batch: &ExportBatch) -> Result<Exported, ExportError>;
+    /// The request for `batch` in wire form. An error is permanent: these
+    /// rows cannot be sent.
+    fn encode(&self, batch: &ExportBatch) -> Result<Encoded, ExportError>;
+
+    /// Sends `batch`, as `encode` encoded it, and waits for the upstream's
+    /// answer.
+    async fn send(&self, batch: &ExportBatch, encoded: &Encoded) -> Result<Exported, ExportError>;
 
     /// Where it sends to, for logs.
     fn endpoint(&self) -> &str;

@@ -198,9 +198,17 @@ impl<'a> Replay<'a> {
         request: &ExportBatch,
         summary: &mut ReplaySummary,
     ) -> Result<()> {
+        let encoded = match self.exporter.encode(request) {
+            Ok(e) => e,
+            Err(e) => {
+                summary.rejected += request.items;
+                tracing::warn!(items = request.items, reason = %e, "a request could not be encoded");
+                return Ok(());
+            }
+        };
         let mut failing_since: Option<Instant> = None;
         let mut last_reason = String::new();
-        let answer = send_until_answered(self.exporter, request, cmd.retry, |a| {
+        let answer = send_until_answered(self.exporter, request, &encoded, cmd.retry, |a| {
             if matches!(a, Attempt::Starting) {
                 return ControlFlow::Continue(());
             }

@@ -35,7 +35,8 @@ use tonic::transport::{Channel, Endpoint};
 use crate::signal::{Logs, Metrics, OtlpSignal, Traces};
 use crate::status::{RETRY_INFO_TYPE_URL, RetryInfo, RpcStatus};
 use crate::{BATCH_HEADER, TENANT_HEADER, WORKSPACE_HEADER};
-use tf_application::ports::{ExportBatch, ExportError, Exported, Exporter};
+use tf_application::TableBatch;
+use tf_application::ports::{Encoded, ExportBatch, ExportError, Exported, Exporter};
 use tf_domain::telemetry::Signal;
 
 /// How requests travel.
@@ -270,14 +271,32 @@ impl OtlpExporter {
         h
     }
 
-    /// Sends the batch's rows, of signal `S`, as one request.
-    async fn send<S: OtlpSignal>(&self, batch: &ExportBatch) -> Result<Exported, ExportError> {
-        let request = S::from_rows(&batch.batches).map_err(|e| ExportError::Permanent {
+    /// The batch's rows, of signal `S`, as one protobuf request; for
+    /// HTTP compressed as configured (gRPC compresses its frames itself).
+    fn encode_as<S: OtlpSignal>(&self, batch: &ExportBatch) -> Result<Encoded, ExportError> {
+        let body = encode_rows::<S>(&batch.batches).map_err(|e| ExportError::Permanent {
             reason: format!("the stored rows could not be turned back into OTLP: {e}"),
         })?;
+        let body = match (&self.transport, self.config.compression) {
+            (Transport::Grpc(_), _) | (_, Compression::None) => body,
+            (Transport::Http(_), Compression::Gzip) => gzip(&body),
+            (Transport::Http(_), Compression::Zstd) => zstd::encode_all(&body[..], 3)
+                .map_err(|e| ExportError::Permanent {
+                    reason: format!("compressing the request: {e}"),
+                })?,
+        };
+        Ok(Encoded(bytes::Bytes::from(body)))
+    }
+
+    /// Sends the encoded request of signal `S`.
+    async fn send_as<S: OtlpSignal>(
+        &self,
+        batch: &ExportBatch,
+        encoded: &Encoded,
+    ) -> Result<Exported, ExportError> {
         let response = match &self.transport {
-            Transport::Grpc(channel) => self.grpc::<S>(channel, batch, request).await?,
-            Transport::Http(client) => self.http::<S>(client, batch, request).await?,
+            Transport::Grpc(channel) => self.grpc::<S>(channel, batch, encoded).await?,
+            Transport::Http(client) => self.http::<S>(client, batch, encoded).await?,
         };
         Ok(
             S::partial_success(response).map_or_else(Exported::default, |p| Exported {
@@ -291,7 +310,7 @@ impl OtlpExporter {
         &self,
         channel: &Channel,
         batch: &ExportBatch,
-        request: S::Request,
+        encoded: &Encoded,
     ) -> Result<S::Response, ExportError> {
         let mut md = tonic::metadata::MetadataMap::new();
         for (k, v) in self.headers(batch) {
@@ -318,7 +337,7 @@ impl OtlpExporter {
                 "Service was not ready: {e}"
             )))
         })?;
-        let mut request = tonic::Request::from_parts(md, Default::default(), request);
+        let mut request = tonic::Request::from_parts(md, Default::default(), encoded.0.clone());
         request
             .extensions_mut()
             .insert(tonic::GrpcMethod::new(S::GRPC_SERVICE, "Export"));
@@ -326,7 +345,7 @@ impl OtlpExporter {
             .unary(
                 request,
                 http::uri::PathAndQuery::from_static(S::GRPC_PATH),
-                tonic_prost::ProstCodec::default(),
+                RawCodec::<S::Response>::new(),
             )
             .await
             .map(tonic::Response::into_inner)
@@ -337,30 +356,21 @@ impl OtlpExporter {
         &self,
         client: &reqwest::Client,
         batch: &ExportBatch,
-        request: S::Request,
+        encoded: &Encoded,
     ) -> Result<S::Response, ExportError> {
-        let body = request.encode_to_vec();
         let url = format!(
             "{}{}",
             self.config.endpoint.trim_end_matches('/'),
             S::HTTP_PATH
         );
-        let (body, encoding) = match self.config.compression {
-            Compression::None => (body, None),
-            Compression::Gzip => (gzip(&body), Some("gzip")),
-            Compression::Zstd => (
-                zstd::encode_all(&body[..], 3).map_err(|e| ExportError::Permanent {
-                    reason: format!("compressing the request: {e}"),
-                })?,
-                Some("zstd"),
-            ),
-        };
         let mut req = client
             .post(&url)
             .header("content-type", "application/x-protobuf")
-            .body(body);
-        if let Some(e) = encoding {
-            req = req.header("content-encoding", e);
+            .body(encoded.0.clone());
+        match self.config.compression {
+            Compression::None => {}
+            Compression::Gzip => req = req.header("content-encoding", "gzip"),
+            Compression::Zstd => req = req.header("content-encoding", "zstd"),
         }
         for (k, v) in self.headers(batch) {
             req = req.header(k, v);
@@ -401,11 +411,19 @@ impl OtlpExporter {
 
 #[async_trait]
 impl Exporter for OtlpExporter {
-    async fn export(&self, batch: &ExportBatch) -> Result<Exported, ExportError> {
+    fn encode(&self, batch: &ExportBatch) -> Result<Encoded, ExportError> {
         match batch.signal {
-            Signal::Traces => self.send::<Traces>(batch).await,
-            Signal::Metrics => self.send::<Metrics>(batch).await,
-            Signal::Logs => self.send::<Logs>(batch).await,
+            Signal::Traces => self.encode_as::<Traces>(batch),
+            Signal::Metrics => self.encode_as::<Metrics>(batch),
+            Signal::Logs => self.encode_as::<Logs>(batch),
+        }
+    }
+
+    async fn send(&self, batch: &ExportBatch, encoded: &Encoded) -> Result<Exported, ExportError> {
+        match batch.signal {
+            Signal::Traces => self.send_as::<Traces>(batch, encoded).await,
+            Signal::Metrics => self.send_as::<Metrics>(batch, encoded).await,
+            Signal::Logs => self.send_as::<Logs>(batch, encoded).await,
         }
     }
 
@@ -414,6 +432,126 @@ impl Exporter for OtlpExporter {
     }
 }
 
+/// Rows at least per part when a request's rows are encoded in parallel.
+const MIN_PART_ROWS: usize = 4096;
+
+/// The rows of signal `S` as one protobuf request. Large ones are cut into
+/// parts of consecutive rows, encoded on up to as many threads as there are
+/// cores, and concatenated: a protobuf message followed by another of its
+/// type decodes as one message whose repeated fields hold both's elements,
+/// so the upstream reads every row, in order, with each part's resources
+/// and scopes as their own `Resource*`/`Scope*` messages.
+pub fn encode_rows<S: OtlpSignal>(
+    rows: &[TableBatch],
+) -> Result<Vec<u8>, crate::convert::ConvertError> {
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get().min(4));
+    let parts = split_rows(rows, threads, MIN_PART_ROWS);
+    let one = |part: &[TableBatch]| S::from_rows(part).map(|r| r.encode_to_vec());
+    let [first, rest @ ..] = &parts[..] else {
+        return one(rows);
+    };
+    let encoded = std::thread::scope(|s| {
+        let others: Vec<_> = rest.iter().map(|p| s.spawn(move || one(p))).collect();
+        let mut all = vec![one(first)];
+        for h in others {
+            all.push(h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)));
+        }
+        all
+    });
+    let mut out = Vec::with_capacity(encoded.iter().flatten().map(Vec::len).sum());
+    for part in encoded {
+        out.extend_from_slice(&part?);
+    }
+    Ok(out)
+}
+
+/// `rows` as up to `parts` runs of consecutive rows of at least `min_rows`
+/// each (zero-copy slices); one part when there are too few rows.
+fn split_rows(rows: &[TableBatch], parts: usize, min_rows: usize) -> Vec<Vec<TableBatch>> {
+    let total: usize = rows.iter().map(|b| b.batch.num_rows()).sum();
+    let per = total.div_ceil(parts.max(1)).max(min_rows);
+    if total <= per {
+        return vec![rows.to_vec()];
+    }
+    let mut out = Vec::new();
+    let mut part = Vec::new();
+    let mut filled = 0;
+    for b in rows {
+        let len = b.batch.num_rows();
+        let mut at = 0;
+        while at < len {
+            let take = (per - filled).min(len - at);
+            part.push(TableBatch {
+                table: b.table,
+                batch: b.batch.slice(at, take),
+            });
+            filled += take;
+            at += take;
+            if filled == per {
+                out.push(std::mem::take(&mut part));
+                filled = 0;
+            }
+        }
+    }
+    if !part.is_empty() {
+        out.push(part);
+    }
+    out
+}
+
+/// A gRPC codec that sends a request encoded already and decodes the
+/// answer `R` with prost.
+struct RawCodec<R>(std::marker::PhantomData<R>);
+
+impl<R> RawCodec<R> {
+    fn new() -> Self {
+        Self(std::marker::PhantomData)
+    }
+}
+
+impl<R: Message + Default + Send + 'static> tonic::codec::Codec for RawCodec<R> {
+    type Encode = bytes::Bytes;
+    type Decode = R;
+    type Encoder = RawCodec<bytes::Bytes>;
+    type Decoder = RawCodec<R>;
+
+    fn encoder(&mut self) -> Self::Encoder {
+        RawCodec::new()
+    }
+
+    fn decoder(&mut self) -> Self::Decoder {
+        RawCodec::new()
+    }
+}
+
+impl tonic::codec::Encoder for RawCodec<bytes::Bytes> {
+    type Item = bytes::Bytes;
+    type Error = tonic::Status;
+
+    fn encode(
+        &mut self,
+        item: bytes::Bytes,
+        dst: &mut tonic::codec::EncodeBuf<'_>,
+    ) -> Result<(), tonic::Status> {
+        use bytes::BufMut as _;
+        dst.put(item);
+        Ok(())
+    }
+}
+
+impl<R: Message + Default + Send + 'static> tonic::codec::Decoder for RawCodec<R> {
+    type Item = R;
+    type Error = tonic::Status;
+
+    fn decode(
+        &mut self,
+        src: &mut tonic::codec::DecodeBuf<'_>,
+    ) -> Result<Option<R>, tonic::Status> {
+        R::decode(src)
+            .map(Some)
+            .map_err(|e| tonic::Status::internal(format!("decoding the answer: {e}")))
+    }
+}
 fn gzip(data: &[u8]) -> Vec<u8> {
     use std::io::Write as _;
     let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
@@ -518,6 +656,64 @@ fn retry_info(s: &tonic::Status) -> Option<Duration> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Rows encoded in parts, concatenated, decode to the same spans, with
+    /// the same resources and scopes, as the rows encoded whole.
+    #[test]
+    fn rows_encoded_in_parallel_parts_decode_to_the_same_spans() {
+        use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+        let mut synth = crate::synth::Synth::new(7, 1_700_000_000_000_000_000);
+        let mut rows = Vec::new();
+        for n in [3000, 1, 2500, 0, 4000] {
+            let req = synth.traces(n);
+            let c = crate::convert::convert_traces(&req, &tf_domain::TenantContext::default())
+                .expect("converted");
+            rows.extend(c.batches);
+        }
+        let total: usize = rows.iter().map(|b| b.batch.num_rows()).sum();
+        let parts = split_rows(&rows, 3, 1000);
+        assert_eq!(parts.len(), 3);
+        let sizes: Vec<usize> = parts
+            .iter()
+            .map(|p| p.iter().map(|b| b.batch.num_rows()).sum())
+            .collect();
+        assert_eq!(sizes.iter().sum::<usize>(), total);
+        assert!(sizes.iter().all(|&n| n >= 1000 && n <= total.div_ceil(3)), "{sizes:?}");
+        assert_eq!(split_rows(&rows, 3, total).len(), 1);
+
+        let spans = |req: ExportTraceServiceRequest| {
+            req.resource_spans
+                .into_iter()
+                .flat_map(|r| {
+                    let resource = r.resource;
+                    r.scope_spans.into_iter().flat_map(move |s| {
+                        let (resource, scope) = (resource.clone(), s.scope);
+                        s.spans
+                            .into_iter()
+                            .map(move |span| (resource.clone(), scope.clone(), span))
+                    })
+                })
+                .collect::<Vec<_>>()
+        };
+        let whole = crate::convert::spans_to_otlp(
+            &rows.iter().map(|b| b.batch.clone()).collect::<Vec<_>>(),
+        )
+        .expect("whole");
+        let parted = encode_rows::<Traces>(&rows).expect("encoded");
+        let parted = ExportTraceServiceRequest::decode(&parted[..]).expect("decodes");
+        if std::thread::available_parallelism().map_or(1, |n| n.get()) > 1 {
+            assert!(parted.resource_spans.len() > whole.resource_spans.len());
+        }
+        // Grouping by resource orders spans by their resource's first
+        // appearance, per request: compare them as sets.
+        let sorted = |mut v: Vec<(_, _, opentelemetry_proto::tonic::trace::v1::Span)>| {
+            v.sort_by(|a, b| (&a.2.trace_id, &a.2.span_id).cmp(&(&b.2.trace_id, &b.2.span_id)));
+            v
+        };
+        let (a, b) = (sorted(spans(whole)), sorted(spans(parted)));
+        assert_eq!(a.len(), total);
+        assert!(a == b, "the spans differ");
+    }
 
     #[test]
     fn retry_after_takes_seconds_or_a_date() {

@@ -30,7 +30,7 @@ mod sender;
 #[cfg(test)]
 mod tests;
 
-pub use sender::{Answer, Attempt, RetryPolicy, send_until_answered};
+pub use sender::{Answer, Attempt, RetryPolicy, encode_off_runtime, send_until_answered};
 
 use std::collections::VecDeque;
 use std::ops::ControlFlow;
@@ -42,7 +42,9 @@ use arrow::array::{Array, StringArray};
 use parking_lot::Mutex;
 
 use crate::batches::held_bytes;
-use crate::ports::{DeliveryStore, ExportBatch, Exporter, ForwardCursor, TableBatch, WalRecord};
+use crate::ports::{
+    DeliveryStore, Encoded, ExportBatch, Exporter, ForwardCursor, TableBatch, WalRecord,
+};
 use crate::records::{DurableLog, DurableSubscriber};
 use tf_domain::telemetry::Signal;
 use tf_domain::{NodeId, OnFull, SourceBatch, TenantId, WorkspaceId};
@@ -398,9 +400,18 @@ impl Forwarder {
                     name: self.config.name.clone(),
                     source: crate::ports::WalError::Io(Arc::new(e)),
                 })?;
+            let requests = requests(ready, &key);
+            let Some(encoded) = encode_off_runtime(Arc::clone(&self.exporter), requests).await
+            else {
+                return Ok(());
+            };
             let mut outcome = Sent::Done;
-            for request in requests(ready, &key) {
-                match self.send(&request, last, &mut stop).await {
+            for (request, encoded) in encoded {
+                let sent = match encoded {
+                    Ok(encoded) => self.send(&request, &encoded, last, &mut stop).await,
+                    Err(refused) => self.answered(&request, Some(refused)),
+                };
+                match sent {
                     Sent::Done => {}
                     other => {
                         outcome = other;
@@ -587,10 +598,10 @@ impl Forwarder {
     async fn send(
         &self,
         request: &ExportBatch,
+        encoded: &Encoded,
         last: u64,
         stop: &mut tokio::sync::watch::Receiver<bool>,
     ) -> Sent {
-        let signal = request.signal.index();
         if *stop.borrow() {
             return Sent::Stopped;
         }
@@ -629,9 +640,15 @@ impl Forwarder {
             ControlFlow::Continue(())
         };
         let answer = tokio::select! {
-            a = send_until_answered(self.exporter.as_ref(), request, policy, observe) => a,
+            a = send_until_answered(self.exporter.as_ref(), request, encoded, policy, observe) => a,
             _ = stop.changed() => return Sent::Stopped,
         };
+        self.answered(request, answer)
+    }
+
+    /// Counts and logs the upstream's answer to `request`.
+    fn answered(&self, request: &ExportBatch, answer: Option<Answer>) -> Sent {
+        let signal = request.signal.index();
         match answer {
             None => Sent::GivenUp,
             Some(Answer::Acked(ack)) => {

@@ -5,7 +5,7 @@ use std::ops::ControlFlow;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use crate::ports::{ExportBatch, ExportError, Exported, Exporter};
+use crate::ports::{Encoded, ExportBatch, ExportError, Exported, Exporter};
 
 /// The longest an upstream's own `Retry-After` / `RetryInfo` is obeyed.
 const MAX_UPSTREAM_DELAY: Duration = Duration::from_secs(300);
@@ -61,12 +61,14 @@ pub enum Attempt<'a> {
     },
 }
 
-/// Sends `request` until the upstream answers for good, retrying with
-/// `policy`; `observe` hears of every attempt and may stop the retries
-/// (`None` then). Cancel-safe: dropping the future abandons the request.
+/// Sends `request`, encoded as `encoded`, until the upstream answers for
+/// good, retrying with `policy`; `observe` hears of every attempt and may
+/// stop the retries (`None` then). Cancel-safe: dropping the future
+/// abandons the request.
 pub async fn send_until_answered(
     exporter: &dyn Exporter,
     request: &ExportBatch,
+    encoded: &Encoded,
     policy: RetryPolicy,
     mut observe: impl FnMut(Attempt<'_>) -> ControlFlow<()>,
 ) -> Option<Answer> {
@@ -76,7 +78,7 @@ pub async fn send_until_answered(
             return None;
         }
         let started = Instant::now();
-        let answer = exporter.export(request).await;
+        let answer = exporter.send(request, encoded).await;
         let took = started.elapsed();
         match answer {
             Ok(ack) => {
@@ -103,6 +105,34 @@ pub async fn send_until_answered(
                 }
                 tokio::time::sleep(delay).await;
             }
+        }
+    }
+}
+
+/// Encodes `requests` on a blocking thread, in order; a request that
+/// cannot be encoded is refused for good (its `Answer`). `None` when the
+/// encoding did not finish (it panicked, or the runtime is shutting down):
+/// the rows stay where they are.
+pub async fn encode_off_runtime(
+    exporter: std::sync::Arc<dyn Exporter>,
+    requests: Vec<ExportBatch>,
+) -> Option<Vec<(ExportBatch, Result<Encoded, Answer>)>> {
+    let encode = move || {
+        requests
+            .into_iter()
+            .map(|r| {
+                let e = exporter
+                    .encode(&r)
+                    .map_err(|e| Answer::Refused(e.to_string()));
+                (r, e)
+            })
+            .collect::<Vec<_>>()
+    };
+    match tokio::task::spawn_blocking(encode).await {
+        Ok(done) => Some(done),
+        Err(e) => {
+            tracing::error!(error = %e, "encoding requests for an upstream did not finish");
+            None
         }
     }
 }
