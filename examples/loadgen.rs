@@ -13,7 +13,8 @@
 //!
 //! `--sink ADDR` instead runs a minimal OTLP/HTTP receiver that acknowledges
 //! everything without decoding it: the upstream of a forwarding benchmark
-//! that should cost the machine as little as possible.
+//! that should cost the machine as little as possible (`--sink-decode`:
+//! decoding every request with prost first, as a real upstream must).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -98,17 +99,51 @@ struct Args {
     /// decodes nothing) until killed, instead of generating load.
     #[arg(long)]
     sink: Option<String>,
+    /// With --sink: decode every request with prost first (answering 400
+    /// to one that does not decode), as a real upstream must.
+    #[arg(long, requires = "sink")]
+    sink_decode: bool,
 }
 
-/// Answers every OTLP/HTTP export with an empty success.
-async fn sink(addr: &str) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
-    async fn ok(_body: Bytes) -> ([(&'static str, &'static str); 1], Vec<u8>) {
-        ([("content-type", "application/x-protobuf")], Vec::new())
+/// Answers every OTLP/HTTP export with an empty success; with `decode`,
+/// after decoding it (400 if it does not decode).
+async fn sink(addr: &str, decode: bool) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
+    use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
+    use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+    type Answer = (
+        axum::http::StatusCode,
+        [(&'static str, &'static str); 1],
+        Vec<u8>,
+    );
+    fn answer<M: Message + Default>(decode: bool, body: &[u8]) -> Answer {
+        let ok = !decode || M::decode(body).is_ok();
+        let status = if ok {
+            axum::http::StatusCode::OK
+        } else {
+            axum::http::StatusCode::BAD_REQUEST
+        };
+        (status, [("content-type", "application/x-protobuf")], Vec::new())
     }
     let app = axum::Router::new()
-        .route("/v1/traces", axum::routing::post(ok))
-        .route("/v1/metrics", axum::routing::post(ok))
-        .route("/v1/logs", axum::routing::post(ok))
+        .route(
+            "/v1/traces",
+            axum::routing::post(move |b: Bytes| async move {
+                answer::<ExportTraceServiceRequest>(decode, &b)
+            }),
+        )
+        .route(
+            "/v1/metrics",
+            axum::routing::post(move |b: Bytes| async move {
+                answer::<ExportMetricsServiceRequest>(decode, &b)
+            }),
+        )
+        .route(
+            "/v1/logs",
+            axum::routing::post(move |b: Bytes| async move {
+                answer::<ExportLogsServiceRequest>(decode, &b)
+            }),
+        )
         .layer(axum::extract::DefaultBodyLimit::disable());
     let listener = tokio::net::TcpListener::bind(addr).await?;
     eprintln!("sink listening on {addr}");
@@ -180,7 +215,7 @@ fn percentile(sorted: &[u64], p: f64) -> f64 {
 async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     let args = Args::parse();
     if let Some(addr) = &args.sink {
-        return sink(addr).await;
+        return sink(addr, args.sink_decode).await;
     }
     let endpoint = args
         .endpoint

@@ -16,8 +16,8 @@ secs=${1:-15}; shift || true
 cases=("$@")
 [ ${#cases[@]} -gt 0 ] || cases=(traces/http traces/grpc logs/http metrics/http)
 [ -n "${NO_BUILD:-}" ] || cargo build --release --bin telemetryflow --example loadgen
-bin=target/release/telemetryflow
-gen=target/release/examples/loadgen
+bin=${BIN:-target/release/telemetryflow}
+gen=${GEN:-target/release/examples/loadgen}
 run() { # signal protocol rate
   local signal=$1 protocol=$2 rate=$3
   local dir; dir=$(mktemp -d)

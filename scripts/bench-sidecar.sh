@@ -16,8 +16,8 @@ signals=("$@")
 [ -n "${NO_BUILD:-}" ] || cargo build --release --bin telemetryflow --example loadgen
 # PROFILE=debug NO_BUILD=1 runs the debug binaries (a smoke test of this script).
 profile=${PROFILE:-release}
-bin=target/$profile/telemetryflow
-gen=target/$profile/examples/loadgen
+bin=${BIN:-target/$profile/telemetryflow}
+gen=${GEN:-target/$profile/examples/loadgen}
 metric() { # name
   curl -sf 127.0.0.1:34318/metrics | awk -v n="$1" '$1 == n {print $2}'
 }
@@ -56,7 +56,8 @@ run() { # signal mode
   echo "{\"mode\":\"$mode\",${out#\{}" | sed "s/}\$/${extra},\"peak_rss_mib\":$hwm}/"
   rm -rf "$dir"
 }
-$gen --sink 127.0.0.1:34400 2>/dev/null &
+# SINK_DECODE=1: the sink decodes every request (as a real upstream must).
+$gen --sink 127.0.0.1:34400 ${SINK_DECODE:+--sink-decode} 2>/dev/null &
 sink=$!
 trap 'kill $sink 2>/dev/null || true' EXIT
 for s in "${signals[@]}"; do
