@@ -199,7 +199,7 @@ where
     let parquet_bytes: usize = file
         .iter()
         .map(|b| {
-            encode(b.table, &b.batch, FileLayout::default())
+            encode(b.table, b.batch.clone(), FileLayout::default())
                 .expect("encodes")
                 .len()
         })
@@ -339,7 +339,9 @@ where
     g.bench_function("parquet_encode", |b| {
         b.iter(|| {
             for t in &file {
-                black_box(encode(t.table, &t.batch, FileLayout::default()).expect("encodes"));
+                black_box(
+                    encode(t.table, t.batch.clone(), FileLayout::default()).expect("encodes"),
+                );
             }
         })
     });

@@ -280,10 +280,11 @@ impl OtlpExporter {
         let body = match (&self.transport, self.config.compression) {
             (Transport::Grpc(_), _) | (_, Compression::None) => body,
             (Transport::Http(_), Compression::Gzip) => gzip(&body),
-            (Transport::Http(_), Compression::Zstd) => zstd::encode_all(&body[..], 3)
-                .map_err(|e| ExportError::Permanent {
+            (Transport::Http(_), Compression::Zstd) => {
+                zstd::encode_all(&body[..], 3).map_err(|e| ExportError::Permanent {
                     reason: format!("compressing the request: {e}"),
-                })?,
+                })?
+            }
         };
         Ok(Encoded(bytes::Bytes::from(body)))
     }
@@ -499,13 +500,19 @@ fn split_rows(rows: &[TableBatch], parts: usize, min_rows: usize) -> Vec<Vec<Tab
     out
 }
 
-/// A gRPC codec that sends a request encoded already and decodes the
-/// answer `R` with prost.
-struct RawCodec<R>(std::marker::PhantomData<R>);
+/// A gRPC codec that sends a request encoded already (`bytes::Bytes`) and
+/// decodes the answer `R` with prost.
+pub struct RawCodec<R>(std::marker::PhantomData<R>);
 
 impl<R> RawCodec<R> {
-    fn new() -> Self {
+    pub fn new() -> Self {
         Self(std::marker::PhantomData)
+    }
+}
+
+impl<R> Default for RawCodec<R> {
+    fn default() -> Self {
+        Self::new()
     }
 }
 
@@ -678,7 +685,10 @@ mod tests {
             .map(|p| p.iter().map(|b| b.batch.num_rows()).sum())
             .collect();
         assert_eq!(sizes.iter().sum::<usize>(), total);
-        assert!(sizes.iter().all(|&n| n >= 1000 && n <= total.div_ceil(3)), "{sizes:?}");
+        assert!(
+            sizes.iter().all(|&n| n >= 1000 && n <= total.div_ceil(3)),
+            "{sizes:?}"
+        );
         assert_eq!(split_rows(&rows, 3, total).len(), 1);
 
         let spans = |req: ExportTraceServiceRequest| {

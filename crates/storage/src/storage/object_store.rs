@@ -236,7 +236,7 @@ impl FileStore for ObjectFileStore {
             });
             let mut services = ServiceNames::default();
             services.add(&batch);
-            encode(table, &batch, layout).map(|b| (b, filter, services.take()))
+            encode(table, batch, layout).map(|b| (b, filter, services.take()))
         })
         .await
         .map_err(|e| StoreError::new("encoding task", e))?
