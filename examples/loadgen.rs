@@ -23,14 +23,13 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use clap::{Parser, ValueEnum};
 use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceResponse;
-use opentelemetry_proto::tonic::collector::logs::v1::logs_service_client::LogsServiceClient;
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceResponse;
-use opentelemetry_proto::tonic::collector::metrics::v1::metrics_service_client::MetricsServiceClient;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceResponse;
-use opentelemetry_proto::tonic::collector::trace::v1::trace_service_client::TraceServiceClient;
 use prost::Message;
 use reqwest_012 as reqwest;
+use telemetryflow::infrastructure::otlp::export::RawCodec;
 use telemetryflow::infrastructure::otlp::json;
+use telemetryflow::infrastructure::otlp::signal::{Logs, Metrics, OtlpSignal, Traces};
 use telemetryflow::synth::Synth;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -123,7 +122,11 @@ async fn sink(addr: &str, decode: bool) -> Result<(), Box<dyn std::error::Error 
         } else {
             axum::http::StatusCode::BAD_REQUEST
         };
-        (status, [("content-type", "application/x-protobuf")], Vec::new())
+        (
+            status,
+            [("content-type", "application/x-protobuf")],
+            Vec::new(),
+        )
     }
     let app = axum::Router::new()
         .route(
@@ -174,6 +177,33 @@ impl Payload {
             Payload::Logs(r) => json::encode_logs(r),
         }
     }
+}
+
+/// One OTLP/gRPC export of signal `S` from an encoded request.
+async fn grpc_export<S: OtlpSignal, R: Message + Default + Send + 'static>(
+    channel: &tonic::transport::Channel,
+    gzip: bool,
+    metadata: tonic::metadata::MetadataMap,
+    body: Bytes,
+) -> Result<R, tonic::Status> {
+    let mut client =
+        tonic::client::Grpc::new(channel.clone()).max_encoding_message_size(usize::MAX);
+    if gzip {
+        client = client.send_compressed(tonic::codec::CompressionEncoding::Gzip);
+    }
+    client
+        .ready()
+        .await
+        .map_err(|e| tonic::Status::unavailable(e.to_string()))?;
+    let request = tonic::Request::from_parts(metadata, Default::default(), body);
+    client
+        .unary(
+            request,
+            tonic::codegen::http::uri::PathAndQuery::from_static(S::GRPC_PATH),
+            RawCodec::<R>::new(),
+        )
+        .await
+        .map(tonic::Response::into_inner)
 }
 
 /// Rejected items from an OTLP/JSON response's `partialSuccess` (int64
@@ -260,6 +290,13 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
             })
             .collect(),
     );
+    // gRPC sends the same bodies, encoded once like the HTTP ones (so both
+    // protocols cost the load generator alike), uncompressed: tonic
+    // compresses each message itself under --gzip.
+    let grpc_bodies: Arc<Vec<Bytes>> = Arc::new(match args.protocol {
+        Protocol::Grpc => pool.iter().map(|p| Bytes::from(p.encode())).collect(),
+        Protocol::Http => Vec::new(),
+    });
     let raw_bytes: usize = pool.iter().map(|p| p.encode().len()).sum::<usize>() / pool.len();
     let sent_bytes: usize = bodies.iter().map(Bytes::len).sum::<usize>() / bodies.len();
     eprintln!(
@@ -299,6 +336,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     for w in 0..args.concurrency {
         let pool = pool.clone();
         let bodies = Arc::clone(&bodies);
+        let grpc_bodies = Arc::clone(&grpc_bodies);
         let totals = Arc::clone(&totals);
         let endpoint = endpoint.clone();
         let tenant = tenant.clone();
@@ -342,67 +380,39 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
                 let t = Instant::now();
                 // (accepted+rejected items, rejected items) or Err(refused?)
                 let outcome: Result<i64, bool> = match (&channel, pool[idx].as_ref()) {
-                    (Some(ch), Payload::Traces(req)) => {
-                        let mut c = TraceServiceClient::new(ch.clone());
-                        if gz {
-                            c = c.send_compressed(tonic::codec::CompressionEncoding::Gzip);
-                        }
-                        let mut r = tonic::Request::new(req.clone());
-                        r.metadata_mut()
-                            .insert("x-tenant-id", tenant.parse().expect("ascii tenant"));
-                        with_key(r.metadata_mut());
-                        match c.export(r).await {
-                            Ok(resp) => Ok(resp
-                                .get_ref()
-                                .partial_success
-                                .as_ref()
-                                .map_or(0, |p| p.rejected_spans)),
-                            Err(s) => Err(matches!(
+                    (Some(ch), payload) => {
+                        let mut md = tonic::metadata::MetadataMap::new();
+                        md.insert("x-tenant-id", tenant.parse().expect("ascii tenant"));
+                        with_key(&mut md);
+                        let body = grpc_bodies[idx].clone();
+                        let code = |s: tonic::Status| {
+                            matches!(
                                 s.code(),
                                 tonic::Code::Unavailable | tonic::Code::ResourceExhausted
-                            )),
-                        }
-                    }
-                    (Some(ch), Payload::Metrics(req)) => {
-                        let mut c = MetricsServiceClient::new(ch.clone());
-                        if gz {
-                            c = c.send_compressed(tonic::codec::CompressionEncoding::Gzip);
-                        }
-                        let mut r = tonic::Request::new(req.clone());
-                        r.metadata_mut()
-                            .insert("x-tenant-id", tenant.parse().expect("ascii tenant"));
-                        with_key(r.metadata_mut());
-                        match c.export(r).await {
-                            Ok(resp) => Ok(resp
-                                .get_ref()
-                                .partial_success
-                                .as_ref()
-                                .map_or(0, |p| p.rejected_data_points)),
-                            Err(s) => Err(matches!(
-                                s.code(),
-                                tonic::Code::Unavailable | tonic::Code::ResourceExhausted
-                            )),
-                        }
-                    }
-                    (Some(ch), Payload::Logs(req)) => {
-                        let mut c = LogsServiceClient::new(ch.clone());
-                        if gz {
-                            c = c.send_compressed(tonic::codec::CompressionEncoding::Gzip);
-                        }
-                        let mut r = tonic::Request::new(req.clone());
-                        r.metadata_mut()
-                            .insert("x-tenant-id", tenant.parse().expect("ascii tenant"));
-                        with_key(r.metadata_mut());
-                        match c.export(r).await {
-                            Ok(resp) => Ok(resp
-                                .get_ref()
-                                .partial_success
-                                .as_ref()
-                                .map_or(0, |p| p.rejected_log_records)),
-                            Err(s) => Err(matches!(
-                                s.code(),
-                                tonic::Code::Unavailable | tonic::Code::ResourceExhausted
-                            )),
+                            )
+                        };
+                        match payload {
+                            Payload::Traces(_) => {
+                                grpc_export::<Traces, ExportTraceServiceResponse>(ch, gz, md, body)
+                                    .await
+                                    .map(|r| r.partial_success.map_or(0, |p| p.rejected_spans))
+                                    .map_err(code)
+                            }
+                            Payload::Metrics(_) => grpc_export::<
+                                Metrics,
+                                ExportMetricsServiceResponse,
+                            >(ch, gz, md, body)
+                            .await
+                            .map(|r| r.partial_success.map_or(0, |p| p.rejected_data_points))
+                            .map_err(code),
+                            Payload::Logs(_) => {
+                                grpc_export::<Logs, ExportLogsServiceResponse>(ch, gz, md, body)
+                                    .await
+                                    .map(|r| {
+                                        r.partial_success.map_or(0, |p| p.rejected_log_records)
+                                    })
+                                    .map_err(code)
+                            }
                         }
                     }
                     (None, _) => {
