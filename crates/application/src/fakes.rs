@@ -37,9 +37,9 @@ use parking_lot::Mutex;
 
 use super::documents::{Collection, DocumentStore, PutOutcome, Versioned};
 use super::ports::{
-    CommitOutcome, DeliveryStore, DurableCallback, Encoded, ExportBatch, ExportError, Exported, Exporter,
-    FileMeta, FileStore, ForwardCursor, GarbageCollected, Origin, QueryError, QueryLimits,
-    SourceStream, StoreError, TableBatch, TableCatalog, WalError, WalRecord, WalStats,
+    CommitOutcome, DeliveryStore, DurableCallback, Encoded, ExportBatch, ExportError, Exported,
+    Exporter, FileMeta, FileStore, ForwardCursor, GarbageCollected, Origin, QueryError,
+    QueryLimits, SourceStream, StoreError, TableBatch, TableCatalog, WalError, WalRecord, WalStats,
     WriteAheadLog,
 };
 use super::queries::MetricReadModel;

@@ -216,8 +216,8 @@ fn read_segment_range(
     through: u64,
     mut take: impl FnMut(u64, &[u8]) -> std::io::Result<bool>,
 ) -> std::io::Result<bool> {
-    use std::io::{BufReader, Read};
     use record::{HEADER_LEN, Header, MAX_RECORD_LEN};
+    use std::io::{BufReader, Read};
     let mut r = BufReader::with_capacity(64 << 10, file);
     let mut head = [0u8; HEADER_LEN];
     let mut payload = Vec::new();

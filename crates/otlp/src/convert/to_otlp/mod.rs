@@ -202,12 +202,8 @@ impl ContextCols {
     /// Whether rows `i` and `j` have the same resource and scope (`false`
     /// when a value is null: the full path reports it).
     fn same_context(&self, i: usize, j: usize) -> bool {
-        let eq = |a: &arrow::array::StringArray| {
-            matches!((string(a, i, ""), string(a, j, "")), (Ok(x), Ok(y)) if x == y)
-        };
-        let eq_u32 = |a: &arrow::array::UInt32Array| {
-            matches!((prim(a, i, ""), prim(a, j, "")), (Ok(x), Ok(y)) if x == y)
-        };
+        let eq = |a: &arrow::array::StringArray| matches!((string(a, i, ""), string(a, j, "")), (Ok(x), Ok(y)) if x == y);
+        let eq_u32 = |a: &arrow::array::UInt32Array| matches!((prim(a, i, ""), prim(a, j, "")), (Ok(x), Ok(y)) if x == y);
         eq_u32(&self.resource_dropped)
             && eq_u32(&self.scope_dropped)
             && eq(&self.scope_name)

@@ -181,7 +181,9 @@ fn same_entries(m: &MapArray, i: usize, j: usize) -> bool {
     let same = |a: usize, b: usize, s: &StringArray| {
         a < s.len() && b < s.len() && s.is_valid(a) && s.is_valid(b) && s.value(a) == s.value(b)
     };
-    a.len() == b.len() && a.zip(b).all(|(a, b)| same(a, b, keys) && same(a, b, values))
+    a.len() == b.len()
+        && a.zip(b)
+            .all(|(a, b)| same(a, b, keys) && same(a, b, values))
 }
 
 pub(super) fn map_entries<'a>(m: &'a MapArray, i: usize, column: &str) -> Result<Entries<'a>, Bad> {
