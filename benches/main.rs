@@ -280,7 +280,7 @@ where
                 rt.block_on(async {
                     let req = S::Request::decode(&body[..]).expect("decodes");
                     path.receiver
-                        .export::<S>(&ctx, None, req)
+                        .export::<S>(&ctx, None, req, None)
                         .await
                         .expect("accepted");
                     path.pipeline.flush_due(false).await.expect("flushes");
@@ -299,7 +299,7 @@ where
                         async move {
                             let req = S::Request::decode(&body[..]).expect("decodes");
                             receiver
-                                .export::<S>(ctx, None, req)
+                                .export::<S>(ctx, None, req, None)
                                 .await
                                 .expect("accepted");
                         }

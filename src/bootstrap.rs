@@ -355,8 +355,11 @@ pub async fn start_with_subscribers(
         .with_retention(Arc::clone(&pipeline.buffer().config().retention))
         .with_limits(Arc::clone(&tenant_limits)),
     );
+    // Forwarders send requests as received rather than encoding rows again.
     let receiver = Arc::new(
-        OtlpReceiver::new(ingest, counters).with_admission(Arc::clone(pipeline.admission())),
+        OtlpReceiver::new(ingest, counters)
+            .with_admission(Arc::clone(pipeline.admission()))
+            .keeping_requests(!forwarders.is_empty()),
     );
     let limits = config.query_limits();
     let read_model = Arc::clone(&engine) as Arc<dyn ReadModel>;

@@ -240,7 +240,7 @@ async fn a_declared_table_is_replayed_flushed_compacted_expired_and_loaded_like_
     s.flush().await;
     for (at, n, value) in [(old, 4, 1), (old, 4, 1), (recent, 6, 2)] {
         pipeline
-            .write(&tenant, vec![rollup_rows(at, n, value)], None)
+            .write(&tenant, vec![rollup_rows(at, n, value)], None, None)
             .await
             .expect("written");
         s.flush().await;

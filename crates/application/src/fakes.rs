@@ -379,6 +379,7 @@ impl WriteAheadLog for MemoryWal {
                 tenant: tenant.clone(),
                 batches: batches.to_vec(),
                 origin: origin.cloned(),
+                otlp: None,
             });
             seq
         };

@@ -88,12 +88,14 @@ pub trait IngestSink: Send + Sync {
     /// Returns once the batches are durable (in the fsync'd write-ahead log)
     /// and visible to queries. An error means nothing of the call was
     /// accepted. Rows another node forwarded name their `origin`: a batch
-    /// accepted before is acknowledged without being written again.
+    /// accepted before is acknowledged without being written again. `otlp`
+    /// is the request the rows are, as received (see [`WalRecord::otlp`]).
     async fn write(
         &self,
         tenant: &TenantId,
         batches: Vec<TableBatch>,
         origin: Option<Origin>,
+        otlp: Option<bytes::Bytes>,
     ) -> Result<Written, WriteError>;
 
     /// Persists everything buffered; returns when all of it is in committed files.
@@ -143,6 +145,11 @@ pub struct WalRecord {
     pub tenant: TenantId,
     pub batches: Vec<TableBatch>,
     pub origin: Option<Origin>,
+    /// The request as received, in OTLP/protobuf, when every item of it was
+    /// accepted and a forwarder wants it; in memory only (a record read back
+    /// from the log has none). Forwarders send it instead of encoding the
+    /// rows again.
+    pub otlp: Option<bytes::Bytes>,
 }
 
 /// The write-ahead log port.
@@ -419,7 +426,10 @@ pub struct ExportBatch {
     pub workspace: WorkspaceId,
     pub signal: Signal,
     pub batches: Vec<TableBatch>,
-    /// Spans, data points or log records.
+    /// Requests in OTLP/protobuf (records that kept theirs), sent along
+    /// with the rows of `batches`: the request is their concatenation.
+    pub encoded: Vec<bytes::Bytes>,
+    /// Spans, data points or log records, of both.
     pub items: u64,
     /// The log records it holds (the idempotency key); none for a replay
     /// of stored data.

@@ -251,6 +251,7 @@ mod tests {
             tenant: TenantId::default_id(),
             batches: Vec::new(),
             origin: None,
+            otlp: None,
         }
     }
 

@@ -178,6 +178,7 @@ impl<'a> Replay<'a> {
                                 table: w.table,
                                 batch: rows.slice(offset, len),
                             }],
+                            encoded: Vec::new(),
                             items: len as u64,
                             key: None,
                         };

@@ -271,12 +271,31 @@ impl OtlpExporter {
         h
     }
 
-    /// The batch's rows, of signal `S`, as one protobuf request; for
-    /// HTTP compressed as configured (gRPC compresses its frames itself).
+    /// The batch, of signal `S`, as one protobuf request: its requests as
+    /// received followed by its rows encoded (concatenated protobuf
+    /// messages of one type are one message); for HTTP compressed as
+    /// configured (gRPC compresses its frames itself).
     fn encode_as<S: OtlpSignal>(&self, batch: &ExportBatch) -> Result<Encoded, ExportError> {
-        let body = encode_rows::<S>(&batch.batches).map_err(|e| ExportError::Permanent {
-            reason: format!("the stored rows could not be turned back into OTLP: {e}"),
-        })?;
+        let rows = if batch.batches.is_empty() {
+            Vec::new()
+        } else {
+            encode_rows::<S>(&batch.batches).map_err(|e| ExportError::Permanent {
+                reason: format!("the stored rows could not be turned back into OTLP: {e}"),
+            })?
+        };
+        let body = match &batch.encoded[..] {
+            [] => rows,
+            [one] if rows.is_empty() => one.to_vec(),
+            parts => {
+                let len = parts.iter().map(bytes::Bytes::len).sum::<usize>() + rows.len();
+                let mut body = Vec::with_capacity(len);
+                for p in parts {
+                    body.extend_from_slice(p);
+                }
+                body.extend_from_slice(&rows);
+                body
+            }
+        };
         let body = match (&self.transport, self.config.compression) {
             (Transport::Grpc(_), _) | (_, Compression::None) => body,
             (Transport::Http(_), Compression::Gzip) => gzip(&body),

@@ -130,7 +130,7 @@ impl<S: OtlpSignal> tonic::server::UnaryService<S::Request> for Export<S> {
             let (ctx, source) =
                 export_context(|k| md.get(k).map(|v| v.as_bytes()), relay).map_err(to_status)?;
             let response = receiver
-                .export::<S>(&ctx, source, request.into_inner())
+                .export::<S>(&ctx, source, request.into_inner(), None)
                 .await
                 .map_err(to_status)?;
             Ok(Response::new(response))

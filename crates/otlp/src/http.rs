@@ -292,6 +292,9 @@ async fn export<S: OtlpSignal>(
             Ok(named) => named,
             Err(e) => return receive_error(e, format),
         };
+    // The request as received goes to forwarders, if they want it.
+    let raw =
+        (format == BodyFormat::Protobuf && rx.receiver.keeps_requests()).then(|| body.clone());
     let decoded = match format {
         BodyFormat::Protobuf => S::Request::decode(body).map_err(|e| e.to_string()),
         BodyFormat::Json => S::decode_json(&body).map_err(|e| e.to_string()),
@@ -311,7 +314,7 @@ async fn export<S: OtlpSignal>(
             );
         }
     };
-    let response = match rx.receiver.export::<S>(&ctx, source, request).await {
+    let response = match rx.receiver.export::<S>(&ctx, source, request, raw).await {
         Ok(r) => r,
         Err(e) => return receive_error(e, format),
     };

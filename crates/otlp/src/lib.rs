@@ -122,6 +122,9 @@ pub struct OtlpReceiver {
     handler: Arc<IngestHandler>,
     counters: Arc<dyn CounterStore>,
     admission: Option<Arc<Admission>>,
+    /// Whether requests are passed on as received, in OTLP/protobuf (for
+    /// forwarders, which then send them without encoding the rows again).
+    keep_requests: bool,
 }
 
 impl OtlpReceiver {
@@ -130,7 +133,19 @@ impl OtlpReceiver {
             handler,
             counters,
             admission: None,
+            keep_requests: false,
         }
+    }
+
+    /// Passes every request on as received (OTLP/protobuf; one that came as
+    /// JSON or over gRPC is encoded once), for forwarders.
+    pub fn keeping_requests(mut self, keep: bool) -> Self {
+        self.keep_requests = keep;
+        self
+    }
+
+    pub fn keeps_requests(&self) -> bool {
+        self.keep_requests
     }
 
     /// Counts the bodies being read against the write path's memory budget.
@@ -168,12 +183,14 @@ impl OtlpReceiver {
     }
 
     /// Converts and ingests one export request of signal `S`; answers
-    /// with what was rejected, if anything.
+    /// with what was rejected, if anything. `received` is the request's
+    /// OTLP/protobuf body, when the caller has it.
     pub async fn export<S: OtlpSignal>(
         &self,
         ctx: &TenantContext,
         source: Option<SourceBatch>,
         req: S::Request,
+        received: Option<bytes::Bytes>,
     ) -> Result<S::Response> {
         if self.handler.limits_ingest(ctx.tenant()) {
             let bytes = prost::Message::encoded_len(&req) as u64;
@@ -181,6 +198,9 @@ impl OtlpReceiver {
                 .admit(ctx.tenant(), S::SIGNAL, S::items(&req), bytes)?;
         }
         let Converted { summary, batches } = S::convert(&req, ctx, self.counters.as_ref())?;
+        let otlp = self.keep_requests.then(|| {
+            received.unwrap_or_else(|| bytes::Bytes::from(prost::Message::encode_to_vec(&req)))
+        });
         // The decoded request (several times its wire size) is not kept
         // while the WAL fsync is awaited.
         drop(req);
@@ -190,6 +210,7 @@ impl OtlpReceiver {
                 summary,
                 batches,
                 source,
+                otlp,
             })
             .await?;
         Ok(S::response((out.rejected > 0).then_some(PartialSuccess {

@@ -28,6 +28,9 @@ pub struct IngestCommand {
     /// `X-TelemetryFlow-Batch`): a batch accepted before is acknowledged
     /// again without being stored twice.
     pub source: Option<SourceBatch>,
+    /// The request as received, in OTLP/protobuf, if the receiver kept it
+    /// for forwarders: passed on when every item was accepted.
+    pub otlp: Option<bytes::Bytes>,
 }
 
 /// What the client is told (OTLP partial success).
@@ -328,6 +331,7 @@ impl IngestHandler {
             mut summary,
             mut batches,
             source,
+            otlp,
         } = cmd;
         if summary.received() == 0 {
             return Ok(IngestOutcome {
@@ -371,10 +375,12 @@ impl IngestHandler {
             workspace: summary.context().workspace().clone(),
             signal: summary.signal(),
         });
+        // The request as received is what was stored only when all of it was.
+        let otlp = otlp.filter(|_| summary.accepted() == summary.received());
         if !batches.is_empty() {
             match self
                 .buffer
-                .write(summary.context().tenant(), batches, origin)
+                .write(summary.context().tenant(), batches, origin, otlp)
                 .await
             {
                 Ok(Written::Stored) => {}

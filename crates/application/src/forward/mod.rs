@@ -2,7 +2,7 @@
 //!
 //! Each configured upstream has a [`Forwarder`], a durable subscriber of the
 //! log (`crate::records`). The log writer offers it every durable record
-//! ([`Forwarder::offer_rows`], O(1) under a short lock, so a slow upstream
+//! ([`Forwarder::offer`], O(1) under a short lock, so a slow upstream
 //! never slows ingest); the forwarder keeps a ledger of the
 //! undelivered records — sequence number, bytes, items, arrival — and the
 //! rows of as many as fit its memory budget. Records beyond the budget are
@@ -123,6 +123,8 @@ struct Entry {
 struct Held {
     tenant: TenantId,
     batches: Vec<TableBatch>,
+    /// The request as received, sent instead of the rows.
+    otlp: Option<bytes::Bytes>,
     bytes: usize,
 }
 
@@ -175,6 +177,7 @@ pub type Result<T, E = ForwardError> = std::result::Result<T, E>;
 struct Ready {
     tenant: TenantId,
     batches: Vec<TableBatch>,
+    otlp: Option<bytes::Bytes>,
 }
 
 enum Sent {
@@ -240,8 +243,15 @@ impl Forwarder {
         self.queue.lock().entries.len()
     }
 
-    /// A durable record of the log (on the log's writer thread, or replay).
-    pub fn offer_rows(&self, seq: u64, tenant: &TenantId, batches: &[TableBatch]) {
+    /// A durable record of the log (on the log's writer thread, or replay):
+    /// its rows, and the request as received if it has it (sent as is).
+    fn offer_rows(
+        &self,
+        seq: u64,
+        tenant: &TenantId,
+        batches: &[TableBatch],
+        otlp: Option<&bytes::Bytes>,
+    ) {
         let mut bytes = 0u64;
         let mut relevant = Vec::new();
         let mut signal = None;
@@ -261,6 +271,9 @@ impl Forwarder {
         if seq <= q.delivered || q.entries.back().is_some_and(|e| e.seq >= seq) {
             return;
         }
+        // A request holds one signal: all of it is relevant, or none.
+        let otlp = otlp.filter(|_| items > 0 && relevant.len() == batches.len());
+        let relevant_bytes = relevant_bytes + otlp.map_or(0, bytes::Bytes::len);
         let keep = items > 0 && q.memory_bytes + relevant_bytes <= self.config.memory_bytes;
         if keep {
             q.memory_bytes += relevant_bytes;
@@ -275,6 +288,7 @@ impl Forwarder {
             held: keep.then(|| Held {
                 tenant: tenant.clone(),
                 batches: relevant,
+                otlp: otlp.cloned(),
                 bytes: relevant_bytes,
             }),
         });
@@ -567,7 +581,14 @@ impl Forwarder {
                             .is_some_and(|s| self.config.signals.contains(&s))
                     })
                     .collect();
-                from_log.insert(seq, Ready { tenant, batches });
+                from_log.insert(
+                    seq,
+                    Ready {
+                        tenant,
+                        batches,
+                        otlp: None,
+                    },
+                );
             }
         }
         let q = self.queue.lock();
@@ -580,6 +601,7 @@ impl Forwarder {
                 Some(h) => out.push(Ready {
                     tenant: h.tenant.clone(),
                     batches: h.batches.clone(),
+                    otlp: h.otlp.clone(),
                 }),
                 None => match from_log.remove(&e.seq) {
                     Some(r) => out.push(r),
@@ -716,7 +738,12 @@ impl DurableSubscriber for Forwarder {
     }
 
     fn offer(&self, record: &WalRecord) {
-        self.offer_rows(record.seq, &record.tenant, &record.batches);
+        self.offer_rows(
+            record.seq,
+            &record.tenant,
+            &record.batches,
+            record.otlp.as_ref(),
+        );
     }
 
     /// Why a new write must be refused now (`backpressure` and a full
@@ -767,11 +794,14 @@ fn workspace_of(batches: &[TableBatch]) -> WorkspaceId {
 }
 
 /// One request per (tenant, workspace, signal), in order of first
-/// appearance, each keyed with the whole batch's range.
+/// appearance, each keyed with the whole batch's range. A record that kept
+/// its request as received joins as that request, not as its rows.
 fn requests(ready: Vec<Ready>, key: &SourceBatch) -> Vec<ExportBatch> {
     let mut out: Vec<ExportBatch> = Vec::new();
     for r in ready {
         let workspace = workspace_of(&r.batches);
+        let as_received = r.otlp.is_some();
+        let mut otlp = r.otlp;
         for b in r.batches {
             let Some(signal) = b.table.signal() else {
                 continue;
@@ -788,6 +818,7 @@ fn requests(ready: Vec<Ready>, key: &SourceBatch) -> Vec<ExportBatch> {
                         workspace: workspace.clone(),
                         signal,
                         batches: Vec::new(),
+                        encoded: Vec::new(),
                         items: 0,
                         key: Some(key.clone()),
                     });
@@ -796,7 +827,11 @@ fn requests(ready: Vec<Ready>, key: &SourceBatch) -> Vec<ExportBatch> {
                 }
             };
             req.items += items;
-            req.batches.push(b);
+            if let Some(bytes) = otlp.take() {
+                req.encoded.push(bytes);
+            } else if !as_received {
+                req.batches.push(b);
+            }
         }
     }
     out

@@ -119,7 +119,7 @@ impl Sidecar {
     }
 
     async fn write(&self, tenant: &TenantId, batch: TableBatch) -> Result<Written, WriteError> {
-        self.path.write(tenant, vec![batch], None).await
+        self.path.write(tenant, vec![batch], None, None).await
     }
 
     /// Waits (up to 10 s) until every record up to `seq` is delivered.
@@ -408,6 +408,52 @@ async fn records_over_the_memory_budget_are_read_back_from_the_log() {
     s.stop().await;
 }
 
+/// A record that kept its request as received is sent as that request;
+/// one read back from the log (which keeps rows only) as its rows.
+#[tokio::test]
+async fn records_with_their_request_as_received_are_sent_as_is() {
+    // Two records fit the memory budget.
+    let one = crate::batches::held_bytes(&rows(Table::LOGS, 2, "default").batch) + 10;
+    let s = Sidecar::start(ForwarderConfig {
+        memory_bytes: 2 * one + one / 2,
+        ..fast("central")
+    })
+    .await;
+    s.exporter.set_down(true);
+    let a = tenant("acme");
+    let request = |i: u8| bytes::Bytes::from(vec![i; 10]);
+    for i in 0..4u8 {
+        // The last two do not fit the memory budget: read back as rows.
+        let written = s
+            .path
+            .write(
+                &a,
+                vec![rows(Table::LOGS, 2, "default")],
+                None,
+                Some(request(i)),
+            )
+            .await;
+        assert_eq!(written.unwrap(), Written::Stored);
+    }
+    s.exporter.set_down(false);
+    s.delivered(4).await;
+    let sent = s.exporter.received.lock().clone();
+    let encoded: Vec<_> = sent.iter().flat_map(|r| r.encoded.clone()).collect();
+    let rows_sent: usize = sent
+        .iter()
+        .flat_map(|r| &r.batches)
+        .map(|b| b.batch.num_rows())
+        .sum();
+    assert_eq!(encoded.len(), 2, "{encoded:?}");
+    assert_eq!(
+        encoded[..],
+        (0..encoded.len() as u8).map(request).collect::<Vec<_>>()[..]
+    );
+    assert_eq!(rows_sent, 2 * (4 - encoded.len()));
+    assert_eq!(s.exporter.items(Signal::Logs), 8);
+    s.stop().await;
+}
+
 #[tokio::test]
 async fn after_a_restart_the_batch_in_flight_is_resent_with_the_same_range() {
     // The log a crashed sidecar left: 6 records, cursor at 1, 2..=4 in flight.
@@ -443,9 +489,14 @@ async fn after_a_restart_the_batch_in_flight_is_resent_with_the_same_range() {
 }
 
 async fn write(path: &WritePath, tenant: &TenantId, origin: Origin) -> Written {
-    path.write(tenant, vec![rows(Table::LOGS, 3, "default")], Some(origin))
-        .await
-        .expect("accepted")
+    path.write(
+        tenant,
+        vec![rows(Table::LOGS, 3, "default")],
+        Some(origin),
+        None,
+    )
+    .await
+    .expect("accepted")
 }
 
 #[tokio::test]
@@ -481,9 +532,14 @@ async fn an_upstream_stores_a_forwarded_batch_once_across_restarts() {
         ..origin(1, 4)
     };
     assert_eq!(
-        path.write(&a, vec![rows(Table::TRACES, 1, "default")], Some(traces))
-            .await
-            .unwrap(),
+        path.write(
+            &a,
+            vec![rows(Table::TRACES, 1, "default")],
+            Some(traces),
+            None
+        )
+        .await
+        .unwrap(),
         Written::Stored
     );
     assert_eq!(wal.records().len(), 2);

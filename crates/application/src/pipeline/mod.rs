@@ -284,8 +284,9 @@ impl IngestSink for WritePath {
         tenant: &TenantId,
         batches: Vec<TableBatch>,
         origin: Option<Origin>,
+        otlp: Option<bytes::Bytes>,
     ) -> Result<Written, WriteError> {
-        let written = self.write_once(tenant, batches, origin).await;
+        let written = self.write_once(tenant, batches, origin, otlp).await;
         if let Err(WriteError::Overloaded { .. }) = &written {
             self.pressure.mark();
         }
@@ -303,6 +304,7 @@ impl WritePath {
         tenant: &TenantId,
         batches: Vec<TableBatch>,
         origin: Option<Origin>,
+        otlp: Option<bytes::Bytes>,
     ) -> Result<Written, WriteError> {
         if self.closed.load(Ordering::SeqCst) {
             return Err(WriteError::ShuttingDown);
@@ -361,6 +363,7 @@ impl WritePath {
                             tenant: owner,
                             batches: rows,
                             origin: written_origin,
+                            otlp,
                         }),
                         Arrival::Live,
                     ),

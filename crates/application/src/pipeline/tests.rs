@@ -89,7 +89,7 @@ impl Setup {
     /// Writes `batch` as one acknowledged request.
     async fn write(&self, batch: TableBatch) -> Result<(), WriteError> {
         self.pipeline
-            .write(&self.tenant, vec![batch], None)
+            .write(&self.tenant, vec![batch], None, None)
             .await
             .map(|_| ())
     }
@@ -147,7 +147,7 @@ async fn writes_over_the_budget_are_refused_until_a_flush() {
     s.write(rows(0, 3000, 400)).await.unwrap();
     let err = s
         .pipeline
-        .write(&s.tenant, vec![rows(0, 1, 8)], None)
+        .write(&s.tenant, vec![rows(0, 1, 8)], None, None)
         .await
         .unwrap_err();
     assert!(
@@ -188,7 +188,7 @@ async fn a_full_log_refuses_writes_retryably() {
     s.wal.refuse(Some(WalError::Full { bytes: 10, max: 5 }));
     let err = s
         .pipeline
-        .write(&s.tenant, vec![rows(0, 1, 8)], None)
+        .write(&s.tenant, vec![rows(0, 1, 8)], None, None)
         .await
         .unwrap_err();
     assert!(matches!(err, WriteError::Overloaded { .. }), "{err}");
@@ -487,6 +487,7 @@ async fn the_ingest_handler_rejects_items_of_expired_partitions() {
     let outcome = handler
         .handle(IngestCommand {
             source: None,
+            otlp: None,
             summary: tally.finish(),
             batches: vec![TableBatch {
                 table: Table::LOGS,

@@ -235,6 +235,7 @@ pub fn decode_payload(seq: u64, mut buf: &[u8]) -> Result<WalRecord> {
         tenant,
         batches,
         origin,
+        otlp: None,
     })
 }
 
@@ -430,6 +431,7 @@ mod tests {
                 workspace: WorkspaceId::parse("shop").unwrap(),
                 signal: Signal::Metrics,
             }),
+            otlp: None,
         }
     }
 
