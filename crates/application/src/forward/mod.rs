@@ -122,10 +122,19 @@ struct Entry {
 #[derive(Debug, Clone)]
 struct Held {
     tenant: TenantId,
+    /// The rows to send, or none when the request as received is kept.
     batches: Vec<TableBatch>,
-    /// The request as received, sent instead of the rows.
-    otlp: Option<bytes::Bytes>,
+    otlp: Option<Kept>,
     bytes: usize,
+}
+
+/// A record's request as received, sent instead of its rows.
+#[derive(Debug, Clone)]
+struct Kept {
+    request: bytes::Bytes,
+    workspace: WorkspaceId,
+    signal: Signal,
+    items: u64,
 }
 
 #[derive(Debug, Default)]
@@ -177,7 +186,7 @@ pub type Result<T, E = ForwardError> = std::result::Result<T, E>;
 struct Ready {
     tenant: TenantId,
     batches: Vec<TableBatch>,
-    otlp: Option<bytes::Bytes>,
+    otlp: Option<Kept>,
 }
 
 enum Sent {
@@ -271,9 +280,24 @@ impl Forwarder {
         if seq <= q.delivered || q.entries.back().is_some_and(|e| e.seq >= seq) {
             return;
         }
-        // A request holds one signal: all of it is relevant, or none.
-        let otlp = otlp.filter(|_| items > 0 && relevant.len() == batches.len());
-        let relevant_bytes = relevant_bytes + otlp.map_or(0, bytes::Bytes::len);
+        // A request holds one signal: all of it is relevant, or none. One
+        // kept as received is held instead of the rows (a fraction of
+        // their size).
+        let kept = match (otlp, signal) {
+            (Some(request), Some(signal)) if items > 0 && relevant.len() == batches.len() => {
+                Some(Kept {
+                    request: request.clone(),
+                    workspace: workspace_of(&relevant),
+                    signal,
+                    items,
+                })
+            }
+            _ => None,
+        };
+        let (relevant, relevant_bytes) = match &kept {
+            Some(k) => (Vec::new(), k.request.len()),
+            None => (relevant, relevant_bytes),
+        };
         let keep = items > 0 && q.memory_bytes + relevant_bytes <= self.config.memory_bytes;
         if keep {
             q.memory_bytes += relevant_bytes;
@@ -288,7 +312,7 @@ impl Forwarder {
             held: keep.then(|| Held {
                 tenant: tenant.clone(),
                 batches: relevant,
-                otlp: otlp.cloned(),
+                otlp: kept,
                 bytes: relevant_bytes,
             }),
         });
@@ -376,12 +400,13 @@ impl Forwarder {
                 log.advanced();
             }
             let Some((first, last, missing)) = self.next_batch() else {
-                // Records dropped (or skipped) while idle: keep the cursor
-                // current now and then.
+                // Batches delivered, or records dropped (or skipped), and
+                // nothing due: the cursor is saved alone.
                 let delivered = self.delivered();
                 if delivered > saved {
                     self.save(delivered, None, &mut stop).await?;
                     saved = delivered;
+                    log.advanced();
                 }
                 // Until the front record is due, new records arrive, or stop.
                 let wait = self
@@ -406,8 +431,12 @@ impl Forwarder {
                     continue;
                 }
             };
-            self.save(self.delivered(), Some((first, last)), &mut stop)
-                .await?;
+            let delivered = self.delivered();
+            self.save(delivered, Some((first, last)), &mut stop).await?;
+            if delivered > saved {
+                saved = delivered;
+                log.advanced();
+            }
             let key = SourceBatch::new(self.node.clone(), first, last)
                 .map_err(|e| std::io::Error::other(e.to_string()))
                 .map_err(|e| ForwardError::Wal {
@@ -437,11 +466,12 @@ impl Forwarder {
                 Sent::Stopped => return Ok(()),
                 Sent::Done | Sent::GivenUp => {}
             }
-            let delivered = self.complete(last);
-            self.save(delivered, None, &mut stop).await?;
-            saved = delivered;
+            // The cursor is saved with the next batch's range (one write
+            // per batch), or alone once nothing is due; after a crash in
+            // between, this batch is the one in flight and is resent under
+            // its key.
+            self.complete(last);
             *self.restart.lock() = None;
-            log.advanced();
         }
     }
 
@@ -798,39 +828,56 @@ fn workspace_of(batches: &[TableBatch]) -> WorkspaceId {
 /// its request as received joins as that request, not as its rows.
 fn requests(ready: Vec<Ready>, key: &SourceBatch) -> Vec<ExportBatch> {
     let mut out: Vec<ExportBatch> = Vec::new();
+    let mut request_of = |tenant: &TenantId, workspace: &WorkspaceId, signal: Signal| {
+        let at = out
+            .iter()
+            .position(|e| &e.tenant == tenant && &e.workspace == workspace && e.signal == signal);
+        match at {
+            Some(i) => i,
+            None => {
+                out.push(ExportBatch {
+                    tenant: tenant.clone(),
+                    workspace: workspace.clone(),
+                    signal,
+                    batches: Vec::new(),
+                    encoded: Vec::new(),
+                    items: 0,
+                    key: Some(key.clone()),
+                });
+                out.len() - 1
+            }
+        }
+    };
+    enum Part {
+        Rows(TableBatch),
+        Request(Kept),
+    }
+    let mut parts: Vec<(usize, Part)> = Vec::new();
     for r in ready {
+        if let Some(k) = r.otlp {
+            parts.push((
+                request_of(&r.tenant, &k.workspace, k.signal),
+                Part::Request(k),
+            ));
+            continue;
+        }
         let workspace = workspace_of(&r.batches);
-        let as_received = r.otlp.is_some();
-        let mut otlp = r.otlp;
         for b in r.batches {
-            let Some(signal) = b.table.signal() else {
-                continue;
-            };
-            let items = b.batch.num_rows() as u64;
-            let at = out.iter().position(|e| {
-                e.tenant == r.tenant && e.workspace == workspace && e.signal == signal
-            });
-            let req = match at {
-                Some(i) => &mut out[i],
-                None => {
-                    out.push(ExportBatch {
-                        tenant: r.tenant.clone(),
-                        workspace: workspace.clone(),
-                        signal,
-                        batches: Vec::new(),
-                        encoded: Vec::new(),
-                        items: 0,
-                        key: Some(key.clone()),
-                    });
-                    let n = out.len() - 1;
-                    &mut out[n]
-                }
-            };
-            req.items += items;
-            if let Some(bytes) = otlp.take() {
-                req.encoded.push(bytes);
-            } else if !as_received {
+            if let Some(signal) = b.table.signal() {
+                parts.push((request_of(&r.tenant, &workspace, signal), Part::Rows(b)));
+            }
+        }
+    }
+    for (i, part) in parts {
+        let req = &mut out[i];
+        match part {
+            Part::Rows(b) => {
+                req.items += b.batch.num_rows() as u64;
                 req.batches.push(b);
+            }
+            Part::Request(k) => {
+                req.items += k.items;
+                req.encoded.push(k.request);
             }
         }
     }
