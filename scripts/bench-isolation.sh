@@ -17,19 +17,13 @@ trap 'kill $pid 2>/dev/null; rm -rf "$dir"; true' EXIT
 api=http://127.0.0.1:34318
 grpc=http://127.0.0.1:34317
 
-serve() { # config file
-  $bin serve --config "$1" --data-dir "$dir/data-$RANDOM" --grpc-addr 127.0.0.1:34317 \
-    --http-addr 127.0.0.1:34318 >>"$dir/server.log" 2>&1 &
-  pid=$!
-  until curl -sf "$api/readyz" >/dev/null; do sleep 0.1; done
-}
-stop() { kill -TERM $pid; wait $pid || true; }
+# shellcheck source=scripts/bench-server.sh
+source scripts/bench-server.sh
 load() { # tenant rate seconds [extra args]
   local t=$1 r=$2 s=$3; shift 3
   $gen --protocol grpc --endpoint $grpc --api $api --tenant "$t" --signal traces \
     --rate "$r" --duration "$s" "$@" 2>>"$dir/loadgen.err"
 }
-field() { sed -E "s/.*\"$2\":([0-9.]+).*/\1/" <<<"$1"; }
 
 : >"$dir/none.toml"
 serve "$dir/none.toml"

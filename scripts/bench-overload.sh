@@ -22,15 +22,9 @@ trap 'kill $pid 2>/dev/null; rm -rf "$dir"; true' EXIT
 api=http://127.0.0.1:34318
 tck=$(getconf CLK_TCK)
 
-serve() { # config file
-  $bin serve --config "$1" --data-dir "$dir/data-$RANDOM" --grpc-addr 127.0.0.1:34317 \
-    --http-addr 127.0.0.1:34318 >>"$dir/server.log" 2>&1 &
-  pid=$!
-  until curl -sf "$api/readyz" >/dev/null; do sleep 0.1; done
-}
-stop() { kill -TERM $pid; wait $pid || true; }
+# shellcheck source=scripts/bench-server.sh
+source scripts/bench-server.sh
 cpu() { awk -v t="$tck" '{printf "%.3f", ($14 + $15) / t}' /proc/$pid/stat; }
-field() { sed -E "s/.*\"$2\":([0-9.]+).*/\1/" <<<"$1"; }
 load() { # protocol rate [extra args]; prints the result with the server's CPU seconds
   local p=$1 r=$2; shift 2
   local ep=$api
