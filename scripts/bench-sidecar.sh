@@ -8,6 +8,7 @@
 # (VmHWM); for the sidecar also the items delivered upstream and the rate
 # from the first request until the queue drained.
 # Usage: scripts/bench-sidecar.sh [seconds] [signal ...]
+#   FORWARD_EXTRA=", batch_bytes = 16777216" adds settings to the forwarder.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 secs=${1:-15}; shift || true
@@ -27,7 +28,7 @@ run() { # signal mode
   local env=()
   if [ "$mode" = sidecar ]; then
     env=(TELEMETRYFLOW_STORAGE_PERSIST=false
-      "TELEMETRYFLOW_FORWARD=[{name=\"sink\", endpoint=\"http://127.0.0.1:34400\", protocol=\"http/protobuf\", compression=\"none\"}]")
+      "TELEMETRYFLOW_FORWARD=[{name=\"sink\", endpoint=\"http://127.0.0.1:34400\", protocol=\"http/protobuf\", compression=\"none\"${FORWARD_EXTRA:-}}]")
   fi
   env "${env[@]}" $bin serve --data-dir "$dir" --grpc-addr 127.0.0.1:34317 --http-addr 127.0.0.1:34318 \
     >"$dir/server.log" 2>&1 &
