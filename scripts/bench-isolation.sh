@@ -9,16 +9,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 secs=${1:-15}
-[ -n "${NO_BUILD:-}" ] || cargo build --release --bin telemetryflow --example loadgen
-bin=${BIN:-target/release/telemetryflow}
-gen=${GEN:-target/release/examples/loadgen}
-dir=$(mktemp -d)
-trap 'kill $pid 2>/dev/null; rm -rf "$dir"; true' EXIT
-api=http://127.0.0.1:34318
-grpc=http://127.0.0.1:34317
-
 # shellcheck source=scripts/bench-server.sh
 source scripts/bench-server.sh
+grpc=http://127.0.0.1:34317
+
 load() { # tenant rate seconds [extra args]
   local t=$1 r=$2 s=$3; shift 3
   $gen --protocol grpc --endpoint $grpc --api $api --tenant "$t" --signal traces \

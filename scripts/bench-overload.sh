@@ -14,16 +14,10 @@ cd "$(dirname "$0")/.."
 secs=${1:-10}; shift || true
 protocols=("$@")
 [ ${#protocols[@]} -gt 0 ] || protocols=(http grpc)
-[ -n "${NO_BUILD:-}" ] || cargo build --release --bin telemetryflow --example loadgen
-bin=${BIN:-target/release/telemetryflow}
-gen=${GEN:-target/release/examples/loadgen}
-dir=$(mktemp -d)
-trap 'kill $pid 2>/dev/null; rm -rf "$dir"; true' EXIT
-api=http://127.0.0.1:34318
-tck=$(getconf CLK_TCK)
-
 # shellcheck source=scripts/bench-server.sh
 source scripts/bench-server.sh
+tck=$(getconf CLK_TCK)
+
 cpu() { awk -v t="$tck" '{printf "%.3f", ($14 + $15) / t}' /proc/$pid/stat; }
 load() { # protocol rate [extra args]; prints the result with the server's CPU seconds
   local p=$1 r=$2; shift 2

@@ -10,12 +10,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 secs=${1:-240}; rate=${2:-5000}; batch=${3:-64}
-[ -n "${NO_BUILD:-}" ] || cargo build --release --bin telemetryflow --example loadgen
-bin=${BIN:-target/release/telemetryflow}
-gen=${GEN:-target/release/examples/loadgen}
-dir=$(mktemp -d)
+# shellcheck source=scripts/bench-server.sh
+source scripts/bench-server.sh
+lpid=
 trap 'kill $pid $lpid 2>/dev/null; rm -rf "$dir"; true' EXIT
-api=http://127.0.0.1:34318
 # shellcheck disable=SC2086
 env TELEMETRYFLOW_BUFFER_FLUSH_INTERVAL_MS=100 ${SERVER_ENV:-} $bin serve --data-dir "$dir/data" \
   --grpc-addr 127.0.0.1:34317 --http-addr 127.0.0.1:34318 >"$dir/server.log" 2>&1 &
