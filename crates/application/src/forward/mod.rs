@@ -4,10 +4,12 @@
 //! log (`crate::records`). The log writer offers it every durable record
 //! ([`Forwarder::offer`], O(1) under a short lock, so a slow upstream
 //! never slows ingest); the forwarder keeps a ledger of the
-//! undelivered records — sequence number, bytes, items, arrival — and the
-//! rows of as many as fit its memory budget. Records beyond the budget are
-//! read back from the log when their turn comes. Its `run` sends
-//! them in batches, in log order, and moves its durable cursor past a batch
+//! undelivered records — sequence number, bytes, items, arrival — and, for
+//! as many as fit its memory budget, what to send: the request as received
+//! when the record kept it (`WalRecord::otlp`), else its rows. Records
+//! beyond the budget are read back from the log (as rows) when their turn
+//! comes. Its `run` encodes each batch's requests off the async runtime
+//! and sends them in batches, in log order, and moves its durable cursor past a batch
 //! only after the upstream acknowledged all of it; the log keeps every
 //! record until each forwarder delivered it (and, when persisting, until it
 //! is flushed).
