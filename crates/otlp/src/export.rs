@@ -283,9 +283,9 @@ impl OtlpExporter {
                 reason: format!("the stored rows could not be turned back into OTLP: {e}"),
             })?
         };
-        let body = match &batch.encoded[..] {
-            [] => rows,
-            [one] if rows.is_empty() => one.to_vec(),
+        let body: bytes::Bytes = match &batch.encoded[..] {
+            [] => rows.into(),
+            [one] if rows.is_empty() => one.clone(),
             parts => {
                 let len = parts.iter().map(bytes::Bytes::len).sum::<usize>() + rows.len();
                 let mut body = Vec::with_capacity(len);
@@ -293,19 +293,19 @@ impl OtlpExporter {
                     body.extend_from_slice(p);
                 }
                 body.extend_from_slice(&rows);
-                body
+                body.into()
             }
         };
         let body = match (&self.transport, self.config.compression) {
             (Transport::Grpc(_), _) | (_, Compression::None) => body,
-            (Transport::Http(_), Compression::Gzip) => gzip(&body),
-            (Transport::Http(_), Compression::Zstd) => {
-                zstd::encode_all(&body[..], 3).map_err(|e| ExportError::Permanent {
+            (Transport::Http(_), Compression::Gzip) => gzip(&body).into(),
+            (Transport::Http(_), Compression::Zstd) => zstd::encode_all(&body[..], 3)
+                .map_err(|e| ExportError::Permanent {
                     reason: format!("compressing the request: {e}"),
                 })?
-            }
+                .into(),
         };
-        Ok(Encoded(bytes::Bytes::from(body)))
+        Ok(Encoded(body))
     }
 
     /// Sends the encoded request of signal `S`.

@@ -729,7 +729,7 @@ impl Forwarder {
                     tenant = %request.tenant,
                     items = request.items,
                     %reason,
-                    "the upstream refused a batch for good; it is not retried"
+                    "a batch was refused for good (by the upstream, or its rows could not be encoded: see the reason); it is not retried"
                 );
                 Sent::Done
             }
